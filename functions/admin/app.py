@@ -1,0 +1,194 @@
+"""Admin API: orgs, people, coaches and competency frameworks."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.metrics import MetricUnit
+from coaching.api import Caller, PageCursor, PageLimit, add_health_route, http_entry, rest_resolver
+from coaching.domain.coaches import Coach, CoachCreate, CoachUpdate, VettingDecision, VettingStatus
+from coaching.domain.competencies import Framework
+from coaching.domain.orgs import Org, OrgCreate, OrgUpdate
+from coaching.domain.people import MAX_IMPORT_ROWS, Person, PersonCreate, PersonUpdate, rows_from_csv
+from coaching.errors import InvalidInput
+from coaching.events import DomainEvent, EventBridgePublisher
+from coaching.services import admin
+from coaching.services.admin import AdminContext, ImportReport
+from pydantic import BaseModel, Field
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = rest_resolver()
+ctx = AdminContext()
+publisher = EventBridgePublisher()
+
+Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+
+
+class OrgPage(BaseModel):
+    items: list[Org]
+    next_cursor: str | None = None
+
+
+class PersonPage(BaseModel):
+    items: list[Person]
+    next_cursor: str | None = None
+
+
+class CoachPage(BaseModel):
+    items: list[Coach]
+    next_cursor: str | None = None
+
+
+class PeopleImport(BaseModel):
+    people: Annotated[list[dict[str, Any]], Field(max_length=MAX_IMPORT_ROWS)]
+
+
+def _created[T](body: T) -> Response[T]:
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _publish(events: list[DomainEvent]) -> None:
+    # The change is already committed; a lost event is healed by the roster schedule,
+    # so a failure to publish is logged and counted, never turned into an error response.
+    try:
+        publisher.publish(events)
+    except Exception:
+        logger.exception("event publish failed", extra={"events": [e.detail_type for e in events]})
+        metrics.add_metric(name="EventPublishFailed", unit=MetricUnit.Count, value=len(events))
+
+
+add_health_route(app, "/admin/health", service="admin")
+
+
+# ------------------------------------------------------------------ orgs
+
+
+@app.post("/orgs", summary="Create an organisation (operator)", tags=["orgs"])
+def create_org(caller: Caller, body: Annotated[OrgCreate, Body()]) -> Response[Org]:
+    return _created(admin.create_org(caller, body, ctx))
+
+
+@app.get("/orgs", summary="List organisations (operator)", tags=["orgs"])
+def list_orgs(caller: Caller, limit: PageLimit = 50, cursor: PageCursor = None) -> OrgPage:
+    page = admin.list_orgs(caller, limit, cursor, ctx)
+    return OrgPage(items=page.items, next_cursor=page.next_cursor)
+
+
+@app.get("/orgs/<org_id>", summary="Get an organisation", tags=["orgs"])
+def get_org(caller: Caller, org_id: Id) -> Org:
+    return admin.get_org(caller, org_id, ctx)
+
+
+@app.patch("/orgs/<org_id>", summary="Update an organisation (operator)", tags=["orgs"])
+def update_org(caller: Caller, org_id: Id, body: Annotated[OrgUpdate, Body()]) -> Org:
+    return admin.update_org(caller, org_id, body, ctx)
+
+
+@app.get("/orgs/<org_id>/framework", summary="The org's competency framework", tags=["orgs"])
+def get_framework(caller: Caller, org_id: Id) -> Framework:
+    return admin.get_framework(caller, org_id, ctx)
+
+
+@app.put("/orgs/<org_id>/framework", summary="Calibrate the org's competency framework", tags=["orgs"])
+def put_framework(caller: Caller, org_id: Id, body: Annotated[Framework, Body()]) -> Framework:
+    return admin.put_framework(caller, org_id, body, ctx)
+
+
+# ------------------------------------------------------------------ people
+
+
+@app.post("/people", summary="Create a person in the caller's org (org_admin)", tags=["people"])
+def create_person(caller: Caller, body: Annotated[PersonCreate, Body()]) -> Response[Person]:
+    return _created(admin.create_person(caller, body, ctx))
+
+
+@app.get("/people", summary="List people in the caller's org (org_admin)", tags=["people"])
+def list_people(caller: Caller, limit: PageLimit = 50, cursor: PageCursor = None) -> PersonPage:
+    page = admin.list_people(caller, limit, cursor, ctx)
+    return PersonPage(items=page.items, next_cursor=page.next_cursor)
+
+
+@app.post(
+    "/people/import",
+    summary="Bulk import up to 10,000 people (org_admin)",
+    description="Idempotent on external_hr_id. Send JSON {people: [...]} or text/csv with a header row; "
+    "list cells (languages) separate values with ';'. The report lists each rejected row and why.",
+    tags=["people"],
+)
+def import_people(caller: Caller) -> ImportReport:
+    # Two media types share this route, so the body is parsed here rather than by the resolver.
+    event = app.current_event
+    content_type = (event.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
+    if content_type == "text/csv":
+        rows = rows_from_csv(event.decoded_body or "")
+    elif content_type == "application/json":
+        try:
+            rows = PeopleImport.model_validate_json(event.decoded_body or "").people
+        except ValueError as exc:
+            raise InvalidInput(f'the body must be JSON {{"people": [...]}}: {exc}', field="people") from exc
+    else:
+        raise InvalidInput("send application/json or text/csv", field="content-type")
+    report = admin.import_people(caller, rows, ctx)
+    metrics.add_metric(name="PeopleImported", unit=MetricUnit.Count, value=report.created + report.updated)
+    return report
+
+
+@app.get("/people/<person_id>", summary="Get a person", tags=["people"])
+def get_person(caller: Caller, person_id: Id) -> Person:
+    return admin.get_person(caller, person_id, ctx)
+
+
+@app.patch("/people/<person_id>", summary="Update a person (org_admin)", tags=["people"])
+def update_person(caller: Caller, person_id: Id, body: Annotated[PersonUpdate, Body()]) -> Person:
+    return admin.update_person(caller, person_id, body, ctx)
+
+
+# ------------------------------------------------------------------ coaches
+
+
+@app.post("/coaches", summary="Add a coach to the network, pending vetting (operator)", tags=["coaches"])
+def create_coach(caller: Caller, body: Annotated[CoachCreate, Body()]) -> Response[Coach]:
+    return _created(admin.create_coach(caller, body, ctx))
+
+
+@app.get("/coaches", summary="List coaches (operator)", tags=["coaches"])
+def list_coaches(
+    caller: Caller,
+    status: Annotated[VettingStatus | None, Query(description="Only coaches with this vetting status.")] = None,
+    limit: PageLimit = 50,
+    cursor: PageCursor = None,
+) -> CoachPage:
+    page = admin.list_coaches(caller, status, limit, cursor, ctx)
+    return CoachPage(items=page.items, next_cursor=page.next_cursor)
+
+
+@app.get("/coaches/<coach_id>", summary="Get a coach (operator, or the coach)", tags=["coaches"])
+def get_coach(caller: Caller, coach_id: Id) -> Coach:
+    return admin.get_coach(caller, coach_id, ctx)
+
+
+@app.patch("/coaches/<coach_id>", summary="Update a coach's profile (operator)", tags=["coaches"])
+def update_coach(caller: Caller, coach_id: Id, body: Annotated[CoachUpdate, Body()]) -> Coach:
+    coach, events = admin.update_coach(caller, coach_id, body, ctx)
+    _publish(events)
+    return coach
+
+
+@app.put(
+    "/coaches/<coach_id>/vetting",
+    summary="Approve, suspend or return a coach to pending (operator)",
+    description="Approval needs the configured operating years and paid coaching hours.",
+    tags=["coaches"],
+)
+def set_vetting(caller: Caller, coach_id: Id, body: Annotated[VettingDecision, Body()]) -> Coach:
+    coach, events = admin.set_vetting(caller, coach_id, body, ctx)
+    _publish(events)
+    if events:
+        metrics.add_metric(name=f"Coach{coach.vetting_status.value.title()}", unit=MetricUnit.Count, value=1)
+    return coach
+
+
+lambda_handler = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)

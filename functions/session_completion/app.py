@@ -1,0 +1,15 @@
+"""Session completion: final session states and the usage ledger.
+
+Serves its health route; its capability arrives with its own issue.
+"""
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from coaching.api import add_health_route, http_entry, rest_resolver
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = rest_resolver()
+add_health_route(app, "/sessions/health", service="session_completion")
+
+lambda_handler = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)

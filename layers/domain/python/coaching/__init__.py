@@ -1,0 +1,1 @@
+"""Coaching platform domain layer."""

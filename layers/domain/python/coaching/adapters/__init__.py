@@ -1,0 +1,1 @@
+"""I/O adapters: DynamoDB repositories and the EventBridge publisher."""

@@ -1,0 +1,252 @@
+"""PynamoDB models and the repositories behind which all DynamoDB access sits.
+
+Entities are stored as their pydantic JSON in ``body``; keys and a VersionAttribute sit
+beside it, so every single-item write is an optimistic, conditional write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from pynamodb.attributes import UnicodeAttribute, VersionAttribute
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from coaching.adapters import keys
+from coaching.config import settings
+from coaching.domain.coaches import Coach
+from coaching.domain.orgs import Org
+from coaching.domain.people import Person
+from coaching.errors import Conflict
+from coaching.ids import decode_cursor, encode_cursor
+
+MAX_PAGE_SIZE = 100
+TRANSACTION_LIMIT = 100
+_CONFLICT_RETRIES = 5
+
+
+class _Gsi1(GlobalSecondaryIndex["MainItem"]):
+    class Meta:
+        index_name = "gsi1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class MainItem(Model):
+    class Meta:
+        table_name = settings().main_table
+        host = settings().dynamodb_endpoint
+        region = settings().region
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    kind = UnicodeAttribute()
+    body = UnicodeAttribute()
+    version = VersionAttribute()
+    gsi1 = _Gsi1()
+
+
+def _connection() -> Connection:
+    config = settings()
+    return Connection(region=config.region, host=config.dynamodb_endpoint)
+
+
+@dataclass(slots=True)
+class Page[EntityT: BaseModel]:
+    items: list[EntityT]
+    next_cursor: str | None = None
+
+
+def _item(entity: BaseModel, *, pk: str, sk: str, kind: str, gsi1: tuple[str, str] | None = None) -> MainItem:
+    item = MainItem(pk, sk, kind=kind, body=entity.model_dump_json())
+    if gsi1:
+        item.gsi1pk, item.gsi1sk = gsi1
+    return item
+
+
+def _insert(item: MainItem, what: str) -> None:
+    try:
+        item.save(condition=MainItem.pk.does_not_exist())
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            raise Conflict(f"{what} already exists") from exc
+        raise
+
+
+def _modify[EntityT: BaseModel](
+    pk: str,
+    sk: str,
+    model: type[EntityT],
+    change: Callable[[EntityT], EntityT],
+    gsi1: Callable[[EntityT], tuple[str, str] | None] | None = None,
+) -> EntityT | None:
+    """Read-modify-write with an optimistic version check; retries a concurrent change."""
+    for _ in range(_CONFLICT_RETRIES):
+        try:
+            item = MainItem.get(pk, sk, consistent_read=True)
+        except MainItem.DoesNotExist:
+            return None
+        updated = change(model.model_validate_json(item.body))
+        item.body = updated.model_dump_json()
+        if gsi1:
+            index_keys = gsi1(updated)
+            if index_keys:
+                item.gsi1pk, item.gsi1sk = index_keys
+        try:
+            item.save()
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                continue  # someone else changed it between our read and write
+            raise
+        return updated
+    raise Conflict("the object is being changed by someone else; try again")
+
+
+def _get[EntityT: BaseModel](pk: str, sk: str, model: type[EntityT]) -> EntityT | None:
+    try:
+        item = MainItem.get(pk, sk, consistent_read=True)
+    except MainItem.DoesNotExist:
+        return None
+    return model.model_validate_json(item.body)
+
+
+def _page[EntityT: BaseModel](
+    results: Any,
+    model: type[EntityT],
+) -> Page[EntityT]:
+    items = [model.model_validate_json(item.body) for item in results]
+    return Page(items=items, next_cursor=encode_cursor(results.last_evaluated_key))
+
+
+class OrgRepository:
+    def add(self, org: Org) -> None:
+        _insert(
+            _item(
+                org,
+                pk=keys.org_pk(org.org_id),
+                sk=keys.ORG_PROFILE_SK,
+                kind="org",
+                gsi1=(keys.ORGS_INDEX_PK, keys.org_index_sk(org.org_id)),
+            ),
+            "organisation",
+        )
+
+    def get(self, org_id: str) -> Org | None:
+        return _get(keys.org_pk(org_id), keys.ORG_PROFILE_SK, Org)
+
+    def modify(self, org_id: str, change: Callable[[Org], Org]) -> Org | None:
+        return _modify(keys.org_pk(org_id), keys.ORG_PROFILE_SK, Org, change)
+
+    def list(self, *, limit: int, cursor: str | None) -> Page[Org]:
+        start = decode_cursor(cursor, expected_pk=keys.ORGS_INDEX_PK)
+        results = MainItem.gsi1.query(keys.ORGS_INDEX_PK, limit=limit, last_evaluated_key=start)
+        return _page(results, Org)
+
+
+class PersonRepository:
+    def add(self, person: Person) -> None:
+        _insert(self._item(person), f"a person with external_hr_id {person.external_hr_id!r}")
+
+    def get(self, org_id: str, person_id: str) -> Person | None:
+        return _get(keys.people_pk(org_id), keys.person_sk(person_id), Person)
+
+    def modify(self, org_id: str, person_id: str, change: Callable[[Person], Person]) -> Person | None:
+        return _modify(keys.people_pk(org_id), keys.person_sk(person_id), Person, change)
+
+    def list(self, org_id: str, *, limit: int, cursor: str | None) -> Page[Person]:
+        pk = keys.people_pk(org_id)
+        start = decode_cursor(cursor, expected_pk=pk)
+        results = MainItem.query(pk, MainItem.sk.startswith("PERSON#"), limit=limit, last_evaluated_key=start)
+        return _page(results, Person)
+
+    def get_many(self, org_id: str, person_ids: Iterable[str]) -> dict[str, tuple[Person, int]]:
+        """Current people and their versions, by id (BatchGetItem, 100 keys a call)."""
+        pk = keys.people_pk(org_id)
+        found: dict[str, tuple[Person, int]] = {}
+        for item in MainItem.batch_get([(pk, keys.person_sk(pid)) for pid in dict.fromkeys(person_ids)]):
+            person = Person.model_validate_json(item.body)
+            found[person.person_id] = (person, int(item.version or 0))
+        return found
+
+    def write_batch(self, changes: Sequence[tuple[Person, int | None]]) -> None:
+        """Write up to 100 people in one transaction, each conditional on the version read.
+
+        ``None`` as version means "must not exist yet". A concurrent change to any row fails
+        the whole chunk, which the caller re-reads and retries: no lost update, no half chunk.
+        """
+        if len(changes) > TRANSACTION_LIMIT:
+            raise ValueError(f"at most {TRANSACTION_LIMIT} items per transaction")
+        with TransactWrite(connection=_connection()) as transaction:
+            for person, version in changes:
+                item = self._item(person)
+                if version is None:
+                    item.version = 1
+                    condition = MainItem.pk.does_not_exist()
+                else:
+                    item.version = version + 1
+                    condition = MainItem.version == version
+                transaction.save(item, condition=condition, add_version_condition=False)
+
+    @staticmethod
+    def _item(person: Person) -> MainItem:
+        return _item(person, pk=keys.people_pk(person.org_id), sk=keys.person_sk(person.person_id), kind="person")
+
+
+def _coach_index(coach: Coach) -> tuple[str, str]:
+    return keys.coaches_by_status_pk(coach.vetting_status.value), keys.coach_sk(coach.coach_id)
+
+
+class CoachRepository:
+    def add(self, coach: Coach) -> None:
+        _insert(
+            _item(coach, pk=keys.COACHES_PK, sk=keys.coach_sk(coach.coach_id), kind="coach", gsi1=_coach_index(coach)),
+            "coach",
+        )
+
+    def get(self, coach_id: str) -> Coach | None:
+        return _get(keys.COACHES_PK, keys.coach_sk(coach_id), Coach)
+
+    def modify(self, coach_id: str, change: Callable[[Coach], Coach]) -> Coach | None:
+        return _modify(keys.COACHES_PK, keys.coach_sk(coach_id), Coach, change, gsi1=_coach_index)
+
+    def list(self, *, status: str | None, limit: int, cursor: str | None) -> Page[Coach]:
+        if status:
+            pk = keys.coaches_by_status_pk(status)
+            start = decode_cursor(cursor, expected_pk=pk)
+            results = MainItem.gsi1.query(pk, limit=limit, last_evaluated_key=start)
+        else:
+            start = decode_cursor(cursor, expected_pk=keys.COACHES_PK)
+            results = MainItem.query(keys.COACHES_PK, limit=limit, last_evaluated_key=start)
+        return _page(results, Coach)
+
+    def all_approved(self) -> list[Coach]:
+        """Every approved coach, through the status index (a Query, never a Scan)."""
+        results = MainItem.gsi1.query(keys.coaches_by_status_pk("approved"))
+        return [Coach.model_validate_json(item.body) for item in results]
+
+
+def is_transaction_conflict(exc: TransactWriteError) -> bool:
+    reasons = exc.cancellation_reasons or []
+    return any(reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons)
+
+
+__all__ = [
+    "CoachRepository",
+    "MainItem",
+    "OrgRepository",
+    "Page",
+    "PersonRepository",
+    "TransactWriteError",
+    "UpdateError",
+    "is_transaction_conflict",
+]

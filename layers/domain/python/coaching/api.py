@@ -1,0 +1,138 @@
+"""What every HTTP handler shares: the resolver, the caller, and the one error mapping.
+
+Handlers stay thin: parse (Powertools + pydantic), call one domain function, return.
+Every domain error and validation failure becomes a 4xx here, in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.request import Request
+from aws_lambda_powertools.logging import correlation_paths
+from pydantic import BaseModel, Field
+
+from coaching.auth import Principal, principal_from_event
+from coaching.errors import DomainError
+
+CORRELATION_HEADER = "X-Correlation-Id"
+
+
+def error_body(code: str, message: str, fields: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": fields or []}}
+
+
+def _field_name(location: Any) -> str:
+    # ("body", "people", 3, "email") -> "people[3].email"; ("query", "limit") -> "limit"
+    parts = list(location) if isinstance(location, list | tuple) else [location]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:] if len(parts) > 1 else parts
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+def validation_fields(errors: Any) -> list[dict[str, str]]:
+    fields = []
+    for error in errors:
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        if error.get("type") == "json_invalid":
+            fields.append({"field": "body", "message": "the body is not valid JSON"})
+            continue
+        fields.append({"field": _field_name(error.get("loc", ())), "message": message})
+    return fields
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def rest_resolver() -> APIGatewayRestResolver:
+    """A REST resolver with pydantic validation and the platform's error mapping."""
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(DomainError)
+    def _domain_error(error: DomainError) -> Response:
+        fields = [{"field": error.field, "message": error.message}] if error.field else []
+        body = error_body(error.code, error.message, fields)
+        if error.details:
+            body["error"]["details"] = error.details
+        return _json(error.status, body)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported(error: RequestUnsupportedContentType) -> Response:
+        return _json(415, error_body("unsupported_media_type", "send the body as application/json"))
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(error: RequestValidationError) -> Response:
+        fields = validation_fields(error.errors())
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+        return _json(422, error_body("validation_failed", f"the request is invalid: {summary}", fields))
+
+    return app
+
+
+def current_caller(request: Request) -> Principal:
+    return principal_from_event(request.resolved_event.raw_event)
+
+
+Caller = Annotated[Principal, Depends(current_caller)]
+PageLimit = Annotated[int, Query(ge=1, le=100, description="Items per page.")]
+PageCursor = Annotated[str | None, Query(max_length=2048, description="Cursor from the previous page.")]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class Health(BaseModel):
+    status: str
+    service: str
+
+
+def add_health_route(app: APIGatewayRestResolver, path: str, service: str) -> None:
+    """Unauthenticated liveness route; it touches no dependency, so it stays cheap."""
+
+    def health() -> Health:
+        return Health(status="ok", service=service)
+
+    app.get(path, summary=f"Health of the {service} function", tags=["health"])(health)
+
+
+def event_kind(event: Mapping[str, Any]) -> str:
+    """Which of the three callers invoked the function: the API, the bus, or a schedule."""
+    if "httpMethod" in event and "requestContext" in event:
+        return "http"
+    if "detail-type" in event and "source" in event:
+        return "eventbridge"
+    if "schedule" in event:
+        return "schedule"
+    return "unknown"
+
+
+def http_entry(
+    app: APIGatewayRestResolver, *, logger: Logger, tracer: Tracer, metrics: Metrics
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The Lambda entry point for an API function, with Powertools' observability."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response = app.resolve(event, context)
+        correlation_id = logger.get_correlation_id()
+        if correlation_id:
+            response.setdefault("headers", {})[CORRELATION_HEADER] = correlation_id
+            multi = response.get("multiValueHeaders")
+            if isinstance(multi, dict):
+                multi[CORRELATION_HEADER] = [correlation_id]
+        return response
+
+    return handler

@@ -1,0 +1,156 @@
+"""Coaches: one global network shared by every org, vetted by platform operators."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+
+from coaching.domain.common import Email, Entity, Languages, ShortText, StrictModel, TimeZoneName
+from coaching.domain.competencies import default_framework
+from coaching.domain.taxonomy import Industry, JobFunction, Level, Program
+from coaching.errors import InvalidInput
+
+
+class VettingStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    SUSPENDED = "suspended"
+
+
+class RoleHeld(StrictModel):
+    """A job the coach has done themselves: the "has done the job" record."""
+
+    level: Level
+    function: JobFunction
+    industry: Industry
+    years: Annotated[int, Field(ge=1, le=50)]
+
+
+class AvailabilityRule(StrictModel):
+    """A weekly window in the coach's own time zone; weekday 0 is Monday (ISO weekday - 1)."""
+
+    weekday: Annotated[int, Field(ge=0, le=6)]
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> AvailabilityRule:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+def _check_specialties(values: list[str]) -> list[str]:
+    known = default_framework().ids()
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise ValueError(f"unknown competencies: {', '.join(unknown)}; use ids from the default framework")
+    return list(dict.fromkeys(values))
+
+
+class CoachFields(StrictModel):
+    name: ShortText
+    email: Email
+    bio: Annotated[str, Field(max_length=2000)] = ""
+    languages: Annotated[Languages, Field(min_length=1, max_length=10)]
+    time_zone: TimeZoneName
+    industries: Annotated[list[Industry], Field(max_length=12)] = []
+    functions: Annotated[list[JobFunction], Field(max_length=8)] = []
+    roles_held: Annotated[list[RoleHeld], Field(max_length=30)] = []
+    specialties: Annotated[list[str], Field(max_length=20)] = []
+    certifications: Annotated[list[ShortText], Field(max_length=20)] = []
+    operating_experience_years: Annotated[int, Field(ge=0, le=60)]
+    paid_coaching_hours: Annotated[int, Field(ge=0, le=100_000)]
+    programs: Annotated[list[Program], Field(min_length=1)]
+    capacity: Annotated[int, Field(ge=1, le=200)]
+    weekly_availability: Annotated[list[AvailabilityRule], Field(max_length=50)] = []
+    # Orgs the coach works or worked for: never proposed to their colleagues.
+    employer_org_ids: Annotated[list[str], Field(max_length=10)] = []
+
+    @field_validator("specialties")
+    @classmethod
+    def _specialties_known(cls, values: list[str]) -> list[str]:
+        return _check_specialties(values)
+
+
+class CoachCreate(CoachFields):
+    pass
+
+
+class CoachUpdate(StrictModel):
+    name: ShortText | None = None
+    email: Email | None = None
+    bio: Annotated[str, Field(max_length=2000)] | None = None
+    languages: Annotated[Languages, Field(min_length=1, max_length=10)] | None = None
+    time_zone: TimeZoneName | None = None
+    industries: Annotated[list[Industry], Field(max_length=12)] | None = None
+    functions: Annotated[list[JobFunction], Field(max_length=8)] | None = None
+    roles_held: Annotated[list[RoleHeld], Field(max_length=30)] | None = None
+    specialties: Annotated[list[str], Field(max_length=20)] | None = None
+    certifications: Annotated[list[ShortText], Field(max_length=20)] | None = None
+    operating_experience_years: Annotated[int, Field(ge=0, le=60)] | None = None
+    paid_coaching_hours: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    programs: Annotated[list[Program], Field(min_length=1)] | None = None
+    capacity: Annotated[int, Field(ge=1, le=200)] | None = None
+    weekly_availability: Annotated[list[AvailabilityRule], Field(max_length=50)] | None = None
+    employer_org_ids: Annotated[list[str], Field(max_length=10)] | None = None
+
+    @field_validator("specialties")
+    @classmethod
+    def _specialties_known(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else _check_specialties(values)
+
+
+class VettingDecision(StrictModel):
+    status: VettingStatus
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+
+class VettingEntry(Entity):
+    status: VettingStatus
+    reason: str = ""
+    actor: str
+    at: datetime
+
+
+class Coach(Entity):
+    coach_id: str
+    name: str
+    email: str
+    bio: str = ""
+    languages: list[str]
+    time_zone: str
+    industries: list[Industry] = []
+    functions: list[JobFunction] = []
+    roles_held: list[RoleHeld] = []
+    specialties: list[str] = []
+    certifications: list[str] = []
+    operating_experience_years: int
+    paid_coaching_hours: int
+    programs: list[Program]
+    capacity: int
+    weekly_availability: list[AvailabilityRule] = []
+    employer_org_ids: list[str] = []
+    vetting_status: VettingStatus = VettingStatus.PENDING
+    vetting_history: list[VettingEntry] = []
+    created_at: datetime
+    updated_at: datetime
+
+
+def check_vetting_thresholds(coach: Coach, *, min_years: int, min_hours: int) -> None:
+    """An approved coach has run teams for years and coached for hundreds of paid hours."""
+    if coach.operating_experience_years < min_years:
+        raise InvalidInput(
+            f"an approved coach needs at least {min_years} years of operating experience "
+            f"(this coach has {coach.operating_experience_years})",
+            field="operating_experience_years",
+        )
+    if coach.paid_coaching_hours < min_hours:
+        raise InvalidInput(
+            f"an approved coach needs at least {min_hours} paid coaching hours "
+            f"(this coach has {coach.paid_coaching_hours})",
+            field="paid_coaching_hours",
+        )

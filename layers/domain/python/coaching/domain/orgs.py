@@ -1,0 +1,45 @@
+"""Organisations: the tenants."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field
+
+from coaching.domain.common import CurrencyCode, Entity, ShortText, StrictModel, TimeZoneName
+from coaching.domain.competencies import Framework
+from coaching.domain.taxonomy import Industry
+
+# Below three, an aggregate can single a person out; the platform never allows it.
+MIN_REPORTING_GROUP_FLOOR = 3
+DEFAULT_REPORTING_GROUP_SIZE = 5
+
+
+class OrgCreate(StrictModel):
+    name: ShortText
+    time_zone: TimeZoneName
+    currency: CurrencyCode
+    industry: Industry
+    min_reporting_group_size: Annotated[int, Field(ge=MIN_REPORTING_GROUP_FLOOR, le=100)] = DEFAULT_REPORTING_GROUP_SIZE
+
+
+class OrgUpdate(StrictModel):
+    name: ShortText | None = None
+    time_zone: TimeZoneName | None = None
+    currency: CurrencyCode | None = None
+    industry: Industry | None = None
+    min_reporting_group_size: Annotated[int, Field(ge=MIN_REPORTING_GROUP_FLOOR, le=100)] | None = None
+
+
+class Org(Entity):
+    org_id: str
+    name: str
+    time_zone: str
+    currency: str
+    industry: Industry
+    min_reporting_group_size: int
+    # None means the org uses the platform's default framework.
+    framework: Framework | None = None
+    created_at: datetime
+    updated_at: datetime

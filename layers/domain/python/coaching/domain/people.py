@@ -1,0 +1,136 @@
+"""People: employees of an org who may be coached, and the rules for importing them."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError
+
+from coaching.domain.common import Email, Entity, Languages, ShortText, StrictModel, TimeZoneName
+from coaching.domain.taxonomy import JobFunction, Level
+
+MAX_IMPORT_ROWS = 10_000
+
+ExternalHrId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+OptionalText = Annotated[str, Field(max_length=200)]
+
+
+class PersonFields(StrictModel):
+    external_hr_id: ExternalHrId
+    name: ShortText
+    email: Email
+    level: Level
+    function: JobFunction
+    department: OptionalText = ""
+    location: OptionalText = ""
+    manager_id: str | None = None
+    languages: Annotated[Languages, Field(min_length=1, max_length=10)]
+    time_zone: TimeZoneName
+    active: bool = True
+
+
+class PersonCreate(PersonFields):
+    pass
+
+
+class PersonUpdate(StrictModel):
+    # The HR id is the identity the import is idempotent on; it never changes.
+    name: ShortText | None = None
+    email: Email | None = None
+    level: Level | None = None
+    function: JobFunction | None = None
+    department: OptionalText | None = None
+    location: OptionalText | None = None
+    manager_id: str | None = None
+    languages: Annotated[Languages, Field(min_length=1, max_length=10)] | None = None
+    time_zone: TimeZoneName | None = None
+    active: bool | None = None
+
+
+class ImportRow(PersonFields):
+    """An import row may name the manager by HR id instead of the platform id."""
+
+    manager_external_hr_id: ExternalHrId | None = None
+
+
+class Person(Entity):
+    person_id: str
+    org_id: str
+    external_hr_id: str
+    name: str
+    email: str
+    level: Level
+    function: JobFunction
+    department: str = ""
+    location: str = ""
+    manager_id: str | None = None
+    languages: list[str]
+    time_zone: str
+    active: bool = True
+    created_at: datetime
+    updated_at: datetime
+
+    def same_fields(self, other: Person) -> bool:
+        skip = {"created_at", "updated_at"}
+        return self.model_dump(exclude=skip) == other.model_dump(exclude=skip)
+
+
+class RowError(StrictModel):
+    row: int
+    external_hr_id: str | None = None
+    errors: list[dict[str, str]]
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Flatten pydantic errors into {field, message} pairs a person can act on."""
+    flat: list[dict[str, str]] = []
+    for error in exc.errors(include_url=False):
+        location = ".".join(str(part) for part in error["loc"]) or "row"
+        flat.append({"field": location, "message": error["msg"]})
+    return flat
+
+
+_CSV_LIST_SEPARATORS = (";", "|")
+_TRUE = {"true", "yes", "1", "y"}
+_FALSE = {"false", "no", "0", "n"}
+
+
+def _csv_value(name: str, value: str | None) -> Any:
+    text = (value or "").strip()
+    if name == "languages":
+        for separator in _CSV_LIST_SEPARATORS:
+            text = text.replace(separator, ",")
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if name == "active":
+        lowered = text.lower()
+        if lowered in _TRUE or lowered == "":
+            return True
+        if lowered in _FALSE:
+            return False
+        return text  # let validation name the bad value
+    if name in {"manager_id", "manager_external_hr_id"}:
+        return text or None
+    return text
+
+
+def rows_from_csv(text: str) -> list[dict[str, Any]]:
+    """Parse CSV with a header row; a list cell (languages) separates values with ; or |."""
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames:
+        return []
+    rows: list[dict[str, Any]] = []
+    for raw in reader:
+        row: dict[str, Any] = {}
+        for name, value in raw.items():
+            if name is None:
+                # More cells than headers: keep them so validation reports the row.
+                row["unexpected_cells"] = value
+                continue
+            key = name.strip()
+            if key:
+                row[key] = _csv_value(key, value)
+        rows.append(row)
+    return rows

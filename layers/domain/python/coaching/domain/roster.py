@@ -1,0 +1,54 @@
+"""The coach roster: a compact, versioned snapshot of every approved coach.
+
+Matching reads the roster, not the coach items, so a match costs a pointer read rather
+than a query over the network; a warm Lambda keeps the decoded snapshot in memory.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from coaching.domain.coaches import AvailabilityRule, Coach, RoleHeld, VettingStatus
+
+
+class RosterCoach(BaseModel):
+    coach_id: str
+    languages: list[str]
+    time_zone: str
+    industries: list[str]
+    functions: list[str]
+    roles_held: list[RoleHeld]
+    specialties: list[str]
+    programs: list[str]
+    capacity: int
+    weekly_availability: list[AvailabilityRule]
+    employer_org_ids: list[str]
+
+
+class Roster(BaseModel):
+    version: int
+    built_at: datetime
+    coaches: list[RosterCoach]
+
+
+def roster_entries(coaches: list[Coach]) -> list[RosterCoach]:
+    """Approved coaches only, in a stable order so equal inputs give equal snapshots."""
+    approved = sorted((c for c in coaches if c.vetting_status is VettingStatus.APPROVED), key=lambda c: c.coach_id)
+    return [
+        RosterCoach(
+            coach_id=c.coach_id,
+            languages=c.languages,
+            time_zone=c.time_zone,
+            industries=[i.value for i in c.industries],
+            functions=[f.value for f in c.functions],
+            roles_held=c.roles_held,
+            specialties=c.specialties,
+            programs=[p.value for p in c.programs],
+            capacity=c.capacity,
+            weekly_availability=c.weekly_availability,
+            employer_org_ids=c.employer_org_ids,
+        )
+        for c in approved
+    ]

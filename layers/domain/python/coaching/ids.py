@@ -1,0 +1,55 @@
+"""Identifiers and opaque pagination cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+
+from coaching.errors import InvalidInput
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def person_id_for(org_id: str, external_hr_id: str) -> str:
+    """A person's id derives from the org and the HR system's id.
+
+    That makes imports idempotent without a lookup item, and lets a row name its manager by
+    HR id before the manager's own row has been written.
+    """
+    return str(uuid.uuid5(uuid.UUID(org_id), f"hr:{external_hr_id}"))
+
+
+def encode_cursor(last_evaluated_key: dict[str, object] | None) -> str | None:
+    if not last_evaluated_key:
+        return None
+    raw = json.dumps(last_evaluated_key, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, *, expected_pk: str) -> dict[str, object] | None:
+    """Decode a cursor and check it belongs to the partition being listed.
+
+    A cursor is client-supplied: one that points into another tenant's partition is refused.
+    """
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("cursor is not a valid pagination cursor", field="cursor") from exc
+    if not isinstance(key, dict) or _partition_of(key) != expected_pk:
+        raise InvalidInput("cursor does not belong to this listing", field="cursor")
+    return key
+
+
+def _partition_of(key: dict[str, object]) -> object:
+    for name in ("gsi1pk", "pk"):
+        value = key.get(name)
+        if isinstance(value, dict):
+            return value.get("S")
+    return None

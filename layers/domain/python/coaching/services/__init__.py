@@ -1,0 +1,1 @@
+"""Use cases: each takes the caller, validated input and the ports it needs."""

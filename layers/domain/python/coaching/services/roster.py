@@ -1,0 +1,54 @@
+"""Keep the roster snapshot current: on coach events, on a schedule, and for readers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from coaching.adapters.dynamo import CoachRepository
+from coaching.adapters.roster_store import RosterStore, RosterVersionConflict
+from coaching.domain.roster import Roster, roster_entries
+
+_PUBLISH_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildResult:
+    version: int
+    coach_count: int
+
+
+def rebuild_roster(coaches: CoachRepository, store: RosterStore) -> RebuildResult:
+    """Rebuild from the approved-coach index; concurrent rebuilds each publish a version."""
+    for attempt in range(_PUBLISH_ATTEMPTS):
+        entries = roster_entries(coaches.all_approved())
+        try:
+            roster = store.publish(entries)
+        except RosterVersionConflict:
+            if attempt == _PUBLISH_ATTEMPTS - 1:
+                raise
+            continue
+        return RebuildResult(version=roster.version, coach_count=len(roster.coaches))
+    raise AssertionError("unreachable")
+
+
+class RosterCache:
+    """What a warm Lambda keeps: the decoded roster, re-checked at most every `ttl` seconds."""
+
+    def __init__(self, store: RosterStore, ttl_seconds: float = 30.0) -> None:
+        self._store = store
+        self._ttl = ttl_seconds
+        self._roster: Roster | None = None
+        self._checked_at = 0.0
+
+    def get(self) -> Roster | None:
+        now = time.monotonic()
+        if self._roster is not None and now - self._checked_at < self._ttl:
+            return self._roster
+        pointer = self._store.current_pointer()
+        self._checked_at = now
+        if pointer is None:
+            return None
+        if self._roster is None or self._roster.version != int(pointer.roster_version):
+            self._roster = self._store.load(pointer)
+        return self._roster
