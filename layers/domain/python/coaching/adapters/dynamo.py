@@ -189,13 +189,11 @@ class PersonRepository:
         with TransactWrite(connection=_connection()) as transaction:
             for person, version in changes:
                 item = self._item(person)
-                if version is None:
-                    item.version = 1
-                    condition = MainItem.pk.does_not_exist()
-                else:
-                    item.version = version + 1
-                    condition = MainItem.version == version
-                transaction.save(item, condition=condition, add_version_condition=False)
+                # PynamoDB turns the version read into the write's condition (absent when
+                # None) and increments it, exactly as a single-item save does.
+                if version is not None:
+                    item.version = version
+                transaction.save(item)
 
     @staticmethod
     def _item(person: Person) -> MainItem:
