@@ -1,0 +1,1 @@
+"""Benchmarks. Run them all with `make bench` (python -m bench)."""

@@ -1,0 +1,84 @@
+"""`sam build` produces a layer Lambda can use on arm64: right layout, aarch64 binaries."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.deploy
+
+ROOT = Path(__file__).parents[2]
+SAM = ROOT / ".venv-sam" / "bin" / "sam"
+ELF_MAGIC = b"\x7fELF"
+EM_AARCH64 = 183
+
+
+@pytest.fixture(scope="module")
+def layer(tmp_path_factory) -> Path:
+    if not SAM.exists():
+        pytest.fail("the SAM CLI is missing: run `bash infra/bootstrap.sh --sam`")
+    build_dir = tmp_path_factory.mktemp("sam-build")
+    # sam's Python builder looks for python3.12 on PATH; the project venv provides it.
+    env = {"PATH": f"{ROOT / '.venv' / 'bin'}:/usr/bin:/bin", "SAM_CLI_TELEMETRY": "0", "HOME": str(Path.home())}
+    result = subprocess.run(
+        [
+            str(SAM),
+            "build",
+            "DomainLayer",
+            "--build-dir",
+            str(build_dir),
+            "--template-file",
+            str(ROOT / "template.yaml"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return build_dir / "DomainLayer"
+
+
+def test_package_lands_where_lambda_looks(layer, tmp_path):
+    assert (layer / "python" / "coaching" / "__init__.py").is_file()
+    assert not (layer / "python" / "python").exists()
+    # Lay the layer out as Lambda does (/opt/python) and import from it in an isolated
+    # interpreter: only the layer is on the path. The pure-stdlib module proves the layout.
+    opt = tmp_path / "opt"
+    shutil.copytree(layer, opt)
+    probe = (
+        "import sys; sys.path[:0] = [sys.argv[1]]; import coaching, coaching.domain.taxonomy as t; "
+        "print(coaching.__file__); print(len(list(t.Program)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", probe, str(opt / "python")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    origin, programs = result.stdout.split()
+    assert origin == str(opt / "python" / "coaching" / "__init__.py")
+    assert programs == "4"
+
+
+def test_every_compiled_file_is_aarch64(layer):
+    compiled = []
+    for path in layer.rglob("*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        with path.open("rb") as handle:
+            header = handle.read(20)
+        if header[:4] == ELF_MAGIC:
+            machine = int.from_bytes(header[18:20], "little")
+            compiled.append((path.relative_to(layer), machine))
+    assert compiled, "expected compiled extensions (pydantic-core) in the layer"
+    wrong = [str(p) for p, machine in compiled if machine != EM_AARCH64]
+    assert not wrong, f"not aarch64: {wrong}"
+    assert any("pydantic_core" in str(p) for p, _ in compiled)
+
+
+def test_layer_fits_lambda_limits(layer):
+    size = sum(p.stat().st_size for p in layer.rglob("*") if p.is_file())
+    assert size < 250 * 1024 * 1024 * 0.6, f"layer is {size / 2**20:.0f} MiB; leave room for the functions"
