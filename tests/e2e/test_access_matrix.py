@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from coaching_local.template import function_specs, load_template
 
-from .conftest import Api, coach_profile, make_tenant, person_row
+from .helpers import Api, coach_profile, make_tenant, person_row
 
 pytestmark = pytest.mark.e2e
 
@@ -46,9 +46,9 @@ RULES: dict[tuple[str, str], tuple[set[str], object]] = {
     ("PATCH", "/coaches/{coach_id}"): ({"operator"}, {"bio": "Changed by matrix"}),
     ("PUT", "/coaches/{coach_id}/vetting"): ({"operator"}, {"status": "suspended", "reason": "matrix"}),
 }
-# Routes whose object is the caller's own tenant (taken from the token): cross-tenant calls
-# cannot name the victim's org, so only the id-taking routes are probed across tenants.
-ID_ROUTES = [key for key in RULES if "{" in key[1]]
+# Tenant-owned objects addressed by id. Routes without an id act on the caller's own tenant
+# (taken from the token), and coaches are one global network, so neither can be probed across.
+ID_ROUTES = [key for key in RULES if "{org_id}" in key[1] or "{person_id}" in key[1]]
 
 
 def template_routes() -> set[tuple[str, str]]:
@@ -112,8 +112,6 @@ def test_roles_that_should_not_reach_a_route_are_denied(local_stack, world, meth
 @pytest.mark.parametrize(("method", "route"), ID_ROUTES)
 def test_another_tenant_never_reaches_the_victims_objects(local_stack, world, method, route):
     _victim, attacker, ids = world
-    if "{coach_id}" in route:
-        pytest.skip("coaches are one global network, not tenant-owned")
     path = route.format(**ids)
     for role in ORG_ROLES:
         response = tokens(local_stack, attacker.org_id, role).call(method, path, body_for(RULES[(method, route)][1]))

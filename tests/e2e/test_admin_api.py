@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .conftest import Api, coach_profile, person_row
+from .helpers import Api, coach_profile, person_row
 
 pytestmark = pytest.mark.e2e
 
@@ -74,9 +74,13 @@ def test_approval_below_thresholds_is_refused_naming_the_field(operator):
 
 
 def test_schedule_can_be_fired_now(local_stack):
-    result = local_stack.fire("RosterRefresh")
-    assert result["roster_version"] >= 1
-    assert result["coach_count"] >= 0
+    fired = local_stack.fire("RosterRefresh")
+    assert fired["status"] == "succeeded", fired
+    assert fired["result"]["roster_version"] >= 1
+    approved = Api(local_stack.url, local_stack.token(["operator"], person_id="op")).call(
+        "GET", "/coaches", params={"status": "approved", "limit": 100}
+    )
+    assert fired["result"]["coach_count"] == len(approved.json()["items"])
 
 
 def test_org_admin_imports_1000_people_idempotently(tenant_a):
