@@ -1,0 +1,145 @@
+"""Drive `python -m coaching_local serve` as a subprocess from tests (used by tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from coaching_local import tokens
+
+TRACEBACK_MARKER = "Traceback (most recent call last)"
+
+
+class StackProcess:
+    """The gateway in its own process, as the end-to-end tests and developers see it."""
+
+    def __init__(
+        self,
+        *,
+        dynamodb_endpoint: str,
+        prefix: str = "test",
+        port: int = 0,
+        template: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        signing_key: bytes | None = None,
+        scheduler: bool = True,
+    ) -> None:
+        self.dynamodb_endpoint = dynamodb_endpoint
+        self.prefix = prefix
+        self.port = port
+        self.template = template
+        self.extra_env = dict(env or {})
+        self.signing_key = signing_key if signing_key is not None else tokens.signing_key()
+        self.scheduler = scheduler
+        self.url = ""
+        self.output: list[str] = []
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    def start(self, timeout: float = 90.0) -> StackProcess:
+        command = [
+            sys.executable,
+            "-m",
+            "coaching_local",
+            "serve",
+            "--port",
+            str(self.port),
+            "--dynamodb-endpoint",
+            self.dynamodb_endpoint,
+            "--table-prefix",
+            self.prefix,
+        ]
+        if self.template is not None:
+            command += ["--template", str(self.template)]
+        if not self.scheduler:
+            command.append("--no-scheduler")
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+            tokens.SIGNING_KEY_ENV: self.signing_key.decode("utf-8", "surrogateescape"),
+        }
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, stdin=subprocess.DEVNULL
+        )
+        self._reader = threading.Thread(target=self._read, name="stack-output", daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.1):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the local stack did not become ready:\n" + "".join(self.output[-200:]))
+        return self
+
+    def _read(self) -> None:
+        stream = self._process.stdout if self._process is not None else None
+        if stream is None:
+            return
+        for line in stream:
+            self.output.append(line)
+            if line.startswith("READY "):
+                self.url = line.split(" ", 1)[1].strip()
+                self._ready.set()
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        process = self._process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.terminate()  # SIGTERM: the CLI stops the gateway cleanly
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=timeout)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return process.returncode
+
+    def tracebacks(self) -> list[str]:
+        """Every traceback the subprocess printed, each with the lines that follow it."""
+        text = "".join(self.output)
+        chunks = text.split(TRACEBACK_MARKER)[1:]
+        return [TRACEBACK_MARKER + chunk[:20000] for chunk in chunks]
+
+    # ------------------------------------------------------------------ conveniences
+
+    def token(self, roles: str | Iterable[str], org_id: str | None = None, person_id: str | None = None) -> str:
+        return tokens.dev_token(roles, org_id, person_id, self.signing_key)
+
+    def _call(self, method: str, path: str, timeout: float = 60.0) -> tuple[int, Any]:
+        url = self.url + path  # always the http:// URL the subprocess printed
+        request = urllib.request.Request(url, data=b"" if method == "POST" else None, method=method)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our own URL
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def fire(self, schedule_name: str) -> dict[str, Any]:
+        return self._call("POST", f"/_local/schedules/{urllib.request.quote(schedule_name, safe='')}/fire")[1]
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/_local/deliveries")[1]
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/_local/dead-letters")[1]
+
+    def wait_for_delivery(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for record in self.deliveries():
+                if predicate(record):
+                    return record
+            time.sleep(0.05)
+        raise TimeoutError(f"no matching delivery within {timeout}s; deliveries: {self.deliveries()}")
