@@ -40,11 +40,17 @@ class _Gsi1(GlobalSecondaryIndex["MainItem"]):
     gsi1sk = UnicodeAttribute(range_key=True)
 
 
+class MainTableMeta:
+    """Where every main-table model lives; read from the environment at import."""
+
+    table_name = settings().main_table
+    host = settings().dynamodb_endpoint
+    region = settings().region
+
+
 class MainItem(Model):
-    class Meta:
-        table_name = settings().main_table
-        host = settings().dynamodb_endpoint
-        region = settings().region
+    class Meta(MainTableMeta):
+        pass
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)

@@ -15,7 +15,7 @@ from pynamodb.exceptions import PutError
 from pynamodb.models import Model
 
 from coaching.adapters import keys
-from coaching.config import settings
+from coaching.adapters.dynamo import MainTableMeta
 from coaching.domain.roster import Roster, RosterCoach
 
 PART_BYTES = 300_000  # below DynamoDB's 400 KB item limit with room for keys
@@ -23,10 +23,8 @@ SUPERSEDED_TTL_SECONDS = 24 * 3600
 
 
 class RosterPointer(Model):
-    class Meta:
-        table_name = settings().main_table
-        host = settings().dynamodb_endpoint
-        region = settings().region
+    class Meta(MainTableMeta):
+        pass
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
@@ -38,10 +36,8 @@ class RosterPointer(Model):
 
 
 class RosterPart(Model):
-    class Meta:
-        table_name = settings().main_table
-        host = settings().dynamodb_endpoint
-        region = settings().region
+    class Meta(MainTableMeta):
+        pass
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
