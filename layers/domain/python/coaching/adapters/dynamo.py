@@ -6,6 +6,8 @@ beside it, so every single-item write is an optimistic, conditional write.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +30,8 @@ from coaching.ids import decode_cursor, encode_cursor
 
 MAX_PAGE_SIZE = 100
 TRANSACTION_LIMIT = 100
-_CONFLICT_RETRIES = 5
+_CONFLICT_RETRIES = 8
+_BACKOFF_SECONDS = 0.01
 
 
 class _Gsi1(GlobalSecondaryIndex["MainItem"]):
@@ -97,7 +100,7 @@ def _modify[EntityT: BaseModel](
     gsi1: Callable[[EntityT], tuple[str, str] | None] | None = None,
 ) -> EntityT | None:
     """Read-modify-write with an optimistic version check; retries a concurrent change."""
-    for _ in range(_CONFLICT_RETRIES):
+    for attempt in range(_CONFLICT_RETRIES):
         try:
             item = MainItem.get(pk, sk, consistent_read=True)
         except MainItem.DoesNotExist:
@@ -112,10 +115,18 @@ def _modify[EntityT: BaseModel](
             item.save()
         except PutError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
-                continue  # someone else changed it between our read and write
+                # Someone else changed it between our read and write: back off with jitter so
+                # concurrent writers spread out, then apply the change to their result.
+                backoff(attempt)
+                continue
             raise
         return updated
     raise Conflict("the object is being changed by someone else; try again")
+
+
+def backoff(attempt: int) -> None:
+    """Jittered exponential pause before retrying a conditional write that lost a race."""
+    time.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
 
 
 def _get[EntityT: BaseModel](pk: str, sk: str, model: type[EntityT]) -> EntityT | None:

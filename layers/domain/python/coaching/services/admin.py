@@ -19,6 +19,7 @@ from coaching.adapters.dynamo import (
     Page,
     PersonRepository,
     TransactWriteError,
+    backoff,
     is_transaction_conflict,
 )
 from coaching.auth import Principal, Role
@@ -50,7 +51,7 @@ from coaching.ids import new_id, person_id_for
 
 EVENT_SOURCE = "coaching.admin"
 _IMPORT_WORKERS = 4
-_IMPORT_ATTEMPTS = 4
+_IMPORT_ATTEMPTS = 6
 
 
 @dataclass(slots=True)
@@ -276,7 +277,7 @@ def _check_import_managers(
 def _write_chunk(
     org_id: str, chunk: list[tuple[str, tuple[int, ImportRow]]], ctx: AdminContext
 ) -> tuple[int, int, int]:
-    for _ in range(_IMPORT_ATTEMPTS):
+    for attempt in range(_IMPORT_ATTEMPTS):
         current = ctx.people.get_many(org_id, [person_id for person_id, _ in chunk])
         now = utc_now()
         changes: list[tuple[Person, int | None]] = []
@@ -306,6 +307,7 @@ def _write_chunk(
             ctx.people.write_batch(changes)
         except TransactWriteError as exc:
             if is_transaction_conflict(exc):
+                backoff(attempt)
                 continue  # a row changed since we read it: read again and recompute
             raise
         return created, updated, unchanged
