@@ -43,7 +43,7 @@ validate: ## cfn-lint and sam validate --lint on template.yaml
 
 deploy: ## Build (arm64 layer) and deploy with sam deploy --guided
 	@bash infra/bootstrap.sh --sam
-	@$(SAM) build
+	@PATH="$(CURDIR)/.venv/bin:$$PATH" $(SAM) build   # sam's Python builder needs python3.12 on PATH
 	@$(SAM) deploy --guided
 
 clean: ## Remove build output and local data (keeps the virtualenvs)

@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -65,7 +66,10 @@ class MainItem(Model):
     gsi1 = _Gsi1()
 
 
+@lru_cache(maxsize=1)
 def _connection() -> Connection:
+    # One connection per container: building a botocore client costs tens of milliseconds
+    # and takes a process-wide lock, far more than the transaction it would serve.
     config = settings()
     return Connection(region=config.region, host=config.dynamodb_endpoint)
 
