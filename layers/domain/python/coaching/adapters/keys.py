@@ -37,5 +37,6 @@ def coaches_by_status_pk(status: str) -> str:
     return f"NETWORK#COACHES#{status}"
 
 
-def roster_part_sk(version: int, part: int) -> str:
-    return f"V#{version:012d}#PART#{part:04d}"
+def roster_part_sk(version: int, build_id: str, part: int) -> str:
+    # The build id keeps two concurrent rebuilds from overwriting each other's parts.
+    return f"V#{version:012d}#{build_id}#PART#{part:04d}"

@@ -7,7 +7,9 @@ never sees a half-written version. Superseded parts expire through the table's T
 from __future__ import annotations
 
 import gzip
+import hashlib
 import time
+import uuid
 from datetime import UTC, datetime
 
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
@@ -30,6 +32,8 @@ class RosterPointer(Model):
     sk = UnicodeAttribute(range_key=True)
     kind = UnicodeAttribute(default="roster_pointer")
     roster_version = NumberAttribute()
+    build_id = UnicodeAttribute()
+    content_hash = UnicodeAttribute()
     parts = NumberAttribute()
     coach_count = NumberAttribute()
     built_at = UnicodeAttribute()
@@ -57,18 +61,26 @@ class RosterStore:
         except RosterPointer.DoesNotExist:
             return None
 
-    def publish(self, coaches: list[RosterCoach]) -> Roster:
+    def publish(self, coaches: list[RosterCoach]) -> int:
+        """Publish a new version unless the content is unchanged; return the current version."""
         pointer = self.current_pointer()
         previous = int(pointer.roster_version) if pointer else 0
+        content = "[" + ",".join(coach.model_dump_json() for coach in coaches) + "]"
+        content_hash = hashlib.sha256(content.encode()).hexdigest()
+        if pointer is not None and pointer.content_hash == content_hash:
+            return previous  # a burst of coach events coalesces into one version
         roster = Roster(version=previous + 1, built_at=datetime.now(UTC), coaches=coaches)
         blob = gzip.compress(roster.model_dump_json().encode(), compresslevel=6)
         chunks = [blob[i : i + PART_BYTES] for i in range(0, len(blob), PART_BYTES)] or [b""]
+        build_id = uuid.uuid4().hex[:12]
         for index, chunk in enumerate(chunks):
-            RosterPart(keys.ROSTER_PK, keys.roster_part_sk(roster.version, index), payload=chunk).save()
+            RosterPart(keys.ROSTER_PK, keys.roster_part_sk(roster.version, build_id, index), payload=chunk).save()
         new_pointer = RosterPointer(
             keys.ROSTER_PK,
             keys.ROSTER_POINTER_SK,
             roster_version=roster.version,
+            build_id=build_id,
+            content_hash=content_hash,
             parts=len(chunks),
             coach_count=len(coaches),
             built_at=roster.built_at.isoformat(),
@@ -81,18 +93,19 @@ class RosterStore:
                 raise RosterVersionConflict(f"roster version {roster.version} was published by another run") from exc
             raise
         if pointer:
-            self._expire(previous, int(pointer.parts))
-        return roster
+            self._expire(previous, pointer.build_id, int(pointer.parts))
+        return roster.version
 
     def load(self, pointer: RosterPointer) -> Roster:
         version, parts = int(pointer.roster_version), int(pointer.parts)
-        items = RosterPart.batch_get([(keys.ROSTER_PK, keys.roster_part_sk(version, i)) for i in range(parts)])
+        wanted = [(keys.ROSTER_PK, keys.roster_part_sk(version, pointer.build_id, i)) for i in range(parts)]
+        items = RosterPart.batch_get(wanted)
         ordered = sorted(items, key=lambda item: item.sk)
         blob = b"".join(item.payload for item in ordered)
         return Roster.model_validate_json(gzip.decompress(blob))
 
-    def _expire(self, version: int, parts: int) -> None:
+    def _expire(self, version: int, build_id: str, parts: int) -> None:
         expires_at = int(time.time()) + SUPERSEDED_TTL_SECONDS
         for index in range(parts):
-            part = RosterPart(keys.ROSTER_PK, keys.roster_part_sk(version, index))
+            part = RosterPart(keys.ROSTER_PK, keys.roster_part_sk(version, build_id, index))
             part.update(actions=[RosterPart.expires_at.set(expires_at)])

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from coaching.adapters.dynamo import CoachRepository
+from coaching.adapters.dynamo import CoachRepository, backoff
 from coaching.adapters.roster_store import RosterStore, RosterVersionConflict
 from coaching.domain.roster import Roster, roster_entries
 
-_PUBLISH_ATTEMPTS = 3
+_PUBLISH_ATTEMPTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,17 +19,23 @@ class RebuildResult:
 
 
 def rebuild_roster(coaches: CoachRepository, store: RosterStore) -> RebuildResult:
-    """Rebuild from the approved-coach index; concurrent rebuilds each publish a version."""
-    for attempt in range(_PUBLISH_ATTEMPTS):
+    """Rebuild from the approved-coach index.
+
+    A rebuild that loses the race to publish reads the coaches again and retries, so the
+    last published version always reflects a read that began after the latest change.
+    """
+    attempt = 0
+    while True:
         entries = roster_entries(coaches.all_approved())
         try:
-            roster = store.publish(entries)
+            version = store.publish(entries)
         except RosterVersionConflict:
-            if attempt == _PUBLISH_ATTEMPTS - 1:
+            attempt += 1
+            if attempt >= _PUBLISH_ATTEMPTS:
                 raise
+            backoff(attempt)
             continue
-        return RebuildResult(version=roster.version, coach_count=len(roster.coaches))
-    raise AssertionError("unreachable")
+        return RebuildResult(version=version, coach_count=len(entries))
 
 
 class RosterCache:
