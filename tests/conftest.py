@@ -94,6 +94,8 @@ def local_stack(dynamodb_local: str) -> Iterator[StackProcess]:
         env={
             "AWS_ENDPOINT_URL_EVENTS": f"http://127.0.0.1:{port}",
             "AWS_ENDPOINT_URL_EVENTBRIDGE": f"http://127.0.0.1:{port}",
+            # Tests change the coach network and fire the roster rebuild; matching must see it at once.
+            "ROSTER_CACHE_TTL_SECONDS": "0",
         },
         signing_key=os.environ["LOCAL_DEV_SIGNING_KEY"].encode(),
     ).start()

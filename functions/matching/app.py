@@ -1,17 +1,26 @@
-"""Matching: contextual coach matching.
+"""Matching: contextual coach matching, engagements, promotion re-match and the roster.
 
-Today it keeps the compact coach roster snapshot current, on coach events from the bus and
-on a schedule; the match routes arrive with the matching issue.
+HTTP routes serve people and operators; coach events and a schedule keep the roster
+snapshot current; PersonPromoted events trigger a continuity check and, if needed, a re-match.
 """
 
-from typing import Any
+import os
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from coaching.adapters.dynamo import CoachRepository
+from coaching.adapters.matching_store import Engagement
 from coaching.adapters.roster_store import RosterStore
-from coaching.api import add_health_route, event_kind, rest_resolver
-from coaching.services.roster import rebuild_roster
+from coaching.api import Caller, add_health_route, event_kind, http_entry, rest_resolver
+from coaching.domain.matching import MatchRequestIn
+from coaching.events import DomainEvent, EventBridgePublisher
+from coaching.services import matching
+from coaching.services.matching import EngagementContext, MatchingContext, MatchView, PersonPromoted
+from coaching.services.roster import RosterCache, rebuild_roster
+from pydantic import BaseModel, Field
 
 logger = Logger()
 tracer = Tracer()
@@ -20,6 +29,105 @@ app = rest_resolver()
 add_health_route(app, "/matching/health", service="matching")
 coaches = CoachRepository()
 roster_store = RosterStore()
+# A warm container re-checks the roster version at most this often (one small GetItem).
+roster_cache = RosterCache(roster_store, ttl_seconds=float(os.environ.get("ROSTER_CACHE_TTL_SECONDS", "30")))
+ctx = MatchingContext(roster=roster_cache)
+publisher = EventBridgePublisher()
+
+Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+
+
+class ChooseBody(BaseModel):
+    coach_id: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ChangeCoachBody(BaseModel):
+    reason: Annotated[str, Field(min_length=3, max_length=500)]
+
+
+class EngagementList(BaseModel):
+    items: list[Engagement]
+
+
+class MatchList(BaseModel):
+    items: list[MatchView]
+
+
+class GapList(BaseModel):
+    items: list[dict[str, Any]]
+
+
+def _publish(events: list[DomainEvent]) -> None:
+    # Committed already; events feed rollups, so a failed publish is counted, not fatal.
+    try:
+        publisher.publish(events)
+    except Exception:
+        logger.exception("event publish failed", extra={"events": [e.detail_type for e in events]})
+        metrics.add_metric(name="EventPublishFailed", unit=MetricUnit.Count, value=len(events))
+
+
+@app.post("/matches", summary="Ask for a coach: the top 3 who fit, with reasons (employee)", tags=["matching"])
+def request_match(caller: Caller, body: Annotated[MatchRequestIn, Body()]) -> Response[MatchView]:
+    view, events = matching.request_match(caller, body, ctx)
+    _publish(events)
+    metrics.add_metric(name="MatchProposed", unit=MetricUnit.Count, value=1)
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=view)
+
+
+@app.get("/matches", summary="The caller's match requests (employee)", tags=["matching"])
+def list_matches(caller: Caller) -> MatchList:
+    return MatchList(items=matching.list_matches(caller, ctx))
+
+
+@app.get("/matches/<match_id>", summary="One of the caller's match requests (employee)", tags=["matching"])
+def get_match(caller: Caller, match_id: Id) -> MatchView:
+    return matching.get_match(caller, match_id, ctx)
+
+
+@app.post("/matches/<match_id>/decline", summary="Decline all three; get the next three (employee)", tags=["matching"])
+def decline(caller: Caller, match_id: Id) -> MatchView:
+    return matching.decline_all(caller, match_id, ctx)
+
+
+@app.post(
+    "/matches/<match_id>/choose",
+    summary="Choose a proposed coach: starts an engagement (employee)",
+    description="Takes one unit of the coach's capacity atomically; 409 when the coach has just filled up.",
+    tags=["matching"],
+)
+def choose(caller: Caller, match_id: Id, body: Annotated[ChooseBody, Body()]) -> Response[Engagement]:
+    engagement, events = matching.choose(caller, match_id, body.coach_id, ctx)
+    _publish(events)
+    metrics.add_metric(name="EngagementStarted", unit=MetricUnit.Count, value=1)
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=engagement)
+
+
+@app.get("/engagements", summary="The caller's engagements, past and present (employee)", tags=["matching"])
+def list_engagements(caller: Caller) -> EngagementList:
+    return EngagementList(items=matching.list_engagements(caller, ctx))
+
+
+@app.post(
+    "/engagements/<engagement_id>/change-coach",
+    summary="End this engagement and get new proposals (employee)",
+    tags=["matching"],
+)
+def change_coach(caller: Caller, engagement_id: Id, body: Annotated[ChangeCoachBody, Body()]) -> MatchView:
+    return matching.change_coach(caller, engagement_id, body.reason, ctx)
+
+
+@app.get(
+    "/engagements/<engagement_id>/context",
+    summary="What the coach may know: goals and competency history, never notes (coach)",
+    tags=["matching"],
+)
+def engagement_context(caller: Caller, engagement_id: Id) -> EngagementContext:
+    return matching.engagement_context(caller, engagement_id, ctx)
+
+
+@app.get("/matching/gaps", summary="Requests no coach could serve, newest first (operator)", tags=["matching"])
+def gaps(caller: Caller, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> GapList:
+    return GapList(items=matching.gap_report(caller, limit, ctx))
 
 
 @tracer.capture_method
@@ -31,16 +139,31 @@ def refresh_roster(trigger: str) -> dict[str, Any]:
     return {"roster_version": result.version, "coach_count": result.coach_count}
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId || id")
+def on_event(event: dict[str, Any]) -> dict[str, Any]:
+    if event["detail-type"] == "PersonPromoted":
+        outcome = matching.on_person_promoted(PersonPromoted.model_validate(event["detail"]), ctx)
+        metrics.add_metric(name="PromotionRematch", unit=MetricUnit.Count, value=len(outcome.rematch_ids))
+        return outcome.model_dump()
+    return refresh_roster(trigger=str(event["detail-type"]))
+
+
+_http_handler = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)
+
+
+@logger.inject_lambda_context(correlation_id_path="id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
+def _async_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if event_kind(event) == "eventbridge":
+        return on_event(event)
+    return refresh_roster(trigger=str(event["schedule"]))
+
+
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     kind = event_kind(event)
     if kind == "http":
-        return app.resolve(event, context)
-    if kind == "eventbridge":
-        return refresh_roster(trigger=str(event["detail-type"]))
-    if kind == "schedule":
-        return refresh_roster(trigger=str(event["schedule"]))
+        return _http_handler(event, context)
+    if kind in {"eventbridge", "schedule"}:
+        return _async_handler(event, context)
     # Raising makes the async invoker retry and then dead-letter: an unknown event is a bug.
     raise ValueError(f"matching cannot handle this event: keys {sorted(event)[:10]}")

@@ -221,6 +221,20 @@ class PersonRepository:
         return _item(person, pk=keys.people_pk(person.org_id), sk=keys.person_sk(person.person_id), kind="person")
 
 
+def get_org_and_person(org_id: str, person_id: str) -> tuple[Org | None, Person | None]:
+    """Both in one BatchGetItem round trip: every person-facing request starts with these two."""
+    org_key = (keys.org_pk(org_id), keys.ORG_PROFILE_SK)
+    person_key = (keys.people_pk(org_id), keys.person_sk(person_id))
+    org: Org | None = None
+    person: Person | None = None
+    for item in MainItem.batch_get([org_key, person_key], consistent_read=True):
+        if (item.pk, item.sk) == org_key:
+            org = Org.model_validate_json(item.body)
+        else:
+            person = Person.model_validate_json(item.body)
+    return org, person
+
+
 def _coach_index(coach: Coach) -> tuple[str, str]:
     return keys.coaches_by_status_pk(coach.vetting_status.value), keys.coach_sk(coach.coach_id)
 
@@ -245,7 +259,10 @@ class CoachRepository:
             results = MainItem.gsi1.query(pk, limit=limit, last_evaluated_key=start)
         else:
             start = decode_cursor(cursor, expected_pk=keys.COACHES_PK)
-            results = MainItem.query(keys.COACHES_PK, limit=limit, last_evaluated_key=start)
+            # The network partition also holds each coach's load counter: list profiles only.
+            results = MainItem.query(
+                keys.COACHES_PK, MainItem.sk.startswith("COACH#"), limit=limit, last_evaluated_key=start
+            )
         return _page(results, Coach)
 
     def all_approved(self) -> list[Coach]:

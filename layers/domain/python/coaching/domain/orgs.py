@@ -9,6 +9,7 @@ from pydantic import Field
 
 from coaching.domain.common import CurrencyCode, Entity, ShortText, StrictModel, TimeZoneName
 from coaching.domain.competencies import Framework
+from coaching.domain.matching import MatchingSettings
 from coaching.domain.taxonomy import Industry
 
 # Below three, an aggregate can single a person out; the platform never allows it.
@@ -30,6 +31,7 @@ class OrgUpdate(StrictModel):
     currency: CurrencyCode | None = None
     industry: Industry | None = None
     min_reporting_group_size: Annotated[int, Field(ge=MIN_REPORTING_GROUP_FLOOR, le=100)] | None = None
+    matching: MatchingSettings | None = None
 
 
 class Org(Entity):
@@ -41,5 +43,7 @@ class Org(Entity):
     min_reporting_group_size: int
     # None means the org uses the platform's default framework.
     framework: Framework | None = None
+    # None means the platform's default matching settings.
+    matching: MatchingSettings | None = None
     created_at: datetime
     updated_at: datetime

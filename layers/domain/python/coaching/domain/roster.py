@@ -15,6 +15,8 @@ from coaching.domain.coaches import AvailabilityRule, Coach, RoleHeld, VettingSt
 
 class RosterCoach(BaseModel):
     coach_id: str
+    name: str
+    headline: str
     languages: list[str]
     time_zone: str
     industries: list[str]
@@ -39,6 +41,8 @@ def roster_entries(coaches: list[Coach]) -> list[RosterCoach]:
     return [
         RosterCoach(
             coach_id=c.coach_id,
+            name=c.name,
+            headline=c.bio[:140],
             languages=c.languages,
             time_zone=c.time_zone,
             industries=[i.value for i in c.industries],

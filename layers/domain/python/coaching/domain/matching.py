@@ -1,0 +1,643 @@
+"""Contextual matching: hard constraints that are never broken, and a soft score with reasons.
+
+Pure functions over the roster snapshot: no I/O. The service layer supplies the person's
+context, their history and coaches' current loads, and persists what is chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+
+from coaching.domain.common import LanguageCode, StrictModel
+from coaching.domain.roster import Roster, RosterCoach
+from coaching.domain.taxonomy import Level, Program
+
+LEVEL_RANK = {
+    Level.INDIVIDUAL_CONTRIBUTOR: 0,
+    Level.FIRST_TIME_MANAGER: 1,
+    Level.MANAGER: 2,
+    Level.SENIOR_LEADER: 3,
+    Level.EXECUTIVE: 4,
+}
+# From this level up, a coach must have led at the person's level or above: an executive
+# is not coached by someone who never sat at that table.
+SENIORITY_GATED_FROM = LEVEL_RANK[Level.SENIOR_LEADER]
+PROPOSALS = 3
+WORKING_HOURS = (time(9), time(17))
+WORKING_DAYS = range(0, 5)
+
+LANGUAGE_NAMES = {
+    "en": "English",
+    "es": "Spanish",
+    "de": "German",
+    "fr": "French",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+    "sv": "Swedish",
+    "pl": "Polish",
+    "ja": "Japanese",
+    "zh": "Chinese",
+    "hi": "Hindi",
+    "ar": "Arabic",
+    "ko": "Korean",
+    "tr": "Turkish",
+    "da": "Danish",
+    "fi": "Finnish",
+    "no": "Norwegian",
+    "cs": "Czech",
+    "el": "Greek",
+    "he": "Hebrew",
+    "id": "Indonesian",
+    "ms": "Malay",
+    "th": "Thai",
+    "vi": "Vietnamese",
+    "uk": "Ukrainian",
+    "ro": "Romanian",
+    "hu": "Hungarian",
+    "ru": "Russian",
+    "bn": "Bengali",
+}
+
+LANGUAGE_NAMES.update(
+    {
+        "is": "Icelandic",
+        "mt": "Maltese",
+        "ga": "Irish",
+        "cy": "Welsh",
+        "lv": "Latvian",
+        "lt": "Lithuanian",
+        "et": "Estonian",
+        "sq": "Albanian",
+        "sk": "Slovak",
+        "sl": "Slovenian",
+        "hr": "Croatian",
+        "bg": "Bulgarian",
+        "sr": "Serbian",
+        "ca": "Catalan",
+        "eu": "Basque",
+        "gl": "Galician",
+        "sw": "Swahili",
+        "tl": "Tagalog",
+    }
+)
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code, code)
+
+
+class MatchWeights(StrictModel):
+    """How much each factor counts (0 to 100). Orgs may tune them; these are the defaults."""
+
+    has_done_the_job: Annotated[int, Field(ge=0, le=100)] = 30
+    industry: Annotated[int, Field(ge=0, le=100)] = 10
+    competencies: Annotated[int, Field(ge=0, le=100)] = 25
+    time_zone_overlap: Annotated[int, Field(ge=0, le=100)] = 15
+    continuity: Annotated[int, Field(ge=0, le=100)] = 60
+    load_balance: Annotated[int, Field(ge=0, le=100)] = 10
+    preferred_language: Annotated[int, Field(ge=0, le=100)] = 5
+
+
+class MatchingSettings(StrictModel):
+    min_bookable_hours: Annotated[int, Field(ge=0, le=40)] = 2
+    weights: MatchWeights = MatchWeights()
+
+
+@dataclass(frozen=True, slots=True)
+class PersonContext:
+    """What matching knows about the person: their record, their org, what they face now."""
+
+    person_id: str
+    org_id: str
+    level: Level
+    function: str
+    industry: str
+    languages: tuple[str, ...]
+    time_zone: str
+    program: Program
+    focus: tuple[str, ...]  # default-framework competency ids (calibrated ids already mapped)
+    preferred_languages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    declined: frozenset[str] = frozenset()  # coaches this person declined or ended with
+    previous_coach: str | None = None  # the most recent coach the person did not leave
+
+
+@dataclass(frozen=True, slots=True)
+class Factor:
+    name: str
+    value: float  # 0..1 before weighting
+    points: float  # weighted contribution
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredCoach:
+    coach: CompiledCoach
+    points: int  # exact: sum of weight x factor value (values scaled to 0..SCALE)
+    factors: tuple[Factor, ...]
+
+    @property
+    def score(self) -> float:
+        return round(self.points / SCALE, 2)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f.reason for f in self.factors if f.reason and f.points > 0]
+
+
+class NoEligibleCoach(Exception):
+    """No coach passes the hard constraints; `constraint` names the one that bound."""
+
+    def __init__(self, constraint: str, message: str) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+        self.message = message
+
+
+# ---------------------------------------------------------------------------- compiled roster
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledCoach:
+    """A roster coach with the lookups scoring needs, built once per roster version."""
+
+    coach: RosterCoach
+    coach_id: str
+    languages: frozenset[str]
+    programs: frozenset[str]
+    employers: frozenset[str]
+    industries: frozenset[str]
+    specialties: frozenset[str]
+    exact_years: Mapping[tuple[str, str], int]  # (level, function) -> years in that job
+    level_function: Mapping[str, str]  # level -> a function it was held in
+    function_ranks: Mapping[str, frozenset[int]]  # function -> level ranks held in it
+    highest_rank: int
+    capacity: int
+
+
+def compile_coach(coach: RosterCoach) -> CompiledCoach:
+    exact: dict[tuple[str, str], int] = {}
+    level_function: dict[str, str] = {}
+    ranks: dict[str, set[int]] = {}
+    for role in coach.roles_held:
+        key = (role.level.value, role.function.value)
+        exact[key] = max(exact.get(key, 0), role.years)
+        level_function.setdefault(role.level.value, role.function.value)
+        ranks.setdefault(role.function.value, set()).add(LEVEL_RANK[role.level])
+    return CompiledCoach(
+        coach=coach,
+        coach_id=coach.coach_id,
+        languages=frozenset(coach.languages),
+        programs=frozenset(coach.programs),
+        employers=frozenset(coach.employer_org_ids),
+        industries=frozenset(coach.industries) | {r.industry.value for r in coach.roles_held},
+        specialties=frozenset(coach.specialties),
+        exact_years=exact,
+        level_function=level_function,
+        function_ranks={f: frozenset(r) for f, r in ranks.items()},
+        highest_rank=max((LEVEL_RANK[r.level] for r in coach.roles_held), default=-1),
+        capacity=coach.capacity,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRoster:
+    version: int
+    coaches: tuple[CompiledCoach, ...]
+    by_language: Mapping[str, tuple[int, ...]]
+
+    def speaking(self, languages: Iterable[str]) -> list[CompiledCoach]:
+        """Coaches who share a language with the person, via the index, in coach-id order."""
+        positions = sorted({i for code in languages for i in self.by_language.get(code, ())})
+        return [self.coaches[i] for i in positions]
+
+
+_compiled: dict[int, CompiledRoster] = {}
+
+
+def compile_roster(roster: Roster) -> CompiledRoster:
+    """Compiled once per roster version per container; later calls are a dict lookup."""
+    cached = _compiled.get(roster.version)
+    if cached is not None and len(cached.coaches) == len(roster.coaches):
+        return cached
+    coaches = tuple(compile_coach(c) for c in sorted(roster.coaches, key=lambda c: c.coach_id))
+    index: dict[str, list[int]] = {}
+    for position, coach in enumerate(coaches):
+        for code in coach.languages:
+            index.setdefault(code, []).append(position)
+    compiled = CompiledRoster(roster.version, coaches, {k: tuple(v) for k, v in index.items()})
+    _compiled.clear()  # keep only the current version
+    _compiled[roster.version] = compiled
+    return compiled
+
+
+# ---------------------------------------------------------------------------- hard constraints
+
+
+def _languages_text(codes: Iterable[str]) -> str:
+    names = [language_name(c) for c in codes]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    name: str
+    allows: Callable[[CompiledCoach], bool]
+    when_none_left: str
+
+
+def static_constraints(person: PersonContext, history: History) -> list[Constraint]:
+    """The constraints decidable from the roster alone, in the order they are explained."""
+    program = person.program.value
+    speaks = _languages_text(person.languages)
+    constraints = [
+        Constraint("program", lambda c: program in c.programs, f"no approved coach is certified for {program}"),
+        Constraint(
+            "language",
+            lambda c: not c.languages.isdisjoint(person.languages),
+            f"no approved {program} coach speaks {speaks}",
+        ),
+        Constraint(
+            "not_a_colleague",
+            lambda c: person.org_id not in c.employers,
+            f"every approved {program} coach who speaks {speaks} works for your organisation",
+        ),
+    ]
+    if LEVEL_RANK[person.level] >= SENIORITY_GATED_FROM:
+        level = person.level.value.replace("_", " ")
+        constraints.append(
+            Constraint(
+                "seniority",
+                lambda c: c.highest_rank >= LEVEL_RANK[person.level],
+                f"no approved {program} coach who speaks {speaks} has led at the {level} level",
+            )
+        )
+    constraints.append(
+        Constraint(
+            "not_declined",
+            lambda c: c.coach_id not in history.declined,
+            "you have declined or ended with every coach who fits; ask your programme admin to widen the search",
+        )
+    )
+    return constraints
+
+
+def eligible(roster: Sequence[CompiledCoach], constraints: Sequence[Constraint]) -> list[CompiledCoach]:
+    """Apply constraints in order; raise naming the first one that leaves nobody."""
+    remaining = list(roster)
+    for constraint in constraints:
+        remaining = [coach for coach in remaining if constraint.allows(coach)]
+        if not remaining:
+            raise NoEligibleCoach(constraint.name, constraint.when_none_left)
+    return remaining
+
+
+# ---------------------------------------------------------------------------- time-zone overlap
+
+_WEEK_MINUTES = 7 * 24 * 60
+
+
+def _week_start(moment: datetime) -> datetime:
+    monday = moment.astimezone(UTC).date() - timedelta(days=moment.astimezone(UTC).weekday())
+    return datetime.combine(monday, time(0), tzinfo=UTC)
+
+
+def _local_windows_utc(
+    zone: str, windows: Iterable[tuple[int, time, time]], week_start: datetime
+) -> list[tuple[int, int]]:
+    """Weekly local windows as minutes since Monday 00:00 UTC, for the days of this week."""
+    tz = ZoneInfo(zone)
+    by_weekday: dict[int, list[tuple[time, time]]] = {}
+    for weekday, start, end in windows:
+        by_weekday.setdefault(weekday, []).append((start, end))
+    spans: list[tuple[int, int]] = []
+    # Local calendar days around the UTC week, so zones far east or west are covered.
+    first_day: date = week_start.date() - timedelta(days=1)
+    for offset in range(9):
+        day = first_day + timedelta(days=offset)
+        for start, end in by_weekday.get(day.weekday(), ()):
+            begin = datetime.combine(day, start, tzinfo=tz).astimezone(UTC)
+            finish = datetime.combine(day, end, tzinfo=tz).astimezone(UTC)
+            a = int((begin - week_start).total_seconds() // 60)
+            b = int((finish - week_start).total_seconds() // 60)
+            a, b = max(a, 0), min(b, _WEEK_MINUTES)
+            if a < b:
+                spans.append((a, b))
+    return sorted(spans)
+
+
+def _overlap_minutes(left: list[tuple[int, int]], right: list[tuple[int, int]]) -> int:
+    total, i, j = 0, 0, 0
+    while i < len(left) and j < len(right):
+        start = max(left[i][0], right[j][0])
+        end = min(left[i][1], right[j][1])
+        if start < end:
+            total += end - start
+        if left[i][1] < right[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+@dataclass
+class OverlapCalculator:
+    """Weekly overlap between a person's working hours and each coach's availability.
+
+    Computed for the current UTC week and cached per coach, so scoring a whole roster costs
+    one interval merge per coach, not a calendar expansion.
+    """
+
+    person_zone: str
+    now: datetime
+    _person: list[tuple[int, int]] = field(init=False)
+    _week: datetime = field(init=False)
+    _cache: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._week = _week_start(self.now)
+        windows = [(day, *WORKING_HOURS) for day in WORKING_DAYS]
+        self._person = _merge(_local_windows_utc(self.person_zone, windows, self._week))
+        key = (self.person_zone, self._week)
+        if key not in _overlap_cache and len(_overlap_cache) > 200:
+            _overlap_cache.clear()
+        self._cache = _overlap_cache.setdefault(key, {})
+
+    def known_minutes(self) -> dict[str, int]:
+        """What is already computed for this zone and week (read-only view for hot loops)."""
+        return self._cache
+
+    def weekly_minutes(self, coach: RosterCoach) -> int:
+        minutes = self._cache.get(coach.coach_id)
+        if minutes is None:
+            minutes = self._cache[coach.coach_id] = _overlap_minutes(self._person, _coach_spans(coach, self._week))
+        return minutes
+
+
+# Per (person zone, week): coach id -> minutes. People share a few dozen zones, so after
+# the first request from a zone, overlap is a dict lookup per coach.
+_overlap_cache: dict[tuple[str, datetime], dict[str, int]] = {}
+
+
+_coach_span_cache: dict[tuple[str, str, datetime], list[tuple[int, int]]] = {}
+
+
+def _coach_spans(coach: RosterCoach, week: datetime) -> list[tuple[int, int]]:
+    key = (coach.coach_id, coach.time_zone, week)
+    spans = _coach_span_cache.get(key)
+    if spans is None:
+        if len(_coach_span_cache) > 50_000:
+            _coach_span_cache.clear()
+        windows = [(rule.weekday, rule.start, rule.end) for rule in coach.weekly_availability]
+        spans = _merge(_local_windows_utc(coach.time_zone, windows, week))
+        _coach_span_cache[key] = spans
+    return spans
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+# ---------------------------------------------------------------------------- soft score
+
+
+def _job_value(person: PersonContext, coach: CompiledCoach) -> float:
+    level = person.level.value
+    if (level, person.function) in coach.exact_years:
+        return SCALE
+    if level in coach.level_function:
+        return SCALE * 6 // 10
+    rank_ = LEVEL_RANK[person.level]
+    held = coach.function_ranks.get(person.function, frozenset())
+    return SCALE * 4 // 10 if (rank_ - 1) in held or (rank_ + 1) in held else 0
+
+
+def _job_reason(person: PersonContext, coach: CompiledCoach, value: int) -> str | None:
+    level_text = person.level.value.replace("_", " ")
+    function_text = person.function.replace("_", " ")
+    if value == SCALE:
+        years = coach.exact_years[(person.level.value, person.function)]
+        return f"was a {level_text} in {function_text} for {years} years"
+    if value == SCALE * 6 // 10:
+        return f"was a {level_text} (in {coach.level_function[person.level.value].replace('_', ' ')})"
+    if value == SCALE * 4 // 10:
+        rank_ = LEVEL_RANK[person.level]
+        held = coach.function_ranks[person.function]
+        other = next(level for level, r in LEVEL_RANK.items() if r in held and abs(r - rank_) == 1)
+        return f"led in {function_text} as a {other.value.replace('_', ' ')}"
+    return None
+
+
+SCALE = 10_000  # factor values are integers in 0..SCALE, so scores are exact integer sums
+FULL_OVERLAP_MINUTES = len(WORKING_DAYS) * 5 * 60  # five shared hours a working day is as good as it gets
+
+
+def factor_values(
+    person: PersonContext, coach: CompiledCoach, history: History, active_load: int, weekly_overlap_minutes: int
+) -> tuple[int, int, int, int, int, int, int]:
+    """Each factor in 0..SCALE, in FACTOR_NAMES order: the one place the score is defined."""
+    focus = person.focus
+    shared = sum(1 for c in focus if c in coach.specialties)
+    preferred = any(c in coach.languages for c in person.preferred_languages)
+    spare = max(coach.capacity - active_load, 0) * SCALE // coach.capacity if coach.capacity else 0
+    return (
+        _job_value(person, coach),
+        SCALE if person.industry in coach.industries else 0,
+        shared * SCALE // len(focus) if focus else 0,
+        min(weekly_overlap_minutes * SCALE // FULL_OVERLAP_MINUTES, SCALE),
+        SCALE if preferred else 0,
+        SCALE if history.previous_coach == coach.coach_id else 0,
+        spare,
+    )
+
+
+FACTOR_NAMES = (
+    "has_done_the_job",
+    "industry",
+    "competencies",
+    "time_zone_overlap",
+    "preferred_language",
+    "continuity",
+    "load_balance",
+)
+
+
+def weight_vector(weights: MatchWeights) -> tuple[int, ...]:
+    return tuple(getattr(weights, name) for name in FACTOR_NAMES)
+
+
+def quick_score(
+    person: PersonContext,
+    coach: CompiledCoach,
+    weight_values: Sequence[int],
+    history: History,
+    active_load: int,
+    weekly_overlap_minutes: int,
+) -> int:
+    """The score alone, as an integer, for ranking a whole roster; score_coach(...).points equals it."""
+    values = factor_values(person, coach, history, active_load, weekly_overlap_minutes)
+    return sum(w * v for w, v in zip(weight_values, values, strict=True))
+
+
+def score_all(
+    person: PersonContext,
+    coaches: Sequence[CompiledCoach],
+    weights: MatchWeights,
+    history: History,
+    overlap: OverlapCalculator,
+) -> list[tuple[int, CompiledCoach]]:
+    """quick_score with no load for every coach, best first: the hot loop of a match.
+
+    The arithmetic is factor_values' inlined (a test holds the two equal); at thousands of
+    coaches per request, function calls and tuples are most of the cost in Python.
+    """
+    w_job, w_industry, w_comp, w_tz, w_pref, w_cont, w_load = weight_vector(weights)
+    level, function, industry = person.level.value, person.function, person.industry
+    exact_key = (level, function)
+    rank_ = LEVEL_RANK[person.level]
+    neighbours = {rank_ - 1, rank_ + 1}
+    focus = frozenset(person.focus)
+    focus_len = len(person.focus)
+    preferred = person.preferred_languages
+    previous = history.previous_coach
+    same_level = SCALE * 6 // 10
+    near = SCALE * 4 // 10
+    known = overlap.known_minutes()
+    scored: list[tuple[int, CompiledCoach]] = []
+    for coach in coaches:
+        overlap_minutes = known.get(coach.coach_id)
+        if overlap_minutes is None:
+            overlap_minutes = overlap.weekly_minutes(coach.coach)
+        if exact_key in coach.exact_years:
+            job = SCALE
+        elif level in coach.level_function:
+            job = same_level
+        else:
+            held = coach.function_ranks.get(function)
+            job = near if held and not neighbours.isdisjoint(held) else 0
+        shared = len(focus & coach.specialties)
+        points = (
+            w_job * job
+            + (w_industry * SCALE if industry in coach.industries else 0)
+            + (w_comp * (shared * SCALE // focus_len) if focus_len else 0)
+            + w_tz * min(overlap_minutes * SCALE // FULL_OVERLAP_MINUTES, SCALE)
+            + (w_pref * SCALE if preferred and not coach.languages.isdisjoint(preferred) else 0)
+            + (w_cont * SCALE if coach.coach_id == previous else 0)
+            + (w_load * SCALE if coach.capacity else 0)
+        )
+        scored.append((points, coach))
+    # Candidates arrive in coach-id order (the compiled roster is sorted) and the sort is
+    # stable, so ties keep coach-id order without comparing strings: far cheaper.
+    scored.sort(key=_points, reverse=True)
+    return scored
+
+
+def _points(pair: tuple[int, CompiledCoach]) -> int:
+    return pair[0]
+
+
+def score_coach(
+    person: PersonContext,
+    coach: CompiledCoach,
+    *,
+    weights: MatchWeights,
+    history: History,
+    active_load: int,
+    weekly_overlap_minutes: int,
+) -> ScoredCoach:
+    """The score with a readable reason per factor, for the coaches a person will see."""
+    values = factor_values(person, coach, history, active_load, weekly_overlap_minutes)
+    weight_values = weight_vector(weights)
+    shared = [c for c in person.focus if c in coach.specialties]
+    preferred = [c for c in person.preferred_languages if c in coach.languages]
+    daily_hours = weekly_overlap_minutes / 60 / len(WORKING_DAYS)
+    reasons = (
+        _job_reason(person, coach, values[0]),
+        f"knows {person.industry.replace('_', ' ')}" if values[1] else None,
+        f"specialises in {', '.join(shared)}" if shared else None,
+        f"{daily_hours:.0f} h overlap with your working day" if daily_hours >= 0.5 else None,
+        f"speaks {_languages_text(preferred)}" if preferred else None,
+        "your previous coach" if values[5] else None,
+        None,
+    )
+    factors = [
+        Factor(name, value / SCALE, weight * value / SCALE, reason)
+        for name, value, weight, reason in zip(FACTOR_NAMES, values, weight_values, reasons, strict=True)
+    ]
+    common = [language_name(c) for c in coach.coach.languages if c in person.languages]
+    if not preferred and common:
+        # Always say which language the sessions can be in, even if not a scored preference.
+        factors.append(Factor("language", 1.0, 0.0, f"speaks {common[0]}"))
+    points = sum(w * v for w, v in zip(weight_values, values, strict=True))
+    return ScoredCoach(coach=coach, points=points, factors=tuple(factors))
+
+
+def readable(scored: ScoredCoach) -> list[str]:
+    """Reasons in the order a person reads them; the language line always comes through."""
+    reasons = [f.reason for f in scored.factors if f.reason and (f.points > 0 or f.name == "language")]
+    return reasons
+
+
+def rank(scored: Iterable[ScoredCoach]) -> list[ScoredCoach]:
+    # Ties break on coach id so the same input always gives the same list.
+    return sorted(scored, key=lambda s: (-s.points, s.coach.coach_id))
+
+
+def top(scored: Iterable[tuple[int, CompiledCoach]], count: int) -> list[tuple[int, CompiledCoach]]:
+    """The best `count` (score, coach) pairs, ties by coach id, without sorting everything."""
+    import heapq
+
+    return heapq.nsmallest(count, scored, key=lambda pair: (-pair[0], pair[1].coach_id))
+
+
+def map_focus(focus: Sequence[str], calibrated: Mapping[str, str | None]) -> tuple[str, ...]:
+    """Translate an org's calibrated competency ids into the default vocabulary coaches use."""
+    mapped = [calibrated.get(item) or item for item in focus]
+    return tuple(dict.fromkeys(mapped))
+
+
+class MatchPreferences(StrictModel):
+    languages: Annotated[list[LanguageCode], Field(max_length=3)] = []
+
+
+class MatchRequestIn(StrictModel):
+    program: Program
+    focus_competencies: Annotated[list[str], Field(min_length=1, max_length=5)]
+    situation: Annotated[str, Field(min_length=10, max_length=2000)]
+    preferences: MatchPreferences = MatchPreferences()
+
+
+class Proposal(BaseModel):
+    coach_id: str
+    name: str
+    headline: str
+    score: float
+    reasons: list[str]
+    factors: dict[str, float]
+
+
+def proposal(scored: ScoredCoach) -> Proposal:
+    return Proposal(
+        coach_id=scored.coach.coach_id,
+        name=scored.coach.coach.name,
+        headline=scored.coach.coach.headline,
+        score=scored.score,
+        reasons=readable(scored),
+        factors={f.name: round(f.points, 2) for f in scored.factors if f.name != "language"},
+    )

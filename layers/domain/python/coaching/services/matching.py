@@ -1,0 +1,545 @@
+"""Matching use cases: request, decline, choose, change coach, promotion re-match, cohorts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from coaching.adapters.dynamo import CoachRepository, OrgRepository, PersonRepository, get_org_and_person
+from coaching.adapters.matching_store import (
+    Engagement,
+    EngagementStatus,
+    MatchingStore,
+    MatchRecord,
+    MatchStatus,
+    PersonHistory,
+)
+from coaching.auth import Principal, Role
+from coaching.domain.availability import AvailabilityPolicy, bookable_hours
+from coaching.domain.common import utc_now
+from coaching.domain.competencies import default_framework
+from coaching.domain.matching import (
+    PROPOSALS,
+    History,
+    MatchingSettings,
+    MatchRequestIn,
+    NoEligibleCoach,
+    OverlapCalculator,
+    PersonContext,
+    Proposal,
+    ScoredCoach,
+    compile_roster,
+    eligible,
+    map_focus,
+    proposal,
+    rank,
+    score_all,
+    score_coach,
+    static_constraints,
+)
+from coaching.domain.orgs import Org
+from coaching.domain.people import Person
+from coaching.domain.roster import Roster, RosterCoach
+from coaching.domain.taxonomy import Level, Program
+from coaching.errors import Conflict, InvalidInput, NotFound
+from coaching.events import DomainEvent
+from coaching.ids import new_id
+from coaching.services.roster import RosterCache
+
+EVENT_SOURCE = "coaching.matching"
+AVAILABILITY_WINDOW_DAYS = 14
+# Finalists whose loads and exact availability are checked: enough to survive a few
+# coaches at capacity or without hours while keeping the per-match reads small.
+FINALISTS = 12
+
+
+@dataclass
+class MatchingContext:
+    roster: RosterCache
+    store: MatchingStore = field(default_factory=MatchingStore)
+    orgs: OrgRepository = field(default_factory=OrgRepository)
+    people: PersonRepository = field(default_factory=PersonRepository)
+    coaches: CoachRepository = field(default_factory=CoachRepository)
+    clock: Any = utc_now
+
+
+class NoEligibleCoachError(InvalidInput):
+    code = "no_eligible_coach"
+
+
+class MatchView(BaseModel):
+    match_id: str
+    status: MatchStatus
+    program: Program
+    trigger: str
+    proposals: list[Proposal]
+    engagement_id: str | None = None
+    created_at: datetime
+
+
+def _view(match: MatchRecord) -> MatchView:
+    return MatchView(
+        match_id=match.match_id,
+        status=match.status,
+        program=match.program,
+        trigger=match.trigger,
+        proposals=match.proposals,
+        engagement_id=match.engagement_id,
+        created_at=match.created_at,
+    )
+
+
+def _settings(org: Org) -> MatchingSettings:
+    return org.matching or MatchingSettings()
+
+
+def _calibration(org: Org) -> dict[str, str | None]:
+    framework = org.framework or default_framework()
+    return {c.id: c.maps_to for c in framework.competencies}
+
+
+def _check_focus(org: Org, focus: list[str]) -> tuple[str, ...]:
+    calibration = _calibration(org)
+    unknown = [item for item in focus if item not in calibration]
+    if unknown:
+        raise InvalidInput(
+            f"unknown competencies for this organisation's framework: {', '.join(unknown)}", field="focus_competencies"
+        )
+    return map_focus(focus, calibration)
+
+
+def _history(history: PersonHistory) -> History:
+    declined: set[str] = set()
+    for match, _ in history.matches:
+        declined.update(match.declined)
+    previous: tuple[datetime, str] | None = None
+    for engagement, _ in history.engagements:
+        if engagement.ended_by == "person":
+            declined.add(engagement.coach_id)  # they asked to change: never proposed again
+            continue
+        moment = engagement.ended_at or engagement.created_at
+        if previous is None or moment > previous[0]:
+            previous = (moment, engagement.coach_id)
+    return History(declined=frozenset(declined), previous_coach=previous[1] if previous else None)
+
+
+def _roster(ctx: MatchingContext) -> Roster:
+    roster = ctx.roster.get()
+    if roster is None or not roster.coaches:
+        raise NoEligibleCoachError("the coach network is empty: no approved coach yet", field="program")
+    return roster
+
+
+def _person_context(org: Org, person: Person, program: Program, focus: tuple[str, ...], preferred: list[str]):
+    return PersonContext(
+        person_id=person.person_id,
+        org_id=org.org_id,
+        level=person.level,
+        function=person.function.value,
+        industry=org.industry.value,
+        languages=tuple(person.languages),
+        time_zone=person.time_zone,
+        program=program,
+        focus=focus,
+        preferred_languages=tuple(code for code in preferred if code in person.languages),
+    )
+
+
+def propose(
+    ctx: MatchingContext,
+    context: PersonContext,
+    settings: MatchingSettings,
+    history: History,
+    exclude: frozenset[str] = frozenset(),
+    count: int = PROPOSALS,
+) -> list[ScoredCoach]:
+    """The top `count` coaches who pass every hard constraint, best first, with reasons."""
+    roster = compile_roster(_roster(ctx))
+    constraints = static_constraints(context, History(history.declined | exclude))
+    try:
+        # The language index narrows the pass to coaches the person can talk to.
+        candidates = eligible(roster.speaking(context.languages), constraints)
+    except NoEligibleCoach:
+        # Explain over the whole network, so the constraint named is the first that binds.
+        candidates = eligible(roster.coaches, constraints)
+    now = ctx.clock()
+    overlap = OverlapCalculator(context.time_zone, now)
+    # Score without loads first (loads need a read); a provisional score bounds the final
+    # one from above, so finalists are checked in order until the top list is settled.
+    provisional = score_all(context, candidates, settings.weights, history, overlap)
+    chosen: list[ScoredCoach] = []
+    at_capacity = without_hours = 0
+    loads: dict[str, int] = {}
+    for position, (bound, coach) in enumerate(provisional):
+        if len(chosen) >= count and rank(chosen)[count - 1].points >= bound:
+            break  # nobody further down can overtake the proposals already settled
+        if coach.coach_id not in loads:
+            # Loads are read for the next few finalists at once: one BatchGetItem.
+            loads.update(ctx.store.loads(c.coach_id for _, c in provisional[position : position + FINALISTS]))
+        if loads[coach.coach_id] >= coach.capacity:
+            at_capacity += 1
+            continue
+        if _bookable_hours(coach.coach, context, now) < settings.min_bookable_hours:
+            without_hours += 1
+            continue
+        chosen.append(
+            score_coach(
+                context,
+                coach,
+                weights=settings.weights,
+                history=history,
+                active_load=loads[coach.coach_id],
+                weekly_overlap_minutes=overlap.weekly_minutes(coach.coach),
+            )
+        )
+    chosen = rank(chosen)
+    if not chosen:
+        if without_hours >= at_capacity:
+            raise NoEligibleCoach(
+                "availability",
+                f"no eligible coach has {settings.min_bookable_hours} bookable hours in the next "
+                f"{AVAILABILITY_WINDOW_DAYS} days inside your working hours",
+            )
+        raise NoEligibleCoach("capacity", "every eligible coach is at capacity")
+    return chosen[:count]
+
+
+_hours_cache: dict[tuple[str, str, str, datetime], float] = {}
+
+
+def _bookable_hours(coach: RosterCoach, context: PersonContext, now: datetime) -> float:
+    """Exact, DST-correct hours; cached per coach, person zone and hour in a warm container.
+
+    Coaches have no bookings to subtract until booking lands, so the hour is a safe key.
+    """
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    key = (coach.coach_id, coach.time_zone, context.time_zone, hour)
+    hours = _hours_cache.get(key)
+    if hours is None:
+        if len(_hours_cache) > 100_000:
+            _hours_cache.clear()
+        policy = AvailabilityPolicy(time_zone=coach.time_zone, weekly=coach.weekly_availability)
+        hours = _hours_cache[key] = bookable_hours(
+            policy, [], context.time_zone, hour, days=AVAILABILITY_WINDOW_DAYS, now=hour
+        )
+    return hours
+
+
+def _refuse(ctx: MatchingContext, context: PersonContext, error: NoEligibleCoach) -> NoEligibleCoachError:
+    """Record the gap for operators, then explain it to the person."""
+    now = ctx.clock()
+    detail = {
+        "at": now.isoformat(),
+        "org_id": context.org_id,
+        "program": context.program.value,
+        "languages": list(context.languages),
+        "level": context.level.value,
+        "function": context.function,
+        "constraint": error.constraint,
+        "message": error.message,
+    }
+    ctx.store.record_gap(now, new_id(), detail)
+    field_name = {"program": "program", "language": "languages"}.get(error.constraint, "program")
+    return NoEligibleCoachError(error.message, field=field_name, details={"constraint": error.constraint})
+
+
+def _load_person(ctx: MatchingContext, org_id: str, person_id: str) -> tuple[Org, Person]:
+    org, person = get_org_and_person(org_id, person_id)
+    if org is None:
+        raise NotFound(f"organisation {org_id} not found")
+    if person is None or not person.active:
+        raise NotFound(f"person {person_id} is not an active member of this organisation")
+    return org, person
+
+
+def request_match(caller: Principal, data: MatchRequestIn, ctx: MatchingContext) -> tuple[MatchView, list[DomainEvent]]:
+    org_id = caller.require_org(Role.EMPLOYEE)
+    org, person = _load_person(ctx, org_id, caller.person_id)
+    if data.program is Program.EXEC and person.level not in {Level.SENIOR_LEADER, Level.EXECUTIVE}:
+        raise InvalidInput("EXEC coaching is for senior leaders and executives", field="program")
+    focus = _check_focus(org, data.focus_competencies)
+    context = _person_context(org, person, data.program, focus, data.preferences.languages)
+    history = _history(ctx.store.history(org_id, person.person_id))
+    try:
+        chosen = propose(ctx, context, _settings(org), history)
+    except NoEligibleCoach as error:
+        raise _refuse(ctx, context, error) from error
+    now = ctx.clock()
+    match = MatchRecord(
+        match_id=new_id(),
+        org_id=org_id,
+        person_id=person.person_id,
+        program=data.program,
+        focus_competencies=list(data.focus_competencies),
+        preferred_languages=data.preferences.languages,
+        proposals=[proposal(s) for s in chosen],
+        shown=[s.coach.coach_id for s in chosen],
+        created_at=now,
+        updated_at=now,
+    )
+    ctx.store.save_new_match(match, data.situation)
+    return _view(match), [_event("MatchProposed", match)]
+
+
+def _event(kind: str, match: MatchRecord, **extra: Any) -> DomainEvent:
+    detail = {"org_id": match.org_id, "match_id": match.match_id, "program": match.program.value, **extra}
+    return DomainEvent(source=EVENT_SOURCE, detail_type=kind, detail=detail)
+
+
+def _own_match(ctx: MatchingContext, caller: Principal, match_id: str) -> tuple[MatchRecord, int]:
+    org_id = caller.require_org(Role.EMPLOYEE)
+    found = ctx.store.match(org_id, caller.person_id, match_id)
+    if found is None:
+        raise NotFound(f"match {match_id} not found")
+    return found
+
+
+def get_match(caller: Principal, match_id: str, ctx: MatchingContext) -> MatchView:
+    return _view(_own_match(ctx, caller, match_id)[0])
+
+
+def list_matches(caller: Principal, ctx: MatchingContext) -> list[MatchView]:
+    org_id = caller.require_org(Role.EMPLOYEE)
+    history = ctx.store.history(org_id, caller.person_id)
+    return sorted((_view(m) for m, _ in history.matches), key=lambda v: v.created_at, reverse=True)
+
+
+def decline_all(caller: Principal, match_id: str, ctx: MatchingContext) -> MatchView:
+    """Decline the three shown; the next three come from those not yet shown."""
+    match, version = _own_match(ctx, caller, match_id)
+    if match.status is not MatchStatus.PROPOSED:
+        raise Conflict(f"this match is {match.status.value}; nothing to decline", field="match_id")
+    org, person = _load_person(ctx, match.org_id, match.person_id)
+    focus = _check_focus(org, match.focus_competencies)
+    context = _person_context(org, person, match.program, focus, match.preferred_languages)
+    declined = list(dict.fromkeys([*match.declined, *(p.coach_id for p in match.proposals)]))
+    history = _history(ctx.store.history(org.org_id, person.person_id))
+    now = ctx.clock()
+    try:
+        chosen = propose(ctx, context, _settings(org), history, exclude=frozenset([*declined, *match.shown]))
+    except NoEligibleCoach as error:
+        exhausted = match.model_copy(
+            update={"declined": declined, "proposals": [], "status": MatchStatus.EXHAUSTED, "updated_at": now}
+        )
+        ctx.store.update_match(exhausted, version)
+        raise _refuse(ctx, context, error) from error
+    updated = match.model_copy(
+        update={
+            "declined": declined,
+            "proposals": [proposal(s) for s in chosen],
+            "shown": list(dict.fromkeys([*match.shown, *(s.coach.coach_id for s in chosen)])),
+            "updated_at": now,
+        }
+    )
+    ctx.store.update_match(updated, version)
+    return _view(updated)
+
+
+class ChooseIn(BaseModel):
+    coach_id: str
+
+
+def choose(
+    caller: Principal, match_id: str, coach_id: str, ctx: MatchingContext
+) -> tuple[Engagement, list[DomainEvent]]:
+    match, version = _own_match(ctx, caller, match_id)
+    if match.status is not MatchStatus.PROPOSED:
+        raise Conflict(f"this match is already {match.status.value}", field="match_id")
+    if coach_id not in {p.coach_id for p in match.proposals}:
+        raise InvalidInput("choose one of the coaches proposed in this match", field="coach_id")
+    coach = ctx.coaches.get(coach_id)
+    if coach is None or coach.vetting_status.value != "approved":
+        raise Conflict("this coach is no longer available; decline to see others", field="coach_id")
+    now = ctx.clock()
+    engagement = Engagement(
+        engagement_id=new_id(),
+        org_id=match.org_id,
+        person_id=match.person_id,
+        coach_id=coach_id,
+        program=match.program,
+        match_id=match.match_id,
+        start_date=now.date().isoformat(),
+        created_at=now,
+    )
+    ends: list[tuple[Engagement, int]] = []
+    if match.replaces_engagement_id:
+        found = ctx.store.engagement(match.org_id, match.person_id, match.replaces_engagement_id)
+        if found and found[0].status is EngagementStatus.ACTIVE:
+            old, old_version = found
+            ended = old.model_copy(
+                update={
+                    "status": EngagementStatus.ENDED,
+                    "end_reason": match.trigger,
+                    "ended_by": "platform",
+                    "ended_at": now,
+                }
+            )
+            ends.append((ended, old_version))
+    chosen_match = match.model_copy(
+        update={"status": MatchStatus.CHOSEN, "engagement_id": engagement.engagement_id, "updated_at": now}
+    )
+    ctx.store.choose(chosen_match, version, engagement, coach.capacity, ends)
+    return engagement, [_event("EngagementStarted", match, engagement_id=engagement.engagement_id, coach_id=coach_id)]
+
+
+def list_engagements(caller: Principal, ctx: MatchingContext) -> list[Engagement]:
+    org_id = caller.require_org(Role.EMPLOYEE)
+    history = ctx.store.history(org_id, caller.person_id)
+    return sorted((e for e, _ in history.engagements), key=lambda e: e.created_at, reverse=True)
+
+
+def change_coach(caller: Principal, engagement_id: str, reason: str, ctx: MatchingContext) -> MatchView:
+    """End the engagement at the person's request and propose others; the history stays."""
+    org_id = caller.require_org(Role.EMPLOYEE)
+    found = ctx.store.engagement(org_id, caller.person_id, engagement_id)
+    if found is None:
+        raise NotFound(f"engagement {engagement_id} not found")
+    engagement, version = found
+    if engagement.status is not EngagementStatus.ACTIVE:
+        raise Conflict("this engagement has already ended", field="engagement_id")
+    now = ctx.clock()
+    ended = engagement.model_copy(
+        update={"status": EngagementStatus.ENDED, "end_reason": reason, "ended_by": "person", "ended_at": now}
+    )
+    ctx.store.end(ended, version)
+    previous_focus = _latest_focus(ctx.store.history(org_id, caller.person_id), engagement.program)
+    view, _ = request_match(
+        caller,
+        MatchRequestIn(
+            program=engagement.program,
+            focus_competencies=previous_focus,
+            situation=f"Change of coach requested: {reason}",
+        ),
+        ctx,
+    )
+    return view
+
+
+def _latest_focus(history: PersonHistory, program: Program) -> list[str]:
+    matches = sorted((m for m, _ in history.matches if m.program == program), key=lambda m: m.created_at)
+    if matches:
+        return matches[-1].focus_competencies
+    return [default_framework().competencies[0].id]
+
+
+class EngagementContext(BaseModel):
+    """What a coach sees of their coachee: context and growth, never what was said."""
+
+    engagement_id: str
+    person_name: str
+    level: Level
+    function: str
+    program: Program
+    focus_history: list[dict[str, Any]]
+    previous_engagements: list[dict[str, Any]]
+
+
+def engagement_context(caller: Principal, engagement_id: str, ctx: MatchingContext) -> EngagementContext:
+    caller.require(Role.COACH)
+    engagement = ctx.store.coach_engagement(caller.person_id, engagement_id)
+    if engagement is None:
+        raise NotFound(f"engagement {engagement_id} not found")
+    person = ctx.people.get(engagement.org_id, engagement.person_id)
+    if person is None:
+        raise NotFound(f"engagement {engagement_id} not found")
+    history = ctx.store.history(engagement.org_id, engagement.person_id)
+    return EngagementContext(
+        engagement_id=engagement_id,
+        person_name=person.name,
+        level=person.level,
+        function=person.function.value,
+        program=engagement.program,
+        focus_history=[
+            {"at": m.created_at.isoformat(), "program": m.program.value, "focus_competencies": m.focus_competencies}
+            for m, _ in sorted(history.matches, key=lambda pair: pair[0].created_at)
+        ],
+        previous_engagements=[
+            {
+                "program": e.program.value,
+                "start_date": e.start_date,
+                "status": e.status.value,
+                "ended_at": e.ended_at.isoformat() if e.ended_at else None,
+            }
+            for e, _ in history.engagements
+            if e.engagement_id != engagement_id
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------- promotion
+
+
+class PersonPromoted(BaseModel):
+    """The contract HR webhooks emit (source coaching.hr, detail-type PersonPromoted)."""
+
+    org_id: str
+    person_id: str
+    previous_level: Level
+    new_level: Level
+    effective_date: str
+
+
+class PromotionOutcome(BaseModel):
+    person_id: str
+    kept: list[str] = []
+    rematch_ids: list[str] = []
+
+
+def on_person_promoted(event: PersonPromoted, ctx: MatchingContext) -> PromotionOutcome:
+    """Keep a coach who is still eligible at the new level; otherwise propose a new match."""
+    org, person = _load_person(ctx, event.org_id, event.person_id)
+    person = person.model_copy(update={"level": event.new_level})
+    history = ctx.store.history(org.org_id, person.person_id)
+    outcome = PromotionOutcome(person_id=person.person_id)
+    roster = {c.coach_id: c for c in compile_roster(_roster(ctx)).coaches}
+    for engagement, _ in history.engagements:
+        if engagement.status is not EngagementStatus.ACTIVE:
+            continue
+        focus = tuple(_latest_focus(history, engagement.program))
+        context = _person_context(org, person, engagement.program, map_focus(focus, _calibration(org)), [])
+        coach = roster.get(engagement.coach_id)
+        constraints = static_constraints(context, History())
+        if coach is not None and all(c.allows(coach) for c in constraints):
+            outcome.kept.append(engagement.engagement_id)
+            continue
+        past = _history(history)
+        try:
+            chosen = propose(ctx, context, _settings(org), past, exclude=frozenset({engagement.coach_id}))
+        except NoEligibleCoach as error:
+            _refuse(ctx, context, error)
+            continue
+        now = ctx.clock()
+        match = MatchRecord(
+            match_id=new_id(),
+            org_id=org.org_id,
+            person_id=person.person_id,
+            program=engagement.program,
+            focus_competencies=list(focus),
+            trigger="promotion",
+            replaces_engagement_id=engagement.engagement_id,
+            proposals=[proposal(s) for s in chosen],
+            shown=[s.coach.coach_id for s in chosen],
+            created_at=now,
+            updated_at=now,
+        )
+        ctx.store.save_new_match(match, None)
+        outcome.rematch_ids.append(match.match_id)
+    return outcome
+
+
+# ---------------------------------------------------------------------------- cohorts
+
+
+class CohortRequest(BaseModel):
+    program: Program
+    participant_ids: list[str]
+    focus_competencies: list[str] = []
+    mode: Literal["best_fit", "everyone_matched"] = "best_fit"
+
+
+def gap_report(caller: Principal, limit: int, ctx: MatchingContext) -> list[dict[str, Any]]:
+    caller.require(Role.OPERATOR)
+    return ctx.store.gaps(limit)
