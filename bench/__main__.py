@@ -1,12 +1,17 @@
-"""Run every benchmark under bench/ and print figures and ratios."""
+"""Run every benchmark under bench/ and print figures and ratios (make bench)."""
 
-from bench import cold_start, people_import
+from bench import cohort_match, cold_start, matching, people_import
 
 
 def main() -> None:
-    cold_start.main([])
-    print()
-    people_import.main([])
+    for name, run in [
+        ("cold start", cold_start.main),
+        ("people import", people_import.main),
+        ("on-demand matching", matching.main),
+        ("cohort matching", cohort_match.main),
+    ]:
+        print(f"\n=== {name}")
+        run([])
 
 
 if __name__ == "__main__":

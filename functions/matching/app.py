@@ -18,7 +18,14 @@ from coaching.api import Caller, add_health_route, event_kind, http_entry, rest_
 from coaching.domain.matching import MatchRequestIn
 from coaching.events import DomainEvent, EventBridgePublisher
 from coaching.services import matching
-from coaching.services.matching import EngagementContext, MatchingContext, MatchView, PersonPromoted
+from coaching.services.matching import (
+    CohortPlan,
+    CohortRequest,
+    EngagementContext,
+    MatchingContext,
+    MatchView,
+    PersonPromoted,
+)
 from coaching.services.roster import RosterCache, rebuild_roster
 from pydantic import BaseModel, Field
 
@@ -123,6 +130,19 @@ def change_coach(caller: Caller, engagement_id: Id, body: Annotated[ChangeCoachB
 )
 def engagement_context(caller: Caller, engagement_id: Id) -> EngagementContext:
     return matching.engagement_context(caller, engagement_id, ctx)
+
+
+@app.post(
+    "/cohorts/match",
+    summary="Assign a whole cohort at once, optimally (org_admin)",
+    description="Up to 1,000 participants. mode 'best_fit' maximises total fit; 'everyone_matched' matches as "
+    "many people as possible first. With commit=true each assignment becomes an engagement.",
+    tags=["matching"],
+)
+def cohort_match(caller: Caller, body: Annotated[CohortRequest, Body()]) -> CohortPlan:
+    plan = matching.match_cohort_for_org(caller, body, ctx)
+    metrics.add_metric(name="CohortMatched", unit=MetricUnit.Count, value=plan.matched)
+    return plan
 
 
 @app.get("/matching/gaps", summary="Requests no coach could serve, newest first (operator)", tags=["matching"])

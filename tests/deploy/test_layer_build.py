@@ -79,6 +79,13 @@ def test_every_compiled_file_is_aarch64(layer):
     assert any("pydantic_core" in str(p) for p, _ in compiled)
 
 
-def test_layer_fits_lambda_limits(layer):
-    size = sum(p.stat().st_size for p in layer.rglob("*") if p.is_file())
-    assert size < 250 * 1024 * 1024 * 0.6, f"layer is {size / 2**20:.0f} MiB; leave room for the functions"
+def test_layer_and_each_function_fit_lambda_limits(layer):
+    """Lambda allows 250 MB unzipped for a function with its layers; the solver is pure Python."""
+    layer_bytes = sum(p.stat().st_size for p in layer.rglob("*") if p.is_file())
+    assert (layer / "python" / "coaching" / "domain" / "cohort.py").is_file()
+    for function in sorted((ROOT / "functions").iterdir()):
+        code = sum(p.stat().st_size for p in function.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        total = layer_bytes + code
+        assert total < 250 * 1024 * 1024, f"{function.name}: {total / 2**20:.0f} MiB with the layer"
+    # Leave most of the budget for growth: flag the layer early if it doubles.
+    assert layer_bytes < 120 * 1024 * 1024, f"layer is {layer_bytes / 2**20:.0f} MiB"

@@ -61,6 +61,7 @@ RULES: dict[tuple[str, str], tuple[set[str], object]] = {
     ("POST", "/engagements/{engagement_id}/change-coach"): ({"employee"}, {"reason": "matrix test"}),
     ("GET", "/engagements/{engagement_id}/context"): ({"coach"}, None),
     ("GET", "/matching/gaps"): ({"operator"}, None),
+    ("POST", "/cohorts/match"): ({"org_admin"}, "cohort"),
 }
 # What an allowed caller may get besides success: declining the last coaches is a refusal.
 ALLOWED_REFUSALS = {("POST", "/matches/{match_id}/decline"): {422}}
@@ -131,6 +132,8 @@ def path_for(method: str, route: str, ids: dict) -> str:
 
 
 def body_for(kind: object, ids: dict) -> object:
+    if kind == "cohort":
+        return {"program": "GROW", "participant_ids": [ids["person_id"]]}
     if kind == "choice":
         return {"coach_id": ids["matches"]["choose"]["proposals"][0]["coach_id"]}
     if kind == "person":

@@ -285,3 +285,41 @@ def employee_person_id(employee: Api) -> str:
     payload = employee.token.split(".")[1]
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     return claims["custom:person_id"]
+
+
+def test_cohort_match_assigns_optimally_within_capacity_and_commits(local_stack, operator, tenant, tenant_b):
+    lang = "eu"
+    network = [coach(operator, lang, capacity=2, programs=["GROW"]) for _ in range(3)]
+    refresh(local_stack)
+    cohort = [person(local_stack, tenant, lang, level="first_time_manager") for _ in range(8)]
+    stranded = person(local_stack, tenant, "tl")  # nobody in the network speaks Tagalog
+    ids = [employee_person_id(p) for p in cohort] + [employee_person_id(stranded)]
+    body = {"program": "GROW", "participant_ids": ids, "focus_competencies": ["delegation"]}
+
+    plan = tenant.admin.call("POST", "/cohorts/match", body)
+    assert plan.status_code == 200, plan.text
+    result = plan.json()
+    assert (result["participants"], result["matched"], result["mode"]) == (9, 6, "best_fit")
+    assert result["load"] == {c["coach_id"]: 2 for c in network}
+    reasons = {u["person_id"]: u["reason"] for u in result["unmatched"]}
+    assert reasons[ids[-1]] == "no approved GROW coach speaks Tagalog"
+    assert sum(1 for r in reasons.values() if r == "every eligible coach was at capacity") == 2
+    assert not any(a["engagement_id"] for a in result["assignments"])
+
+    everyone = tenant.admin.call("POST", "/cohorts/match", body | {"mode": "everyone_matched"}).json()
+    assert everyone["matched"] == 6
+    assert everyone["objective"] <= result["objective"]
+
+    committed = tenant.admin.call("POST", "/cohorts/match", body | {"commit": True}).json()
+    assert committed["committed"] is True
+    assert all(a["engagement_id"] for a in committed["assignments"])
+    assert committed["refused"] == []
+    # The network is now full: a second launch finds every coach at capacity.
+    again = tenant.admin.call("POST", "/cohorts/match", body).json()
+    assert again["matched"] == 0
+
+    foreign = tenant_b.admin.call("POST", "/cohorts/match", body)
+    assert foreign.status_code == 422
+    assert foreign.json()["error"]["fields"][0]["field"] == "participant_ids[0]"
+    too_many = tenant.admin.call("POST", "/cohorts/match", body | {"participant_ids": ids * 120})
+    assert too_many.status_code == 422

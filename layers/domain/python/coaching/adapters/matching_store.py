@@ -272,6 +272,29 @@ class MatchingStore:
         except TransactWriteError as exc:
             raise _choose_refusal(exc, ends) from exc
 
+    def start_engagement(self, engagement: Engagement, capacity: int) -> None:
+        """An engagement without a match request (cohort launch): same marker and capacity rules."""
+        marker = MarkerItem(
+            person_pk(engagement.org_id, engagement.person_id),
+            f"ACTIVE#{engagement.program.value}",
+            kind="active_engagement",
+            ref=engagement.engagement_id,
+        )
+        try:
+            with TransactWrite(connection=_connection()) as transaction:
+                transaction.save(_engagement_item(engagement), condition=MainItem.pk.does_not_exist())
+                transaction.save(marker, condition=MarkerItem.pk.does_not_exist())
+                transaction.update(
+                    LoadItem(keys.COACHES_PK, _load_sk(engagement.coach_id)),
+                    actions=[LoadItem.active.add(1)],
+                    condition=LoadItem.active.does_not_exist() | (LoadItem.active < capacity),
+                )
+        except TransactWriteError as exc:
+            reasons = exc.cancellation_reasons or []
+            if len(reasons) > 1 and reasons[1] is not None and reasons[1].code == "ConditionalCheckFailed":
+                raise ChooseRefused("already has an active engagement in this programme", field="program") from exc
+            raise ChooseRefused("the coach reached capacity before this engagement", field="coach_id") from exc
+
     def end(self, engagement: Engagement, version: int) -> None:
         """End an engagement: free the person's program slot and the coach's capacity."""
         item = _engagement_item(engagement)

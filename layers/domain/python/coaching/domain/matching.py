@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
@@ -105,9 +105,14 @@ class MatchWeights(StrictModel):
     preferred_language: Annotated[int, Field(ge=0, le=100)] = 5
 
 
+CohortMode = Literal["best_fit", "everyone_matched"]
+
+
 class MatchingSettings(StrictModel):
     min_bookable_hours: Annotated[int, Field(ge=0, le=40)] = 2
     weights: MatchWeights = MatchWeights()
+    # Cohort launches: the best total fit, or as many people matched as possible first.
+    cohort_mode: CohortMode = "best_fit"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from coaching.adapters.dynamo import CoachRepository, OrgRepository, PersonRepository, get_org_and_person
 from coaching.adapters.matching_store import (
@@ -19,10 +20,13 @@ from coaching.adapters.matching_store import (
 )
 from coaching.auth import Principal, Role
 from coaching.domain.availability import AvailabilityPolicy, bookable_hours
-from coaching.domain.common import utc_now
+from coaching.domain.cohort import match_cohort as solve_cohort
+from coaching.domain.common import StrictModel, utc_now
 from coaching.domain.competencies import default_framework
 from coaching.domain.matching import (
     PROPOSALS,
+    SCALE,
+    CohortMode,
     History,
     MatchingSettings,
     MatchRequestIn,
@@ -533,11 +537,134 @@ def on_person_promoted(event: PersonPromoted, ctx: MatchingContext) -> Promotion
 # ---------------------------------------------------------------------------- cohorts
 
 
-class CohortRequest(BaseModel):
+MAX_COHORT = 1_000  # synchronous through API Gateway's 29 s; larger launches are split
+COHORT_EDGES = 20  # top candidates per participant handed to the solver
+
+
+class CohortRequest(StrictModel):
     program: Program
-    participant_ids: list[str]
-    focus_competencies: list[str] = []
-    mode: Literal["best_fit", "everyone_matched"] = "best_fit"
+    participant_ids: Annotated[list[str], Field(min_length=1, max_length=MAX_COHORT)]
+    focus_competencies: Annotated[list[str], Field(max_length=5)] = []
+    # None: the org's own choice between "best fit" and "everyone matched".
+    mode: CohortMode | None = None
+    commit: bool = False
+
+
+class CohortAssignment(BaseModel):
+    person_id: str
+    coach_id: str
+    score: float
+    engagement_id: str | None = None
+
+
+class CohortPlan(BaseModel):
+    mode: CohortMode
+    participants: int
+    matched: int
+    objective: float
+    assignments: list[CohortAssignment]
+    unmatched: list[dict[str, str]]
+    load: dict[str, int]
+    committed: bool
+    refused: list[dict[str, str]] = []
+
+
+def match_cohort_for_org(caller: Principal, request: CohortRequest, ctx: MatchingContext) -> CohortPlan:
+    """Assign a cohort at once, maximising total fit under the same hard constraints.
+
+    Edges are each participant's top candidates; the assignment is the exact optimum of the
+    min-cost-flow solver (coaching.domain.cohort), never greedy. With `commit`, each
+    assignment becomes an engagement through the same capacity-checked transaction as a
+    person's own choice; a coach who filled up meanwhile is reported, not overbooked.
+    """
+    org_id = caller.require_org(Role.ORG_ADMIN)
+    org = ctx.orgs.get(org_id)
+    if org is None:
+        raise NotFound(f"organisation {org_id} not found")
+    ids = list(dict.fromkeys(request.participant_ids))
+    found = ctx.people.get_many(org_id, ids)
+    missing = [pid for pid in ids if pid not in found or not found[pid][0].active]
+    if missing:
+        index = request.participant_ids.index(missing[0])
+        raise InvalidInput(
+            f"{len(missing)} participants are not active people in this organisation (first: {missing[0]})",
+            field=f"participant_ids[{index}]",
+        )
+    focus = _check_focus(org, request.focus_competencies) if request.focus_competencies else ()
+    settings = _settings(org)
+    mode = request.mode or settings.cohort_mode
+    roster = compile_roster(_roster(ctx))
+    loads = ctx.store.all_loads()
+    now = ctx.clock()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        histories = dict(zip(ids, pool.map(lambda pid: _history(ctx.store.history(org_id, pid)), ids), strict=True))
+
+    edges: list[tuple[str, str, int]] = []
+    reasons: dict[str, str] = {}
+    capacities: dict[str, int] = {}
+    for person_id in ids:
+        person = found[person_id][0]
+        context = _person_context(org, person, request.program, tuple(focus), [])
+        history = histories[person_id]
+        constraints = static_constraints(context, History(history.declined))
+        try:
+            candidates = eligible(roster.speaking(context.languages) or roster.coaches, constraints)
+        except NoEligibleCoach as error:
+            reasons[person_id] = error.message
+            continue
+        overlap = OverlapCalculator(context.time_zone, now)
+        taken = 0
+        for points, coach in score_all(context, candidates, settings.weights, history, overlap):
+            free = coach.capacity - loads.get(coach.coach_id, 0)
+            if free <= 0 or _bookable_hours(coach.coach, context, now) < settings.min_bookable_hours:
+                continue
+            capacities[coach.coach_id] = free
+            edges.append((person_id, coach.coach_id, points))
+            taken += 1
+            if taken == COHORT_EDGES:
+                break
+        if not taken:
+            reasons[person_id] = "every eligible coach is at capacity or has too few bookable hours"
+    result = solve_cohort(ids, capacities, edges, mode=mode, reasons=reasons)
+    scores = {(p, c): points for p, c, points in edges}
+    plan = CohortPlan(
+        mode=mode,
+        participants=len(ids),
+        matched=result.matched,
+        objective=round(result.objective / SCALE, 2),
+        assignments=[
+            CohortAssignment(person_id=p, coach_id=c, score=round(scores[(p, c)] / SCALE, 2))
+            for p, c in result.assignments.items()
+        ],
+        unmatched=[{"person_id": p, "reason": reason} for p, reason in result.unmatched],
+        load={coach: count for coach, count in result.load.items() if count},
+        committed=request.commit,
+    )
+    if request.commit:
+        _commit_cohort(plan, org_id, request.program, roster, ctx, now)
+    return plan
+
+
+def _commit_cohort(
+    plan: CohortPlan, org_id: str, program: Program, roster: Any, ctx: MatchingContext, now: datetime
+) -> None:
+    capacity = {c.coach_id: c.capacity for c in roster.coaches}
+    for assignment in plan.assignments:
+        engagement = Engagement(
+            engagement_id=new_id(),
+            org_id=org_id,
+            person_id=assignment.person_id,
+            coach_id=assignment.coach_id,
+            program=program,
+            start_date=now.date().isoformat(),
+            created_at=now,
+        )
+        try:
+            ctx.store.start_engagement(engagement, capacity[assignment.coach_id])
+        except Conflict as refusal:
+            plan.refused.append({"person_id": assignment.person_id, "reason": refusal.message})
+            continue
+        assignment.engagement_id = engagement.engagement_id
 
 
 def gap_report(caller: Principal, limit: int, ctx: MatchingContext) -> list[dict[str, Any]]:
