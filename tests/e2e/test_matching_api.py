@@ -323,3 +323,29 @@ def test_cohort_match_assigns_optimally_within_capacity_and_commits(local_stack,
     assert foreign.json()["error"]["fields"][0]["field"] == "participant_ids[0]"
     too_many = tenant.admin.call("POST", "/cohorts/match", body | {"participant_ids": ids * 120})
     assert too_many.status_code == 422
+
+
+def test_org_settings_tune_the_availability_bar_and_the_weights(local_stack, operator):
+    lang = "gl"
+    org = make_tenant(local_stack, operator, "Settings org")
+    weekend = coach(operator, lang, weekly_availability=[{"weekday": 5, "start": "10:00", "end": "16:00"}])
+    weekday = coach(operator, lang, industries=["retail"], roles_held=[])
+    refresh(local_stack)
+    employee = person(local_stack, org, lang)
+    first = ask(employee).json()["proposals"]
+    assert [p["coach_id"] for p in first] == [weekday["coach_id"]]  # 0 weekday hours: below the default bar of 2
+
+    tuned = operator.call(
+        "PATCH",
+        f"/orgs/{org.org_id}",
+        {"matching": {"min_bookable_hours": 0, "weights": {"time_zone_overlap": 0, "has_done_the_job": 90}}},
+    )
+    assert tuned.status_code == 200, tuned.text
+    second = ask(employee).json()["proposals"]
+    # With no availability bar the weekend coach qualifies, and with the job weighted up
+    # and overlap weighted out, their management record puts them first.
+    assert [p["coach_id"] for p in second] == [weekend["coach_id"], weekday["coach_id"]]
+    assert second[0]["factors"]["time_zone_overlap"] == 0
+    refused = operator.call("PATCH", f"/orgs/{org.org_id}", {"matching": {"min_bookable_hours": -1}})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["fields"][0]["field"] == "matching.min_bookable_hours"
