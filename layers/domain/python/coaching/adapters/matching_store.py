@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.models import Model
@@ -22,6 +21,7 @@ from pynamodb.transactions import TransactWrite
 from coaching.adapters import keys
 from coaching.adapters.dynamo import MainItem, MainTableMeta, _connection
 from coaching.config import settings
+from coaching.domain.common import DeferredModel
 from coaching.domain.matching import Proposal
 from coaching.domain.taxonomy import Program
 from coaching.errors import Conflict
@@ -38,7 +38,7 @@ class EngagementStatus(StrEnum):
     ENDED = "ended"
 
 
-class MatchRecord(BaseModel):
+class MatchRecord(DeferredModel):
     match_id: str
     org_id: str
     person_id: str
@@ -56,7 +56,7 @@ class MatchRecord(BaseModel):
     updated_at: datetime
 
 
-class Engagement(BaseModel):
+class Engagement(DeferredModel):
     engagement_id: str
     org_id: str
     person_id: str

@@ -90,11 +90,17 @@ Email = Annotated[
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 
+class DeferredModel(BaseModel):
+    """Builds its validator on first use: a function imports many models and uses few."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 class StrictModel(BaseModel):
     """Input models refuse unknown fields, so a typo is a 422 rather than silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 class Entity(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)

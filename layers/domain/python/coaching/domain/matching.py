@@ -12,9 +12,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from coaching.domain.common import LanguageCode, StrictModel
+from coaching.domain.common import DeferredModel, LanguageCode, StrictModel
 from coaching.domain.roster import Roster, RosterCoach
 from coaching.domain.taxonomy import Level, Program
 
@@ -628,7 +628,7 @@ class MatchRequestIn(StrictModel):
     preferences: MatchPreferences = MatchPreferences()
 
 
-class Proposal(BaseModel):
+class Proposal(DeferredModel):
     coach_id: str
     name: str
     headline: str

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
-
 from coaching.domain.coaches import AvailabilityRule, Coach, RoleHeld, VettingStatus
+from coaching.domain.common import DeferredModel
 
 
-class RosterCoach(BaseModel):
+class RosterCoach(DeferredModel):
     coach_id: str
     name: str
     headline: str
@@ -29,7 +28,7 @@ class RosterCoach(BaseModel):
     employer_org_ids: list[str]
 
 
-class Roster(BaseModel):
+class Roster(DeferredModel):
     version: int
     built_at: datetime
     coaches: list[RosterCoach]

@@ -33,7 +33,7 @@ from coaching.domain.coaches import (
     VettingStatus,
     check_vetting_thresholds,
 )
-from coaching.domain.common import utc_now
+from coaching.domain.common import DeferredModel, utc_now
 from coaching.domain.competencies import Framework, check_calibration, default_framework
 from coaching.domain.orgs import Org, OrgCreate, OrgUpdate
 from coaching.domain.people import (
@@ -186,7 +186,7 @@ def update_person(caller: Principal, person_id: str, changes: PersonUpdate, ctx:
     return person
 
 
-class ImportReport(BaseModel):
+class ImportReport(DeferredModel):
     received: int
     created: int = 0
     updated: int = 0

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from coaching.adapters.dynamo import CoachRepository, OrgRepository, PersonRepository, get_org_and_person
 from coaching.adapters.matching_store import (
@@ -21,7 +21,7 @@ from coaching.adapters.matching_store import (
 from coaching.auth import Principal, Role
 from coaching.domain.availability import AvailabilityPolicy, bookable_hours
 from coaching.domain.cohort import match_cohort as solve_cohort
-from coaching.domain.common import StrictModel, utc_now
+from coaching.domain.common import DeferredModel, StrictModel, utc_now
 from coaching.domain.competencies import default_framework
 from coaching.domain.matching import (
     PROPOSALS,
@@ -74,7 +74,7 @@ class NoEligibleCoachError(InvalidInput):
     code = "no_eligible_coach"
 
 
-class MatchView(BaseModel):
+class MatchView(DeferredModel):
     match_id: str
     status: MatchStatus
     program: Program
@@ -342,7 +342,7 @@ def decline_all(caller: Principal, match_id: str, ctx: MatchingContext) -> Match
     return _view(updated)
 
 
-class ChooseIn(BaseModel):
+class ChooseIn(DeferredModel):
     coach_id: str
 
 
@@ -429,7 +429,7 @@ def _latest_focus(history: PersonHistory, program: Program) -> list[str]:
     return [default_framework().competencies[0].id]
 
 
-class EngagementContext(BaseModel):
+class EngagementContext(DeferredModel):
     """What a coach sees of their coachee: context and growth, never what was said."""
 
     engagement_id: str
@@ -476,7 +476,7 @@ def engagement_context(caller: Principal, engagement_id: str, ctx: MatchingConte
 # ---------------------------------------------------------------------------- promotion
 
 
-class PersonPromoted(BaseModel):
+class PersonPromoted(DeferredModel):
     """The contract HR webhooks emit (source coaching.hr, detail-type PersonPromoted)."""
 
     org_id: str
@@ -486,7 +486,7 @@ class PersonPromoted(BaseModel):
     effective_date: str
 
 
-class PromotionOutcome(BaseModel):
+class PromotionOutcome(DeferredModel):
     person_id: str
     kept: list[str] = []
     rematch_ids: list[str] = []
@@ -550,14 +550,14 @@ class CohortRequest(StrictModel):
     commit: bool = False
 
 
-class CohortAssignment(BaseModel):
+class CohortAssignment(DeferredModel):
     person_id: str
     coach_id: str
     score: float
     engagement_id: str | None = None
 
 
-class CohortPlan(BaseModel):
+class CohortPlan(DeferredModel):
     mode: CohortMode
     participants: int
     matched: int
