@@ -10,23 +10,15 @@ Targets: p99 under 50 ms in-process.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import socket
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.local_dynamodb import local_dynamodb
+
 TARGET_P99_MS = 50.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -40,16 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=200, help="requests before measuring (other people)")
     args = parser.parse_args(argv)
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    os.environ.update(
-        AWS_ENDPOINT_URL_DYNAMODB=endpoint,
-        MAIN_TABLE_NAME="bench-MainTable",
-        CONFIDENTIAL_TABLE_NAME="bench-ConfidentialTable",
-        AWS_DEFAULT_REGION="eu-west-1",
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-    )
+    local_dynamodb()  # before the domain package is imported: PynamoDB reads the endpoint then
     from coaching.adapters.dynamo import CoachRepository
     from coaching.adapters.roster_store import RosterStore
     from coaching.auth import Principal, Role
@@ -69,97 +52,93 @@ def main(argv: list[str] | None = None) -> int:
     from coaching.services import admin, matching
     from coaching.services.roster import RosterCache, rebuild_roster
     from coaching_local import synthetic
-    from coaching_local.dynamodb_local import DynamoDBLocal, ensure_tables
     from coaching_local.seed import OPERATOR
-    from coaching_local.template import load_template
 
     from bench.capacity import metered
 
-    with DynamoDBLocal(port=port):
-        ensure_tables(endpoint, load_template(ROOT / "template.yaml"), "bench")
-        started = time.perf_counter()
-        repo = CoachRepository()
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(repo.add, synthetic.coaches(args.coaches)))
-        store = RosterStore()
-        rebuild_roster(repo, store)
-        ctx_admin = admin.AdminContext()
-        org = admin.create_org(
-            OPERATOR,
-            OrgCreate(name="Bench", time_zone="Europe/Berlin", currency="EUR", industry="technology"),
-            ctx_admin,
+    started = time.perf_counter()
+    repo = CoachRepository()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(repo.add, synthetic.coaches(args.coaches)))
+    store = RosterStore()
+    rebuild_roster(repo, store)
+    ctx_admin = admin.AdminContext()
+    org = admin.create_org(
+        OPERATOR,
+        OrgCreate(name="Bench", time_zone="Europe/Berlin", currency="EUR", industry="technology"),
+        ctx_admin,
+    )
+    org_admin = Principal(person_id="bench", org_id=org.org_id, roles=frozenset({Role.ORG_ADMIN}))
+    rows = synthetic.people(org.org_id, 1000)
+    admin.import_people(org_admin, rows, ctx_admin)
+    print(f"setup: {args.coaches} approved coaches, 1,000 people in {time.perf_counter() - started:.1f} s")
+
+    ctx = matching.MatchingContext(roster=RosterCache(store, ttl_seconds=30))
+    ctx.roster.get()  # a warm container: the roster is cached
+    competencies = [
+        "delegation",
+        "giving-feedback",
+        "decision-making",
+        "prioritisation",
+        "hiring",
+        "stakeholder-management",
+        "resilience",
+        "change-leadership",
+    ]
+    rng = random.Random(11)
+
+    def one(index: int) -> tuple[float, float, bool]:
+        """One full request, then the scoring-only pass for the same person and request."""
+        row = rows[index % len(rows)]
+        caller = Principal(
+            person_id=person_id_for(org.org_id, row["external_hr_id"]),
+            org_id=org.org_id,
+            roles=frozenset({Role.EMPLOYEE}),
         )
-        org_admin = Principal(person_id="bench", org_id=org.org_id, roles=frozenset({Role.ORG_ADMIN}))
-        rows = synthetic.people(org.org_id, 1000)
-        admin.import_people(org_admin, rows, ctx_admin)
-        print(f"setup: {args.coaches} approved coaches, 1,000 people in {time.perf_counter() - started:.1f} s")
+        program = "EXEC" if row["level"] in {"senior_leader", "executive"} and rng.random() < 0.5 else "SCALE"
+        request = MatchRequestIn(
+            program=program,
+            focus_competencies=rng.sample(competencies, k=2),
+            situation="Preparing a difficult conversation with a peer next week.",
+        )
+        refused = False
+        began = time.perf_counter()
+        try:
+            matching.request_match(caller, request, ctx)
+        except InvalidInput:
+            refused = True
+        full = (time.perf_counter() - began) * 1000
 
-        ctx = matching.MatchingContext(roster=RosterCache(store, ttl_seconds=30))
-        ctx.roster.get()  # a warm container: the roster is cached
-        competencies = [
-            "delegation",
-            "giving-feedback",
-            "decision-making",
-            "prioritisation",
-            "hiring",
-            "stakeholder-management",
-            "resilience",
-            "change-leadership",
-        ]
-        rng = random.Random(11)
+        org_obj, person = matching._load_person(ctx, org.org_id, caller.person_id)
+        context = matching._person_context(org_obj, person, request.program, tuple(request.focus_competencies), [])
+        roster = ctx.roster.get()
+        began = time.perf_counter()
+        try:
+            compiled = compile_roster(roster)
+            candidates = eligible(compiled.speaking(context.languages), static_constraints(context, History()))
+            overlap = OverlapCalculator(context.time_zone, datetime.now(UTC))
+            score_all(context, candidates, matching.MatchingSettings().weights, History(), overlap)
+        except NoEligibleCoach:
+            pass
+        return full, (time.perf_counter() - began) * 1000, refused
 
-        def one(index: int) -> tuple[float, float, bool]:
-            """One full request, then the scoring-only pass for the same person and request."""
-            row = rows[index % len(rows)]
-            caller = Principal(
-                person_id=person_id_for(org.org_id, row["external_hr_id"]),
-                org_id=org.org_id,
-                roles=frozenset({Role.EMPLOYEE}),
-            )
-            program = "EXEC" if row["level"] in {"senior_leader", "executive"} and rng.random() < 0.5 else "SCALE"
-            request = MatchRequestIn(
-                program=program,
-                focus_competencies=rng.sample(competencies, k=2),
-                situation="Preparing a difficult conversation with a peer next week.",
-            )
-            refused = False
-            began = time.perf_counter()
-            try:
-                matching.request_match(caller, request, ctx)
-            except InvalidInput:
-                refused = True
-            full = (time.perf_counter() - began) * 1000
-
-            org_obj, person = matching._load_person(ctx, org.org_id, caller.person_id)
-            context = matching._person_context(org_obj, person, request.program, tuple(request.focus_competencies), [])
-            roster = ctx.roster.get()
-            began = time.perf_counter()
-            try:
-                compiled = compile_roster(roster)
-                candidates = eligible(compiled.speaking(context.languages), static_constraints(context, History()))
-                overlap = OverlapCalculator(context.time_zone, datetime.now(UTC))
-                score_all(context, candidates, matching.MatchingSettings().weights, History(), overlap)
-            except NoEligibleCoach:
-                pass
-            return full, (time.perf_counter() - began) * 1000, refused
-
-        # A new container pays for compiling the roster and, per person time zone, the weekly
-        # overlap of every coach; that is reported apart from the warm steady state.
-        first_ms = one(len(rows) - 1)[0]
-        warm_started = time.perf_counter()
-        for index in range(args.warmup):
-            one(len(rows) - 2 - index)
-        warmup_s = time.perf_counter() - warm_started
-        full_ms: list[float] = []
-        score_ms: list[float] = []
-        refused = 0
-        with metered() as meter:
-            for index in range(args.requests):
-                full, scoring, was_refused = one(index)
-                full_ms.append(full)
-                score_ms.append(scoring)
-                refused += was_refused
-            reads, writes = meter.read_units, meter.write_units
+    # A new container pays for compiling the roster and, per person time zone, the weekly
+    # overlap of every coach; that is reported apart from the warm steady state.
+    first_ms = one(len(rows) - 1)[0]
+    warm_started = time.perf_counter()
+    for index in range(args.warmup):
+        one(len(rows) - 2 - index)
+    warmup_s = time.perf_counter() - warm_started
+    full_ms: list[float] = []
+    score_ms: list[float] = []
+    refused = 0
+    with metered() as meter:
+        for index in range(args.requests):
+            full, scoring, was_refused = one(index)
+            full_ms.append(full)
+            score_ms.append(scoring)
+            refused += was_refused
+        reads, writes = meter.read_units, meter.write_units
 
     print(f"first request in a new container: {first_ms:.1f} ms; warm-up of {args.warmup} requests: {warmup_s:.1f} s")
     p50, p99 = statistics.median(full_ms), _percentile(full_ms, 0.99)

@@ -8,36 +8,17 @@ go below. The ratio is the platform's overhead (validation, the version read, co
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from bench.local_dynamodb import local_dynamodb
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated row counts")
     args = parser.parse_args(argv)
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    # PynamoDB reads these when the domain package is imported, so set them first.
-    os.environ.update(
-        AWS_ENDPOINT_URL_DYNAMODB=endpoint,
-        MAIN_TABLE_NAME="bench-MainTable",
-        CONFIDENTIAL_TABLE_NAME="bench-ConfidentialTable",
-        AWS_DEFAULT_REGION="eu-west-1",
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-    )
+    endpoint = local_dynamodb()
     import boto3
     from coaching.adapters import keys
     from coaching.auth import Principal, Role
@@ -46,66 +27,62 @@ def main(argv: list[str] | None = None) -> int:
     from coaching.domain.people import ImportRow, Person
     from coaching.ids import person_id_for
     from coaching.services import admin
-    from coaching_local.dynamodb_local import DynamoDBLocal, ensure_tables
     from coaching_local.seed import OPERATOR, people_rows
-    from coaching_local.template import load_template
 
-    with DynamoDBLocal(port=port):
-        ensure_tables(endpoint, load_template(ROOT / "template.yaml"), "bench")
-        client = boto3.client("dynamodb", endpoint_url=endpoint)
-        ctx = admin.AdminContext()
-        print("people import on DynamoDB Local (in-process service vs bare TransactWriteItems, 4 threads)")
-        print(f"{'rows':>7}{'import s':>10}{'re-run s':>10}{'bare s':>9}{'ratio':>8}")
-        for size in [int(s) for s in args.sizes.split(",")]:
-            org = admin.create_org(
-                OPERATOR, OrgCreate(name=f"Bench {size}", time_zone="UTC", currency="EUR", industry="retail"), ctx
-            )
-            caller = Principal(person_id="bench", org_id=org.org_id, roles=frozenset({Role.ORG_ADMIN}))
-            rows = people_rows(org.org_id, size, seed=size % 97, home_zone="UTC")
-            started = time.perf_counter()
-            report = admin.import_people(caller, rows, ctx)
-            imported = time.perf_counter() - started
-            assert report.created == size, report.errors[:3]
-            started = time.perf_counter()
-            admin.import_people(caller, rows, ctx)
-            rerun = time.perf_counter() - started
+    client = boto3.client("dynamodb", endpoint_url=endpoint)
+    ctx = admin.AdminContext()
+    print("people import on DynamoDB Local (in-process service vs bare TransactWriteItems, 4 threads)")
+    print(f"{'rows':>7}{'import s':>10}{'re-run s':>10}{'bare s':>9}{'ratio':>8}")
+    for size in [int(s) for s in args.sizes.split(",")]:
+        org = admin.create_org(
+            OPERATOR, OrgCreate(name=f"Bench {size}", time_zone="UTC", currency="EUR", industry="retail"), ctx
+        )
+        caller = Principal(person_id="bench", org_id=org.org_id, roles=frozenset({Role.ORG_ADMIN}))
+        rows = people_rows(org.org_id, size, seed=size % 97, home_zone="UTC")
+        started = time.perf_counter()
+        report = admin.import_people(caller, rows, ctx)
+        imported = time.perf_counter() - started
+        assert report.created == size, report.errors[:3]
+        started = time.perf_counter()
+        admin.import_people(caller, rows, ctx)
+        rerun = time.perf_counter() - started
 
-            # Baseline: the same person items, unconditional, into a fresh org partition.
-            bare_org = admin.create_org(
-                OPERATOR, OrgCreate(name="Bare", time_zone="UTC", currency="EUR", industry="retail"), ctx
+        # Baseline: the same person items, unconditional, into a fresh org partition.
+        bare_org = admin.create_org(
+            OPERATOR, OrgCreate(name="Bare", time_zone="UTC", currency="EUR", industry="retail"), ctx
+        )
+        now = utc_now()
+        items = []
+        for row in rows:
+            parsed = ImportRow.model_validate(row)
+            pid = person_id_for(bare_org.org_id, parsed.external_hr_id)
+            person = Person(
+                person_id=pid,
+                org_id=bare_org.org_id,
+                created_at=now,
+                updated_at=now,
+                **parsed.model_dump(exclude={"manager_external_hr_id", "manager_id"}),
             )
-            now = utc_now()
-            items = []
-            for row in rows:
-                parsed = ImportRow.model_validate(row)
-                pid = person_id_for(bare_org.org_id, parsed.external_hr_id)
-                person = Person(
-                    person_id=pid,
-                    org_id=bare_org.org_id,
-                    created_at=now,
-                    updated_at=now,
-                    **parsed.model_dump(exclude={"manager_external_hr_id", "manager_id"}),
-                )
-                items.append(
-                    {
-                        "Put": {
-                            "TableName": "bench-MainTable",
-                            "Item": {
-                                "pk": {"S": keys.people_pk(bare_org.org_id)},
-                                "sk": {"S": keys.person_sk(pid)},
-                                "kind": {"S": "person"},
-                                "body": {"S": person.model_dump_json()},
-                                "version": {"N": "1"},
-                            },
-                        }
+            items.append(
+                {
+                    "Put": {
+                        "TableName": "bench-MainTable",
+                        "Item": {
+                            "pk": {"S": keys.people_pk(bare_org.org_id)},
+                            "sk": {"S": keys.person_sk(pid)},
+                            "kind": {"S": "person"},
+                            "body": {"S": person.model_dump_json()},
+                            "version": {"N": "1"},
+                        },
                     }
-                )
-            chunks = [items[i : i + 100] for i in range(0, len(items), 100)]
-            started = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                list(pool.map(lambda chunk: client.transact_write_items(TransactItems=chunk), chunks))
-            bare = time.perf_counter() - started
-            print(f"{size:>7}{imported:>10.2f}{rerun:>10.2f}{bare:>9.2f}{imported / bare:>8.2f}")
+                }
+            )
+        chunks = [items[i : i + 100] for i in range(0, len(items), 100)]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda chunk: client.transact_write_items(TransactItems=chunk), chunks))
+        bare = time.perf_counter() - started
+        print(f"{size:>7}{imported:>10.2f}{rerun:>10.2f}{bare:>9.2f}{imported / bare:>8.2f}")
     return 0
 
 

@@ -12,7 +12,7 @@ from coaching.domain.competencies import Framework
 from coaching.domain.orgs import Org, OrgCreate, OrgUpdate
 from coaching.domain.people import MAX_IMPORT_ROWS, Person, PersonCreate, PersonUpdate, rows_from_csv
 from coaching.errors import InvalidInput
-from coaching.events import DomainEvent, EventBridgePublisher
+from coaching.events import DomainEvent, EventBridgePublisher, publish_after_commit
 from coaching.services import admin
 from coaching.services.admin import AdminContext, ImportReport
 from pydantic import BaseModel, Field
@@ -51,13 +51,7 @@ def _created[T](body: T) -> Response[T]:
 
 
 def _publish(events: list[DomainEvent]) -> None:
-    # The change is already committed; a lost event is healed by the roster schedule,
-    # so a failure to publish is logged and counted, never turned into an error response.
-    try:
-        publisher.publish(events)
-    except Exception:
-        logger.exception("event publish failed", extra={"events": [e.detail_type for e in events]})
-        metrics.add_metric(name="EventPublishFailed", unit=MetricUnit.Count, value=len(events))
+    publish_after_commit(publisher, events, logger, metrics)
 
 
 add_health_route(app, "/admin/health", service="admin")

@@ -16,7 +16,7 @@ from coaching.adapters.matching_store import Engagement
 from coaching.adapters.roster_store import RosterStore
 from coaching.api import Caller, add_health_route, event_kind, http_entry, rest_resolver
 from coaching.domain.matching import MatchRequestIn
-from coaching.events import DomainEvent, EventBridgePublisher
+from coaching.events import DomainEvent, EventBridgePublisher, publish_after_commit
 from coaching.services import matching
 from coaching.services.matching import (
     CohortPlan,
@@ -65,12 +65,7 @@ class GapList(BaseModel):
 
 
 def _publish(events: list[DomainEvent]) -> None:
-    # Committed already; events feed rollups, so a failed publish is counted, not fatal.
-    try:
-        publisher.publish(events)
-    except Exception:
-        logger.exception("event publish failed", extra={"events": [e.detail_type for e in events]})
-        metrics.add_metric(name="EventPublishFailed", unit=MetricUnit.Count, value=len(events))
+    publish_after_commit(publisher, events, logger, metrics)
 
 
 @app.post("/matches", summary="Ask for a coach: the top 3 who fit, with reasons (employee)", tags=["matching"])

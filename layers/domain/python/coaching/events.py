@@ -72,3 +72,20 @@ class RecordingPublisher:
 
     def publish(self, events: Sequence[DomainEvent]) -> None:
         self.events.extend(events)
+
+
+def publish_after_commit(publisher: EventPublisher, events: Sequence[DomainEvent], logger: Any, metrics: Any) -> None:
+    """Publish events for a change that is already committed.
+
+    A failure is logged and counted (EventPublishFailed, which should alarm), never turned
+    into an error response: the change stands, and scheduled jobs heal what events feed.
+    """
+    if not events:
+        return
+    try:
+        publisher.publish(events)
+    except Exception:
+        logger.exception("event publish failed", extra={"events": [e.detail_type for e in events]})
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        metrics.add_metric(name="EventPublishFailed", unit=MetricUnit.Count, value=len(events))
