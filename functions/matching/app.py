@@ -156,7 +156,7 @@ def refresh_roster(trigger: str) -> dict[str, Any]:
 
 def on_event(event: dict[str, Any]) -> dict[str, Any]:
     if event["detail-type"] == "PersonPromoted":
-        outcome = matching.on_person_promoted(PersonPromoted.model_validate(event["detail"]), ctx)
+        outcome = matching.on_person_promoted(PersonPromoted.model_validate(event["detail"]), ctx, str(event["id"]))
         metrics.add_metric(name="PromotionRematch", unit=MetricUnit.Count, value=len(outcome.rematch_ids))
         return outcome.model_dump()
     return refresh_roster(trigger=str(event["detail-type"]))

@@ -93,7 +93,7 @@ def world(local_stack, operator):
     # The victim org's employee is a real person, with a network in a language only they speak.
     employee = victim.admin.call("POST", "/people", person_row(f"MXE-{uuid.uuid4().hex[:6]}", languages=["lb"])).json()
     # Enough coaches that the matrix's own decline and change of coach never run out.
-    network = [coach_profile(languages=["lb"], programs=["SCALE", "GROW"]) for _ in range(8)]
+    network = [coach_profile(languages=["lb"], programs=["SCALE", "GROW", "TOGETHER"]) for _ in range(8)]
     coaches = [operator.call("POST", "/coaches", profile).json() for profile in network]
     for coach in coaches:
         operator.call("PUT", f"/coaches/{coach['coach_id']}/vetting", {"status": "approved"})
@@ -103,15 +103,19 @@ def world(local_stack, operator):
     )
     ask = RULES[("POST", "/matches")][1]
     matches = {}
-    for purpose, program in [("get", "SCALE"), ("decline", "SCALE"), ("choose", "SCALE"), ("engage", "GROW")]:
+    purposes = [("get", "SCALE"), ("decline", "SCALE"), ("choose", "SCALE"), ("engage", "GROW"), ("change", "TOGETHER")]
+    for purpose, program in purposes:
         created = as_employee.call("POST", "/matches", ask | {"program": program})
         assert created.status_code == 201, created.text
         matches[purpose] = created.json()
-    engagement = as_employee.call(
-        "POST",
-        f"/matches/{matches['engage']['match_id']}/choose",
-        {"coach_id": matches["engage"]["proposals"][0]["coach_id"]},
-    ).json()
+    engagement, changing = (
+        as_employee.call(
+            "POST",
+            f"/matches/{matches[purpose]['match_id']}/choose",
+            {"coach_id": matches[purpose]["proposals"][0]["coach_id"]},
+        ).json()
+        for purpose in ("engage", "change")
+    )
     ids = {
         "org_id": victim.org_id,
         "person_id": person["person_id"],
@@ -119,6 +123,8 @@ def world(local_stack, operator):
         # (an allowed call in the matrix) cannot change what the employee is proposed.
         "coach_id": operator.call("POST", "/coaches", coach_profile()).json()["coach_id"],
         "engagement_id": engagement["engagement_id"],
+        # The change-of-coach route ends its engagement; the context route needs one still active.
+        "changing_engagement_id": changing["engagement_id"],
         "employee_id": employee["person_id"],
         "engaged_coach_id": engagement["coach_id"],
         "matches": matches,
@@ -128,7 +134,10 @@ def world(local_stack, operator):
 
 def path_for(method: str, route: str, ids: dict) -> str:
     purpose = {"/matches/{match_id}/decline": "decline", "/matches/{match_id}/choose": "choose"}.get(route, "get")
-    return route.format(**{**ids, "match_id": ids["matches"][purpose]["match_id"]})
+    values = {**ids, "match_id": ids["matches"][purpose]["match_id"]}
+    if route.endswith("/change-coach"):
+        values["engagement_id"] = ids["changing_engagement_id"]
+    return route.format(**values)
 
 
 def body_for(kind: object, ids: dict) -> object:

@@ -5,6 +5,7 @@ import io
 import time
 
 import pytest
+import requests
 
 from .helpers import Api, coach_profile, person_row
 
@@ -226,3 +227,61 @@ def test_framework_default_and_calibration(local_stack, tenant_a):
     assert field_names(refused) == {"competencies[3].maps_to"}
     employee = Api(local_stack.url, local_stack.token(["employee"], org_id=tenant_a.org_id, person_id="p-e2e"))
     assert employee.call("GET", f"/orgs/{tenant_a.org_id}/framework").json()["name"] == "Org A leadership"
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ('{"name": "Acme", "time_zone": "Europe", "currency": "EUR", "industry": "retail"}', "time_zone"),
+        ('{"name": "Acme", "time_zone": "' + "A" * 300 + '", "currency": "EUR", "industry": "retail"}', "time_zone"),
+        ("[" * 2000 + "]" * 2000, "body"),
+    ],
+)
+def test_hostile_org_bodies_get_422_not_5xx(operator, raw, field):
+    response = operator.call("POST", "/orgs", raw=raw)
+    assert response.status_code == 422, response.text
+    assert field in field_names(response)
+
+
+def test_invalid_utf8_and_odd_csv_get_422_and_a_bom_is_harmless(local_stack, tenant_a):
+    headers = {"Authorization": f"Bearer {tenant_a.admin.token}", "Content-Type": "application/json"}
+    broken = requests.post(f"{local_stack.url}/orgs", data=b'{"name": "\xff\xfe"}', headers=headers, timeout=30)
+    assert broken.status_code in {403, 422}, broken.text  # org_admin may not create orgs; never a 5xx
+    bom = (
+        "\ufeffexternal_hr_id,name,email,level,function,languages,time_zone\n"
+        "BOM1,Bo,bo@example.com,manager,sales,en,UTC\n"
+    )
+    imported = tenant_a.admin.call("POST", "/people/import", raw=bom, content_type="text/csv")
+    assert imported.status_code == 200, imported.text
+    assert imported.json()["failed"] == 0
+    huge = "external_hr_id,name\nX1," + "a" * 200_000 + "\n"
+    refused = tenant_a.admin.call("POST", "/people/import", raw=huge, content_type="text/csv")
+    assert refused.status_code == 422, refused.text
+    headers["Content-Type"] = "text/csv"
+    binary = requests.post(
+        f"{local_stack.url}/people/import", data=b"external_hr_id\n\xff\xfe\n", headers=headers, timeout=30
+    )
+    assert binary.status_code == 422, binary.text
+
+
+def test_crafted_cursors_and_overlong_ids_are_refused(tenant_a, operator):
+    import base64
+    import json as jsonlib
+
+    def cursor(key: object) -> str:
+        return base64.urlsafe_b64encode(jsonlib.dumps(key).encode()).decode().rstrip("=")
+
+    pk = {"S": f"ORG#{tenant_a.org_id}#PEOPLE"}
+    for key in [{"pk": pk}, {"pk": pk, "sk": {"N": "1"}}, {"pk": pk, "sk": {"S": "x"}, "extra": {"S": "y"}}]:
+        response = tenant_a.admin.call("GET", "/people", params={"cursor": cursor(key)})
+        assert response.status_code == 422, response.text
+        assert field_names(response) == {"cursor"}
+    deep = base64.urlsafe_b64encode(b"[" * 3000).decode()
+    assert tenant_a.admin.call("GET", "/people", params={"cursor": deep}).status_code == 422
+    long_manager = tenant_a.admin.call("POST", "/people", person_row("LONGMGR", manager_id="m" * 2000))
+    assert long_manager.status_code == 422
+    assert field_names(long_manager) == {"manager_id"}
+    offset = coach_profile(weekly_availability=[{"weekday": 1, "start": "09:00", "end": "17:00+01:00"}])
+    refused = operator.call("POST", "/coaches", offset)
+    assert refused.status_code == 422, refused.text
+    assert "weekly_availability[0]" in field_names(refused)

@@ -207,6 +207,22 @@ def test_change_coach_keeps_history_and_continuity_prefers_the_previous_coach(lo
     history = employee.call("GET", "/engagements").json()["items"]
     assert [(e["coach_id"], e["status"]) for e in history] == [(current, "ended")]
     assert len({c["coach_id"] for c in network}) == 5
+    # The coach they left sees nothing of them any more.
+    left = Api(local_stack.url, local_stack.token(["coach"], person_id=current))
+    assert left.call("GET", f"/engagements/{engagement['engagement_id']}/context").status_code == 404
+
+
+def test_change_of_coach_with_nobody_else_keeps_the_engagement(local_stack, operator, tenant):
+    lang = "sw"
+    only = coach(operator, lang)
+    refresh(local_stack)
+    employee = person(local_stack, tenant, lang)
+    match = ask(employee).json()
+    engagement = employee.call("POST", f"/matches/{match['match_id']}/choose", {"coach_id": only["coach_id"]}).json()
+    refused = employee.call("POST", f"/engagements/{engagement['engagement_id']}/change-coach", {"reason": "try"})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "no_eligible_coach"
+    assert [e["status"] for e in employee.call("GET", "/engagements").json()["items"]] == ["active"]
 
 
 def test_promotion_keeps_an_eligible_coach_and_rematches_otherwise(local_stack, operator, tenant):

@@ -69,6 +69,17 @@ def rest_resolver() -> APIGatewayRestResolver:
             body["error"]["details"] = error.details
         return _json(error.status, body)
 
+    @app.exception_handler(RecursionError)
+    def _too_deep(error: RecursionError) -> Response:
+        # json.loads gives up on absurd nesting; that is the client's body, not our bug.
+        fields = [{"field": "body", "message": "the body is nested too deeply"}]
+        return _json(422, error_body("validation_failed", "the body is nested too deeply", fields))
+
+    @app.exception_handler(UnicodeDecodeError)
+    def _not_utf8(error: UnicodeDecodeError) -> Response:
+        fields = [{"field": "body", "message": "the body is not valid UTF-8"}]
+        return _json(422, error_body("validation_failed", "the body is not valid UTF-8", fields))
+
     @app.exception_handler(RequestUnsupportedContentType)
     def _unsupported(error: RequestUnsupportedContentType) -> Response:
         return _json(415, error_body("unsupported_media_type", "send the body as application/json"))

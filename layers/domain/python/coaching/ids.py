@@ -40,16 +40,26 @@ def decode_cursor(cursor: str | None, *, expected_pk: str) -> dict[str, object] 
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidInput("cursor is not a valid pagination cursor", field="cursor") from exc
-    if not isinstance(key, dict) or _partition_of(key) != expected_pk:
+    if not _well_formed(key):
+        raise InvalidInput("cursor is not a valid pagination cursor", field="cursor")
+    partition = key["gsi1pk"]["S"] if "gsi1pk" in key else key["pk"]["S"]
+    if partition != expected_pk:
         raise InvalidInput("cursor does not belong to this listing", field="cursor")
     return key
 
 
-def _partition_of(key: dict[str, object]) -> object:
-    for name in ("gsi1pk", "pk"):
-        value = key.get(name)
-        if isinstance(value, dict):
-            return value.get("S")
-    return None
+_KEY_SHAPES = ({"pk", "sk"}, {"pk", "sk", "gsi1pk", "gsi1sk"})
+
+
+def _well_formed(key: object) -> bool:
+    """Exactly a table or index start key of short strings: anything else never reaches DynamoDB."""
+    if not isinstance(key, dict) or set(key) not in _KEY_SHAPES:
+        return False
+    for value in key.values():
+        if not (isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str)):
+            return False
+        if not 0 < len(value["S"]) <= 512:
+            return False
+    return True

@@ -8,6 +8,7 @@ coach's load (conditional on capacity) and the match request (conditional on its
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,11 +20,11 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from coaching.adapters import keys
-from coaching.adapters.dynamo import MainItem, MainTableMeta, _connection
+from coaching.adapters.dynamo import MainItem, MainTableMeta, _connection, is_transaction_conflict
 from coaching.config import settings
 from coaching.domain.common import DeferredModel
 from coaching.domain.matching import Proposal
-from coaching.domain.taxonomy import Program
+from coaching.domain.taxonomy import Level, Program
 from coaching.errors import Conflict
 
 
@@ -46,6 +47,7 @@ class MatchRecord(DeferredModel):
     focus_competencies: list[str]
     preferred_languages: list[str] = []
     trigger: str = "request"  # request | change | promotion
+    level: Level | None = None  # set when made for a level the person record does not show yet
     replaces_engagement_id: str | None = None
     status: MatchStatus = MatchStatus.PROPOSED
     proposals: list[Proposal] = []
@@ -103,6 +105,9 @@ class SituationItem(Model):
     sk = UnicodeAttribute(range_key=True)
     text = UnicodeAttribute()
     created_at = UnicodeAttribute()
+
+
+GAPS_INDEX_PK = "PLATFORM#GAPS"
 
 
 def person_pk(org_id: str, person_id: str) -> str:
@@ -194,14 +199,24 @@ class MatchingStore:
         }
 
     def gaps(self, limit: int) -> list[dict]:
-        import json
-
-        return [json.loads(item.body) for item in MainItem.query("NETWORK#GAPS", scan_index_forward=False, limit=limit)]
+        """Newest first across orgs, through the platform index (operators only)."""
+        results = MainItem.gsi1.query(GAPS_INDEX_PK, scan_index_forward=False, limit=limit)
+        return [json.loads(item.body) for item in results]
 
     # ------------------------------------------------------------------ writes
 
-    def save_new_match(self, match: MatchRecord, situation: str | None) -> None:
-        """The request and what the person wrote, together or not at all (one round trip)."""
+    def save_new_match(self, match: MatchRecord, situation: str | None, *, exists_ok: bool = False) -> None:
+        """The request and what the person wrote, together or not at all (one round trip).
+
+        `exists_ok` makes a retried, deterministic id (an event's re-match) a no-op.
+        """
+        try:
+            self._insert_match(match, situation)
+        except TransactWriteError as exc:
+            if not (exists_ok and is_transaction_conflict(exc)):
+                raise
+
+    def _insert_match(self, match: MatchRecord, situation: str | None) -> None:
         with TransactWrite(connection=_connection()) as transaction:
             transaction.save(_match_item(match, None), condition=MainItem.pk.does_not_exist())
             if situation is not None:
@@ -223,10 +238,11 @@ class MatchingStore:
                 raise Conflict("this match changed while you were deciding; load it again") from exc
             raise
 
-    def record_gap(self, at: datetime, gap_id: str, detail: dict) -> None:
-        import json
-
-        MainItem("NETWORK#GAPS", f"{at.isoformat()}#{gap_id}", kind="gap", body=json.dumps(detail)).save()
+    def record_gap(self, org_id: str, at: datetime, gap_id: str, detail: dict) -> None:
+        """Kept in the org's partition; the platform index lets operators see every org's gaps."""
+        item = MainItem(f"ORG#{org_id}#GAPS", f"{at.isoformat()}#{gap_id}", kind="gap", body=json.dumps(detail))
+        item.gsi1pk, item.gsi1sk = GAPS_INDEX_PK, f"{at.isoformat()}#{gap_id}"
+        item.save()
 
     def choose(
         self,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from coaching.domain.common import Email, Entity, Languages, ShortText, StrictModel, TimeZoneName
+from coaching.domain.common import Email, Entity, EntityId, Languages, ShortText, StrictModel, TimeZoneName
 from coaching.domain.competencies import default_framework
 from coaching.domain.taxonomy import Industry, JobFunction, Level, Program
 from coaching.errors import InvalidInput
@@ -38,6 +38,9 @@ class AvailabilityRule(StrictModel):
 
     @model_validator(mode="after")
     def _start_before_end(self) -> AvailabilityRule:
+        # Wall-clock times in the coach's zone: an offset would be silently ignored later.
+        if self.start.tzinfo is not None or self.end.tzinfo is not None:
+            raise ValueError("times are wall-clock times in the coach's time zone; drop the UTC offset")
         if self.end <= self.start:
             raise ValueError("end must be after start")
         return self
@@ -68,7 +71,7 @@ class CoachFields(StrictModel):
     capacity: Annotated[int, Field(ge=1, le=200)]
     weekly_availability: Annotated[list[AvailabilityRule], Field(max_length=50)] = []
     # Orgs the coach works or worked for: never proposed to their colleagues.
-    employer_org_ids: Annotated[list[str], Field(max_length=10)] = []
+    employer_org_ids: Annotated[list[EntityId], Field(max_length=10)] = []
 
     @field_validator("specialties")
     @classmethod
@@ -96,7 +99,7 @@ class CoachUpdate(StrictModel):
     programs: Annotated[list[Program], Field(min_length=1)] | None = None
     capacity: Annotated[int, Field(ge=1, le=200)] | None = None
     weekly_availability: Annotated[list[AvailabilityRule], Field(max_length=50)] | None = None
-    employer_org_ids: Annotated[list[str], Field(max_length=10)] | None = None
+    employer_org_ids: Annotated[list[EntityId], Field(max_length=10)] | None = None
 
     @field_validator("specialties")
     @classmethod

@@ -46,11 +46,12 @@ def utc_now() -> datetime:
 
 def _check_time_zone(value: str) -> str:
     # A path-like or empty name is not an IANA zone, whatever the local tz database says.
-    if not value or value.startswith(("/", ".")) or ".." in value:
+    if not value or len(value) > 64 or value.startswith(("/", ".")) or ".." in value:
         raise ValueError("must be an IANA time zone such as Europe/Berlin")
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        # OSError: a name that is a folder of the tz database ("Europe") or otherwise unreadable.
         raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Berlin") from exc
     return value
 
@@ -87,6 +88,8 @@ Email = Annotated[
     str,
     StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
 ]
+# Platform ids are UUIDs (or short, safe tokens): bounded so they can never overflow a key.
+EntityId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 

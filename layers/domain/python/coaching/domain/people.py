@@ -9,8 +9,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
-from coaching.domain.common import Email, Entity, Languages, ShortText, StrictModel, TimeZoneName
+from coaching.domain.common import Email, Entity, EntityId, Languages, ShortText, StrictModel, TimeZoneName
 from coaching.domain.taxonomy import JobFunction, Level
+from coaching.errors import InvalidInput
 
 MAX_IMPORT_ROWS = 10_000
 
@@ -26,7 +27,7 @@ class PersonFields(StrictModel):
     function: JobFunction
     department: OptionalText = ""
     location: OptionalText = ""
-    manager_id: str | None = None
+    manager_id: EntityId | None = None
     languages: Annotated[Languages, Field(min_length=1, max_length=10)]
     time_zone: TimeZoneName
     active: bool = True
@@ -44,7 +45,7 @@ class PersonUpdate(StrictModel):
     function: JobFunction | None = None
     department: OptionalText | None = None
     location: OptionalText | None = None
-    manager_id: str | None = None
+    manager_id: EntityId | None = None
     languages: Annotated[Languages, Field(min_length=1, max_length=10)] | None = None
     time_zone: TimeZoneName | None = None
     active: bool | None = None
@@ -66,7 +67,7 @@ class Person(Entity):
     function: JobFunction
     department: str = ""
     location: str = ""
-    manager_id: str | None = None
+    manager_id: EntityId | None = None
     languages: list[str]
     time_zone: str
     active: bool = True
@@ -118,11 +119,16 @@ def _csv_value(name: str, value: str | None) -> Any:
 
 def rows_from_csv(text: str) -> list[dict[str, Any]]:
     """Parse CSV with a header row; a list cell (languages) separates values with ; or |."""
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
-        return []
+    # Spreadsheet exports often start with a byte-order mark; it is not part of the header.
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
+    try:
+        if not reader.fieldnames:
+            return []
+        raws = list(reader)
+    except csv.Error as exc:
+        raise InvalidInput(f"the CSV cannot be read: {exc}", field="body") from exc
     rows: list[dict[str, Any]] = []
-    for raw in reader:
+    for raw in raws:
         row: dict[str, Any] = {}
         for name, value in raw.items():
             if name is None:

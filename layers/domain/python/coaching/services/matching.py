@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +22,7 @@ from coaching.adapters.matching_store import (
 from coaching.auth import Principal, Role
 from coaching.domain.availability import AvailabilityPolicy, bookable_hours
 from coaching.domain.cohort import match_cohort as solve_cohort
-from coaching.domain.common import DeferredModel, StrictModel, utc_now
+from coaching.domain.common import DeferredModel, EntityId, StrictModel, utc_now
 from coaching.domain.competencies import default_framework
 from coaching.domain.matching import (
     PROPOSALS,
@@ -245,7 +246,7 @@ def _refuse(ctx: MatchingContext, context: PersonContext, error: NoEligibleCoach
         "constraint": error.constraint,
         "message": error.message,
     }
-    ctx.store.record_gap(now, new_id(), detail)
+    ctx.store.record_gap(context.org_id, now, new_id(), detail)
     field_name = {"program": "program", "language": "languages"}.get(error.constraint, "program")
     return NoEligibleCoachError(error.message, field=field_name, details={"constraint": error.constraint})
 
@@ -317,6 +318,9 @@ def decline_all(caller: Principal, match_id: str, ctx: MatchingContext) -> Match
     if match.status is not MatchStatus.PROPOSED:
         raise Conflict(f"this match is {match.status.value}; nothing to decline", field="match_id")
     org, person = _load_person(ctx, match.org_id, match.person_id)
+    if match.level is not None:
+        # A promotion re-match is made for the new level, even before HR updates the record.
+        person = person.model_copy(update={"level": match.level})
     focus = _check_focus(org, match.focus_competencies)
     context = _person_context(org, person, match.program, focus, match.preferred_languages)
     declined = list(dict.fromkeys([*match.declined, *(p.coach_id for p in match.proposals)]))
@@ -404,22 +408,35 @@ def change_coach(caller: Principal, engagement_id: str, reason: str, ctx: Matchi
     engagement, version = found
     if engagement.status is not EngagementStatus.ACTIVE:
         raise Conflict("this engagement has already ended", field="engagement_id")
+    org, person = _load_person(ctx, org_id, caller.person_id)
+    history = ctx.store.history(org_id, caller.person_id)
+    focus = _latest_focus(history, engagement.program)
+    context = _person_context(org, person, engagement.program, _check_focus(org, focus), [])
+    past = _history(history)
+    # Propose first: if nobody else fits, the person keeps their coach and is told why.
+    try:
+        chosen = propose(ctx, context, _settings(org), History(past.declined | {engagement.coach_id}))
+    except NoEligibleCoach as error:
+        raise _refuse(ctx, context, error) from error
     now = ctx.clock()
     ended = engagement.model_copy(
         update={"status": EngagementStatus.ENDED, "end_reason": reason, "ended_by": "person", "ended_at": now}
     )
     ctx.store.end(ended, version)
-    previous_focus = _latest_focus(ctx.store.history(org_id, caller.person_id), engagement.program)
-    view, _ = request_match(
-        caller,
-        MatchRequestIn(
-            program=engagement.program,
-            focus_competencies=previous_focus,
-            situation=f"Change of coach requested: {reason}",
-        ),
-        ctx,
+    match = MatchRecord(
+        match_id=new_id(),
+        org_id=org_id,
+        person_id=person.person_id,
+        program=engagement.program,
+        focus_competencies=focus,
+        trigger="change",
+        proposals=[proposal(s) for s in chosen],
+        shown=[s.coach.coach_id for s in chosen],
+        created_at=now,
+        updated_at=now,
     )
-    return view
+    ctx.store.save_new_match(match, f"Change of coach requested: {reason}")
+    return _view(match)
 
 
 def _latest_focus(history: PersonHistory, program: Program) -> list[str]:
@@ -444,7 +461,8 @@ class EngagementContext(DeferredModel):
 def engagement_context(caller: Principal, engagement_id: str, ctx: MatchingContext) -> EngagementContext:
     caller.require(Role.COACH)
     engagement = ctx.store.coach_engagement(caller.person_id, engagement_id)
-    if engagement is None:
+    if engagement is None or engagement.status is not EngagementStatus.ACTIVE:
+        # A coach the person left, or who was replaced, no longer sees anything of them.
         raise NotFound(f"engagement {engagement_id} not found")
     person = ctx.people.get(engagement.org_id, engagement.person_id)
     if person is None:
@@ -492,8 +510,11 @@ class PromotionOutcome(DeferredModel):
     rematch_ids: list[str] = []
 
 
-def on_person_promoted(event: PersonPromoted, ctx: MatchingContext) -> PromotionOutcome:
-    """Keep a coach who is still eligible at the new level; otherwise propose a new match."""
+def on_person_promoted(event: PersonPromoted, ctx: MatchingContext, event_id: str) -> PromotionOutcome:
+    """Keep a coach who is still eligible at the new level; otherwise propose a new match.
+
+    Idempotent per event: a redelivered event finds its re-match already stored.
+    """
     org, person = _load_person(ctx, event.org_id, event.person_id)
     person = person.model_copy(update={"level": event.new_level})
     history = ctx.store.history(org.org_id, person.person_id)
@@ -517,11 +538,12 @@ def on_person_promoted(event: PersonPromoted, ctx: MatchingContext) -> Promotion
             continue
         now = ctx.clock()
         match = MatchRecord(
-            match_id=new_id(),
+            match_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"promotion:{event_id}:{engagement.engagement_id}")),
             org_id=org.org_id,
             person_id=person.person_id,
             program=engagement.program,
             focus_competencies=list(focus),
+            level=event.new_level,
             trigger="promotion",
             replaces_engagement_id=engagement.engagement_id,
             proposals=[proposal(s) for s in chosen],
@@ -529,7 +551,7 @@ def on_person_promoted(event: PersonPromoted, ctx: MatchingContext) -> Promotion
             created_at=now,
             updated_at=now,
         )
-        ctx.store.save_new_match(match, None)
+        ctx.store.save_new_match(match, None, exists_ok=True)
         outcome.rematch_ids.append(match.match_id)
     return outcome
 
@@ -543,7 +565,7 @@ COHORT_EDGES = 20  # top candidates per participant handed to the solver
 
 class CohortRequest(StrictModel):
     program: Program
-    participant_ids: Annotated[list[str], Field(min_length=1, max_length=MAX_COHORT)]
+    participant_ids: Annotated[list[EntityId], Field(min_length=1, max_length=MAX_COHORT)]
     focus_competencies: Annotated[list[str], Field(max_length=5)] = []
     # None: the org's own choice between "best fit" and "everyone matched".
     mode: CohortMode | None = None
