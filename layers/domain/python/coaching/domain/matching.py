@@ -487,19 +487,6 @@ def weight_vector(weights: MatchWeights) -> tuple[int, ...]:
     return tuple(getattr(weights, name) for name in FACTOR_NAMES)
 
 
-def quick_score(
-    person: PersonContext,
-    coach: CompiledCoach,
-    weight_values: Sequence[int],
-    history: History,
-    active_load: int,
-    weekly_overlap_minutes: int,
-) -> int:
-    """The score alone, as an integer, for ranking a whole roster; score_coach(...).points equals it."""
-    values = factor_values(person, coach, history, active_load, weekly_overlap_minutes)
-    return sum(w * v for w, v in zip(weight_values, values, strict=True))
-
-
 def score_all(
     person: PersonContext,
     coaches: Sequence[CompiledCoach],
@@ -507,7 +494,7 @@ def score_all(
     history: History,
     overlap: OverlapCalculator,
 ) -> list[tuple[int, CompiledCoach]]:
-    """quick_score with no load for every coach, best first: the hot loop of a match.
+    """Every coach's score with no load yet, best first: the hot loop of a match.
 
     The arithmetic is factor_values' inlined (a test holds the two equal); at thousands of
     coaches per request, function calls and tuples are most of the cost in Python.
@@ -566,7 +553,10 @@ def score_coach(
     active_load: int,
     weekly_overlap_minutes: int,
 ) -> ScoredCoach:
-    """The score with a readable reason per factor, for the coaches a person will see."""
+    """The score with a readable reason per factor, for the coaches a person will see.
+
+    Its `points` equal score_all's for the same coach with no load (a property test holds them equal).
+    """
     values = factor_values(person, coach, history, active_load, weekly_overlap_minutes)
     weight_values = weight_vector(weights)
     shared = [c for c in person.focus if c in coach.specialties]
@@ -602,13 +592,6 @@ def readable(scored: ScoredCoach) -> list[str]:
 def rank(scored: Iterable[ScoredCoach]) -> list[ScoredCoach]:
     # Ties break on coach id so the same input always gives the same list.
     return sorted(scored, key=lambda s: (-s.points, s.coach.coach_id))
-
-
-def top(scored: Iterable[tuple[int, CompiledCoach]], count: int) -> list[tuple[int, CompiledCoach]]:
-    """The best `count` (score, coach) pairs, ties by coach id, without sorting everything."""
-    import heapq
-
-    return heapq.nsmallest(count, scored, key=lambda pair: (-pair[0], pair[1].coach_id))
 
 
 def map_focus(focus: Sequence[str], calibrated: Mapping[str, str | None]) -> tuple[str, ...]:

@@ -273,20 +273,41 @@ def request_match(caller: Principal, data: MatchRequestIn, ctx: MatchingContext)
     except NoEligibleCoach as error:
         raise _refuse(ctx, context, error) from error
     now = ctx.clock()
-    match = MatchRecord(
-        match_id=new_id(),
-        org_id=org_id,
-        person_id=person.person_id,
-        program=data.program,
-        focus_competencies=list(data.focus_competencies),
+    match = _proposed(
+        org_id,
+        person.person_id,
+        data.program,
+        data.focus_competencies,
+        chosen,
+        now,
         preferred_languages=data.preferences.languages,
+    )
+    ctx.store.save_new_match(match, data.situation)
+    return _view(match), [_event("MatchProposed", match)]
+
+
+def _proposed(
+    org_id: str,
+    person_id: str,
+    program: Program,
+    focus: list[str],
+    chosen: list[ScoredCoach],
+    now: datetime,
+    **extra: Any,
+) -> MatchRecord:
+    """A new match request showing `chosen`; `extra` carries trigger, level, ids and preferences."""
+    return MatchRecord(
+        match_id=extra.pop("match_id", None) or new_id(),
+        org_id=org_id,
+        person_id=person_id,
+        program=program,
+        focus_competencies=list(focus),
         proposals=[proposal(s) for s in chosen],
         shown=[s.coach.coach_id for s in chosen],
         created_at=now,
         updated_at=now,
+        **extra,
     )
-    ctx.store.save_new_match(match, data.situation)
-    return _view(match), [_event("MatchProposed", match)]
 
 
 def _event(kind: str, match: MatchRecord, **extra: Any) -> DomainEvent:
@@ -344,10 +365,6 @@ def decline_all(caller: Principal, match_id: str, ctx: MatchingContext) -> Match
     )
     ctx.store.update_match(updated, version)
     return _view(updated)
-
-
-class ChooseIn(DeferredModel):
-    coach_id: str
 
 
 def choose(
@@ -423,18 +440,7 @@ def change_coach(caller: Principal, engagement_id: str, reason: str, ctx: Matchi
         update={"status": EngagementStatus.ENDED, "end_reason": reason, "ended_by": "person", "ended_at": now}
     )
     ctx.store.end(ended, version)
-    match = MatchRecord(
-        match_id=new_id(),
-        org_id=org_id,
-        person_id=person.person_id,
-        program=engagement.program,
-        focus_competencies=focus,
-        trigger="change",
-        proposals=[proposal(s) for s in chosen],
-        shown=[s.coach.coach_id for s in chosen],
-        created_at=now,
-        updated_at=now,
-    )
+    match = _proposed(org_id, person.person_id, engagement.program, focus, chosen, now, trigger="change")
     ctx.store.save_new_match(match, f"Change of coach requested: {reason}")
     return _view(match)
 
@@ -537,19 +543,17 @@ def on_person_promoted(event: PersonPromoted, ctx: MatchingContext, event_id: st
             _refuse(ctx, context, error)
             continue
         now = ctx.clock()
-        match = MatchRecord(
+        match = _proposed(
+            org.org_id,
+            person.person_id,
+            engagement.program,
+            list(focus),
+            chosen,
+            now,
             match_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"promotion:{event_id}:{engagement.engagement_id}")),
-            org_id=org.org_id,
-            person_id=person.person_id,
-            program=engagement.program,
-            focus_competencies=list(focus),
             level=event.new_level,
             trigger="promotion",
             replaces_engagement_id=engagement.engagement_id,
-            proposals=[proposal(s) for s in chosen],
-            shown=[s.coach.coach_id for s in chosen],
-            created_at=now,
-            updated_at=now,
         )
         ctx.store.save_new_match(match, None, exists_ok=True)
         outcome.rematch_ids.append(match.match_id)
