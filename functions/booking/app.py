@@ -1,15 +1,85 @@
-"""Booking: coach availability and structured session booking.
+"""Booking: open slots with your coach, sessions that can never double-book, calendar invites."""
 
-Serves its health route; its capability arrives with its own issue.
-"""
+from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from coaching.api import add_health_route, http_entry, rest_resolver
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.metrics import MetricUnit
+from coaching.api import Caller, add_health_route, http_entry, rest_resolver
+from coaching.domain.booking import Booking, BookingRequest, CancelRequest
+from coaching.events import EventBridgePublisher, publish_after_commit
+from coaching.services import booking
+from coaching.services.booking import BookingContext, SlotView
+from pydantic import AwareDatetime, BaseModel
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = rest_resolver()
 add_health_route(app, "/booking/health", service="booking")
+ctx = BookingContext()
+publisher = EventBridgePublisher()
+
+Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+
+
+class SlotList(BaseModel):
+    items: list[SlotView]
+
+
+class BookingList(BaseModel):
+    items: list[Booking]
+
+
+@app.get(
+    "/engagements/<engagement_id>/slots",
+    summary="Open slots with your coach, in your time zone (employee)",
+    tags=["booking"],
+)
+def slots(
+    caller: Caller,
+    engagement_id: Id,
+    start: Annotated[AwareDatetime, Query(alias="from", description="ISO 8601 with offset")],
+    end: Annotated[AwareDatetime, Query(alias="to", description="ISO 8601 with offset; at most 31 days after from")],
+) -> SlotList:
+    return SlotList(items=booking.slots(caller, engagement_id, start, end, ctx))
+
+
+@app.post("/bookings", summary="Book a session with your coach (employee)", tags=["booking"])
+def create_booking(caller: Caller, body: Annotated[BookingRequest, Body()]) -> Response[Booking]:
+    created, events = booking.book(caller, body, ctx)
+    publish_after_commit(publisher, events, logger, metrics)
+    metrics.add_metric(name="SessionBooked", unit=MetricUnit.Count, value=1)
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=created)
+
+
+@app.get("/bookings", summary="Your bookings (employee)", tags=["booking"])
+def list_bookings(caller: Caller) -> BookingList:
+    return BookingList(items=booking.list_bookings(caller, ctx))
+
+
+@app.get("/bookings/<booking_id>", summary="One of your bookings (employee)", tags=["booking"])
+def get_booking(caller: Caller, booking_id: Id) -> Booking:
+    return booking.get_booking(caller, booking_id, ctx)
+
+
+@app.post("/bookings/<booking_id>/cancel", summary="Cancel a booking (employee)", tags=["booking"])
+def cancel_booking(caller: Caller, booking_id: Id, body: Annotated[CancelRequest, Body()]) -> Booking:
+    cancelled, events = booking.cancel(caller, booking_id, body.reason, ctx)
+    publish_after_commit(publisher, events, logger, metrics)
+    return cancelled
+
+
+@app.get(
+    "/bookings/<booking_id>/calendar.ics",
+    summary="The calendar invite (RFC 5545, your time zone, stable UID)",
+    tags=["booking"],
+)
+def calendar(caller: Caller, booking_id: Id) -> Response[str]:
+    return Response(
+        status_code=200, content_type="text/calendar; charset=utf-8", body=booking.invite(caller, booking_id, ctx)
+    )
+
 
 lambda_handler = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)

@@ -5,7 +5,9 @@ that the table does not cover, so a new route cannot ship without its row.
 """
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from coaching_local.template import function_specs, load_template
@@ -62,10 +64,19 @@ RULES: dict[tuple[str, str], tuple[set[str], object]] = {
     ("GET", "/engagements/{engagement_id}/context"): ({"coach"}, None),
     ("GET", "/matching/gaps"): ({"operator"}, None),
     ("POST", "/cohorts/match"): ({"org_admin"}, "cohort"),
+    ("GET", "/engagements/{engagement_id}/slots"): ({"employee"}, None),
+    ("POST", "/bookings"): ({"employee"}, "booking"),
+    ("GET", "/bookings"): ({"employee"}, None),
+    ("GET", "/bookings/{booking_id}"): ({"employee"}, None),
+    ("GET", "/bookings/{booking_id}/calendar.ics"): ({"employee"}, None),
+    ("POST", "/bookings/{booking_id}/cancel"): ({"employee"}, {"reason": "matrix"}),
 }
 # What an allowed caller may get besides success: declining the last coaches is a refusal.
-ALLOWED_REFUSALS = {("POST", "/matches/{match_id}/decline"): {422}}
-TENANT_IDS = ("org_id", "person_id", "match_id", "engagement_id")
+ALLOWED_REFUSALS = {
+    ("POST", "/matches/{match_id}/decline"): {422},
+    ("POST", "/bookings"): {409},  # the world's booking already holds that slot
+}
+TENANT_IDS = ("org_id", "person_id", "match_id", "engagement_id", "booking_id")
 # Tenant-owned objects addressed by id. Routes without an id act on the caller's own tenant
 # (taken from the token), and coaches are one global network, so neither can be probed across.
 ID_ROUTES = [key for key in RULES if any(f"{{{name}}}" in key[1] for name in TENANT_IDS)]
@@ -116,8 +127,23 @@ def world(local_stack, operator):
         ).json()
         for purpose in ("engage", "change")
     )
+    window = {"from": datetime.now(UTC).isoformat(), "to": (datetime.now(UTC) + timedelta(days=14)).isoformat()}
+    slots = as_employee.call("GET", f"/engagements/{engagement['engagement_id']}/slots", params=window).json()
+    booking = as_employee.call(
+        "POST",
+        "/bookings",
+        {
+            "engagement_id": engagement["engagement_id"],
+            "start": slots["items"][0]["start"],
+            "focus_competencies": ["delegation"],
+            "situation": "Matrix booking for access checks.",
+        },
+    ).json()
     ids = {
         "org_id": victim.org_id,
+        "booking_id": booking["booking_id"],
+        "booking_start": booking["start"],
+        "slots_query": urlencode(window),
         "person_id": person["person_id"],
         # The coach routes act on a coach outside the employee's network, so suspending it
         # (an allowed call in the matrix) cannot change what the employee is proposed.
@@ -137,10 +163,18 @@ def path_for(method: str, route: str, ids: dict) -> str:
     values = {**ids, "match_id": ids["matches"][purpose]["match_id"]}
     if route.endswith("/change-coach"):
         values["engagement_id"] = ids["changing_engagement_id"]
-    return route.format(**values)
+    path = route.format(**values)
+    return f"{path}?{ids['slots_query']}" if route.endswith("/slots") else path
 
 
 def body_for(kind: object, ids: dict) -> object:
+    if kind == "booking":
+        return {
+            "engagement_id": ids["engagement_id"],
+            "start": ids["booking_start"],
+            "focus_competencies": ["delegation"],
+            "situation": "Trying to take a slot that is taken.",
+        }
     if kind == "cohort":
         return {"program": "GROW", "participant_ids": [ids["person_id"]]}
     if kind == "choice":

@@ -35,7 +35,9 @@ def coach(operator: Api, language: str, *, approve: bool = True, **overrides) ->
 
 
 def person(local_stack, tenant: Tenant, language: str, **overrides) -> Api:
-    row = person_row(f"M-{uuid.uuid4().hex[:8]}", languages=[language], time_zone="Europe/London", **overrides)
+    row = person_row(
+        f"M-{uuid.uuid4().hex[:8]}", **({"languages": [language], "time_zone": "Europe/London"} | overrides)
+    )
     created = tenant.admin.call("POST", "/people", row)
     assert created.status_code == 201, created.text
     token = local_stack.token(["employee"], org_id=tenant.org_id, person_id=created.json()["person_id"])

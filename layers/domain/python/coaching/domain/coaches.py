@@ -70,6 +70,10 @@ class CoachFields(StrictModel):
     programs: Annotated[list[Program], Field(min_length=1)]
     capacity: Annotated[int, Field(ge=1, le=200)]
     weekly_availability: Annotated[list[AvailabilityRule], Field(max_length=50)] = []
+    # Kept free after every session; a multiple of 5 so calendar locks are exact.
+    buffer_minutes: Annotated[int, Field(ge=0, le=60, multiple_of=5)] = 10
+    min_notice_hours: Annotated[int, Field(ge=0, le=336)] = 12
+    horizon_days: Annotated[int, Field(ge=1, le=180)] = 60
     # Orgs the coach works or worked for: never proposed to their colleagues.
     employer_org_ids: Annotated[list[EntityId], Field(max_length=10)] = []
 
@@ -99,6 +103,9 @@ class CoachUpdate(StrictModel):
     programs: Annotated[list[Program], Field(min_length=1)] | None = None
     capacity: Annotated[int, Field(ge=1, le=200)] | None = None
     weekly_availability: Annotated[list[AvailabilityRule], Field(max_length=50)] | None = None
+    buffer_minutes: Annotated[int, Field(ge=0, le=60, multiple_of=5)] | None = None
+    min_notice_hours: Annotated[int, Field(ge=0, le=336)] | None = None
+    horizon_days: Annotated[int, Field(ge=1, le=180)] | None = None
     employer_org_ids: Annotated[list[EntityId], Field(max_length=10)] | None = None
 
     @field_validator("specialties")
@@ -136,6 +143,9 @@ class Coach(Entity):
     programs: list[Program]
     capacity: int
     weekly_availability: list[AvailabilityRule] = []
+    buffer_minutes: int = 10
+    min_notice_hours: int = 12
+    horizon_days: int = 60
     employer_org_ids: list[str] = []
     vetting_status: VettingStatus = VettingStatus.PENDING
     vetting_history: list[VettingEntry] = []

@@ -110,7 +110,7 @@ CohortMode = Literal["best_fit", "everyone_matched"]
 
 class MatchingSettings(StrictModel):
     min_bookable_hours: Annotated[int, Field(ge=0, le=40)] = 2
-    weights: MatchWeights = MatchWeights()
+    weights: MatchWeights = Field(default_factory=MatchWeights)
     # Cohort launches: the best total fit, or as many people matched as possible first.
     cohort_mode: CohortMode = "best_fit"
 
@@ -608,7 +608,7 @@ class MatchRequestIn(StrictModel):
     program: Program
     focus_competencies: Annotated[list[str], Field(min_length=1, max_length=5)]
     situation: Annotated[str, Field(min_length=10, max_length=2000)]
-    preferences: MatchPreferences = MatchPreferences()
+    preferences: MatchPreferences = Field(default_factory=MatchPreferences)
 
 
 class Proposal(DeferredModel):

@@ -1,0 +1,181 @@
+"""Booking use cases: open slots, book, cancel, list, calendar invite."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from coaching.adapters.booking_store import BookingStore
+from coaching.adapters.dynamo import CoachRepository, get_org_and_person
+from coaching.adapters.matching_store import EngagementStatus, MatchingStore
+from coaching.auth import Principal, Role
+from coaching.domain.availability import AvailabilityPolicy, Interval, open_slots
+from coaching.domain.booking import (
+    SESSION_MINUTES,
+    Booking,
+    BookingRequest,
+    BookingStatus,
+    calendar_invite,
+)
+from coaching.domain.coaches import Coach
+from coaching.domain.common import DeferredModel, utc_now
+from coaching.domain.competencies import default_framework
+from coaching.errors import Conflict, InvalidInput, NotFound
+from coaching.events import DomainEvent
+from coaching.ids import new_id
+
+EVENT_SOURCE = "coaching.booking"
+MAX_SLOT_RANGE_DAYS = 31
+
+
+@dataclass
+class BookingContext:
+    store: BookingStore = field(default_factory=BookingStore)
+    matching: MatchingStore = field(default_factory=MatchingStore)
+    coaches: CoachRepository = field(default_factory=CoachRepository)
+    clock: Any = utc_now
+
+
+class SlotView(DeferredModel):
+    start: datetime
+    end: datetime
+    start_utc: datetime
+
+
+def _policy(coach: Coach) -> AvailabilityPolicy:
+    return AvailabilityPolicy(
+        time_zone=coach.time_zone,
+        weekly=coach.weekly_availability,
+        buffer_minutes=coach.buffer_minutes,
+        min_notice_hours=coach.min_notice_hours,
+        horizon_days=coach.horizon_days,
+    )
+
+
+def _busy(bookings: list[Booking]) -> list[Interval]:
+    return [Interval(b.start, b.end) for b in bookings if b.status is BookingStatus.BOOKED]
+
+
+def _active_engagement(caller: Principal, engagement_id: str, ctx: BookingContext):
+    org_id = caller.require_org(Role.EMPLOYEE)
+    found = ctx.matching.engagement(org_id, caller.person_id, engagement_id)
+    if found is None:
+        raise NotFound(f"engagement {engagement_id} not found")
+    engagement = found[0]
+    if engagement.status is not EngagementStatus.ACTIVE:
+        raise Conflict("this engagement has ended; book with your current coach", field="engagement_id")
+    coach = ctx.coaches.get(engagement.coach_id)
+    if coach is None or coach.vetting_status.value != "approved":
+        raise Conflict("this coach is not taking sessions now", field="engagement_id")
+    return engagement, coach
+
+
+def slots(caller: Principal, engagement_id: str, start: datetime, end: datetime, ctx: BookingContext) -> list[SlotView]:
+    """Open slots with the person's coach, in the person's time zone."""
+    if end <= start:
+        raise InvalidInput("'to' must be after 'from'", field="to")
+    if end - start > timedelta(days=MAX_SLOT_RANGE_DAYS):
+        raise InvalidInput(f"ask for at most {MAX_SLOT_RANGE_DAYS} days at a time", field="to")
+    engagement, coach = _active_engagement(caller, engagement_id, ctx)
+    _, person = get_org_and_person(engagement.org_id, engagement.person_id)
+    zone = person.time_zone if person else coach.time_zone
+    busy = _busy(ctx.store.for_coach(coach.coach_id, start, end))
+    found = open_slots(_policy(coach), busy, SESSION_MINUTES[engagement.program], start, end, ctx.clock(), zone)
+    return [SlotView(start=s.start, end=s.end, start_utc=s.start_utc) for s in found]
+
+
+def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tuple[Booking, list[DomainEvent]]:
+    engagement, coach = _active_engagement(caller, request.engagement_id, ctx)
+    length = SESSION_MINUTES[engagement.program]
+    if request.length_minutes is not None and request.length_minutes != length:
+        raise InvalidInput(f"{engagement.program.value} sessions last {length} minutes", field="length_minutes")
+    unknown = [c for c in request.focus_competencies if c not in default_framework().ids()]
+    if unknown:
+        raise InvalidInput(f"unknown competencies: {', '.join(unknown)}", field="focus_competencies")
+    now = ctx.clock()
+    start = request.start.astimezone(now.tzinfo)
+    end = start + timedelta(minutes=length)
+    _, person = get_org_and_person(engagement.org_id, engagement.person_id)
+    zone = person.time_zone if person else coach.time_zone
+    # The slot must be one the coach offers (rules, notice, horizon, grid); overlap with other
+    # bookings is left to the calendar locks, which decide races exactly.
+    offered = open_slots(_policy(coach), [], length, start, start + timedelta(minutes=1), now, zone)
+    if not offered or offered[0].start_utc != start:
+        raise InvalidInput(
+            "that time is not in the coach's availability (or is too soon or too far ahead)", field="start"
+        )
+    booking = Booking(
+        booking_id=new_id(),
+        org_id=engagement.org_id,
+        person_id=engagement.person_id,
+        coach_id=coach.coach_id,
+        engagement_id=engagement.engagement_id,
+        program=engagement.program,
+        start=start,
+        end=end,
+        person_time_zone=zone,
+        coach_time_zone=coach.time_zone,
+        buffer_minutes=coach.buffer_minutes,
+        focus_competencies=list(request.focus_competencies),
+        created_at=now,
+        updated_at=now,
+    )
+    ctx.store.book(booking, request.situation)
+    return booking, [_event("SessionBooked", booking)]
+
+
+def _event(kind: str, booking: Booking, **extra: Any) -> DomainEvent:
+    detail = {
+        "org_id": booking.org_id,
+        "booking_id": booking.booking_id,
+        "coach_id": booking.coach_id,
+        "program": booking.program.value,
+        "start": booking.start.isoformat(),
+        **extra,
+    }
+    return DomainEvent(source=EVENT_SOURCE, detail_type=kind, detail=detail)
+
+
+def _own(caller: Principal, booking_id: str, ctx: BookingContext) -> tuple[Booking, int]:
+    org_id = caller.require_org(Role.EMPLOYEE)
+    found = ctx.store.get(org_id, caller.person_id, booking_id)
+    if found is None:
+        raise NotFound(f"booking {booking_id} not found")
+    return found
+
+
+def get_booking(caller: Principal, booking_id: str, ctx: BookingContext) -> Booking:
+    return _own(caller, booking_id, ctx)[0]
+
+
+def list_bookings(caller: Principal, ctx: BookingContext) -> list[Booking]:
+    org_id = caller.require_org(Role.EMPLOYEE)
+    return sorted(ctx.store.for_person(org_id, caller.person_id), key=lambda b: b.start)
+
+
+def cancel(caller: Principal, booking_id: str, reason: str, ctx: BookingContext) -> tuple[Booking, list[DomainEvent]]:
+    booking, version = _own(caller, booking_id, ctx)
+    if booking.status is BookingStatus.CANCELLED:
+        raise Conflict("this booking is already cancelled", field="booking_id")
+    now = ctx.clock()
+    if booking.start <= now:
+        raise Conflict("a session that has started cannot be cancelled", field="booking_id")
+    cancelled = booking.model_copy(
+        update={
+            "status": BookingStatus.CANCELLED,
+            "cancelled_by": "person",
+            "cancel_reason": reason,
+            "sequence": booking.sequence + 1,
+            "updated_at": now,
+        }
+    )
+    ctx.store.cancel(cancelled, version)
+    return cancelled, [_event("SessionCancelled", cancelled, cancelled_by="person")]
+
+
+def invite(caller: Principal, booking_id: str, ctx: BookingContext) -> str:
+    booking = get_booking(caller, booking_id, ctx)
+    coach = ctx.coaches.get(booking.coach_id)
+    summary = f"Coaching session with {coach.name}" if coach else "Coaching session"
+    return calendar_invite(booking, summary=summary, now=ctx.clock())
