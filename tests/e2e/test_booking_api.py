@@ -220,3 +220,148 @@ def test_bad_booking_input_gets_a_clear_4xx_and_writes_nothing(local_stack, oper
     )
     assert locks(the_coach["coach_id"]) == []
     assert employee.call("GET", "/bookings").json()["items"] == []
+
+
+def counter(pk: str, sk: str) -> int:
+    item = boto3.resource("dynamodb").Table("test-MainTable").get_item(Key={"pk": pk, "sk": sk}, ConsistentRead=True)
+    return int(item.get("Item", {}).get("used", 0))
+
+
+def open_starts(employee: Api, engagement_id: str, days: int = 14) -> list[str]:
+    start = datetime.now(UTC) + timedelta(days=1)
+    slots = employee.call(
+        "GET",
+        f"/engagements/{engagement_id}/slots",
+        params={"from": start.isoformat(), "to": (start + timedelta(days=days)).isoformat()},
+    ).json()["items"]
+    # Every other slot, an hour apart, so no two chosen sessions overlap with their buffers.
+    starts, last = [], None
+    for slot in slots:
+        moment = datetime.fromisoformat(slot["start"])
+        if last is None or moment - last >= timedelta(hours=1):
+            starts.append(slot["start"])
+            last = moment
+    return starts
+
+
+def test_allowance_max_upcoming_cap_and_thresholds(local_stack, operator):
+    lang = "lt"
+    org = make_tenant(local_stack, operator, "Policy org")
+    policy = {
+        "allowances": {"SCALE": {"sessions": 2, "by_level": {"manager": 3}}},
+        "max_upcoming": 2,
+        "monthly_session_cap": 5,
+        "late_cancel_hours": 24,
+    }
+    assert operator.call("PATCH", f"/orgs/{org.org_id}", {"booking": policy}).status_code == 200
+    coach(operator, lang, capacity=20, weekly_availability=ALL_WEEK, horizon_days=90)
+    refresh(local_stack)
+    employee, engagement = engaged(local_stack, org, operator, lang)
+    starts = open_starts(employee, engagement["engagement_id"], days=10)
+    month = {}
+    for s in starts:  # group the candidate starts by the org's calendar month (org zone: Europe/Berlin)
+        month.setdefault(datetime.fromisoformat(s).astimezone(BERLIN).strftime("%Y-%m"), []).append(s)
+    period, same_month = next((p, items) for p, items in sorted(month.items()) if len(items) >= 9)
+
+    first = employee.call("POST", "/bookings", booking_body(engagement["engagement_id"], same_month[0]))
+    second = employee.call("POST", "/bookings", booking_body(engagement["engagement_id"], same_month[1]))
+    assert (first.status_code, second.status_code) == (201, 201)
+    third = employee.call("POST", "/bookings", booking_body(engagement["engagement_id"], same_month[2]))
+    assert third.status_code == 422
+    error = third.json()["error"]
+    assert error["code"] == "policy_refused"
+    assert error["details"]["rule"] == "max_upcoming"
+
+    # A free cancel gives the unit back; the allowance of 2 then refuses a third in the month.
+    assert employee.call("POST", f"/bookings/{second.json()['booking_id']}/cancel", {}).status_code == 200
+    person_id = employee_person_id(employee)
+    assert counter(f"ORG#{org.org_id}#PERSON#{person_id}", f"ALLOWANCE#SCALE#{period}") == 1
+    again = employee.call("POST", "/bookings", booking_body(engagement["engagement_id"], same_month[1]))
+    assert again.status_code == 201, again.text
+    over = employee.call("POST", "/bookings", booking_body(engagement["engagement_id"], same_month[3]))
+    assert over.status_code == 422
+    refusal = over.json()["error"]
+    assert refusal["details"]["rule"] in {"max_upcoming", "allowance"}
+    assert counter(f"ORG#{org.org_id}#", f"USAGE#{period}") == 2
+
+    # Colleagues fill the org's monthly cap of 5: markers at 80 % and 100 %, then a refusal.
+    table = boto3.resource("dynamodb").Table("test-MainTable")
+    others = [engaged(local_stack, org, operator, lang) for _ in range(3)]
+    results = [
+        other.call("POST", "/bookings", booking_body(other_engagement["engagement_id"], same_month[i + 4]))
+        for i, (other, other_engagement) in enumerate(others)
+    ]
+    assert [r.status_code for r in results] == [201, 201, 201], [r.text for r in results]
+    assert counter(f"ORG#{org.org_id}#", f"USAGE#{period}") == 5
+    for percent in (80, 100):
+        marker = table.get_item(Key={"pk": f"ORG#{org.org_id}#", "sk": f"USAGE#{period}#THRESHOLD#{percent}"})
+        assert "Item" in marker, percent
+    capped = others[0][0].call("POST", "/bookings", booking_body(others[0][1]["engagement_id"], same_month[8]))
+    assert capped.status_code == 422
+    assert capped.json()["error"]["details"]["rule"] == "cap"
+    assert capped.json()["error"]["details"]["resets_at"].startswith(period_reset_prefix(period))
+
+
+def period_reset_prefix(period: str) -> str:
+    year, month = (int(p) for p in period.split("-"))
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return f"{year:04d}-{month:02d}-01T00:00:00"
+
+
+def test_a_late_cancel_is_billable_and_keeps_the_unit(local_stack, operator):
+    lang = "et"
+    org = make_tenant(local_stack, operator, "Late org")
+    operator.call("PATCH", f"/orgs/{org.org_id}", {"booking": {"late_cancel_hours": 72}})
+    coach(operator, lang, capacity=5, weekly_availability=ALL_WEEK)
+    refresh(local_stack)
+    employee, engagement = engaged(local_stack, org, operator, lang)
+    soon = open_starts(employee, engagement["engagement_id"], days=2)[0]  # within 72 h
+    booked = employee.call("POST", "/bookings", booking_body(engagement["engagement_id"], soon)).json()
+    cancelled = employee.call("POST", f"/bookings/{booked['booking_id']}/cancel", {"reason": "sick"}).json()
+    assert (cancelled["status"], cancelled["billable"]) == ("late_cancelled", True)
+    period = booked["policy"]["allowance_period"]
+    person_id = employee_person_id(employee)
+    assert counter(f"ORG#{org.org_id}#PERSON#{person_id}", f"ALLOWANCE#SCALE#{period}") == 1
+    # The coach's time is free again for others even though the unit stays used.
+    assert employee.call("GET", f"/bookings/{booked['booking_id']}/calendar.ics").text.count("STATUS:CANCELLED") == 1
+
+
+def test_counters_stay_exact_under_200_concurrent_books_and_cancels(local_stack, operator):
+    lang = "ms"
+    org = make_tenant(local_stack, operator, "Busy org")
+    operator.call(
+        "PATCH",
+        f"/orgs/{org.org_id}",
+        {"booking": {"allowances": {"SCALE": {"sessions": 3}}, "max_upcoming": 3, "late_cancel_hours": 0}},
+    )
+    coach(operator, lang, capacity=40, weekly_availability=ALL_WEEK, horizon_days=60)
+    refresh(local_stack)
+    people = [engaged(local_stack, org, operator, lang) for _ in range(20)]
+    starts = open_starts(people[0][0], people[0][1]["engagement_id"], days=20)
+
+    def book(index: int):
+        employee, engagement = people[index % 20]
+        return employee.call(
+            "POST", "/bookings", booking_body(engagement["engagement_id"], starts[index % len(starts)])
+        )
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        first = list(pool.map(book, range(100)))
+        made = [(people[i % 20][0], r.json()["booking_id"]) for i, r in enumerate(first) if r.status_code == 201]
+        cancels = list(pool.map(lambda pair: pair[0].call("POST", f"/bookings/{pair[1]}/cancel", {}), made[::2]))
+        second = list(pool.map(book, range(100, 200 - len(cancels))))
+    assert all(r.status_code in {201, 409, 422} for r in first + second), {r.status_code for r in first + second}
+    assert all(c.status_code == 200 for c in cancels)
+    # Recount: every person's allowance counters equal their booked sessions per month.
+    for employee, _ in people:
+        mine = employee.call("GET", "/bookings").json()["items"]
+        person_id = employee_person_id(employee)
+        by_period = {}
+        for b in mine:
+            if b["status"] == "booked":
+                by_period[b["policy"]["allowance_period"]] = by_period.get(b["policy"]["allowance_period"], 0) + 1
+        for period in {b["policy"]["allowance_period"] for b in mine}:
+            assert counter(f"ORG#{org.org_id}#PERSON#{person_id}", f"ALLOWANCE#SCALE#{period}") == by_period.get(
+                period, 0
+            ), (person_id, period)
+        assert sum(by_period.values()) <= 3

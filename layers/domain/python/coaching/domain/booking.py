@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AwareDatetime, Field
 
 from coaching.domain.common import DeferredModel, StrictModel
-from coaching.domain.taxonomy import Program
+from coaching.domain.taxonomy import Level, Program
 
 BUCKET_MINUTES = 5
 # Session length per program: SCALE is a focused half hour, EXEC a full hour.
@@ -30,7 +30,53 @@ SESSION_MINUTES: dict[Program, int] = {
 
 class BookingStatus(StrEnum):
     BOOKED = "booked"
-    CANCELLED = "cancelled"
+    CANCELLED = "cancelled"  # free: the allowance unit came back
+    LATE_CANCELLED = "late_cancelled"  # inside the window: billable, the unit stays used
+
+
+class Allowance(StrictModel):
+    """Sessions per person per calendar month (org time zone), optionally per level."""
+
+    sessions: Annotated[int, Field(ge=0, le=100)]
+    by_level: dict[Level, Annotated[int, Field(ge=0, le=100)]] = {}
+
+    def for_level(self, level: Level) -> int:
+        return self.by_level.get(level, self.sessions)
+
+
+def _default_allowances() -> dict[Program, Allowance]:
+    return {
+        Program.SCALE: Allowance(sessions=2),
+        Program.GROW: Allowance(sessions=4),
+        Program.EXEC: Allowance(sessions=4),
+        Program.TOGETHER: Allowance(sessions=2),
+    }
+
+
+class BookingPolicy(StrictModel):
+    """The structure that prevents sprawl; snapshotted onto every booking."""
+
+    allowances: dict[Program, Allowance] = Field(default_factory=_default_allowances)
+    max_upcoming: Annotated[int, Field(ge=1, le=20)] = 3
+    monthly_session_cap: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    late_cancel_hours: Annotated[int, Field(ge=0, le=168)] = 24
+
+
+class PolicySnapshot(DeferredModel):
+    late_cancel_hours: int
+    allowance_period: str  # "2026-12": the month the session counts against, org time zone
+    counted_against_cap: bool = False
+
+
+def period_of(moment: datetime, zone: str) -> str:
+    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m")
+
+
+def period_reset(period: str, zone: str) -> datetime:
+    """When a monthly allowance resets: the first instant of the next month, org time zone."""
+    year, month = (int(part) for part in period.split("-"))
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return datetime(year, month, 1, tzinfo=ZoneInfo(zone))
 
 
 class BookingRequest(StrictModel):
@@ -58,6 +104,9 @@ class Booking(DeferredModel):
     coach_time_zone: str
     buffer_minutes: int
     focus_competencies: list[str]
+    policy: PolicySnapshot
+    upcoming_slot: int  # which of the person's upcoming-session places this booking holds
+    billable: bool = False  # a late cancel is billed under the org's policy
     status: BookingStatus = BookingStatus.BOOKED
     sequence: int = 0  # ICS SEQUENCE: bumps on every change so calendars update in place
     cancelled_by: str | None = None
@@ -157,7 +206,7 @@ def calendar_invite(booking: Booking, *, summary: str, now: datetime) -> str:
     """An RFC 5545 invite in the person's time zone; the UID stays the same across changes."""
     zone = ZoneInfo(booking.person_time_zone)
     local = "%Y%m%dT%H%M%S"
-    status = "CANCELLED" if booking.status is BookingStatus.CANCELLED else "CONFIRMED"
+    status = "CONFIRMED" if booking.status is BookingStatus.BOOKED else "CANCELLED"
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",

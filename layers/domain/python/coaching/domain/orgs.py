@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from coaching.domain.booking import BookingPolicy
 from coaching.domain.common import CurrencyCode, Entity, ShortText, StrictModel, TimeZoneName
 from coaching.domain.competencies import Framework
 from coaching.domain.matching import MatchingSettings
@@ -32,6 +33,7 @@ class OrgUpdate(StrictModel):
     industry: Industry | None = None
     min_reporting_group_size: Annotated[int, Field(ge=MIN_REPORTING_GROUP_FLOOR, le=100)] | None = None
     matching: MatchingSettings | None = None
+    booking: BookingPolicy | None = None
 
 
 class Org(Entity):
@@ -45,5 +47,7 @@ class Org(Entity):
     framework: Framework | None = None
     # None means the platform's default matching settings.
     matching: MatchingSettings | None = None
+    # None means the platform's default booking policy (allowances, caps, late-cancel window).
+    booking: BookingPolicy | None = None
     created_at: datetime
     updated_at: datetime

@@ -25,6 +25,9 @@ class RosterCoach(DeferredModel):
     programs: list[str]
     capacity: int
     weekly_availability: list[AvailabilityRule]
+    buffer_minutes: int = 10
+    min_notice_hours: int = 12
+    horizon_days: int = 60
     employer_org_ids: list[str]
 
 
@@ -51,6 +54,9 @@ def roster_entries(coaches: list[Coach]) -> list[RosterCoach]:
             programs=[p.value for p in c.programs],
             capacity=c.capacity,
             weekly_availability=c.weekly_availability,
+            buffer_minutes=c.buffer_minutes,
+            min_notice_hours=c.min_notice_hours,
+            horizon_days=c.horizon_days,
             employer_org_ids=c.employer_org_ids,
         )
         for c in approved

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from coaching.adapters.booking_store import BookingStore
+from coaching.adapters.booking_store import AllowanceExhausted, BookingStore, Limits, PolicyRefused
 from coaching.adapters.dynamo import CoachRepository, get_org_and_person
 from coaching.adapters.matching_store import EngagementStatus, MatchingStore
 from coaching.auth import Principal, Role
@@ -14,9 +14,13 @@ from coaching.domain.availability import AvailabilityPolicy, Interval, open_slot
 from coaching.domain.booking import (
     SESSION_MINUTES,
     Booking,
+    BookingPolicy,
     BookingRequest,
     BookingStatus,
+    PolicySnapshot,
     calendar_invite,
+    period_of,
+    period_reset,
 )
 from coaching.domain.coaches import Coach
 from coaching.domain.common import DeferredModel, utc_now
@@ -27,6 +31,7 @@ from coaching.ids import new_id
 
 EVENT_SOURCE = "coaching.booking"
 MAX_SLOT_RANGE_DAYS = 31
+THRESHOLDS = (80, 100)
 
 
 @dataclass
@@ -93,36 +98,87 @@ def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tup
     unknown = [c for c in request.focus_competencies if c not in default_framework().ids()]
     if unknown:
         raise InvalidInput(f"unknown competencies: {', '.join(unknown)}", field="focus_competencies")
+    org, person = get_org_and_person(engagement.org_id, engagement.person_id)
+    if org is None or person is None:
+        raise NotFound(f"engagement {engagement.engagement_id} not found")
     now = ctx.clock()
     start = request.start.astimezone(now.tzinfo)
     end = start + timedelta(minutes=length)
-    _, person = get_org_and_person(engagement.org_id, engagement.person_id)
-    zone = person.time_zone if person else coach.time_zone
     # The slot must be one the coach offers (rules, notice, horizon, grid); overlap with other
     # bookings is left to the calendar locks, which decide races exactly.
-    offered = open_slots(_policy(coach), [], length, start, start + timedelta(minutes=1), now, zone)
+    offered = open_slots(_policy(coach), [], length, start, start + timedelta(minutes=1), now, person.time_zone)
     if not offered or offered[0].start_utc != start:
         raise InvalidInput(
             "that time is not in the coach's availability (or is too soon or too far ahead)", field="start"
         )
+    policy = org.booking or BookingPolicy()
+    period = period_of(start, org.time_zone)
+    allowance = policy.allowances.get(engagement.program)
+    limit = allowance.for_level(person.level) if allowance else 0
+    if limit == 0:
+        raise PolicyRefused(f"your organisation offers no {engagement.program.value} sessions to book", field="program")
+    places = ctx.store.upcoming_places(org.org_id, person.person_id, policy.max_upcoming, now)
+    if not places:
+        raise PolicyRefused(
+            f"you already have {policy.max_upcoming} upcoming sessions; book the next after one has taken place",
+            field="start",
+            details={"rule": "max_upcoming"},
+        )
     booking = Booking(
         booking_id=new_id(),
-        org_id=engagement.org_id,
-        person_id=engagement.person_id,
+        org_id=org.org_id,
+        person_id=person.person_id,
         coach_id=coach.coach_id,
         engagement_id=engagement.engagement_id,
         program=engagement.program,
         start=start,
         end=end,
-        person_time_zone=zone,
+        person_time_zone=person.time_zone,
         coach_time_zone=coach.time_zone,
         buffer_minutes=coach.buffer_minutes,
         focus_competencies=list(request.focus_competencies),
+        policy=PolicySnapshot(
+            late_cancel_hours=policy.late_cancel_hours,
+            allowance_period=period,
+            counted_against_cap=policy.monthly_session_cap is not None,
+        ),
+        upcoming_slot=places[0],
         created_at=now,
         updated_at=now,
     )
-    ctx.store.book(booking, request.situation)
-    return booking, [_event("SessionBooked", booking)]
+    try:
+        ctx.store.book(booking, request.situation, Limits(limit, policy.monthly_session_cap, now))
+    except AllowanceExhausted as refusal:
+        raise _explain(refusal.message, booking, limit, policy, org.time_zone) from refusal
+    return booking, [_event("SessionBooked", booking), *_thresholds(booking, policy, ctx)]
+
+
+def _explain(rule: str, booking: Booking, limit: int, policy: BookingPolicy, zone: str) -> PolicyRefused:
+    period = booking.policy.allowance_period
+    reset = period_reset(period, zone)
+    details = {"rule": rule, "period": period, "resets_at": reset.isoformat()}
+    if rule == "allowance":
+        message = (f"you have used your {limit} {booking.program.value} sessions for {period}; "
+                   f"the allowance resets on {reset.date().isoformat()}")  # fmt: skip
+        return PolicyRefused(message, field="program", details=details)
+    message = (f"your organisation has reached its cap of {policy.monthly_session_cap} sessions for {period}; "
+               f"it resets on {reset.date().isoformat()}")  # fmt: skip
+    return PolicyRefused(message, field="program", details=details)
+
+
+def _thresholds(booking: Booking, policy: BookingPolicy, ctx: BookingContext) -> list[DomainEvent]:
+    """BudgetThresholdReached at 80 % and 100 % of the cap, once each per org and month."""
+    cap = policy.monthly_session_cap
+    if cap is None:
+        return []
+    period = booking.policy.allowance_period
+    used = ctx.store.org_sessions(booking.org_id, period)
+    events = []
+    for percent in THRESHOLDS:
+        if used * 100 >= cap * percent and ctx.store.mark_threshold(booking.org_id, period, percent):
+            detail = {"org_id": booking.org_id, "period": period, "percent": percent, "sessions": used, "cap": cap}
+            events.append(DomainEvent(source=EVENT_SOURCE, detail_type="BudgetThresholdReached", detail=detail))
+    return events
 
 
 def _event(kind: str, booking: Booking, **extra: Any) -> DomainEvent:
@@ -155,23 +211,26 @@ def list_bookings(caller: Principal, ctx: BookingContext) -> list[Booking]:
 
 
 def cancel(caller: Principal, booking_id: str, reason: str, ctx: BookingContext) -> tuple[Booking, list[DomainEvent]]:
+    """Free until the late-cancel window snapshotted on the booking; inside it, billable."""
     booking, version = _own(caller, booking_id, ctx)
-    if booking.status is BookingStatus.CANCELLED:
-        raise Conflict("this booking is already cancelled", field="booking_id")
+    if booking.status is not BookingStatus.BOOKED:
+        raise Conflict(f"this booking is already {booking.status.value.replace('_', ' ')}", field="booking_id")
     now = ctx.clock()
     if booking.start <= now:
         raise Conflict("a session that has started cannot be cancelled", field="booking_id")
+    late = booking.start - now < timedelta(hours=booking.policy.late_cancel_hours)
     cancelled = booking.model_copy(
         update={
-            "status": BookingStatus.CANCELLED,
+            "status": BookingStatus.LATE_CANCELLED if late else BookingStatus.CANCELLED,
+            "billable": late,
             "cancelled_by": "person",
             "cancel_reason": reason,
             "sequence": booking.sequence + 1,
             "updated_at": now,
         }
     )
-    ctx.store.cancel(cancelled, version)
-    return cancelled, [_event("SessionCancelled", cancelled, cancelled_by="person")]
+    ctx.store.cancel(cancelled, version, refund=not late, cap_counted=booking.policy.counted_against_cap)
+    return cancelled, [_event("SessionCancelled", cancelled, cancelled_by="person", late=late)]
 
 
 def invite(caller: Principal, booking_id: str, ctx: BookingContext) -> str:
