@@ -1,6 +1,6 @@
 """Run every benchmark under bench/ and print figures and ratios (make bench)."""
 
-from bench import cohort_match, cold_start, matching, people_import
+from bench import booking, cohort_match, cold_start, matching, people_import
 
 
 def main() -> None:
@@ -9,6 +9,7 @@ def main() -> None:
         ("people import", people_import.main),
         ("on-demand matching", matching.main),
         ("cohort matching", cohort_match.main),
+        ("booking", booking.main),
     ]:
         print(f"\n=== {name}")
         run([])

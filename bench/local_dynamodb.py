@@ -32,6 +32,8 @@ def local_dynamodb() -> str:
         AWS_ENDPOINT_URL_DYNAMODB=endpoint,
         MAIN_TABLE_NAME="bench-MainTable",
         CONFIDENTIAL_TABLE_NAME="bench-ConfidentialTable",
+        # The bus the in-process gateway creates for prefix "bench" (the domain caches settings).
+        EVENT_BUS_NAME="coaching-platform-bench",
         AWS_DEFAULT_REGION="eu-west-1",
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
