@@ -365,3 +365,47 @@ def test_counters_stay_exact_under_200_concurrent_books_and_cancels(local_stack,
                 period, 0
             ), (person_id, period)
         assert sum(by_period.values()) <= 3
+
+
+def test_matching_counts_only_the_hours_a_coach_has_left(local_stack, operator):
+    lang = "fo"
+    org = make_tenant(local_stack, operator, "Scarce org")
+    operator.call(
+        "PATCH",
+        f"/orgs/{org.org_id}",
+        {
+            "matching": {"min_bookable_hours": 3},
+            "booking": {"allowances": {"SCALE": {"sessions": 10}}, "max_upcoming": 5},
+        },
+    )
+    scarce = [{"weekday": 0, "start": "09:00", "end": "10:00"}, {"weekday": 1, "start": "09:00", "end": "10:00"}]
+    the_coach = coach(
+        operator, lang, capacity=10, weekly_availability=scarce, time_zone="Europe/London", languages=[lang, "kl"]
+    )
+    refresh(local_stack)
+    employee, engagement = engaged(local_stack, org, operator, lang, time_zone="Europe/London")
+    assert engagement["coach_id"] == the_coach["coach_id"]
+    start = datetime.now(UTC) + timedelta(hours=13)
+    slots = employee.call(
+        "GET",
+        f"/engagements/{engagement['engagement_id']}/slots",
+        params={"from": start.isoformat(), "to": (start + timedelta(days=13)).isoformat()},
+    ).json()["items"]
+    taken, last = 0, None
+    for slot in slots:  # one session per one-hour window: each takes the window with its buffers
+        moment = datetime.fromisoformat(slot["start"])
+        if last is not None and moment - last < timedelta(hours=2):
+            continue
+        if (
+            employee.call("POST", "/bookings", booking_body(engagement["engagement_id"], slot["start"])).status_code
+            == 201
+        ):
+            taken += 1
+            last = moment
+        if taken == 3:
+            break
+    assert taken == 3
+    newcomer = person(local_stack, org, "kl", time_zone="Europe/London")
+    refused = ask(newcomer)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["details"]["constraint"] == "availability"

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import Field
 
+from coaching.adapters.booking_store import BookingStore
 from coaching.adapters.dynamo import CoachRepository, OrgRepository, PersonRepository, get_org_and_person
 from coaching.adapters.matching_store import (
     Engagement,
@@ -20,7 +21,8 @@ from coaching.adapters.matching_store import (
     PersonHistory,
 )
 from coaching.auth import Principal, Role
-from coaching.domain.availability import AvailabilityPolicy, bookable_hours
+from coaching.domain.availability import AvailabilityPolicy, Interval, bookable_hours
+from coaching.domain.booking import BookingStatus
 from coaching.domain.cohort import match_cohort as solve_cohort
 from coaching.domain.common import DeferredModel, EntityId, StrictModel, utc_now
 from coaching.domain.competencies import default_framework
@@ -68,6 +70,7 @@ class MatchingContext:
     orgs: OrgRepository = field(default_factory=OrgRepository)
     people: PersonRepository = field(default_factory=PersonRepository)
     coaches: CoachRepository = field(default_factory=CoachRepository)
+    bookings: BookingStore = field(default_factory=BookingStore)
     clock: Any = utc_now
 
 
@@ -187,7 +190,9 @@ def propose(
         if loads[coach.coach_id] >= coach.capacity:
             at_capacity += 1
             continue
-        if _bookable_hours(coach.coach, context, now) < settings.min_bookable_hours:
+        # Sessions are booked within engagements, so a coach without coachees has none to read.
+        busy = _booked(ctx, coach.coach_id, now) if loads[coach.coach_id] else ()
+        if _bookable_hours(coach.coach, context, now, busy) < settings.min_bookable_hours:
             without_hours += 1
             continue
         chosen.append(
@@ -212,25 +217,38 @@ def propose(
     return chosen[:count]
 
 
-_hours_cache: dict[tuple[str, str, str, datetime], float] = {}
+_hours_cache: dict[tuple[str, str, str, datetime, tuple[Interval, ...]], float] = {}
 
 
-def _bookable_hours(coach: RosterCoach, context: PersonContext, now: datetime) -> float:
-    """Exact, DST-correct hours; cached per coach, person zone and hour in a warm container.
-
-    Coaches have no bookings to subtract until booking lands, so the hour is a safe key.
-    """
+def _bookable_hours(
+    coach: RosterCoach, context: PersonContext, now: datetime, busy: tuple[Interval, ...] = ()
+) -> float:
+    """Exact, DST-correct free hours after the coach's bookings; cached per coach, person
+    zone, hour and set of bookings in a warm container (a new booking changes the key)."""
     hour = now.replace(minute=0, second=0, microsecond=0)
-    key = (coach.coach_id, coach.time_zone, context.time_zone, hour)
+    key = (coach.coach_id, coach.time_zone, context.time_zone, hour, busy)
     hours = _hours_cache.get(key)
     if hours is None:
         if len(_hours_cache) > 100_000:
             _hours_cache.clear()
-        policy = AvailabilityPolicy(time_zone=coach.time_zone, weekly=coach.weekly_availability)
+        policy = AvailabilityPolicy(
+            time_zone=coach.time_zone,
+            weekly=coach.weekly_availability,
+            buffer_minutes=coach.buffer_minutes,
+            min_notice_hours=coach.min_notice_hours,
+            horizon_days=coach.horizon_days,
+        )
         hours = _hours_cache[key] = bookable_hours(
-            policy, [], context.time_zone, hour, days=AVAILABILITY_WINDOW_DAYS, now=hour
+            policy, busy, context.time_zone, hour, days=AVAILABILITY_WINDOW_DAYS, now=hour
         )
     return hours
+
+
+def _booked(ctx: MatchingContext, coach_id: str, now: datetime) -> tuple[Interval, ...]:
+    """The coach's booked sessions in the availability window (one Query on the coach index)."""
+    window_end = now + timedelta(days=AVAILABILITY_WINDOW_DAYS)
+    bookings = ctx.bookings.for_coach(coach_id, now, window_end)
+    return tuple(sorted(Interval(b.start, b.end) for b in bookings if b.status is BookingStatus.BOOKED))
 
 
 def _refuse(ctx: MatchingContext, context: PersonContext, error: NoEligibleCoach) -> NoEligibleCoachError:
@@ -627,6 +645,7 @@ def match_cohort_for_org(caller: Principal, request: CohortRequest, ctx: Matchin
 
     edges: list[tuple[str, str, int]] = []
     reasons: dict[str, str] = {}
+    booked: dict[str, tuple[Interval, ...]] = {}  # each coach's sessions, read once per launch
     capacities: dict[str, int] = {}
     for person_id in ids:
         person = found[person_id][0]
@@ -642,7 +661,11 @@ def match_cohort_for_org(caller: Principal, request: CohortRequest, ctx: Matchin
         taken = 0
         for points, coach in score_all(context, candidates, settings.weights, history, overlap):
             free = coach.capacity - loads.get(coach.coach_id, 0)
-            if free <= 0 or _bookable_hours(coach.coach, context, now) < settings.min_bookable_hours:
+            if free <= 0:
+                continue
+            if coach.coach_id not in booked:
+                booked[coach.coach_id] = _booked(ctx, coach.coach_id, now) if loads.get(coach.coach_id) else ()
+            if _bookable_hours(coach.coach, context, now, booked[coach.coach_id]) < settings.min_bookable_hours:
                 continue
             capacities[coach.coach_id] = free
             edges.append((person_id, coach.coach_id, points))
