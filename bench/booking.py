@@ -17,11 +17,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 
 from bench.local_dynamodb import local_dynamodb
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+from bench.stats import percentile
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         del index
 
     n = len(latencies)
-    p50, p99 = statistics.median(latencies), _percentile(latencies, 0.99)
-    b50, b99 = statistics.median(bare), _percentile(bare, 0.99)
+    p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
+    b50, b99 = statistics.median(bare), percentile(bare, 0.99)
     print(f"booking through the local API, {n} bookings (distinct people and slots)")
     print(f"  POST /bookings     p50 {p50:6.1f} ms   p99 {p99:6.1f} ms")
     print(f"  bare transaction   p50 {b50:6.1f} ms   p99 {b99:6.1f} ms   (18 items, same DynamoDB Local)")

@@ -17,13 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from bench.local_dynamodb import local_dynamodb
+from bench.stats import percentile
 
 TARGET_P99_MS = 50.0
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         reads, writes = meter.read_units, meter.write_units
 
     print(f"first request in a new container: {first_ms:.1f} ms; warm-up of {args.warmup} requests: {warmup_s:.1f} s")
-    p50, p99 = statistics.median(full_ms), _percentile(full_ms, 0.99)
-    s50, s99 = statistics.median(score_ms), _percentile(score_ms, 0.99)
+    p50, p99 = statistics.median(full_ms), percentile(full_ms, 0.99)
+    s50, s99 = statistics.median(score_ms), percentile(score_ms, 0.99)
     print(f"on-demand match over {args.requests} requests ({refused} refused: no eligible coach)")
     print(f"  full request   p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   target p99 < {TARGET_P99_MS:.0f} ms")
     print(f"  scoring only   p50 {s50:6.1f} ms   p99 {s99:6.1f} ms")

@@ -93,8 +93,13 @@ class AvailabilityPolicy(StrictModel):
 
     @classmethod
     def from_coach(cls, coach: HasWeeklyAvailability, **overrides: object) -> AvailabilityPolicy:
-        """The policy for a coach's profile (zone and weekly rules); other fields from `overrides`."""
-        return cls.model_validate({"time_zone": coach.time_zone, "weekly": coach.weekly_availability, **overrides})
+        """The policy for a coach's profile: zone, weekly rules and, where the profile has them,
+        buffer, notice and horizon; `overrides` win."""
+        fields: dict[str, object] = {"time_zone": coach.time_zone, "weekly": coach.weekly_availability}
+        for name in ("buffer_minutes", "min_notice_hours", "horizon_days"):
+            if hasattr(coach, name):
+                fields[name] = getattr(coach, name)
+        return cls.model_validate(fields | overrides)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -22,7 +22,6 @@ from coaching.domain.booking import (
     period_of,
     period_reset,
 )
-from coaching.domain.coaches import Coach
 from coaching.domain.common import DeferredModel, utc_now
 from coaching.domain.competencies import default_framework
 from coaching.errors import Conflict, InvalidInput, NotFound
@@ -46,16 +45,6 @@ class SlotView(DeferredModel):
     start: datetime
     end: datetime
     start_utc: datetime
-
-
-def _policy(coach: Coach) -> AvailabilityPolicy:
-    return AvailabilityPolicy(
-        time_zone=coach.time_zone,
-        weekly=coach.weekly_availability,
-        buffer_minutes=coach.buffer_minutes,
-        min_notice_hours=coach.min_notice_hours,
-        horizon_days=coach.horizon_days,
-    )
 
 
 def _busy(bookings: list[Booking]) -> list[Interval]:
@@ -86,7 +75,9 @@ def slots(caller: Principal, engagement_id: str, start: datetime, end: datetime,
     _, person = get_org_and_person(engagement.org_id, engagement.person_id)
     zone = person.time_zone if person else coach.time_zone
     busy = _busy(ctx.store.for_coach(coach.coach_id, start, end))
-    found = open_slots(_policy(coach), busy, SESSION_MINUTES[engagement.program], start, end, ctx.clock(), zone)
+    found = open_slots(
+        AvailabilityPolicy.from_coach(coach), busy, SESSION_MINUTES[engagement.program], start, end, ctx.clock(), zone
+    )
     return [SlotView(start=s.start, end=s.end, start_utc=s.start_utc) for s in found]
 
 
@@ -106,7 +97,9 @@ def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tup
     end = start + timedelta(minutes=length)
     # The slot must be one the coach offers (rules, notice, horizon, grid); overlap with other
     # bookings is left to the calendar locks, which decide races exactly.
-    offered = open_slots(_policy(coach), [], length, start, start + timedelta(minutes=1), now, person.time_zone)
+    offered = open_slots(
+        AvailabilityPolicy.from_coach(coach), [], length, start, start + timedelta(minutes=1), now, person.time_zone
+    )
     if not offered or offered[0].start_utc != start:
         raise InvalidInput(
             "that time is not in the coach's availability (or is too soon or too far ahead)", field="start"

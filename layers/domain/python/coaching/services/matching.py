@@ -231,13 +231,7 @@ def _bookable_hours(
     if hours is None:
         if len(_hours_cache) > 100_000:
             _hours_cache.clear()
-        policy = AvailabilityPolicy(
-            time_zone=coach.time_zone,
-            weekly=coach.weekly_availability,
-            buffer_minutes=coach.buffer_minutes,
-            min_notice_hours=coach.min_notice_hours,
-            horizon_days=coach.horizon_days,
-        )
+        policy = AvailabilityPolicy.from_coach(coach)
         hours = _hours_cache[key] = bookable_hours(
             policy, busy, context.time_zone, hour, days=AVAILABILITY_WINDOW_DAYS, now=hour
         )
