@@ -18,7 +18,6 @@ from pynamodb.transactions import TransactWrite
 from coaching.adapters.dynamo import MainItem, MainTableMeta, _connection
 from coaching.adapters.matching_store import MarkerItem, SituationItem, person_pk
 from coaching.domain.booking import Booking, coach_buckets, person_buckets
-from coaching.domain.taxonomy import Program
 from coaching.errors import Conflict, InvalidInput
 
 
@@ -39,8 +38,6 @@ _MESSAGES = {
     "upcoming": ("another booking took your last upcoming place at the same moment; try again", "start", SlotTaken),
     "booking": ("the booking could not be saved; try again", "start", Conflict),
     "situation": ("the booking could not be saved; try again", "start", Conflict),
-    "allowance": ("allowance", "program", PolicyRefused),
-    "cap": ("cap", "program", PolicyRefused),
 }
 
 
@@ -54,10 +51,10 @@ def _refusal(exc: TransactWriteError, labels: list[str]) -> Exception:
     if not failed or failed[0] >= len(labels):
         return Conflict("the booking could not be saved; try again")
     label = labels[failed[0]]
-    message, field_name, kind = _MESSAGES[label]
     if label in {"allowance", "cap"}:
-        # The service reads the counter and explains the rule and its reset; mark which rule.
-        return AllowanceExhausted(label, field=field_name)
+        # The service explains the rule and when it resets; here we only say which rule.
+        return AllowanceExhausted(label, field="program")
+    message, field_name, kind = _MESSAGES[label]
     return kind(message, field=field_name)
 
 
@@ -197,12 +194,6 @@ class BookingStore:
         }
         return [place for place in range(1, count + 1) if place not in taken]
 
-    def used(self, booking: Booking) -> int:
-        try:
-            return int(CounterItem.get(*allowance_key(booking), consistent_read=True).used or 0)
-        except CounterItem.DoesNotExist:
-            return 0
-
     def org_sessions(self, org_id: str, period: str) -> int:
         try:
             return int(CounterItem.get(f"ORG#{org_id}#", f"USAGE#{period}", consistent_read=True).used or 0)
@@ -254,7 +245,3 @@ class BookingStore:
         low = (start.replace(hour=0, minute=0, second=0, microsecond=0)).isoformat()
         items = MainItem.gsi1.query(f"COACH#{coach_id}#BOOKINGS", MainItem.gsi1sk.between(low, f"{end.isoformat()}~"))
         return [Booking.model_validate_json(item.body) for item in items]
-
-    @staticmethod
-    def active_program_marker(org_id: str, person_id: str, program: Program) -> tuple[str, str]:
-        return person_pk(org_id, person_id), f"ACTIVE#{program.value}"

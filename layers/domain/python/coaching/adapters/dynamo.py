@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 from pynamodb.attributes import UnicodeAttribute, VersionAttribute
 from pynamodb.connection import Connection
-from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -29,7 +29,6 @@ from coaching.domain.people import Person
 from coaching.errors import Conflict
 from coaching.ids import decode_cursor, encode_cursor
 
-MAX_PAGE_SIZE = 100
 TRANSACTION_LIMIT = 100
 _CONFLICT_RETRIES = 8
 _BACKOFF_SECONDS = 0.01
@@ -283,6 +282,5 @@ __all__ = [
     "Page",
     "PersonRepository",
     "TransactWriteError",
-    "UpdateError",
     "is_transaction_conflict",
 ]
