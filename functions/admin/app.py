@@ -3,10 +3,10 @@
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from coaching.api import Caller, PageCursor, PageLimit, add_health_route, http_entry, rest_resolver
+from coaching.api import Caller, PageCursor, PageLimit, add_health_route, created, http_entry, rest_resolver
 from coaching.domain.coaches import Coach, CoachCreate, CoachUpdate, VettingDecision, VettingStatus
 from coaching.domain.competencies import Framework
 from coaching.domain.orgs import Org, OrgCreate, OrgUpdate
@@ -46,10 +46,6 @@ class PeopleImport(BaseModel):
     people: Annotated[list[dict[str, Any]], Field(max_length=MAX_IMPORT_ROWS)]
 
 
-def _created[T](body: T) -> Response[T]:
-    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=body)
-
-
 def _publish(events: list[DomainEvent]) -> None:
     publish_after_commit(publisher, events, logger, metrics)
 
@@ -62,7 +58,7 @@ add_health_route(app, "/admin/health", service="admin")
 
 @app.post("/orgs", summary="Create an organisation (operator)", tags=["orgs"])
 def create_org(caller: Caller, body: Annotated[OrgCreate, Body()]) -> Response[Org]:
-    return _created(admin.create_org(caller, body, ctx))
+    return created(admin.create_org(caller, body, ctx))
 
 
 @app.get("/orgs", summary="List organisations (operator)", tags=["orgs"])
@@ -96,7 +92,7 @@ def put_framework(caller: Caller, org_id: Id, body: Annotated[Framework, Body()]
 
 @app.post("/people", summary="Create a person in the caller's org (org_admin)", tags=["people"])
 def create_person(caller: Caller, body: Annotated[PersonCreate, Body()]) -> Response[Person]:
-    return _created(admin.create_person(caller, body, ctx))
+    return created(admin.create_person(caller, body, ctx))
 
 
 @app.get("/people", summary="List people in the caller's org (org_admin)", tags=["people"])
@@ -145,7 +141,7 @@ def update_person(caller: Caller, person_id: Id, body: Annotated[PersonUpdate, B
 
 @app.post("/coaches", summary="Add a coach to the network, pending vetting (operator)", tags=["coaches"])
 def create_coach(caller: Caller, body: Annotated[CoachCreate, Body()]) -> Response[Coach]:
-    return _created(admin.create_coach(caller, body, ctx))
+    return created(admin.create_coach(caller, body, ctx))
 
 
 @app.get("/coaches", summary="List coaches (operator)", tags=["coaches"])

@@ -3,7 +3,7 @@
 from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from coaching.api import Caller, add_health_route, http_entry, rest_resolver
@@ -51,7 +51,7 @@ def create_booking(caller: Caller, body: Annotated[BookingRequest, Body()]) -> R
     created, events = booking.book(caller, body, ctx)
     publish_after_commit(publisher, events, logger, metrics)
     metrics.add_metric(name="SessionBooked", unit=MetricUnit.Count, value=1)
-    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=created)
+    return created(created)
 
 
 @app.get("/bookings", summary="Your bookings (employee)", tags=["booking"])

@@ -8,13 +8,13 @@ import os
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from coaching.adapters.dynamo import CoachRepository
 from coaching.adapters.matching_store import Engagement
 from coaching.adapters.roster_store import RosterStore
-from coaching.api import Caller, add_health_route, event_kind, http_entry, rest_resolver
+from coaching.api import Caller, add_health_route, created, event_kind, http_entry, rest_resolver
 from coaching.domain.matching import MatchRequestIn
 from coaching.events import DomainEvent, EventBridgePublisher, publish_after_commit
 from coaching.services import matching
@@ -73,7 +73,7 @@ def request_match(caller: Caller, body: Annotated[MatchRequestIn, Body()]) -> Re
     view, events = matching.request_match(caller, body, ctx)
     _publish(events)
     metrics.add_metric(name="MatchProposed", unit=MetricUnit.Count, value=1)
-    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=view)
+    return created(view)
 
 
 @app.get("/matches", summary="The caller's match requests (employee)", tags=["matching"])
@@ -101,7 +101,7 @@ def choose(caller: Caller, match_id: Id, body: Annotated[ChooseBody, Body()]) ->
     engagement, events = matching.choose(caller, match_id, body.coach_id, ctx)
     _publish(events)
     metrics.add_metric(name="EngagementStarted", unit=MetricUnit.Count, value=1)
-    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=engagement)
+    return created(engagement)
 
 
 @app.get("/engagements", summary="The caller's engagements, past and present (employee)", tags=["matching"])

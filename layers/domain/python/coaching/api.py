@@ -53,6 +53,11 @@ def validation_fields(errors: Any) -> list[dict[str, str]]:
     return fields
 
 
+def created[T](body: T) -> Response[T]:
+    """201 Created with the new object as JSON (the route's return type documents it)."""
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=body)
+
+
 def _json(status: int, body: dict[str, Any]) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
