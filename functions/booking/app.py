@@ -6,7 +6,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from coaching.api import Caller, add_health_route, http_entry, rest_resolver
+from coaching.api import Caller, add_health_route, created, http_entry, rest_resolver
 from coaching.domain.booking import Booking, BookingRequest, CancelRequest
 from coaching.events import EventBridgePublisher, publish_after_commit
 from coaching.services import booking
@@ -48,10 +48,10 @@ def slots(
 
 @app.post("/bookings", summary="Book a session with your coach (employee)", tags=["booking"])
 def create_booking(caller: Caller, body: Annotated[BookingRequest, Body()]) -> Response[Booking]:
-    created, events = booking.book(caller, body, ctx)
+    new_booking, events = booking.book(caller, body, ctx)
     publish_after_commit(publisher, events, logger, metrics)
     metrics.add_metric(name="SessionBooked", unit=MetricUnit.Count, value=1)
-    return created(created)
+    return created(new_booking)
 
 
 @app.get("/bookings", summary="Your bookings (employee)", tags=["booking"])

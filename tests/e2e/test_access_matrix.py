@@ -138,7 +138,9 @@ def world(local_stack, operator):
             "focus_competencies": ["delegation"],
             "situation": "Matrix booking for access checks.",
         },
-    ).json()
+    )
+    assert booking.status_code == 201, booking.text
+    booking = booking.json()
     ids = {
         "org_id": victim.org_id,
         "booking_id": booking["booking_id"],
