@@ -7,17 +7,24 @@ person's calendars. Any taken bucket cancels the whole transaction: nothing half
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from coaching.adapters.dynamo import MainItem, MainTableMeta, _connection
-from coaching.adapters.matching_store import MarkerItem, SituationItem, person_pk
-from coaching.domain.booking import Booking, coach_buckets, person_buckets
+from coaching.adapters import keys
+from coaching.adapters.dynamo import MainItem, MainTableMeta, _connection, backoff
+from coaching.adapters.matching_store import Engagement, MarkerItem, SituationItem, person_pk
+from coaching.adapters.roster_store import RosterPointer
+from coaching.config import settings
+from coaching.domain.booking import MAX_UPCOMING_LIMIT, Booking, coach_buckets, person_buckets
+from coaching.domain.orgs import Org
+from coaching.domain.people import Person
 from coaching.errors import Conflict, InvalidInput
 
 
@@ -131,11 +138,121 @@ def upcoming_key(org_id: str, person_id: str, place: int) -> tuple[str, str]:
     return person_pk(org_id, person_id), f"UPCOMING#{place:02d}"
 
 
+def batch_read(wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Strongly consistent BatchGetItem of main-table items of any kind, keyed by (pk, sk).
+
+    One round trip for up to 100 keys (plus a retry of any keys DynamoDB left unprocessed).
+    """
+    table = settings().main_table
+    pending = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in dict.fromkeys(wanted)]
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    attempt = 0
+    while pending:
+        request = {table: {"Keys": pending[:100], "ConsistentRead": True}}
+        response = _connection().dispatch("BatchGetItem", {"RequestItems": request})
+        for item in response.get("Responses", {}).get(table, []):
+            found[(item["pk"]["S"], item["sk"]["S"])] = item
+        unprocessed = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+        pending = unprocessed + pending[100:]
+        if unprocessed:
+            backoff(attempt)
+            attempt += 1
+    return found
+
+
+@dataclass(slots=True)
+class BookingReads:
+    """Everything a booking decision needs, read in one BatchGetItem."""
+
+    engagement: tuple[Engagement, int] | None
+    org: Org | None
+    person: Person | None
+    roster_pointer: RosterPointer | None
+    # Upcoming place number -> (booking id, ends at ISO UTC) for every place in use or used.
+    places: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # Sessions counted against the org's monthly cap, per period read.
+    org_usage: dict[str, int] = field(default_factory=dict)
+
+    def free_places(self, count: int, now: datetime) -> list[int]:
+        """Places never used or whose session has ended, lowest first."""
+        cutoff = now.astimezone(UTC).isoformat()
+        taken = {place for place, (_, ends_at) in self.places.items() if ends_at >= cutoff}
+        return [place for place in range(1, count + 1) if place not in taken]
+
+
+def read_for_booking(org_id: str, person_id: str, engagement_id: str, periods: Iterable[str]) -> BookingReads:
+    """Engagement, org, person, the roster pointer, every upcoming place and the org's usage
+    counters for `periods`: one round trip, so a booking costs this read plus its transaction."""
+    person_partition = person_pk(org_id, person_id)
+    engagement_key = (person_partition, f"ENGAGEMENT#{engagement_id}")
+    org_key = (keys.org_pk(org_id), keys.ORG_PROFILE_SK)
+    person_key = (keys.people_pk(org_id), keys.person_sk(person_id))
+    pointer_key = (keys.ROSTER_PK, keys.ROSTER_POINTER_SK)
+    place_keys = {upcoming_key(org_id, person_id, n): n for n in range(1, MAX_UPCOMING_LIMIT + 1)}
+    usage_keys = {(keys.org_pk(org_id), f"USAGE#{period}"): period for period in periods}
+    found = batch_read([engagement_key, org_key, person_key, pointer_key, *place_keys, *usage_keys])
+    engagement_item = found.get(engagement_key)
+    org_item, person_item, pointer_item = found.get(org_key), found.get(person_key), found.get(pointer_key)
+    reads = BookingReads(
+        engagement=_engagement_and_version(engagement_item) if engagement_item else None,
+        org=Org.model_validate_json(org_item["body"]["S"]) if org_item else None,
+        person=Person.model_validate_json(person_item["body"]["S"]) if person_item else None,
+        roster_pointer=RosterPointer.from_raw_data(pointer_item) if pointer_item else None,
+    )
+    for place_key, number in place_keys.items():
+        if place_key in found:
+            item = found[place_key]
+            reads.places[number] = (item["ref"]["S"], item["ends_at"]["S"])
+    for usage_key_, period in usage_keys.items():
+        item = found.get(usage_key_)
+        reads.org_usage[period] = int(item["used"]["N"]) if item and "used" in item else 0
+    return reads
+
+
+def _engagement_and_version(item: dict[str, Any]) -> tuple[Engagement, int]:
+    version = int(item["version"]["N"]) if "version" in item else 0
+    return Engagement.model_validate_json(item["body"]["S"]), version
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     allowance: int
     session_cap: int | None
     now: datetime
+    # The org's cap counter as read before the transaction, and the counts at which a budget
+    # threshold is crossed: the transaction proves which booking crossed (see `book`).
+    usage_seen: int = 0
+    threshold_counts: tuple[int, ...] = ()
+
+
+class UsageMoved(Conflict):
+    """The org's usage counter moved past a threshold boundary since it was read: re-read and retry."""
+
+    def __init__(self, used: int) -> None:
+        super().__init__("the organisation's usage changed at the same time; try again", field="program")
+        self.used = used
+
+
+def crosses_threshold(limits: Limits) -> bool:
+    return limits.usage_seen + 1 in limits.threshold_counts
+
+
+def _cap_condition(limits: Limits) -> Any:
+    """Below the cap; and either exactly the count read (this booking crosses a threshold, so
+    it must know it is the one) or not one short of any threshold (so it crosses none).
+
+    Exactly one booking moves the counter onto a threshold, and it knows it did: the event
+    fires once, from that booking, with no extra read on every other booking.
+    """
+    if crosses_threshold(limits):
+        if limits.usage_seen == 0:
+            return CounterItem.used.does_not_exist() | (CounterItem.used == 0)
+        return CounterItem.used == limits.usage_seen
+    below = CounterItem.used < limits.session_cap
+    for count in limits.threshold_counts:
+        below &= CounterItem.used != count - 1
+    never_counted = CounterItem.used.does_not_exist() if 1 not in limits.threshold_counts else None
+    return below | never_counted if never_counted is not None else below
 
 
 class BookingStore:
@@ -179,20 +296,15 @@ class BookingStore:
                     transaction.update(
                         CounterItem(*usage_key(booking)),
                         actions=[CounterItem.used.add(1), CounterItem.kind.set("org_usage")],
-                        condition=CounterItem.used.does_not_exist() | (CounterItem.used < limits.session_cap),
+                        condition=_cap_condition(limits),
                     )
         except TransactWriteError as exc:
-            raise _refusal(exc, labels) from exc
-
-    def upcoming_places(self, org_id: str, person_id: str, count: int, now: datetime) -> list[int]:
-        """Free places (never used, or their session has ended), lowest first."""
-        keys = [upcoming_key(org_id, person_id, place) for place in range(1, count + 1)]
-        taken = {
-            int(item.sk.removeprefix("UPCOMING#"))
-            for item in UpcomingPlace.batch_get(keys, consistent_read=True)
-            if item.ends_at >= now.astimezone(UTC).isoformat()
-        }
-        return [place for place in range(1, count + 1) if place not in taken]
+            refusal = _refusal(exc, labels)
+            if isinstance(refusal, AllowanceExhausted) and refusal.message == "cap":
+                used = self.org_sessions(booking.org_id, booking.policy.allowance_period)
+                if limits.session_cap is not None and used < limits.session_cap:
+                    raise UsageMoved(used) from exc
+            raise refusal from exc
 
     def org_sessions(self, org_id: str, period: str) -> int:
         try:

@@ -25,18 +25,15 @@ import bisect
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from coaching.domain.coaches import AvailabilityRule
+from coaching.domain.coaches import AvailabilityException, AvailabilityRule, check_naive_time
 from coaching.domain.common import StrictModel, TimeZoneName
 
 SESSION_LENGTHS_MINUTES: tuple[int, ...] = (30, 45, 60)
-
-# An alias, so the AvailabilityException field called `date` does not shadow its own type.
-CalendarDate = date
 
 
 class HasWeeklyAvailability(Protocol):
@@ -44,39 +41,6 @@ class HasWeeklyAvailability(Protocol):
 
     time_zone: str
     weekly_availability: list[AvailabilityRule]
-
-
-def _check_naive_time(value: time | None) -> time | None:
-    # Times are wall times in the policy's zone; an offset on them would be silently ignored.
-    if value is not None and value.tzinfo is not None:
-        raise ValueError("times are wall-clock times in the coach's time zone; drop the offset")
-    return value
-
-
-class AvailabilityException(StrictModel):
-    """A one-off change on a calendar date in the coach's zone.
-
-    "time_off" removes availability: the whole day without a window, else the window. "extra" adds a window that
-    day. Extra windows are applied after time off, so an extra window on a day off is still available.
-    """
-
-    date: CalendarDate
-    kind: Literal["time_off", "extra"]
-    start: time | None = None
-    end: time | None = None
-
-    @model_validator(mode="after")
-    def _window_is_valid(self) -> AvailabilityException:
-        _check_naive_time(self.start)
-        _check_naive_time(self.end)
-        if (self.start is None) != (self.end is None):
-            raise ValueError("give both start and end, or neither for a whole day off")
-        if self.start is None:
-            if self.kind == "extra":
-                raise ValueError("an extra window needs a start and an end")
-        elif self.end is not None and self.end <= self.start:
-            raise ValueError("end must be after start")
-        return self
 
 
 class AvailabilityPolicy(StrictModel):
@@ -99,6 +63,8 @@ class AvailabilityPolicy(StrictModel):
         for name in ("buffer_minutes", "min_notice_hours", "horizon_days"):
             if hasattr(coach, name):
                 fields[name] = getattr(coach, name)
+        if hasattr(coach, "availability_exceptions"):
+            fields["exceptions"] = coach.availability_exceptions
         return cls.model_validate(fields | overrides)
 
     @property
@@ -383,8 +349,8 @@ def working_intervals(
     """A person's working hours within [start, end), in UTC: `working_hours` on `working_days` (0 is Monday) in
     their own zone, with the same DST rules as a coach's availability."""
     begin, finish = working_hours
-    _check_naive_time(begin)
-    _check_naive_time(finish)
+    check_naive_time(begin)
+    check_naive_time(finish)
     if finish <= begin:
         raise ValueError("working hours must end after they start, within one day")
     if any(day not in range(7) for day in working_days):

@@ -19,6 +19,8 @@ from coaching.domain.common import DeferredModel, StrictModel
 from coaching.domain.taxonomy import Level, Program
 
 BUCKET_MINUTES = 5
+# The most upcoming sessions an org may allow a person: bounds the places a booking reads.
+MAX_UPCOMING_LIMIT = 20
 # Session length per program: SCALE is a focused half hour, EXEC a full hour.
 SESSION_MINUTES: dict[Program, int] = {
     Program.SCALE: 30,
@@ -57,15 +59,18 @@ class BookingPolicy(StrictModel):
     """The structure that prevents sprawl; snapshotted onto every booking."""
 
     allowances: dict[Program, Allowance] = Field(default_factory=_default_allowances)
-    max_upcoming: Annotated[int, Field(ge=1, le=20)] = 3
+    max_upcoming: Annotated[int, Field(ge=1, le=MAX_UPCOMING_LIMIT)] = 3
     monthly_session_cap: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     late_cancel_hours: Annotated[int, Field(ge=0, le=168)] = 24
+    # Reschedules inside the late-cancel window that are not billed as a late cancel, per booking.
+    free_late_reschedules: Annotated[int, Field(ge=0, le=3)] = 0
 
 
 class PolicySnapshot(DeferredModel):
     late_cancel_hours: int
     allowance_period: str  # "2026-12": the month the session counts against, org time zone
     counted_against_cap: bool = False
+    free_late_reschedules: int = 0
 
 
 def period_of(moment: datetime, zone: str) -> str:

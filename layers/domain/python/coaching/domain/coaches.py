@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -12,6 +12,9 @@ from coaching.domain.common import Email, Entity, EntityId, Languages, ShortText
 from coaching.domain.competencies import default_framework
 from coaching.domain.taxonomy import Industry, JobFunction, Level, Program
 from coaching.errors import InvalidInput
+
+# Exceptions travel in the roster snapshot, so a coach keeps a bounded list (past dates can go).
+MAX_EXCEPTIONS = 200
 
 
 class VettingStatus(StrEnum):
@@ -46,6 +49,43 @@ class AvailabilityRule(StrictModel):
         return self
 
 
+# An alias, so the AvailabilityException field called `date` does not shadow its own type.
+CalendarDate = date
+
+
+def check_naive_time(value: time | None) -> time | None:
+    # Times are wall times in the coach's zone: an offset on them would be silently ignored.
+    if value is not None and value.tzinfo is not None:
+        raise ValueError("times are wall-clock times in the coach's time zone; drop the offset")
+    return value
+
+
+class AvailabilityException(StrictModel):
+    """A one-off change on a calendar date in the coach's zone.
+
+    "time_off" removes availability: the whole day without a window, else the window. "extra" adds a window that
+    day. Extra windows are applied after time off, so an extra window on a day off is still available.
+    """
+
+    date: CalendarDate
+    kind: Literal["time_off", "extra"]
+    start: time | None = None
+    end: time | None = None
+
+    @model_validator(mode="after")
+    def _window_is_valid(self) -> AvailabilityException:
+        check_naive_time(self.start)
+        check_naive_time(self.end)
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give both start and end, or neither for a whole day off")
+        if self.start is None:
+            if self.kind == "extra":
+                raise ValueError("an extra window needs a start and an end")
+        elif self.end is not None and self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
 def _check_specialties(values: list[str]) -> list[str]:
     known = default_framework().ids()
     unknown = [v for v in values if v not in known]
@@ -70,6 +110,8 @@ class CoachFields(StrictModel):
     programs: Annotated[list[Program], Field(min_length=1)]
     capacity: Annotated[int, Field(ge=1, le=200)]
     weekly_availability: Annotated[list[AvailabilityRule], Field(max_length=50)] = []
+    # Time off and extra hours on calendar dates, in the coach's zone.
+    availability_exceptions: Annotated[list[AvailabilityException], Field(max_length=MAX_EXCEPTIONS)] = []
     # Kept free after every session; a multiple of 5 so calendar locks are exact.
     buffer_minutes: Annotated[int, Field(ge=0, le=60, multiple_of=5)] = 10
     min_notice_hours: Annotated[int, Field(ge=0, le=336)] = 12
@@ -103,6 +145,7 @@ class CoachUpdate(StrictModel):
     programs: Annotated[list[Program], Field(min_length=1)] | None = None
     capacity: Annotated[int, Field(ge=1, le=200)] | None = None
     weekly_availability: Annotated[list[AvailabilityRule], Field(max_length=50)] | None = None
+    availability_exceptions: Annotated[list[AvailabilityException], Field(max_length=MAX_EXCEPTIONS)] | None = None
     buffer_minutes: Annotated[int, Field(ge=0, le=60, multiple_of=5)] | None = None
     min_notice_hours: Annotated[int, Field(ge=0, le=336)] | None = None
     horizon_days: Annotated[int, Field(ge=1, le=180)] | None = None
@@ -143,6 +186,7 @@ class Coach(Entity):
     programs: list[Program]
     capacity: int
     weekly_availability: list[AvailabilityRule] = []
+    availability_exceptions: list[AvailabilityException] = []
     buffer_minutes: int = 10
     min_notice_hours: int = 12
     horizon_days: int = 60

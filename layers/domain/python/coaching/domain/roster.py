@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from coaching.domain.coaches import AvailabilityRule, Coach, RoleHeld, VettingStatus
+from coaching.domain.coaches import AvailabilityException, AvailabilityRule, Coach, RoleHeld, VettingStatus
 from coaching.domain.common import DeferredModel
 
 
@@ -25,6 +25,7 @@ class RosterCoach(DeferredModel):
     programs: list[str]
     capacity: int
     weekly_availability: list[AvailabilityRule]
+    availability_exceptions: list[AvailabilityException] = []
     buffer_minutes: int = 10
     min_notice_hours: int = 12
     horizon_days: int = 60
@@ -54,6 +55,7 @@ def roster_entries(coaches: list[Coach]) -> list[RosterCoach]:
             programs=[p.value for p in c.programs],
             capacity=c.capacity,
             weekly_availability=c.weekly_availability,
+            availability_exceptions=c.availability_exceptions,
             buffer_minutes=c.buffer_minutes,
             min_notice_hours=c.min_notice_hours,
             horizon_days=c.horizon_days,

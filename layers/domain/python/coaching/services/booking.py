@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from coaching.adapters.booking_store import AllowanceExhausted, BookingStore, Limits, PolicyRefused
-from coaching.adapters.dynamo import CoachRepository, get_org_and_person
-from coaching.adapters.matching_store import EngagementStatus, MatchingStore
+from coaching.adapters.booking_store import (
+    AllowanceExhausted,
+    BookingReads,
+    BookingStore,
+    Limits,
+    PolicyRefused,
+    UsageMoved,
+    crosses_threshold,
+    read_for_booking,
+)
+from coaching.adapters.dynamo import CoachRepository
+from coaching.adapters.matching_store import Engagement, EngagementStatus, MatchingStore
+from coaching.adapters.roster_store import RosterStore
 from coaching.auth import Principal, Role
 from coaching.domain.availability import AvailabilityPolicy, Interval, open_slots
 from coaching.domain.booking import (
@@ -24,13 +34,22 @@ from coaching.domain.booking import (
 )
 from coaching.domain.common import DeferredModel, utc_now
 from coaching.domain.competencies import default_framework
+from coaching.domain.orgs import Org
+from coaching.domain.people import Person
+from coaching.domain.roster import RosterCoach
 from coaching.errors import Conflict, InvalidInput, NotFound
 from coaching.events import DomainEvent
 from coaching.ids import new_id
+from coaching.services.roster import RosterCache
 
 EVENT_SOURCE = "coaching.booking"
 MAX_SLOT_RANGE_DAYS = 31
 THRESHOLDS = (80, 100)
+# A booking that races another across a budget threshold re-reads the counter and tries again.
+_USAGE_RETRIES = 5
+# Every UTC offset in use lies within these hours, so these instants cover the month a
+# session falls in for any org time zone, before the org (and its zone) has been read.
+_ZONE_SPREAD_HOURS = (-12, 0, 14)
 
 
 @dataclass
@@ -38,7 +57,17 @@ class BookingContext:
     store: BookingStore = field(default_factory=BookingStore)
     matching: MatchingStore = field(default_factory=MatchingStore)
     coaches: CoachRepository = field(default_factory=CoachRepository)
+    roster: RosterCache = field(default_factory=lambda: RosterCache(RosterStore()))
     clock: Any = utc_now
+
+
+@dataclass(frozen=True, slots=True)
+class _Bookable:
+    engagement: Engagement
+    coach: RosterCoach
+    org: Org
+    person: Person
+    reads: BookingReads
 
 
 class SlotView(DeferredModel):
@@ -51,18 +80,26 @@ def _busy(bookings: list[Booking]) -> list[Interval]:
     return [Interval(b.start, b.end) for b in bookings if b.status is BookingStatus.BOOKED]
 
 
-def _active_engagement(caller: Principal, engagement_id: str, ctx: BookingContext):
+def _bookable(caller: Principal, engagement_id: str, ctx: BookingContext, periods: frozenset[str]) -> _Bookable:
+    """The caller's active engagement and its coach, org and person, from one BatchGetItem."""
     org_id = caller.require_org(Role.EMPLOYEE)
-    found = ctx.matching.engagement(org_id, caller.person_id, engagement_id)
-    if found is None:
+    reads = read_for_booking(org_id, caller.person_id, engagement_id, periods)
+    if reads.engagement is None or reads.org is None or reads.person is None:
         raise NotFound(f"engagement {engagement_id} not found")
-    engagement = found[0]
+    engagement = reads.engagement[0]
     if engagement.status is not EngagementStatus.ACTIVE:
         raise Conflict("this engagement has ended; book with your current coach", field="engagement_id")
-    coach = ctx.coaches.get(engagement.coach_id)
-    if coach is None or coach.vetting_status.value != "approved":
+    # The roster holds approved coaches only: a suspended coach takes no new sessions.
+    coach = ctx.roster.coach(reads.roster_pointer, engagement.coach_id)
+    if coach is None:
         raise Conflict("this coach is not taking sessions now", field="engagement_id")
-    return engagement, coach
+    return _Bookable(engagement, coach, reads.org, reads.person, reads)
+
+
+def _periods_around(moment: datetime) -> frozenset[str]:
+    return frozenset(
+        (moment + timedelta(hours=hours)).astimezone(UTC).strftime("%Y-%m") for hours in _ZONE_SPREAD_HOURS
+    )
 
 
 def slots(caller: Principal, engagement_id: str, start: datetime, end: datetime, ctx: BookingContext) -> list[SlotView]:
@@ -71,36 +108,37 @@ def slots(caller: Principal, engagement_id: str, start: datetime, end: datetime,
         raise InvalidInput("'to' must be after 'from'", field="to")
     if end - start > timedelta(days=MAX_SLOT_RANGE_DAYS):
         raise InvalidInput(f"ask for at most {MAX_SLOT_RANGE_DAYS} days at a time", field="to")
-    engagement, coach = _active_engagement(caller, engagement_id, ctx)
-    _, person = get_org_and_person(engagement.org_id, engagement.person_id)
-    zone = person.time_zone if person else coach.time_zone
-    busy = _busy(ctx.store.for_coach(coach.coach_id, start, end))
-    found = open_slots(
-        AvailabilityPolicy.from_coach(coach), busy, SESSION_MINUTES[engagement.program], start, end, ctx.clock(), zone
+    found = _bookable(caller, engagement_id, ctx, frozenset())
+    busy = _busy(ctx.store.for_coach(found.coach.coach_id, start, end))
+    length = SESSION_MINUTES[found.engagement.program]
+    offered = open_slots(
+        AvailabilityPolicy.from_coach(found.coach), busy, length, start, end, ctx.clock(), found.person.time_zone
     )
-    return [SlotView(start=s.start, end=s.end, start_utc=s.start_utc) for s in found]
+    return [SlotView(start=s.start, end=s.end, start_utc=s.start_utc) for s in offered]
+
+
+def _offered(coach: RosterCoach, start: datetime, length: int, now: datetime, zone: str) -> bool:
+    # The slot must be one the coach offers (rules, exceptions, notice, horizon, grid); overlap
+    # with other bookings is left to the calendar locks, which decide races exactly.
+    offered = open_slots(
+        AvailabilityPolicy.from_coach(coach), [], length, start, start + timedelta(minutes=1), now, zone
+    )
+    return bool(offered) and offered[0].start_utc == start
 
 
 def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tuple[Booking, list[DomainEvent]]:
-    engagement, coach = _active_engagement(caller, request.engagement_id, ctx)
-    length = SESSION_MINUTES[engagement.program]
-    if request.length_minutes is not None and request.length_minutes != length:
-        raise InvalidInput(f"{engagement.program.value} sessions last {length} minutes", field="length_minutes")
+    """Two DynamoDB round trips: one BatchGetItem of every input, one transaction of every write."""
     unknown = [c for c in request.focus_competencies if c not in default_framework().ids()]
     if unknown:
         raise InvalidInput(f"unknown competencies: {', '.join(unknown)}", field="focus_competencies")
-    org, person = get_org_and_person(engagement.org_id, engagement.person_id)
-    if org is None or person is None:
-        raise NotFound(f"engagement {engagement.engagement_id} not found")
     now = ctx.clock()
-    start = request.start.astimezone(now.tzinfo)
-    end = start + timedelta(minutes=length)
-    # The slot must be one the coach offers (rules, notice, horizon, grid); overlap with other
-    # bookings is left to the calendar locks, which decide races exactly.
-    offered = open_slots(
-        AvailabilityPolicy.from_coach(coach), [], length, start, start + timedelta(minutes=1), now, person.time_zone
-    )
-    if not offered or offered[0].start_utc != start:
+    start = request.start.astimezone(UTC)
+    found = _bookable(caller, request.engagement_id, ctx, _periods_around(start))
+    engagement, coach, org, person = found.engagement, found.coach, found.org, found.person
+    length = SESSION_MINUTES[engagement.program]
+    if request.length_minutes is not None and request.length_minutes != length:
+        raise InvalidInput(f"{engagement.program.value} sessions last {length} minutes", field="length_minutes")
+    if not _offered(coach, start, length, now, person.time_zone):
         raise InvalidInput(
             "that time is not in the coach's availability (or is too soon or too far ahead)", field="start"
         )
@@ -110,7 +148,7 @@ def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tup
     limit = allowance.for_level(person.level) if allowance else 0
     if limit == 0:
         raise PolicyRefused(f"your organisation offers no {engagement.program.value} sessions to book", field="program")
-    places = ctx.store.upcoming_places(org.org_id, person.person_id, policy.max_upcoming, now)
+    places = found.reads.free_places(policy.max_upcoming, now)
     if not places:
         raise PolicyRefused(
             f"you already have {policy.max_upcoming} upcoming sessions; book the next after one has taken place",
@@ -125,7 +163,7 @@ def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tup
         engagement_id=engagement.engagement_id,
         program=engagement.program,
         start=start,
-        end=end,
+        end=start + timedelta(minutes=length),
         person_time_zone=person.time_zone,
         coach_time_zone=coach.time_zone,
         buffer_minutes=coach.buffer_minutes,
@@ -134,16 +172,33 @@ def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tup
             late_cancel_hours=policy.late_cancel_hours,
             allowance_period=period,
             counted_against_cap=policy.monthly_session_cap is not None,
+            free_late_reschedules=policy.free_late_reschedules,
         ),
         upcoming_slot=places[0],
         created_at=now,
         updated_at=now,
     )
-    try:
-        ctx.store.book(booking, request.situation, Limits(limit, policy.monthly_session_cap, now))
-    except AllowanceExhausted as refusal:
-        raise _explain(refusal.message, booking, limit, policy, org.time_zone) from refusal
-    return booking, [_event("SessionBooked", booking), *_thresholds(booking, policy, ctx)]
+    cap = policy.monthly_session_cap
+    limits = Limits(limit, cap, now, found.reads.org_usage.get(period, 0), _threshold_counts(cap))
+    for attempt in range(_USAGE_RETRIES):
+        try:
+            ctx.store.book(booking, request.situation, limits)
+            break
+        except AllowanceExhausted as refusal:
+            raise _explain(refusal.message, booking, limit, policy, org.time_zone) from refusal
+        except UsageMoved as moved:
+            if attempt == _USAGE_RETRIES - 1:
+                raise
+            limits = Limits(limit, cap, now, moved.used, limits.threshold_counts)
+    events = [_event("SessionBooked", booking)]
+    if crosses_threshold(limits):
+        events += _thresholds(booking, policy, limits.usage_seen + 1, ctx)
+    return booking, events
+
+
+def _threshold_counts(cap: int | None) -> tuple[int, ...]:
+    """The session counts at which 80 % and 100 % of the cap are reached (rounded up)."""
+    return () if cap is None else tuple(sorted({-(-cap * percent // 100) for percent in THRESHOLDS}))
 
 
 def _explain(rule: str, booking: Booking, limit: int, policy: BookingPolicy, zone: str) -> PolicyRefused:
@@ -159,16 +214,19 @@ def _explain(rule: str, booking: Booking, limit: int, policy: BookingPolicy, zon
     return PolicyRefused(message, field="program", details=details)
 
 
-def _thresholds(booking: Booking, policy: BookingPolicy, ctx: BookingContext) -> list[DomainEvent]:
-    """BudgetThresholdReached at 80 % and 100 % of the cap, once each per org and month."""
+def _thresholds(booking: Booking, policy: BookingPolicy, used: int, ctx: BookingContext) -> list[DomainEvent]:
+    """BudgetThresholdReached at 80 % and 100 % of the cap, once each per org and month.
+
+    Only the booking whose transaction moved the counter onto a threshold gets here; the
+    marker keeps a threshold crossed again after cancellations from firing twice.
+    """
     cap = policy.monthly_session_cap
     if cap is None:
         return []
     period = booking.policy.allowance_period
-    used = ctx.store.org_sessions(booking.org_id, period)
     events = []
     for percent in THRESHOLDS:
-        if used * 100 >= cap * percent and ctx.store.mark_threshold(booking.org_id, period, percent):
+        if used == -(-cap * percent // 100) and ctx.store.mark_threshold(booking.org_id, period, percent):
             detail = {"org_id": booking.org_id, "period": period, "percent": percent, "sessions": used, "cap": cap}
             events.append(DomainEvent(source=EVENT_SOURCE, detail_type="BudgetThresholdReached", detail=detail))
     return events

@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass
 
 from coaching.adapters.dynamo import CoachRepository, backoff
-from coaching.adapters.roster_store import RosterStore, RosterVersionConflict
-from coaching.domain.roster import Roster, roster_entries
+from coaching.adapters.roster_store import RosterPointer, RosterStore, RosterVersionConflict
+from coaching.domain.roster import Roster, RosterCoach, roster_entries
 
 _PUBLISH_ATTEMPTS = 8
 
@@ -46,6 +46,8 @@ class RosterCache:
         self._ttl = ttl_seconds
         self._roster: Roster | None = None
         self._checked_at = 0.0
+        self._by_id: dict[str, RosterCoach] = {}
+        self._indexed_version: int | None = None
 
     def get(self) -> Roster | None:
         now = time.monotonic()
@@ -58,3 +60,26 @@ class RosterCache:
         if self._roster is None or self._roster.version != int(pointer.roster_version):
             self._roster = self._store.load(pointer)
         return self._roster
+
+    def at(self, pointer: RosterPointer | None) -> Roster | None:
+        """The roster a pointer the caller has just read names: no extra read unless it is new.
+
+        Booking reads the pointer in the same BatchGetItem as the rest of its state, so it is
+        as fresh as a consistent read and costs no round trip of its own.
+        """
+        self._checked_at = time.monotonic()
+        if pointer is None:
+            self._roster = None
+        elif self._roster is None or self._roster.version != int(pointer.roster_version):
+            self._roster = self._store.load(pointer)
+        return self._roster
+
+    def coach(self, pointer: RosterPointer | None, coach_id: str) -> RosterCoach | None:
+        """An approved coach in the current roster, or None (suspended, removed, unknown)."""
+        roster = self.at(pointer)
+        if roster is None:
+            return None
+        if self._indexed_version != roster.version:
+            self._by_id = {coach.coach_id: coach for coach in roster.coaches}
+            self._indexed_version = roster.version
+        return self._by_id.get(coach_id)
