@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from coaching.api import Caller, add_health_route, created, http_entry, rest_resolver
-from coaching.domain.booking import Booking, BookingRequest, CancelRequest
+from coaching.domain.booking import Booking, BookingRequest, CancelRequest, RescheduleRequest
 from coaching.events import EventBridgePublisher, publish_after_commit
 from coaching.services import booking
 from coaching.services.booking import BookingContext, SlotView
@@ -67,6 +67,39 @@ def get_booking(caller: Caller, booking_id: Id) -> Booking:
 @app.post("/bookings/<booking_id>/cancel", summary="Cancel a booking (employee)", tags=["booking"])
 def cancel_booking(caller: Caller, booking_id: Id, body: Annotated[CancelRequest, Body()]) -> Booking:
     cancelled, events = booking.cancel(caller, booking_id, body.reason, ctx)
+    publish_after_commit(publisher, events, logger, metrics)
+    return cancelled
+
+
+@app.post(
+    "/bookings/<booking_id>/reschedule",
+    summary="Move a booking to another open slot (employee)",
+    description="Inside the late-cancel window this counts as a late cancel unless the org allows a free one; "
+    "the calendar UID stays and its SEQUENCE goes up.",
+    tags=["booking"],
+)
+def reschedule_booking(caller: Caller, booking_id: Id, body: Annotated[RescheduleRequest, Body()]) -> Booking:
+    moved, events = booking.reschedule(caller, booking_id, body, ctx)
+    publish_after_commit(publisher, events, logger, metrics)
+    return moved
+
+
+@app.get("/coach/sessions", summary="Your sessions in a date range (coach)", tags=["booking"])
+def coach_sessions(
+    caller: Caller,
+    start: Annotated[AwareDatetime, Query(alias="from", description="ISO 8601 with offset")],
+    end: Annotated[AwareDatetime, Query(alias="to", description="ISO 8601 with offset; at most 31 days after from")],
+) -> BookingList:
+    return BookingList(items=booking.coach_sessions(caller, start, end, ctx))
+
+
+@app.post(
+    "/coach/sessions/<booking_id>/cancel",
+    summary="Cancel a session as its coach: never billed, the unit comes back (coach)",
+    tags=["booking"],
+)
+def coach_cancel(caller: Caller, booking_id: Id, body: Annotated[CancelRequest, Body()]) -> Booking:
+    cancelled, events = booking.coach_cancel(caller, booking_id, body.reason, ctx)
     publish_after_commit(publisher, events, logger, metrics)
     return cancelled
 

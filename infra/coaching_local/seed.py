@@ -7,15 +7,17 @@ rules (vetting thresholds, import validation) rather than writing items behind i
 from __future__ import annotations
 
 import random
-from datetime import time
+from datetime import UTC, date, datetime, time
 from typing import Any
 
+from coaching.adapters.billing_store import BillingStore
 from coaching.adapters.dynamo import CoachRepository
 from coaching.adapters.roster_store import RosterStore
 from coaching.auth import Principal, Role
 from coaching.domain.coaches import AvailabilityRule, CoachCreate, RoleHeld, VettingDecision, VettingStatus
 from coaching.domain.competencies import default_framework
 from coaching.domain.orgs import OrgCreate
+from coaching.domain.pricing import PriceBook, PriceBookVersionInput, Tier, minor_units
 from coaching.domain.taxonomy import Industry, JobFunction, Level, Program
 from coaching.ids import person_id_for
 from coaching.services import admin
@@ -150,6 +152,33 @@ def people_rows(org_id: str, count: int, seed: int, home_zone: str) -> list[dict
     return rows
 
 
+def demo_price_book(org_id: str, currency: str, now: datetime | None = None) -> PriceBook:
+    """A price book effective from the start of last year: every program at 30, 45 and 60 min,
+    half-price late-cancel and no-show fees, a 10 % tier from the 101st session a month."""
+    now = now or datetime.now(UTC)
+    scale = 10 ** minor_units(currency)
+    per_minute = {"SCALE": 3, "GROW": 3, "EXEC": 6, "TOGETHER": 8}  # whole currency units per minute
+    version = PriceBookVersionInput(
+        effective_from=date(now.year - 1, 1, 1),
+        currency=currency,
+        session_prices={
+            program: {length: rate * length * scale for length in (30, 45, 60)} for program, rate in per_minute.items()
+        },
+        late_cancel_fee_bps=5000,
+        no_show_fee_bps=5000,
+        tiers=[Tier(from_session=101, discount_bps=1000)],
+        seat_price_minor=40 * scale,
+    )
+    return PriceBook(org_id=org_id, versions=[]).with_version(version, now=now, actor=OPERATOR.person_id)
+
+
+def give_price_book(org_id: str, currency: str) -> PriceBook:
+    book = demo_price_book(org_id, currency)
+    return BillingStore().save_price_book(
+        PriceBook(org_id=org_id, versions=[]), lambda current: current if current.versions else book
+    )
+
+
 def seed_demo(table_names: dict[str, str] | None = None) -> dict[str, Any]:
     """Seed through the domain services; the caller has set the environment for the tables."""
     ctx = admin.AdminContext()
@@ -157,6 +186,7 @@ def seed_demo(table_names: dict[str, str] | None = None) -> dict[str, Any]:
     first_people: dict[str, list[dict[str, Any]]] = {}
     for number, spec in enumerate(DEMO_ORGS, start=1):
         org = admin.create_org(OPERATOR, OrgCreate(**spec), ctx)
+        give_price_book(org.org_id, org.currency)
         org_admin = Principal(
             person_id=person_id_for(org.org_id, f"E{number:02d}00001"),
             org_id=org.org_id,

@@ -87,6 +87,11 @@ def make_tenant(local_stack, operator: Api, name: str) -> Tenant:
     )
     assert created.status_code == 201, created.text
     org_id = created.json()["org_id"]
+    # Sessions are only booked where they can be billed: every test tenant gets a price book.
+    # Imported here: the adapters read their table names once, after pytest_configure set them.
+    from coaching_local.seed import give_price_book
+
+    give_price_book(org_id, "EUR")
     admin_person = str(uuid.uuid4())
     admin = Api(local_stack.url, local_stack.token(["org_admin"], org_id=org_id, person_id=admin_person))
     return Tenant(org_id=org_id, admin=admin, admin_person_id=admin_person)

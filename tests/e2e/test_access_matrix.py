@@ -70,11 +70,33 @@ RULES: dict[tuple[str, str], tuple[set[str], object]] = {
     ("GET", "/bookings/{booking_id}"): ({"employee"}, None),
     ("GET", "/bookings/{booking_id}/calendar.ics"): ({"employee"}, None),
     ("POST", "/bookings/{booking_id}/cancel"): ({"employee"}, {"reason": "matrix"}),
+    ("POST", "/bookings/{booking_id}/reschedule"): ({"employee"}, "reschedule"),
+    ("GET", "/coach/sessions"): ({"coach"}, None),
+    ("POST", "/coach/sessions/{booking_id}/cancel"): ({"coach"}, {"reason": "matrix"}),
+    ("POST", "/coach/sessions/{booking_id}/complete"): ({"coach"}, {"actual_minutes": 30}),
+    ("POST", "/coach/sessions/{booking_id}/no-show"): ({"coach"}, None),
+    ("POST", "/bookings/{booking_id}/confirm"): ({"employee"}, None),
+    ("POST", "/bookings/{booking_id}/dispute"): ({"employee"}, {"reason": "The matrix disputes this."}),
+    ("POST", "/orgs/{org_id}/sessions/{booking_id}/resolve-dispute"): (
+        {"operator"},
+        {"upheld": False, "reason": "matrix"},
+    ),
+    ("POST", "/orgs/{org_id}/sessions/{booking_id}/credit"): ({"operator"}, {"reason": "matrix"}),
 }
 # What an allowed caller may get besides success: declining the last coaches is a refusal.
 ALLOWED_REFUSALS = {
     ("POST", "/matches/{match_id}/decline"): {422},
     ("POST", "/bookings"): {409},  # the world's booking already holds that slot
+    # The matrix's one booking is in the future (and cancelled by the cancel rows): an allowed
+    # caller gets past authorisation to the state rule, which refuses.
+    ("POST", "/bookings/{booking_id}/reschedule"): {409, 422},
+    ("POST", "/coach/sessions/{booking_id}/cancel"): {409},
+    ("POST", "/coach/sessions/{booking_id}/complete"): {409},
+    ("POST", "/coach/sessions/{booking_id}/no-show"): {409},
+    ("POST", "/bookings/{booking_id}/confirm"): {409},
+    ("POST", "/bookings/{booking_id}/dispute"): {409},
+    ("POST", "/orgs/{org_id}/sessions/{booking_id}/resolve-dispute"): {409},
+    ("POST", "/orgs/{org_id}/sessions/{booking_id}/credit"): {409},
 }
 TENANT_IDS = ("org_id", "person_id", "match_id", "engagement_id", "booking_id")
 # Tenant-owned objects addressed by id. Routes without an id act on the caller's own tenant
@@ -166,7 +188,7 @@ def path_for(method: str, route: str, ids: dict) -> str:
     if route.endswith("/change-coach"):
         values["engagement_id"] = ids["changing_engagement_id"]
     path = route.format(**values)
-    return f"{path}?{ids['slots_query']}" if route.endswith("/slots") else path
+    return f"{path}?{ids['slots_query']}" if route.endswith(("/slots", "/coach/sessions")) else path
 
 
 def body_for(kind: object, ids: dict) -> object:
@@ -177,6 +199,8 @@ def body_for(kind: object, ids: dict) -> object:
             "focus_competencies": ["delegation"],
             "situation": "Trying to take a slot that is taken.",
         }
+    if kind == "reschedule":
+        return {"start": ids["booking_start"]}
     if kind == "cohort":
         return {"program": "GROW", "participant_ids": [ids["person_id"]]}
     if kind == "choice":

@@ -1,4 +1,4 @@
-"""Persistence for bookings: one transaction books, one transaction cancels.
+"""Persistence for bookings: every change of a booking is one transaction.
 
 Booking = the booking item + its confidential situation + a condition that the engagement
 is still the person's active one + one lock per 5-minute bucket on the coach's and the
@@ -14,17 +14,21 @@ from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from coaching.adapters import keys
-from coaching.adapters.dynamo import MainItem, MainTableMeta, _connection, backoff
+from coaching.adapters.billing_store import PRICE_BOOK_SK, commit_with_entry
+from coaching.adapters.dynamo import MainItem, MainTableMeta, _connection, backoff, failed_keys
 from coaching.adapters.matching_store import Engagement, MarkerItem, SituationItem, person_pk
 from coaching.adapters.roster_store import RosterPointer
 from coaching.config import settings
 from coaching.domain.booking import MAX_UPCOMING_LIMIT, Booking, coach_buckets, person_buckets
+from coaching.domain.invoicing import LedgerEntry
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
+from coaching.domain.pricing import PriceBook
 from coaching.errors import Conflict, InvalidInput
 
 
@@ -43,8 +47,7 @@ _MESSAGES = {
     "coach": ("that time was just booked; pick another slot", "start", SlotTaken),
     "person": ("you already have a session at that time", "start", SlotTaken),
     "upcoming": ("another booking took your last upcoming place at the same moment; try again", "start", SlotTaken),
-    "booking": ("the booking could not be saved; try again", "start", Conflict),
-    "situation": ("the booking could not be saved; try again", "start", Conflict),
+    "booking": ("this booking changed at the same time; load it again", "booking_id", Conflict),
 }
 
 
@@ -52,12 +55,29 @@ class AllowanceExhausted(PolicyRefused):
     pass
 
 
-def _refusal(exc: TransactWriteError, labels: list[str]) -> Exception:
-    reasons = exc.cancellation_reasons or []
-    failed = [i for i, r in enumerate(reasons) if r is not None and r.code == "ConditionalCheckFailed"]
-    if not failed or failed[0] >= len(labels):
+def _label(key: tuple[str, str]) -> str:
+    pk, sk = key
+    if pk.startswith("NETWORK#COACH#") and pk.endswith("#CAL"):
+        return "coach"
+    if pk.endswith("#CAL"):
+        return "person"
+    if sk.startswith("ACTIVE#"):
+        return "engagement"
+    if sk.startswith("UPCOMING#"):
+        return "upcoming"
+    if sk.startswith("ALLOWANCE#"):
+        return "allowance"
+    if sk.startswith("USAGE#") and "#THRESHOLD#" not in sk:
+        return "cap"
+    return "booking"
+
+
+def _refusal(failed: list[tuple[str, str]]) -> Exception:
+    if not failed:
         return Conflict("the booking could not be saved; try again")
-    label = labels[failed[0]]
+    labels = [_label(key) for key in failed]
+    # A counter refusal explains the rule; any other failure wins, since the counters were fine.
+    label = next((x for x in labels if x not in {"allowance", "cap"}), labels[0])
     if label in {"allowance", "cap"}:
         # The service explains the rule and when it resets; here we only say which rule.
         return AllowanceExhausted(label, field="program")
@@ -172,6 +192,7 @@ class BookingReads:
     places: dict[int, tuple[str, str]] = field(default_factory=dict)
     # Sessions counted against the org's monthly cap, per period read.
     org_usage: dict[str, int] = field(default_factory=dict)
+    price_book: PriceBook | None = None
 
     def free_places(self, count: int, now: datetime) -> list[int]:
         """Places never used or whose session has ended, lowest first."""
@@ -190,7 +211,8 @@ def read_for_booking(org_id: str, person_id: str, engagement_id: str, periods: I
     pointer_key = (keys.ROSTER_PK, keys.ROSTER_POINTER_SK)
     place_keys = {upcoming_key(org_id, person_id, n): n for n in range(1, MAX_UPCOMING_LIMIT + 1)}
     usage_keys = {(keys.org_pk(org_id), f"USAGE#{period}"): period for period in periods}
-    found = batch_read([engagement_key, org_key, person_key, pointer_key, *place_keys, *usage_keys])
+    book_key = (keys.org_pk(org_id), PRICE_BOOK_SK)
+    found = batch_read([engagement_key, org_key, person_key, pointer_key, book_key, *place_keys, *usage_keys])
     engagement_item = found.get(engagement_key)
     org_item, person_item, pointer_item = found.get(org_key), found.get(person_key), found.get(pointer_key)
     reads = BookingReads(
@@ -198,6 +220,7 @@ def read_for_booking(org_id: str, person_id: str, engagement_id: str, periods: I
         org=Org.model_validate_json(org_item["body"]["S"]) if org_item else None,
         person=Person.model_validate_json(person_item["body"]["S"]) if person_item else None,
         roster_pointer=RosterPointer.from_raw_data(pointer_item) if pointer_item else None,
+        price_book=PriceBook.model_validate_json(found[book_key]["body"]["S"]) if book_key in found else None,
     )
     for place_key, number in place_keys.items():
         if place_key in found:
@@ -207,6 +230,33 @@ def read_for_booking(org_id: str, person_id: str, engagement_id: str, periods: I
         item = found.get(usage_key_)
         reads.org_usage[period] = int(item["used"]["N"]) if item and "used" in item else 0
     return reads
+
+
+@dataclass(frozen=True, slots=True)
+class BookingState:
+    """A booking with what changing it needs: its version, its org and the org's price book."""
+
+    booking: Booking
+    version: int
+    org: Org
+    price_book: PriceBook | None
+
+
+def read_booking(org_id: str, person_id: str, booking_id: str) -> BookingState | None:
+    """The booking, its org and the price book in one BatchGetItem."""
+    booking_key = (person_pk(org_id, person_id), f"BOOKING#{booking_id}")
+    org_key = (keys.org_pk(org_id), keys.ORG_PROFILE_SK)
+    book_key = (keys.org_pk(org_id), PRICE_BOOK_SK)
+    found = batch_read([booking_key, org_key, book_key])
+    if booking_key not in found or org_key not in found:
+        return None
+    item = found[booking_key]
+    return BookingState(
+        booking=Booking.model_validate_json(item["body"]["S"]),
+        version=int(item["version"]["N"]) if "version" in item else 0,
+        org=Org.model_validate_json(found[org_key]["body"]["S"]),
+        price_book=PriceBook.model_validate_json(found[book_key]["body"]["S"]) if book_key in found else None,
+    )
 
 
 def _engagement_and_version(item: dict[str, Any]) -> tuple[Engagement, int]:
@@ -255,56 +305,215 @@ def _cap_condition(limits: Limits) -> Any:
     return below | never_counted if never_counted is not None else below
 
 
+class _SessionsIndex(GlobalSecondaryIndex["LocatorItem"]):
+    class Meta:
+        index_name = "gsi1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class LocatorItem(Model):
+    """Where a booking lives, for callers who know only its id (its coach, operators), and,
+    through gsi1, every session of an org's month with its status (reconciliation reads it)."""
+
+    class Meta(MainTableMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute(default="booking_locator")
+    org_id = UnicodeAttribute()
+    person_id = UnicodeAttribute()
+    coach_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    gsi1pk = UnicodeAttribute()
+    gsi1sk = UnicodeAttribute()
+    sessions = _SessionsIndex()
+
+
+def locator_key(booking_id: str) -> tuple[str, str]:
+    return f"BOOKING#{booking_id}", "LOCATOR"
+
+
+def sessions_index_pk(org_id: str, period: str) -> str:
+    return f"ORG#{org_id}#SESSIONS#{period}"
+
+
+def _locator(booking: Booking) -> LocatorItem:
+    return LocatorItem(
+        *locator_key(booking.booking_id),
+        org_id=booking.org_id,
+        person_id=booking.person_id,
+        coach_id=booking.coach_id,
+        status=booking.status.value,
+        gsi1pk=sessions_index_pk(booking.org_id, booking.policy.allowance_period),
+        gsi1sk=f"BOOKING#{booking.booking_id}",
+    )
+
+
+def _place(booking: Booking) -> UpcomingPlace:
+    return UpcomingPlace(*upcoming_key(booking.org_id, booking.person_id, booking.upcoming_slot),
+                         ref=booking.booking_id, ends_at=booking.end.astimezone(UTC).isoformat())  # fmt: skip
+
+
+def _add_counters(transaction: TransactWrite, booking: Booking, limits: Limits) -> None:
+    transaction.update(
+        CounterItem(*allowance_key(booking)),
+        actions=[CounterItem.used.add(1), CounterItem.kind.set("allowance")],
+        condition=CounterItem.used.does_not_exist() | (CounterItem.used < limits.allowance),
+    )
+    if limits.session_cap is not None:
+        transaction.update(
+            CounterItem(*usage_key(booking)),
+            actions=[CounterItem.used.add(1), CounterItem.kind.set("org_usage")],
+            condition=_cap_condition(limits),
+        )
+
+
+def _return_counters(transaction: TransactWrite, booking: Booking) -> None:
+    transaction.update(CounterItem(*allowance_key(booking)), actions=[CounterItem.used.add(-1)],
+                       condition=CounterItem.used > 0)  # fmt: skip
+    if booking.policy.counted_against_cap:
+        transaction.update(CounterItem(*usage_key(booking)), actions=[CounterItem.used.add(-1)],
+                           condition=CounterItem.used > 0)  # fmt: skip
+
+
+def _add_new_booking(
+    transaction: TransactWrite,
+    booking: Booking,
+    situation: str | None,
+    limits: Limits,
+    *,
+    replaces: str | None = None,
+    locks: bool = True,
+) -> None:
+    """A new booking's items: conditions that make it exclusive, counters that make it fair.
+
+    `replaces` is the booking whose upcoming place this one takes over in the same transaction.
+    """
+    active = MarkerItem(person_pk(booking.org_id, booking.person_id), f"ACTIVE#{booking.program.value}")
+    transaction.condition_check(MarkerItem, active.pk, active.sk, condition=MarkerItem.ref == booking.engagement_id)
+    transaction.save(_booking_item(booking, None))
+    if situation is not None:
+        transaction.save(
+            SituationItem(
+                person_pk(booking.org_id, booking.person_id),
+                f"SITUATION#BOOKING#{booking.booking_id}",
+                text=situation,
+                created_at=booking.created_at.isoformat(),
+            )
+        )
+    place_free = UpcomingPlace.pk.does_not_exist() | (UpcomingPlace.ends_at < limits.now.astimezone(UTC).isoformat())
+    transaction.save(_place(booking), condition=place_free if replaces is None else UpcomingPlace.ref == replaces)
+    transaction.save(_locator(booking), condition=LocatorItem.pk.does_not_exist())
+    if locks:
+        for lock in _locks(booking):
+            transaction.save(lock, condition=MarkerItem.pk.does_not_exist())
+    _add_counters(transaction, booking, limits)
+
+
+def _add_end(transaction: TransactWrite, booking: Booking, version: int, *, release: bool, refund: bool) -> None:
+    """A booking reaching a final state: its item, its status in the locator and, for a
+    cancellation, the calendar and the upcoming place back; `refund` returns the unit."""
+    transaction.save(_booking_item(booking, version))
+    transaction.update(
+        LocatorItem(*locator_key(booking.booking_id)),
+        actions=[LocatorItem.status.set(booking.status.value)],
+        condition=LocatorItem.pk.exists(),
+    )
+    if release:
+        transaction.delete(
+            UpcomingPlace(*upcoming_key(booking.org_id, booking.person_id, booking.upcoming_slot)),
+            condition=UpcomingPlace.ref == booking.booking_id,
+        )
+        for lock in _locks(booking):
+            transaction.delete(lock, condition=MarkerItem.ref == booking.booking_id)
+    if refund:
+        _return_counters(transaction, booking)
+
+
+def _swap_locks(transaction: TransactWrite, old: Booking, new: Booking) -> None:
+    """Move calendar locks from one time to another. A bucket both times share is written
+    once (an item may appear only once in a transaction), re-owned by the new booking."""
+    old_locks = {(lock.pk, lock.sk): lock for lock in _locks(old)}
+    new_locks = {(lock.pk, lock.sk): lock for lock in _locks(new)}
+    for key, lock in old_locks.items():
+        if key not in new_locks:
+            transaction.delete(lock, condition=MarkerItem.ref == old.booking_id)
+    for key, lock in new_locks.items():
+        shared = key in old_locks
+        if not shared or new.booking_id != old.booking_id:
+            condition = MarkerItem.ref == old.booking_id if shared else MarkerItem.pk.does_not_exist()
+            transaction.save(lock, condition=condition)
+
+
+def _commit(transaction: TransactWrite) -> None:
+    try:
+        with transaction:
+            pass
+    except TransactWriteError as exc:
+        raise _refusal(failed_keys(transaction, exc)) from exc
+
+
 class BookingStore:
     def book(self, booking: Booking, situation: str, limits: Limits) -> None:
-        """Booking, situation, counters, the upcoming place and the calendar locks: all or nothing."""
-        active = MarkerItem(person_pk(booking.org_id, booking.person_id), f"ACTIVE#{booking.program.value}")
-        place = UpcomingPlace(*upcoming_key(booking.org_id, booking.person_id, booking.upcoming_slot),
-                              ref=booking.booking_id, ends_at=booking.end.astimezone(UTC).isoformat())  # fmt: skip
-        locks = _locks(booking)
-        # PynamoDB sends condition checks, then puts, then updates: labels follow that order.
-        labels = ["engagement", "booking", "situation", "upcoming", *(["coach"] * len(coach_buckets(booking)))]
-        labels += ["person"] * (len(locks) - len(coach_buckets(booking))) + ["allowance"]
+        """Booking, situation, counters, the upcoming place, the locator and the calendar
+        locks, with the engagement still active: all or nothing."""
+        transaction = TransactWrite(connection=_connection())
+        _add_new_booking(transaction, booking, situation, limits)
+        self._commit_counting(transaction, booking, limits)
+
+    def _commit_counting(self, transaction: TransactWrite, booking: Booking, limits: Limits) -> None:
         try:
-            with TransactWrite(connection=_connection()) as transaction:
-                transaction.condition_check(
-                    MarkerItem, active.pk, active.sk, condition=MarkerItem.ref == booking.engagement_id
-                )
-                transaction.save(_booking_item(booking, None))
-                transaction.save(
-                    SituationItem(
-                        person_pk(booking.org_id, booking.person_id),
-                        f"SITUATION#BOOKING#{booking.booking_id}",
-                        text=situation,
-                        created_at=booking.created_at.isoformat(),
-                    )
-                )
-                transaction.save(
-                    place,
-                    condition=UpcomingPlace.pk.does_not_exist()
-                    | (UpcomingPlace.ends_at < limits.now.astimezone(UTC).isoformat()),
-                )
-                for lock in locks:
-                    transaction.save(lock, condition=MarkerItem.pk.does_not_exist())
-                transaction.update(
-                    CounterItem(*allowance_key(booking)),
-                    actions=[CounterItem.used.add(1), CounterItem.kind.set("allowance")],
-                    condition=CounterItem.used.does_not_exist() | (CounterItem.used < limits.allowance),
-                )
-                if limits.session_cap is not None:
-                    labels.append("cap")
-                    transaction.update(
-                        CounterItem(*usage_key(booking)),
-                        actions=[CounterItem.used.add(1), CounterItem.kind.set("org_usage")],
-                        condition=_cap_condition(limits),
-                    )
-        except TransactWriteError as exc:
-            refusal = _refusal(exc, labels)
-            if isinstance(refusal, AllowanceExhausted) and refusal.message == "cap":
+            _commit(transaction)
+        except AllowanceExhausted as refusal:
+            if refusal.message == "cap":
                 used = self.org_sessions(booking.org_id, booking.policy.allowance_period)
                 if limits.session_cap is not None and used < limits.session_cap:
-                    raise UsageMoved(used) from exc
-            raise refusal from exc
+                    raise UsageMoved(used) from refusal
+            raise
+
+    def end(
+        self, booking: Booking, version: int, *, release: bool, refund: bool, entry: LedgerEntry | None
+    ) -> LedgerEntry | None:
+        """Move a booking to a final state; a billable one writes its usage entry in the same
+        transaction (billed in the first open month), so it can never be lost or doubled."""
+        if entry is None:
+            transaction = TransactWrite(connection=_connection())
+            _add_end(transaction, booking, version, release=release, refund=refund)
+            _commit(transaction)
+            return None
+        return commit_with_entry(
+            lambda transaction: _add_end(transaction, booking, version, release=release, refund=refund),
+            entry,
+            _refusal,
+        )
+
+    def move(self, old: Booking, new: Booking, version: int, limits: Limits | None) -> None:
+        """Reschedule in place: same booking, new time. Locks the times have in common stay;
+        `limits` (when the month changed) moves the allowance unit to the new month."""
+        transaction = TransactWrite(connection=_connection())
+        transaction.save(_booking_item(new, version))
+        transaction.save(_place(new), condition=UpcomingPlace.ref == new.booking_id)
+        transaction.save(_locator(new), condition=LocatorItem.pk.exists())
+        _swap_locks(transaction, old, new)
+        if limits is not None:
+            _return_counters(transaction, old)
+            _add_counters(transaction, new, limits)
+        self._commit_counting(transaction, new, limits or Limits(0, None, new.updated_at))
+
+    def replace(self, old: Booking, version: int, new: Booking, limits: Limits, entry: LedgerEntry) -> LedgerEntry:
+        """A billed late reschedule: the old session ends late-cancelled (with its usage entry)
+        and a new one takes its place, its calendar UID and its upcoming place, atomically."""
+
+        def write(transaction: TransactWrite) -> None:
+            _add_end(transaction, old, version, release=False, refund=False)
+            _add_new_booking(transaction, new, None, limits, replaces=old.booking_id, locks=False)
+            _swap_locks(transaction, old, new)
+
+        return commit_with_entry(write, entry, _refusal)
 
     def org_sessions(self, org_id: str, period: str) -> int:
         try:
@@ -323,24 +532,6 @@ class BookingStore:
             raise
         return True
 
-    def cancel(self, booking: Booking, version: int, *, refund: bool, cap_counted: bool) -> None:
-        """Cancel and release the calendar and the upcoming place; `refund` gives the unit back."""
-        place = UpcomingPlace(*upcoming_key(booking.org_id, booking.person_id, booking.upcoming_slot))
-        try:
-            with TransactWrite(connection=_connection()) as transaction:
-                transaction.save(_booking_item(booking, version))
-                transaction.delete(place, condition=UpcomingPlace.ref == booking.booking_id)
-                for lock in _locks(booking):
-                    transaction.delete(lock, condition=MarkerItem.ref == booking.booking_id)
-                if refund:
-                    transaction.update(CounterItem(*allowance_key(booking)), actions=[CounterItem.used.add(-1)],
-                                       condition=CounterItem.used > 0)  # fmt: skip
-                    if cap_counted:
-                        transaction.update(CounterItem(*usage_key(booking)), actions=[CounterItem.used.add(-1)],
-                                           condition=CounterItem.used > 0)  # fmt: skip
-        except TransactWriteError as exc:
-            raise Conflict("this booking changed at the same time; load it again", field="booking_id") from exc
-
     def get(self, org_id: str, person_id: str, booking_id: str) -> tuple[Booking, int] | None:
         try:
             item = MainItem.get(person_pk(org_id, person_id), f"BOOKING#{booking_id}", consistent_read=True)
@@ -357,3 +548,13 @@ class BookingStore:
         low = (start.replace(hour=0, minute=0, second=0, microsecond=0)).isoformat()
         items = MainItem.gsi1.query(f"COACH#{coach_id}#BOOKINGS", MainItem.gsi1sk.between(low, f"{end.isoformat()}~"))
         return [Booking.model_validate_json(item.body) for item in items]
+
+    def locate(self, booking_id: str) -> LocatorItem | None:
+        try:
+            return LocatorItem.get(*locator_key(booking_id), consistent_read=True)
+        except LocatorItem.DoesNotExist:
+            return None
+
+    def sessions_in(self, org_id: str, period: str) -> list[LocatorItem]:
+        """Every session of an org's month with its status (gsi1; for reconciliation)."""
+        return list(LocatorItem.sessions.query(sessions_index_pk(org_id, period)))

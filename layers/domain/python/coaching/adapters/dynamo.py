@@ -275,6 +275,27 @@ def is_transaction_conflict(exc: TransactWriteError) -> bool:
     return any(reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons)
 
 
+def failed_keys(transaction: TransactWrite, exc: TransactWriteError) -> list[tuple[str, str]]:
+    """The (pk, sk) of every item whose condition failed, in transaction order.
+
+    DynamoDB reports cancellation reasons by position; PynamoDB sends condition checks,
+    then deletes, then puts, then updates (`Connection.transact_write_items`), so the
+    position maps back to the key without each caller keeping a parallel label list.
+    """
+    operations = [
+        *transaction._condition_check_items,
+        *transaction._delete_items,
+        *transaction._put_items,
+        *transaction._update_items,
+    ]
+    failed = []
+    for operation, reason in zip(operations, exc.cancellation_reasons or [], strict=False):
+        if reason is not None and reason.code == "ConditionalCheckFailed":
+            key = operation.get("Key") or operation.get("Item") or {}
+            failed.append((key["pk"]["S"], key["sk"]["S"]))
+    return failed
+
+
 __all__ = [
     "CoachRepository",
     "MainItem",
@@ -282,5 +303,6 @@ __all__ = [
     "Page",
     "PersonRepository",
     "TransactWriteError",
+    "failed_keys",
     "is_transaction_conflict",
 ]

@@ -19,6 +19,10 @@ from coaching.domain.common import DeferredModel, StrictModel
 from coaching.domain.taxonomy import Level, Program
 
 BUCKET_MINUTES = 5
+# A coach waits this long for the person before recording a no-show.
+NO_SHOW_WAIT_MINUTES = 15
+# The person may confirm or dispute a recorded outcome for this long.
+CONFIRMATION_WINDOW_HOURS = 72
 # The most upcoming sessions an org may allow a person: bounds the places a booking reads.
 MAX_UPCOMING_LIMIT = 20
 # Session length per program: SCALE is a focused half hour, EXEC a full hour.
@@ -32,8 +36,21 @@ SESSION_MINUTES: dict[Program, int] = {
 
 class BookingStatus(StrEnum):
     BOOKED = "booked"
-    CANCELLED = "cancelled"  # free: the allowance unit came back
+    CANCELLED = "cancelled"  # free (early, or by the coach): the allowance unit came back
     LATE_CANCELLED = "late_cancelled"  # inside the window: billable, the unit stays used
+    COMPLETED = "completed"  # delivered: billable
+    NO_SHOW = "no_show"  # the person did not come: billable under the org's fee
+
+
+# Final states that bill; each has exactly one usage entry in the ledger.
+BILLABLE_STATES = frozenset({BookingStatus.LATE_CANCELLED, BookingStatus.COMPLETED, BookingStatus.NO_SHOW})
+
+
+class Confirmation(StrEnum):
+    CONFIRMED = "confirmed"
+    DISPUTED = "disputed"
+    DISPUTE_UPHELD = "dispute_upheld"  # credited with a reversing entry
+    DISPUTE_REJECTED = "dispute_rejected"
 
 
 class Allowance(StrictModel):
@@ -96,6 +113,27 @@ class CancelRequest(StrictModel):
     reason: Annotated[str, Field(max_length=500)] = ""
 
 
+class RescheduleRequest(StrictModel):
+    start: AwareDatetime
+
+
+class CompletionRequest(StrictModel):
+    actual_minutes: Annotated[int, Field(ge=1, le=240)]
+
+
+class DisputeRequest(StrictModel):
+    reason: Annotated[str, Field(min_length=10, max_length=500)]
+
+
+class DisputeResolution(StrictModel):
+    upheld: bool
+    reason: Annotated[str, Field(min_length=3, max_length=500)]
+
+
+class CreditRequest(StrictModel):
+    reason: Annotated[str, Field(min_length=3, max_length=500)]
+
+
 class Booking(DeferredModel):
     booking_id: str
     org_id: str
@@ -114,8 +152,19 @@ class Booking(DeferredModel):
     billable: bool = False  # a late cancel is billed under the org's policy
     status: BookingStatus = BookingStatus.BOOKED
     sequence: int = 0  # ICS SEQUENCE: bumps on every change so calendars update in place
-    cancelled_by: str | None = None
+    cancelled_by: str | None = None  # "person" or "coach"
     cancel_reason: str = ""
+    reschedules: int = 0
+    # A billed late reschedule makes a new booking; it keeps the calendar UID and the situation.
+    calendar_uid: str | None = None
+    situation_booking_id: str | None = None
+    rescheduled_from: str | None = None
+    late_reschedules: int = 0  # reschedules inside the late-cancel window
+    actual_minutes: int | None = None
+    outcome_at: datetime | None = None  # when the coach recorded completed or no-show
+    confirmation: Confirmation | None = None
+    dispute_reason: str = ""
+    credited: bool = False  # a reversing ledger entry credits this session
     created_at: datetime
     updated_at: datetime
 
@@ -211,7 +260,8 @@ def calendar_invite(booking: Booking, *, summary: str, now: datetime) -> str:
     """An RFC 5545 invite in the person's time zone; the UID stays the same across changes."""
     zone = ZoneInfo(booking.person_time_zone)
     local = "%Y%m%dT%H%M%S"
-    status = "CONFIRMED" if booking.status is BookingStatus.BOOKED else "CANCELLED"
+    cancelled = booking.status in {BookingStatus.CANCELLED, BookingStatus.LATE_CANCELLED}
+    status = "CANCELLED" if cancelled else "CONFIRMED"
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
@@ -220,7 +270,7 @@ def calendar_invite(booking: Booking, *, summary: str, now: datetime) -> str:
         f"METHOD:{'CANCEL' if status == 'CANCELLED' else 'PUBLISH'}",
         *_vtimezone(booking.person_time_zone, booking.start),
         "BEGIN:VEVENT",
-        f"UID:{booking.booking_id}@coaching-platform",
+        f"UID:{booking.calendar_uid or booking.booking_id}@coaching-platform",
         f"SEQUENCE:{booking.sequence}",
         f"DTSTAMP:{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}",
         f"DTSTART;TZID={booking.person_time_zone}:{booking.start.astimezone(zone).strftime(local)}",

@@ -5,15 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from coaching.adapters.booking_store import (
     AllowanceExhausted,
     BookingReads,
+    BookingState,
     BookingStore,
     Limits,
     PolicyRefused,
     UsageMoved,
     crosses_threshold,
+    read_booking,
     read_for_booking,
 )
 from coaching.adapters.dynamo import CoachRepository
@@ -28,14 +31,17 @@ from coaching.domain.booking import (
     BookingRequest,
     BookingStatus,
     PolicySnapshot,
+    RescheduleRequest,
     calendar_invite,
     period_of,
     period_reset,
 )
 from coaching.domain.common import DeferredModel, utc_now
 from coaching.domain.competencies import default_framework
+from coaching.domain.invoicing import LedgerEntry, usage_entry
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
+from coaching.domain.pricing import NoPriceBook, Outcome, PriceBook, charge_for
 from coaching.domain.roster import RosterCoach
 from coaching.errors import Conflict, InvalidInput, NotFound
 from coaching.events import DomainEvent
@@ -142,6 +148,7 @@ def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tup
         raise InvalidInput(
             "that time is not in the coach's availability (or is too soon or too far ahead)", field="start"
         )
+    _require_price(found.reads.price_book, engagement.program, length, start, org.time_zone)
     policy = org.booking or BookingPolicy()
     period = period_of(start, org.time_zone)
     allowance = policy.allowances.get(engagement.program)
@@ -196,6 +203,46 @@ def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tup
     return booking, events
 
 
+def _require_price(book: PriceBook | None, program: Any, length: int, start: datetime, zone: str) -> None:
+    """A session that could not be billed is not booked: the guardrail runs before anything is held."""
+    try:
+        version = (book or PriceBook(org_id="", versions=[])).version_for(start.astimezone(ZoneInfo(zone)).date())
+    except NoPriceBook as missing:
+        raise PolicyRefused(
+            "your organisation has no price in effect for this session; ask your administrator",
+            field="program",
+            details={"rule": "unpriced"},
+        ) from missing
+    if version.price_of(program, length) is None:
+        raise PolicyRefused(
+            f"your organisation's price book has no price for {program.value} {length}-minute sessions",
+            field="program",
+            details={"rule": "unpriced"},
+        )
+
+
+def billable_entry(state: BookingState, booking: Booking, outcome: Outcome, actor: str, now: datetime) -> LedgerEntry:
+    """The usage entry for a session's billable outcome, priced by the version in force on its date."""
+    if state.price_book is None:
+        raise Conflict("the organisation has no price book; an operator must set one", field="price_book")
+    zone = state.org.time_zone
+    version = state.price_book.version_for(booking.start.astimezone(ZoneInfo(zone)).date())
+    length = int((booking.end - booking.start).total_seconds() // 60)
+    return usage_entry(
+        org_id=booking.org_id,
+        booking_id=booking.booking_id,
+        person_id=booking.person_id,
+        program=booking.program,
+        length_minutes=length,
+        outcome=outcome,
+        charge=charge_for(version, booking.program, length, outcome),
+        occurred_at=booking.start,
+        time_zone=zone,
+        actor=actor,
+        now=now,
+    )
+
+
 def _threshold_counts(cap: int | None) -> tuple[int, ...]:
     """The session counts at which 80 % and 100 % of the cap are reached (rounded up)."""
     return () if cap is None else tuple(sorted({-(-cap * percent // 100) for percent in THRESHOLDS}))
@@ -244,16 +291,16 @@ def _event(kind: str, booking: Booking, **extra: Any) -> DomainEvent:
     return DomainEvent(source=EVENT_SOURCE, detail_type=kind, detail=detail)
 
 
-def _own(caller: Principal, booking_id: str, ctx: BookingContext) -> tuple[Booking, int]:
+def _own(caller: Principal, booking_id: str) -> BookingState:
     org_id = caller.require_org(Role.EMPLOYEE)
-    found = ctx.store.get(org_id, caller.person_id, booking_id)
-    if found is None:
+    state = read_booking(org_id, caller.person_id, booking_id)
+    if state is None:
         raise NotFound(f"booking {booking_id} not found")
-    return found
+    return state
 
 
 def get_booking(caller: Principal, booking_id: str, ctx: BookingContext) -> Booking:
-    return _own(caller, booking_id, ctx)[0]
+    return _own(caller, booking_id).booking
 
 
 def list_bookings(caller: Principal, ctx: BookingContext) -> list[Booking]:
@@ -261,15 +308,24 @@ def list_bookings(caller: Principal, ctx: BookingContext) -> list[Booking]:
     return sorted(ctx.store.for_person(org_id, caller.person_id), key=lambda b: b.start)
 
 
-def cancel(caller: Principal, booking_id: str, reason: str, ctx: BookingContext) -> tuple[Booking, list[DomainEvent]]:
-    """Free until the late-cancel window snapshotted on the booking; inside it, billable."""
-    booking, version = _own(caller, booking_id, ctx)
+def _require_upcoming(booking: Booking, now: datetime, action: str) -> None:
     if booking.status is not BookingStatus.BOOKED:
         raise Conflict(f"this booking is already {booking.status.value.replace('_', ' ')}", field="booking_id")
-    now = ctx.clock()
     if booking.start <= now:
-        raise Conflict("a session that has started cannot be cancelled", field="booking_id")
-    late = booking.start - now < timedelta(hours=booking.policy.late_cancel_hours)
+        raise Conflict(f"a session that has started cannot be {action}", field="booking_id")
+
+
+def _is_late(booking: Booking, now: datetime) -> bool:
+    return booking.start - now < timedelta(hours=booking.policy.late_cancel_hours)
+
+
+def cancel(caller: Principal, booking_id: str, reason: str, ctx: BookingContext) -> tuple[Booking, list[DomainEvent]]:
+    """Free until the late-cancel window snapshotted on the booking; inside it, billed (with
+    its usage entry in the same transaction) and the allowance unit stays used."""
+    state = _own(caller, booking_id)
+    booking, now = state.booking, ctx.clock()
+    _require_upcoming(booking, now, "cancelled")
+    late = _is_late(booking, now)
     cancelled = booking.model_copy(
         update={
             "status": BookingStatus.LATE_CANCELLED if late else BookingStatus.CANCELLED,
@@ -280,8 +336,136 @@ def cancel(caller: Principal, booking_id: str, reason: str, ctx: BookingContext)
             "updated_at": now,
         }
     )
-    ctx.store.cancel(cancelled, version, refund=not late, cap_counted=booking.policy.counted_against_cap)
+    entry = billable_entry(state, cancelled, Outcome.LATE_CANCELLED, caller.person_id, now) if late else None
+    ctx.store.end(cancelled, state.version, release=True, refund=not late, entry=entry)
     return cancelled, [_event("SessionCancelled", cancelled, cancelled_by="person", late=late)]
+
+
+def coach_state(caller: Principal, booking_id: str, store: BookingStore) -> BookingState:
+    """A booking of the calling coach's, found through its locator; another coach's is a 404."""
+    caller.require(Role.COACH)
+    locator = store.locate(booking_id)
+    if locator is None or locator.coach_id != caller.person_id:
+        raise NotFound(f"session {booking_id} not found")
+    state = read_booking(locator.org_id, locator.person_id, booking_id)
+    if state is None:
+        raise NotFound(f"session {booking_id} not found")
+    return state
+
+
+def coach_cancel(
+    caller: Principal, booking_id: str, reason: str, ctx: BookingContext
+) -> tuple[Booking, list[DomainEvent]]:
+    """A coach's cancellation is never billed, however late, and the person's unit comes back."""
+    state = coach_state(caller, booking_id, ctx.store)
+    booking, now = state.booking, ctx.clock()
+    _require_upcoming(booking, now, "cancelled")
+    cancelled = booking.model_copy(
+        update={
+            "status": BookingStatus.CANCELLED,
+            "cancelled_by": "coach",
+            "cancel_reason": reason,
+            "sequence": booking.sequence + 1,
+            "updated_at": now,
+        }
+    )
+    ctx.store.end(cancelled, state.version, release=True, refund=True, entry=None)
+    return cancelled, [_event("SessionCancelled", cancelled, cancelled_by="coach", late=False)]
+
+
+def coach_sessions(caller: Principal, start: datetime, end: datetime, ctx: BookingContext) -> list[Booking]:
+    caller.require(Role.COACH)
+    if end <= start or end - start > timedelta(days=MAX_SLOT_RANGE_DAYS):
+        raise InvalidInput(f"'to' must be after 'from' and at most {MAX_SLOT_RANGE_DAYS} days later", field="to")
+    return [b for b in ctx.store.for_coach(caller.person_id, start, end) if b.end > start and b.start < end]
+
+
+def reschedule(
+    caller: Principal, booking_id: str, request: RescheduleRequest, ctx: BookingContext
+) -> tuple[Booking, list[DomainEvent]]:
+    """Move a session; the calendar UID stays, the SEQUENCE goes up.
+
+    Outside the late-cancel window, or inside it while the org's free late reschedules last,
+    the booking moves in place. Otherwise the reschedule counts as a late cancel: the old
+    session is billed as one and a new booking (same calendar UID) takes a fresh unit.
+    """
+    state = _own(caller, booking_id)
+    old, now = state.booking, ctx.clock()
+    _require_upcoming(old, now, "rescheduled")
+    start = request.start.astimezone(UTC)
+    if start == old.start:
+        raise InvalidInput("that is the session's current time", field="start")
+    found = _bookable(caller, old.engagement_id, ctx, _periods_around(start))
+    length = int((old.end - old.start).total_seconds() // 60)
+    if not _offered(found.coach, start, length, now, found.person.time_zone):
+        raise InvalidInput(
+            "that time is not in the coach's availability (or is too soon or too far ahead)", field="start"
+        )
+    late = _is_late(old, now)
+    free = not late or old.late_reschedules < old.policy.free_late_reschedules
+    policy = found.org.booking or BookingPolicy()
+    period = period_of(start, found.org.time_zone)
+    allowance = policy.allowances.get(old.program)
+    limit = allowance.for_level(found.person.level) if allowance else 0
+    cap = policy.monthly_session_cap if old.policy.counted_against_cap else None
+    moved_policy = old.policy.model_copy(update={"allowance_period": period})
+    if free:
+        moved = old.model_copy(
+            update={
+                "start": start,
+                "end": start + timedelta(minutes=length),
+                "policy": moved_policy,
+                "sequence": old.sequence + 1,
+                "reschedules": old.reschedules + 1,
+                "late_reschedules": old.late_reschedules + int(late),
+                "updated_at": now,
+            }
+        )
+        new_month = period != old.policy.allowance_period
+        limits = Limits(limit, cap, now, found.reads.org_usage.get(period, 0), _threshold_counts(cap))
+        try:
+            ctx.store.move(old, moved, state.version, limits if new_month else None)
+        except AllowanceExhausted as refusal:
+            raise _explain(refusal.message, moved, limit, policy, found.org.time_zone) from refusal
+        event = _event("SessionRescheduled", moved, previous_start=old.start.isoformat(), late=late, billed=False)
+        return moved, [event]
+    ended = old.model_copy(
+        update={
+            "status": BookingStatus.LATE_CANCELLED,
+            "billable": True,
+            "cancelled_by": "person",
+            "cancel_reason": "rescheduled inside the late-cancel window",
+            "sequence": old.sequence + 1,
+            "updated_at": now,
+        }
+    )
+    replacement = old.model_copy(
+        update={
+            "booking_id": new_id(),
+            "start": start,
+            "end": start + timedelta(minutes=length),
+            "policy": moved_policy,
+            "calendar_uid": old.calendar_uid or old.booking_id,
+            "situation_booking_id": old.situation_booking_id or old.booking_id,
+            "rescheduled_from": old.booking_id,
+            "sequence": old.sequence + 1,
+            "reschedules": old.reschedules + 1,
+            "late_reschedules": old.late_reschedules + 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
+    entry = billable_entry(state, ended, Outcome.LATE_CANCELLED, caller.person_id, now)
+    limits = Limits(limit, cap, now, found.reads.org_usage.get(period, 0), _threshold_counts(cap))
+    try:
+        ctx.store.replace(ended, state.version, replacement, limits, entry)
+    except AllowanceExhausted as refusal:
+        raise _explain(refusal.message, replacement, limit, policy, found.org.time_zone) from refusal
+    event = _event(
+        "SessionRescheduled", replacement, previous_start=old.start.isoformat(), late=True, billed=True,
+        replaces_booking_id=old.booking_id,
+    )  # fmt: skip
+    return replacement, [event]
 
 
 def invite(caller: Principal, booking_id: str, ctx: BookingContext) -> str:

@@ -1,0 +1,238 @@
+"""Persistence for billing: price books, the append-only usage ledger, periods and invoices.
+
+Ledger entries live in one partition per org and invoice month (``ORG#<org>#LEDGER#<month>``),
+so an invoice reads exactly its own entries with one Query, whatever the size of the table.
+
+Which month an entry is billed in is decided inside the transaction that writes it: the
+transaction checks that the month's billing period is still open. Invoicing closes the
+period first and reads the partition after, so every entry is either in the closed month
+(committed before the close) or fails the check and lands in the next open month, where
+it shows as an adjustment. Nothing can slip between the two.
+
+Every entry also writes a guard item with a deterministic key per session and kind
+(``ORG#<org>#SESSION#<booking>`` / ``LEDGER#usage``): a retried, duplicated or concurrent
+completion can never bill a session twice, whichever month it would land in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from pynamodb.attributes import UnicodeAttribute
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from coaching.adapters import keys
+from coaching.adapters.dynamo import MainItem, MainTableMeta, _connection, _get, _modify, failed_keys
+from coaching.adapters.matching_store import MarkerItem
+from coaching.domain.invoicing import EntryKind, Invoice, InvoiceStatus, LedgerEntry
+from coaching.domain.pricing import PriceBook
+from coaching.errors import Conflict
+
+PRICE_BOOK_SK = "PRICEBOOK"
+# An entry whose month is closed moves to the next open month; a year of closed months in a
+# row would mean invoicing ran ahead of the calendar, which is a bug to surface, not absorb.
+_MAX_MONTHS_AHEAD = 12
+
+
+def ledger_pk(org_id: str, billed_in: str) -> str:
+    return f"ORG#{org_id}#LEDGER#{billed_in}"
+
+
+def billing_pk(org_id: str) -> str:
+    return f"ORG#{org_id}#BILLING"
+
+
+def period_key(org_id: str, period: str) -> tuple[str, str]:
+    return billing_pk(org_id), f"PERIOD#{period}"
+
+
+def invoice_key(org_id: str, period: str) -> tuple[str, str]:
+    return billing_pk(org_id), f"INVOICE#{period}"
+
+
+def guard_key(org_id: str, booking_id: str, kind: EntryKind) -> tuple[str, str]:
+    """The deterministic key that makes a session's usage (or its reversal) exist at most once."""
+    return f"ORG#{org_id}#SESSION#{booking_id}", f"LEDGER#{kind.value}"
+
+
+def next_period(period: str) -> str:
+    year, month = (int(part) for part in period.split("-"))
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return f"{year:04d}-{month:02d}"
+
+
+class BillingPeriodItem(Model):
+    """One org month; `closed_at` set means its invoice has been drawn and takes no more entries."""
+
+    class Meta(MainTableMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute(default="billing_period")
+    closed_at = UnicodeAttribute(null=True)
+
+
+class AlreadyBilled(Conflict):
+    """The session already has this ledger record: the caller's earlier attempt committed."""
+
+
+def _entry_item(entry: LedgerEntry) -> MainItem:
+    return MainItem(
+        ledger_pk(entry.org_id, entry.billed_in),
+        f"ENTRY#{entry.entry_id}",
+        kind="ledger_entry",
+        body=entry.model_dump_json(),
+    )
+
+
+def add_entry(transaction: TransactWrite, entry: LedgerEntry) -> None:
+    """Add the entry, its guard and the open-month check to a transaction the caller builds."""
+    transaction.condition_check(
+        BillingPeriodItem,
+        *period_key(entry.org_id, entry.billed_in),
+        condition=BillingPeriodItem.closed_at.does_not_exist(),
+    )
+    transaction.save(_entry_item(entry), condition=MainItem.pk.does_not_exist())
+    guard = MarkerItem(
+        *guard_key(entry.org_id, entry.booking_id, entry.kind),
+        kind="ledger_guard",
+        ref=f"{entry.billed_in}#{entry.entry_id}",
+    )
+    transaction.save(guard, condition=MarkerItem.pk.does_not_exist())
+
+
+def commit_with_entry(
+    write: Callable[[TransactWrite], None],
+    entry: LedgerEntry,
+    refusal: Callable[[list[tuple[str, str]]], Exception],
+) -> LedgerEntry:
+    """Commit `write`'s items and the entry atomically, in the first open month from the entry's.
+
+    `refusal` turns the keys whose conditions failed (other than the month check) into the
+    caller's error; a failed guard means the session is already billed (AlreadyBilled).
+    """
+    candidate = entry
+    for _ in range(_MAX_MONTHS_AHEAD):
+        transaction = TransactWrite(connection=_connection())
+        add_entry(transaction, candidate)
+        write(transaction)
+        try:
+            with transaction:
+                pass
+        except TransactWriteError as exc:
+            failed = failed_keys(transaction, exc)
+            if guard_key(entry.org_id, entry.booking_id, entry.kind) in failed:
+                raise AlreadyBilled("this session is already billed", field="booking_id") from exc
+            others = [key for key in failed if key != period_key(entry.org_id, candidate.billed_in)]
+            if others:
+                raise refusal(others) from exc
+            if not failed:
+                raise Conflict("the change collided with another; try again") from exc
+            # Only the month check failed: its invoice is drawn. Bill in the next month.
+            candidate = candidate.model_copy(update={"billed_in": next_period(candidate.billed_in)})
+            continue
+        return candidate
+    raise Conflict(f"no open billing month within a year of {entry.period}", field="booking_id")
+
+
+class BillingStore:
+    # ------------------------------------------------------------------ price books
+    def price_book(self, org_id: str) -> PriceBook | None:
+        return _get(keys.org_pk(org_id), PRICE_BOOK_SK, PriceBook)
+
+    def save_price_book(self, book: PriceBook, change: Callable[[PriceBook], PriceBook]) -> PriceBook:
+        """Apply `change` to the stored book (optimistically), or create it from `book`."""
+        changed = _modify(keys.org_pk(book.org_id), PRICE_BOOK_SK, PriceBook, change)
+        if changed is not None:
+            return changed
+        created = change(book)
+        item = MainItem(keys.org_pk(book.org_id), PRICE_BOOK_SK, kind="price_book", body=created.model_dump_json())
+        try:
+            item.save(condition=MainItem.pk.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise Conflict("the price book changed at the same time; load it again", field="price_book") from exc
+            raise
+        return created
+
+    # ------------------------------------------------------------------ ledger
+    def entries(self, org_id: str, billed_in: str) -> Iterator[LedgerEntry]:
+        """Every entry billed in a month: one Query on the month's own partition."""
+        for item in MainItem.query(
+            ledger_pk(org_id, billed_in), MainItem.sk.startswith("ENTRY#"), consistent_read=True
+        ):
+            yield LedgerEntry.model_validate_json(item.body)
+
+    def entry(self, org_id: str, booking_id: str, kind: EntryKind) -> LedgerEntry | None:
+        """A session's usage (or reversal) entry, found through its guard."""
+        try:
+            guard = MarkerItem.get(*guard_key(org_id, booking_id, kind), consistent_read=True)
+        except MarkerItem.DoesNotExist:
+            return None
+        billed_in, entry_id = guard.ref.split("#", 1)
+        try:
+            item = MainItem.get(ledger_pk(org_id, billed_in), f"ENTRY#{entry_id}", consistent_read=True)
+        except MainItem.DoesNotExist:
+            return None
+        return LedgerEntry.model_validate_json(item.body)
+
+    def add(self, entry: LedgerEntry) -> LedgerEntry:
+        """An entry on its own (a reversal): same open-month rule, same exactly-once guard."""
+        return commit_with_entry(lambda _: None, entry, lambda _: Conflict("the entry could not be saved"))
+
+    # ------------------------------------------------------------------ periods
+    def close_period(self, org_id: str, period: str, now: datetime) -> str:
+        """Close a month to new entries (idempotent); return when it was first closed."""
+        item = BillingPeriodItem(*period_key(org_id, period))
+        try:
+            item.update(
+                actions=[BillingPeriodItem.closed_at.set(now.isoformat())],
+                condition=BillingPeriodItem.closed_at.does_not_exist(),
+            )
+            return now.isoformat()
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+        return BillingPeriodItem.get(*period_key(org_id, period), consistent_read=True).closed_at or now.isoformat()
+
+    def period_closed_at(self, org_id: str, period: str) -> str | None:
+        try:
+            return BillingPeriodItem.get(*period_key(org_id, period), consistent_read=True).closed_at
+        except BillingPeriodItem.DoesNotExist:
+            return None
+
+    # ------------------------------------------------------------------ invoices
+    def invoice(self, org_id: str, period: str) -> tuple[Invoice, int] | None:
+        try:
+            item = MainItem.get(*invoice_key(org_id, period), consistent_read=True)
+        except MainItem.DoesNotExist:
+            return None
+        return Invoice.model_validate_json(item.body), int(item.version or 0)
+
+    def save_invoice(self, invoice: Invoice, version: int | None) -> bool:
+        """Write an invoice conditionally: new (version None) or unchanged since read.
+
+        False when someone else wrote it first; two concurrent runs then keep one invoice.
+        """
+        item = MainItem(*invoice_key(invoice.org_id, invoice.period), kind="invoice", body=invoice.model_dump_json())
+        if version is not None:
+            item.version = version
+        try:
+            item.save()
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def invoices(self, org_id: str) -> list[Invoice]:
+        """The org's invoices, newest first (one Query on the org's billing partition)."""
+        items = MainItem.query(billing_pk(org_id), MainItem.sk.startswith("INVOICE#"), scan_index_forward=False)
+        return [Invoice.model_validate_json(item.body) for item in items]
+
+
+__all__ = ["AlreadyBilled", "BillingStore", "InvoiceStatus", "add_entry", "commit_with_entry", "next_period"]

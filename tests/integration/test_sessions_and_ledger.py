@@ -1,0 +1,329 @@
+"""Session outcomes, the usage ledger and reschedules on DynamoDB Local, in-process with a clock.
+
+The clock is injected so a session booked "now" can be completed after it has taken place;
+everything else is the real path: services, stores and DynamoDB Local over HTTP.
+"""
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from coaching.adapters.billing_store import BillingStore
+from coaching.adapters.booking_store import BookingStore
+from coaching.adapters.dynamo import CoachRepository
+from coaching.adapters.matching_store import Engagement, MatchingStore
+from coaching.adapters.roster_store import RosterStore
+from coaching.auth import Principal, Role
+from coaching.domain.availability import AvailabilityPolicy, open_slots
+from coaching.domain.booking import BookingPolicy, BookingRequest, BookingStatus, RescheduleRequest
+from coaching.domain.coaches import CoachCreate, VettingDecision, VettingStatus
+from coaching.domain.invoicing import EntryKind
+from coaching.domain.orgs import OrgCreate
+from coaching.domain.people import PersonCreate
+from coaching.errors import Conflict, InvalidInput, NotFound
+from coaching.services import admin, booking, completion
+from coaching.services.roster import RosterCache, rebuild_roster
+from coaching_local.seed import OPERATOR, coach_profiles, give_price_book
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
+ALL_WEEK = [{"weekday": d, "start": "07:00", "end": "21:00"} for d in range(7)]
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def ledger_items(org_id: str) -> list[dict]:
+    """Every ledger entry of the org, in any month (a test-side Query per month partition)."""
+    table = boto3.resource("dynamodb").Table("test-MainTable")
+    found = []
+    for month in ("2027-02", "2027-03", "2027-04", "2027-05"):
+        found += table.query(
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": f"ORG#{org_id}#LEDGER#{month}"}
+        )["Items"]
+    return found
+
+
+@pytest.fixture
+def world(dynamodb_local):
+    """An org with a price book, one person engaged with one all-week coach; a clock at START."""
+    ctx_admin = admin.AdminContext()
+    org = admin.create_org(
+        OPERATOR, OrgCreate(name="Ledger org", time_zone="UTC", currency="EUR", industry="technology"), ctx_admin
+    )
+    policy = BookingPolicy(allowances={"SCALE": {"sessions": 4}}, max_upcoming=4, late_cancel_hours=24)
+    ctx_admin.orgs.modify(org.org_id, lambda current: current.model_copy(update={"booking": policy}))
+    give_price_book(org.org_id, "EUR")
+    org_admin = Principal(person_id="a", org_id=org.org_id, roles=frozenset({Role.ORG_ADMIN}))
+    person = admin.create_person(
+        org_admin,
+        PersonCreate(external_hr_id=f"L-{uuid.uuid4().hex[:6]}", name="Lee", email="lee@example.com",
+                     level="manager", function="engineering", languages=["en"], time_zone="UTC"),
+        ctx_admin,
+    )  # fmt: skip
+    profile = coach_profiles(1, seed=41)[0].model_dump() | {
+        "time_zone": "UTC", "weekly_availability": ALL_WEEK, "min_notice_hours": 1, "horizon_days": 120,
+        "programs": ["SCALE"], "capacity": 50,
+    }  # fmt: skip
+    coach = admin.create_coach(OPERATOR, CoachCreate.model_validate(profile), ctx_admin)
+    admin.set_vetting(OPERATOR, coach.coach_id, VettingDecision(status=VettingStatus.APPROVED), ctx_admin)
+    rebuild_roster(CoachRepository(), RosterStore())
+    engagement = Engagement(
+        engagement_id=str(uuid.uuid4()), org_id=org.org_id, person_id=person.person_id, coach_id=coach.coach_id,
+        program="SCALE", start_date="2027-02-01", created_at=START,
+    )  # fmt: skip
+    MatchingStore().start_engagement(engagement, capacity=50)
+    clock = Clock(START)
+    booking_ctx = booking.BookingContext(roster=RosterCache(RosterStore(), ttl_seconds=0), clock=clock)
+    completion_ctx = completion.CompletionContext(clock=clock)
+    employee = Principal(person_id=person.person_id, org_id=org.org_id, roles=frozenset({Role.EMPLOYEE}))
+    as_coach = Principal(person_id=coach.coach_id, org_id=None, roles=frozenset({Role.COACH}))
+    slots = open_slots(
+        AvailabilityPolicy(time_zone="UTC", weekly=ALL_WEEK, min_notice_hours=1, horizon_days=120),
+        [], 30, START + timedelta(days=2), START + timedelta(days=20), START, "UTC",
+    )  # fmt: skip
+    return {
+        "org": org, "employee": employee, "coach": as_coach, "engagement": engagement, "clock": clock,
+        "booking_ctx": booking_ctx, "completion_ctx": completion_ctx, "slots": [s.start_utc for s in slots[::4]],
+    }  # fmt: skip
+
+
+def book(world, index: int):
+    request = BookingRequest(
+        engagement_id=world["engagement"].engagement_id,
+        start=world["slots"][index],
+        focus_competencies=["delegation"],
+        situation="Preparing a reorganisation conversation.",
+    )
+    made, _ = booking.book(world["employee"], request, world["booking_ctx"])
+    return made
+
+
+def test_replayed_and_concurrent_completions_leave_exactly_one_ledger_record(world):
+    made = book(world, 0)
+    world["clock"].now = made.end + timedelta(minutes=5)
+    replies = [completion.complete(world["coach"], made.booking_id, 30, world["completion_ctx"]) for _ in range(3)]
+    assert {reply[0].status for reply in replies} == {BookingStatus.COMPLETED}
+    # 10 at a time on a fresh session: exactly one transaction bills it, the rest agree.
+    world["clock"].now = START
+    other = book(world, 1)
+    world["clock"].now = other.end + timedelta(minutes=1)
+    barrier = threading.Barrier(10)
+
+    def race(_):
+        barrier.wait()
+        return completion.complete(world["coach"], other.booking_id, 28, world["completion_ctx"])[0].status
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(pool.map(race, range(10)))
+    assert statuses == [BookingStatus.COMPLETED] * 10
+    entries = ledger_items(world["org"].org_id)
+    assert sorted(item["sk"] for item in entries) == sorted(
+        [f"ENTRY#{made.booking_id}#completed", f"ENTRY#{other.booking_id}#completed"]
+    )
+    usage = BillingStore().entry(world["org"].org_id, other.booking_id, EntryKind.USAGE)
+    assert usage is not None
+    assert usage.amount_minor == 3 * 30 * 100
+
+
+def test_a_fault_after_the_transaction_before_the_event_still_bills_once(world, monkeypatch):
+    made = book(world, 2)
+    world["clock"].now = made.end + timedelta(minutes=1)
+    published: list[str] = []
+
+    def crash_before_publish(result):
+        raise RuntimeError("the Lambda died after commit, before PutEvents")
+
+    # First attempt: the transaction commits, then the process "dies" before publishing.
+    with pytest.raises(RuntimeError):
+        crash_before_publish(completion.complete(world["coach"], made.booking_id, 30, world["completion_ctx"]))
+    # The coach's client retries: same answer, the event comes out this time, one record.
+    final, events = completion.complete(world["coach"], made.booking_id, 30, world["completion_ctx"])
+    published += [event.detail_type for event in events]
+    assert final.status is BookingStatus.COMPLETED
+    assert published == ["SessionCompleted"]
+    entries = [i for i in ledger_items(world["org"].org_id) if made.booking_id in i["sk"]]
+    assert len(entries) == 1
+    locator = BookingStore().locate(made.booking_id)
+    assert locator is not None
+    assert locator.status == "completed"
+
+
+def test_no_show_waits_15_minutes_and_bad_outcomes_are_refused(world):
+    made = book(world, 3)
+    ctx = world["completion_ctx"]
+    world["clock"].now = made.start + timedelta(minutes=10)
+    with pytest.raises(Conflict, match="wait 15 minutes"):
+        completion.no_show(world["coach"], made.booking_id, ctx)
+    with pytest.raises(InvalidInput) as too_long:
+        completion.complete(world["coach"], made.booking_id, 500, ctx)
+    assert too_long.value.field == "actual_minutes"
+    stranger = Principal(person_id=str(uuid.uuid4()), org_id=None, roles=frozenset({Role.COACH}))
+    with pytest.raises(NotFound):
+        completion.complete(stranger, made.booking_id, 30, ctx)
+    world["clock"].now = made.start + timedelta(minutes=16)
+    final, _ = completion.no_show(world["coach"], made.booking_id, ctx)
+    assert final.status is BookingStatus.NO_SHOW
+    usage = BillingStore().entry(world["org"].org_id, made.booking_id, EntryKind.USAGE)
+    assert usage is not None
+    assert usage.amount_minor == 3 * 30 * 100 // 2
+    with pytest.raises(Conflict):
+        completion.complete(world["coach"], made.booking_id, 30, ctx)  # no-show is final
+
+
+def test_completing_a_cancelled_session_is_refused_and_writes_nothing(world):
+    made = book(world, 4)
+    booking.cancel(world["employee"], made.booking_id, "plans changed", world["booking_ctx"])
+    world["clock"].now = made.end + timedelta(minutes=1)
+    with pytest.raises(Conflict, match="cancelled"):
+        completion.complete(world["coach"], made.booking_id, 30, world["completion_ctx"])
+    assert [i for i in ledger_items(world["org"].org_id) if made.booking_id in i["sk"]] == []
+
+
+def test_a_late_cancel_bills_the_fee_and_a_coach_cancel_never_bills(world):
+    late = book(world, 5)
+    world["clock"].now = late.start - timedelta(hours=3)
+    cancelled, _ = booking.cancel(world["employee"], late.booking_id, "sick", world["booking_ctx"])
+    assert cancelled.status is BookingStatus.LATE_CANCELLED
+    usage = BillingStore().entry(world["org"].org_id, late.booking_id, EntryKind.USAGE)
+    assert usage is not None
+    assert usage.outcome == "late_cancelled"
+    assert usage.amount_minor == 4500
+
+    world["clock"].now = START
+    by_coach = book(world, 6)
+    world["clock"].now = by_coach.start - timedelta(hours=1)
+    cancelled, events = booking.coach_cancel(world["coach"], by_coach.booking_id, "ill", world["booking_ctx"])
+    assert (cancelled.status, cancelled.billable, cancelled.cancelled_by) == (BookingStatus.CANCELLED, False, "coach")
+    assert events[0].detail["cancelled_by"] == "coach"
+    assert BillingStore().entry(world["org"].org_id, by_coach.booking_id, EntryKind.USAGE) is None
+
+
+def test_dispute_upheld_is_a_reversing_entry_never_an_edit(world):
+    made = book(world, 7)
+    world["clock"].now = made.end + timedelta(minutes=2)
+    completion.complete(world["coach"], made.booking_id, 30, world["completion_ctx"])
+    world["clock"].now = made.end + timedelta(hours=5)
+    disputed, _ = completion.respond(world["employee"], made.booking_id, "disputed", "The coach never joined the call.",
+                                     world["completion_ctx"])  # fmt: skip
+    assert disputed.confirmation == "disputed"
+    resolved, events = completion.resolve_dispute(
+        OPERATOR, world["org"].org_id, made.booking_id, True, "coach confirmed the outage", world["completion_ctx"]
+    )
+    assert resolved.credited
+    assert events[0].detail_type == "SessionCredited"
+    entries = sorted(i["sk"] for i in ledger_items(world["org"].org_id) if made.booking_id in i["sk"])
+    assert entries == [f"ENTRY#{made.booking_id}#completed", f"ENTRY#{made.booking_id}#completed#reversal"]
+    with pytest.raises(Conflict):
+        completion.credit(OPERATOR, world["org"].org_id, made.booking_id, "again", world["completion_ctx"])
+
+
+def test_usage_after_its_month_is_closed_lands_in_the_next_month(world):
+    made = book(world, 8)
+    world["clock"].now = made.end + timedelta(minutes=1)
+    month = made.policy.allowance_period
+    BillingStore().close_period(world["org"].org_id, month, world["clock"].now)
+    completion.complete(world["coach"], made.booking_id, 30, world["completion_ctx"])
+    usage = BillingStore().entry(world["org"].org_id, made.booking_id, EntryKind.USAGE)
+    assert usage is not None
+    assert usage.period == month
+    assert usage.billed_in > month
+
+
+def test_reschedules_keep_the_calendar_uid_and_a_late_one_is_billed(world):
+    ctx = world["booking_ctx"]
+    made = book(world, 9)
+    # Early: moves in place, same booking, SEQUENCE up, nothing billed.
+    moved, events = booking.reschedule(world["employee"], made.booking_id,
+                                       RescheduleRequest(start=world["slots"][10]), ctx)  # fmt: skip
+    assert (moved.booking_id, moved.sequence, moved.start) == (made.booking_id, 1, world["slots"][10])
+    assert events[0].detail_type == "SessionRescheduled"
+    assert events[0].detail["billed"] is False
+    # Late (inside 24 h) with no free reschedule: billed as a late cancel, a new booking takes over.
+    world["clock"].now = moved.start - timedelta(hours=2)
+    replacement, events = booking.reschedule(world["employee"], moved.booking_id,
+                                             RescheduleRequest(start=world["slots"][11]), ctx)  # fmt: skip
+    assert replacement.booking_id != moved.booking_id
+    assert replacement.calendar_uid == moved.booking_id
+    assert replacement.sequence == 2
+    assert events[0].detail["billed"] is True
+    invite = booking.invite(world["employee"], replacement.booking_id, ctx)
+    assert f"UID:{made.booking_id}@coaching-platform" in invite
+    assert "SEQUENCE:2" in invite
+    old = BookingStore().get(world["org"].org_id, world["employee"].person_id, moved.booking_id)
+    assert old is not None
+    assert old[0].status is BookingStatus.LATE_CANCELLED
+    usage = BillingStore().entry(world["org"].org_id, moved.booking_id, EntryKind.USAGE)
+    assert usage is not None
+    assert usage.outcome == "late_cancelled"
+    # The old time is free for the coach again; the new one is held.
+    table = boto3.resource("dynamodb").Table("test-MainTable")
+    coach_pk = f"NETWORK#COACH#{replacement.coach_id}#CAL"
+    refs = {i["ref"] for i in table.query(KeyConditionExpression="pk = :pk",
+                                          ExpressionAttributeValues={":pk": coach_pk})["Items"]}  # fmt: skip
+    assert moved.booking_id not in refs
+    assert replacement.booking_id in refs
+
+
+def test_cancel_and_rebook_race_leaves_one_holder_and_exact_counters(world):
+    """A cancel and several rebooks of the same slot at once: never two holders, never a lost lock."""
+    made = book(world, 12)
+    slot = made.start
+    barrier = threading.Barrier(4)
+    others = []
+    for _ in range(3):
+        ctx_admin = admin.AdminContext()
+        org_admin = Principal(person_id="a", org_id=world["org"].org_id, roles=frozenset({Role.ORG_ADMIN}))
+        person = admin.create_person(
+            org_admin,
+            PersonCreate(external_hr_id=f"R-{uuid.uuid4().hex[:6]}", name="Rae", email="rae@example.com",
+                         level="manager", function="engineering", languages=["en"], time_zone="UTC"),
+            ctx_admin,
+        )  # fmt: skip
+        engagement = Engagement(
+            engagement_id=str(uuid.uuid4()), org_id=world["org"].org_id, person_id=person.person_id,
+            coach_id=world["engagement"].coach_id, program="SCALE", start_date="2027-02-01", created_at=START,
+        )  # fmt: skip
+        MatchingStore().start_engagement(engagement, capacity=50)
+        others.append((Principal(person_id=person.person_id, org_id=world["org"].org_id,
+                                 roles=frozenset({Role.EMPLOYEE})), engagement))  # fmt: skip
+
+    def cancel():
+        barrier.wait()
+        return booking.cancel(world["employee"], made.booking_id, "", world["booking_ctx"])[0].status
+
+    def rebook(pair):
+        barrier.wait()
+        who, engagement = pair
+        request = BookingRequest(engagement_id=engagement.engagement_id, start=slot,
+                                 focus_competencies=["delegation"], situation="Taking the freed slot.")  # fmt: skip
+        try:
+            return booking.book(who, request, world["booking_ctx"])[0].booking_id
+        except Conflict:
+            return None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        cancelled = pool.submit(cancel)
+        rebooks = list(pool.map(rebook, others))
+    assert cancelled.result() is BookingStatus.CANCELLED
+    winners = [r for r in rebooks if r]
+    assert len(winners) <= 1
+    table = boto3.resource("dynamodb").Table("test-MainTable")
+    coach_pk = f"NETWORK#COACH#{made.coach_id}#CAL"
+    locks = table.query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": coach_pk})["Items"]
+    in_slot = {i["ref"] for i in locks if i["sk"] == f"T#{slot.strftime('%Y%m%dT%H%MZ')}"}
+    assert in_slot == set(winners)  # the cancelled booking's locks are gone; only a winner holds it
+    if not winners:  # every rebook ran before the cancel released the slot: it is bookable now
+        who, engagement = others[0]
+        request = BookingRequest(engagement_id=engagement.engagement_id, start=slot,
+                                 focus_competencies=["delegation"], situation="Taking the freed slot.")  # fmt: skip
+        assert booking.book(who, request, world["booking_ctx"])[0].start == slot
