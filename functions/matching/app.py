@@ -115,7 +115,9 @@ def list_engagements(caller: Caller) -> EngagementList:
     tags=["matching"],
 )
 def change_coach(caller: Caller, engagement_id: Id, body: Annotated[ChangeCoachBody, Body()]) -> MatchView:
-    return matching.change_coach(caller, engagement_id, body.reason, ctx)
+    view, events = matching.change_coach(caller, engagement_id, body.reason, ctx)
+    publish_after_commit(publisher, events, logger, metrics)
+    return view
 
 
 @app.get(

@@ -468,6 +468,47 @@ def reschedule(
     return replacement, [event]
 
 
+class EngagementEnded(DeferredModel):
+    """The event contract booking consumes (published by matching)."""
+
+    org_id: str
+    person_id: str
+    engagement_id: str
+    coach_id: str
+
+
+def on_engagement_ended(ended: EngagementEnded, ctx: BookingContext) -> list[DomainEvent]:
+    """Cancel the ended engagement's future sessions: never billed, units back.
+
+    Idempotent: a redelivered event finds those sessions already cancelled and does nothing.
+    """
+    now = ctx.clock()
+    events: list[DomainEvent] = []
+    for upcoming in ctx.store.for_person(ended.org_id, ended.person_id):
+        if upcoming.engagement_id != ended.engagement_id or upcoming.status is not BookingStatus.BOOKED:
+            continue
+        if upcoming.start <= now:
+            continue  # started or past: the coach records its outcome
+        state = read_booking(ended.org_id, ended.person_id, upcoming.booking_id)
+        if state is None or state.booking.status is not BookingStatus.BOOKED:
+            continue
+        cancelled = state.booking.model_copy(
+            update={
+                "status": BookingStatus.CANCELLED,
+                "cancelled_by": "platform",
+                "cancel_reason": "the engagement with this coach ended",
+                "sequence": state.booking.sequence + 1,
+                "updated_at": now,
+            }
+        )
+        try:
+            ctx.store.end(cancelled, state.version, release=True, refund=True, entry=None)
+        except Conflict:
+            continue  # changed meanwhile (the person cancelled it): nothing left to do
+        events.append(_event("SessionCancelled", cancelled, cancelled_by="platform", late=False))
+    return events
+
+
 def invite(caller: Principal, booking_id: str, ctx: BookingContext) -> str:
     booking = get_booking(caller, booking_id, ctx)
     coach = ctx.coaches.get(booking.coach_id)

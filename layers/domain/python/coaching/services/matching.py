@@ -419,7 +419,21 @@ def choose(
         update={"status": MatchStatus.CHOSEN, "engagement_id": engagement.engagement_id, "updated_at": now}
     )
     ctx.store.choose(chosen_match, version, engagement, coach.capacity, ends)
-    return engagement, [_event("EngagementStarted", match, engagement_id=engagement.engagement_id, coach_id=coach_id)]
+    events = [_event("EngagementStarted", match, engagement_id=engagement.engagement_id, coach_id=coach_id)]
+    return engagement, events + [_ended_event(ended) for ended, _ in ends]
+
+
+def _ended_event(engagement: Engagement) -> DomainEvent:
+    """Booking listens: the ended engagement's future sessions are cancelled, unbilled."""
+    detail = {
+        "org_id": engagement.org_id,
+        "person_id": engagement.person_id,
+        "engagement_id": engagement.engagement_id,
+        "coach_id": engagement.coach_id,
+        "program": engagement.program.value,
+        "end_reason": engagement.end_reason,
+    }
+    return DomainEvent(source=EVENT_SOURCE, detail_type="EngagementEnded", detail=detail)
 
 
 def list_engagements(caller: Principal, ctx: MatchingContext) -> list[Engagement]:
@@ -428,7 +442,9 @@ def list_engagements(caller: Principal, ctx: MatchingContext) -> list[Engagement
     return sorted((e for e, _ in history.engagements), key=lambda e: e.created_at, reverse=True)
 
 
-def change_coach(caller: Principal, engagement_id: str, reason: str, ctx: MatchingContext) -> MatchView:
+def change_coach(
+    caller: Principal, engagement_id: str, reason: str, ctx: MatchingContext
+) -> tuple[MatchView, list[DomainEvent]]:
     """End the engagement at the person's request and propose others; the history stays."""
     org_id = caller.require_org(Role.EMPLOYEE)
     found = ctx.store.engagement(org_id, caller.person_id, engagement_id)
@@ -454,7 +470,7 @@ def change_coach(caller: Principal, engagement_id: str, reason: str, ctx: Matchi
     ctx.store.end(ended, version)
     match = _proposed(org_id, person.person_id, engagement.program, focus, chosen, now, trigger="change")
     ctx.store.save_new_match(match, f"Change of coach requested: {reason}")
-    return _view(match)
+    return _view(match), [_ended_event(ended), _event("MatchProposed", match)]
 
 
 def _latest_focus(history: PersonHistory, program: Program) -> list[str]:
