@@ -327,3 +327,30 @@ def test_cancel_and_rebook_race_leaves_one_holder_and_exact_counters(world):
         request = BookingRequest(engagement_id=engagement.engagement_id, start=slot,
                                  focus_competencies=["delegation"], situation="Taking the freed slot.")  # fmt: skip
         assert booking.book(who, request, world["booking_ctx"])[0].start == slot
+
+
+def test_a_money_budget_refuses_the_booking_that_would_exceed_it_and_fires_thresholds_once(world):
+    """Budget 200.00 EUR; a SCALE session lists at 90.00: two fit (80 % crossed by the second), the third does not."""
+    org_id = world["org"].org_id
+    policy = BookingPolicy(allowances={"SCALE": {"sessions": 6}}, max_upcoming=6, monthly_budget_minor=20_000)
+    admin.AdminContext().orgs.modify(org_id, lambda current: current.model_copy(update={"booking": policy}))
+    same_month = [i for i, s in enumerate(world["slots"]) if s.strftime("%Y-%m") == world["slots"][0].strftime("%Y-%m")]
+    first = book(world, same_month[0])
+    assert first.policy.budget_minor == 9_000
+    request = BookingRequest(engagement_id=world["engagement"].engagement_id, start=world["slots"][same_month[1]],
+                             focus_competencies=["delegation"], situation="Second session this month.")  # fmt: skip
+    _, events = booking.book(world["employee"], request, world["booking_ctx"])
+    thresholds = [e.detail for e in events if e.detail_type == "BudgetThresholdReached"]
+    assert [(t["meter"], t["percent"], t["used"]) for t in thresholds] == [("budget", 80, 18_000)]
+    with pytest.raises(InvalidInput) as refused:
+        book(world, same_month[2])
+    assert refused.value.details["rule"] == "budget"
+    assert "200.00 EUR" in refused.value.message
+    period = first.policy.allowance_period
+    assert BookingStore().org_meter(org_id, "budget", period) == 18_000
+    booking.cancel(world["employee"], first.booking_id, "", world["booking_ctx"])  # early: the money comes back
+    assert BookingStore().org_meter(org_id, "budget", period) == 9_000
+    third = book(world, same_month[2])  # back under: 18,000 again, and 80 % does not fire twice
+    assert third.policy.budget_minor == 9_000
+    assert BookingStore().org_meter(org_id, "budget", period) == 18_000
+    assert not BookingStore().mark_threshold(org_id, "budget", period, 80)

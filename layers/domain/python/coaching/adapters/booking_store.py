@@ -8,7 +8,7 @@ person's calendars. Any taken bucket cancels the whole transaction: nothing half
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +55,9 @@ class AllowanceExhausted(PolicyRefused):
     pass
 
 
+COUNTER_RULES = frozenset({"allowance", "cap", "budget"})
+
+
 def _label(key: tuple[str, str]) -> str:
     pk, sk = key
     if pk.startswith("NETWORK#COACH#") and pk.endswith("#CAL"):
@@ -69,6 +72,8 @@ def _label(key: tuple[str, str]) -> str:
         return "allowance"
     if sk.startswith("USAGE#") and "#THRESHOLD#" not in sk:
         return "cap"
+    if sk.startswith("BUDGET#") and "#THRESHOLD#" not in sk:
+        return "budget"
     return "booking"
 
 
@@ -77,8 +82,8 @@ def _refusal(failed: list[tuple[str, str]]) -> Exception:
         return Conflict("the booking could not be saved; try again")
     labels = [_label(key) for key in failed]
     # A counter refusal explains the rule; any other failure wins, since the counters were fine.
-    label = next((x for x in labels if x not in {"allowance", "cap"}), labels[0])
-    if label in {"allowance", "cap"}:
+    label = next((x for x in labels if x not in COUNTER_RULES), labels[0])
+    if label in COUNTER_RULES:
         # The service explains the rule and when it resets; here we only say which rule.
         return AllowanceExhausted(label, field="program")
     message, field_name, kind = _MESSAGES[label]
@@ -150,10 +155,6 @@ def allowance_key(booking: Booking) -> tuple[str, str]:
             f"ALLOWANCE#{booking.program.value}#{booking.policy.allowance_period}")  # fmt: skip
 
 
-def usage_key(booking: Booking) -> tuple[str, str]:
-    return f"ORG#{booking.org_id}#", f"USAGE#{booking.policy.allowance_period}"
-
-
 def upcoming_key(org_id: str, person_id: str, place: int) -> tuple[str, str]:
     return person_pk(org_id, person_id), f"UPCOMING#{place:02d}"
 
@@ -190,8 +191,8 @@ class BookingReads:
     roster_pointer: RosterPointer | None
     # Upcoming place number -> (booking id, ends at ISO UTC) for every place in use or used.
     places: dict[int, tuple[str, str]] = field(default_factory=dict)
-    # Sessions counted against the org's monthly cap, per period read.
-    org_usage: dict[str, int] = field(default_factory=dict)
+    # The org's monthly meters, by (rule, period): sessions ("cap") and money ("budget").
+    org_usage: dict[tuple[str, str], int] = field(default_factory=dict)
     price_book: PriceBook | None = None
 
     def free_places(self, count: int, now: datetime) -> list[int]:
@@ -210,7 +211,7 @@ def read_for_booking(org_id: str, person_id: str, engagement_id: str, periods: I
     person_key = (keys.people_pk(org_id), keys.person_sk(person_id))
     pointer_key = (keys.ROSTER_PK, keys.ROSTER_POINTER_SK)
     place_keys = {upcoming_key(org_id, person_id, n): n for n in range(1, MAX_UPCOMING_LIMIT + 1)}
-    usage_keys = {(keys.org_pk(org_id), f"USAGE#{period}"): period for period in periods}
+    usage_keys = {meter_key(org_id, rule, period): (rule, period) for period in periods for rule in METER_PREFIXES}
     book_key = (keys.org_pk(org_id), PRICE_BOOK_SK)
     found = batch_read([engagement_key, org_key, person_key, pointer_key, book_key, *place_keys, *usage_keys])
     engagement_item = found.get(engagement_key)
@@ -226,9 +227,9 @@ def read_for_booking(org_id: str, person_id: str, engagement_id: str, periods: I
         if place_key in found:
             item = found[place_key]
             reads.places[number] = (item["ref"]["S"], item["ends_at"]["S"])
-    for usage_key_, period in usage_keys.items():
+    for usage_key_, rule_period in usage_keys.items():
         item = found.get(usage_key_)
-        reads.org_usage[period] = int(item["used"]["N"]) if item and "used" in item else 0
+        reads.org_usage[rule_period] = int(item["used"]["N"]) if item and "used" in item else 0
     return reads
 
 
@@ -264,45 +265,67 @@ def _engagement_and_version(item: dict[str, Any]) -> tuple[Engagement, int]:
     return Engagement.model_validate_json(item["body"]["S"]), version
 
 
+# The org's monthly meters: sessions against a session cap, money against a budget.
+METER_PREFIXES = {"cap": "USAGE", "budget": "BUDGET"}
+
+
+def meter_key(org_id: str, rule: str, period: str) -> tuple[str, str]:
+    return keys.org_pk(org_id), f"{METER_PREFIXES[rule]}#{period}"
+
+
+@dataclass(frozen=True, slots=True)
+class OrgMeter:
+    """One of the org's monthly counters under a cap, as read before the booking transaction.
+
+    `step` is what this booking adds: 1 session, or the session's list price in minor units.
+    `thresholds` are the counter values at 80 % and 100 % of the cap.
+    """
+
+    rule: str  # "cap" (sessions) or "budget" (money)
+    cap: int
+    seen: int
+    step: int
+    thresholds: tuple[int, ...]
+
+    def crossed(self) -> tuple[int, ...]:
+        if self.seen + self.step > self.cap:
+            return ()  # no room: this booking is refused, it crosses nothing
+        return tuple(t for t in self.thresholds if self.seen < t <= self.seen + self.step)
+
+    def condition(self) -> Any:
+        """Room for this booking; and either exactly the value read (this booking crosses a
+        threshold, so it must know it is the one) or clear of every threshold's approach (so
+        it crosses none). Exactly one booking moves the counter over each threshold, and it
+        knows it did: the event fires once, with no read after every other booking."""
+        if self.crossed():
+            exact = CounterItem.used == self.seen
+            return CounterItem.used.does_not_exist() | exact if self.seen == 0 else exact
+        room = CounterItem.used <= self.cap - self.step
+        for threshold in self.thresholds:
+            room &= (CounterItem.used < threshold - self.step) | (CounterItem.used >= threshold)
+        # An absent counter is zero: allowed when zero passes the same test.
+        zero_passes = self.step <= self.cap and all(threshold > self.step for threshold in self.thresholds)
+        return room | CounterItem.used.does_not_exist() if zero_passes else room
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     allowance: int
-    session_cap: int | None
     now: datetime
-    # The org's cap counter as read before the transaction, and the counts at which a budget
-    # threshold is crossed: the transaction proves which booking crossed (see `book`).
-    usage_seen: int = 0
-    threshold_counts: tuple[int, ...] = ()
+    meters: tuple[OrgMeter, ...] = ()
+
+    def with_seen(self, rule: str, seen: int) -> Limits:
+        meters = tuple(replace(m, seen=seen) if m.rule == rule else m for m in self.meters)
+        return replace(self, meters=meters)
 
 
 class UsageMoved(Conflict):
-    """The org's usage counter moved past a threshold boundary since it was read: re-read and retry."""
+    """An org meter moved since it was read, but there is still room: re-read and retry."""
 
-    def __init__(self, used: int) -> None:
+    def __init__(self, rule: str, used: int) -> None:
         super().__init__("the organisation's usage changed at the same time; try again", field="program")
+        self.rule = rule
         self.used = used
-
-
-def crosses_threshold(limits: Limits) -> bool:
-    return limits.usage_seen + 1 in limits.threshold_counts
-
-
-def _cap_condition(limits: Limits) -> Any:
-    """Below the cap; and either exactly the count read (this booking crosses a threshold, so
-    it must know it is the one) or not one short of any threshold (so it crosses none).
-
-    Exactly one booking moves the counter onto a threshold, and it knows it did: the event
-    fires once, from that booking, with no extra read on every other booking.
-    """
-    if crosses_threshold(limits):
-        if limits.usage_seen == 0:
-            return CounterItem.used.does_not_exist() | (CounterItem.used == 0)
-        return CounterItem.used == limits.usage_seen
-    below = CounterItem.used < limits.session_cap
-    for count in limits.threshold_counts:
-        below &= CounterItem.used != count - 1
-    never_counted = CounterItem.used.does_not_exist() if 1 not in limits.threshold_counts else None
-    return below | never_counted if never_counted is not None else below
 
 
 class _SessionsIndex(GlobalSecondaryIndex["LocatorItem"]):
@@ -364,20 +387,25 @@ def _add_counters(transaction: TransactWrite, booking: Booking, limits: Limits) 
         actions=[CounterItem.used.add(1), CounterItem.kind.set("allowance")],
         condition=CounterItem.used.does_not_exist() | (CounterItem.used < limits.allowance),
     )
-    if limits.session_cap is not None:
+    for meter in limits.meters:
         transaction.update(
-            CounterItem(*usage_key(booking)),
-            actions=[CounterItem.used.add(1), CounterItem.kind.set("org_usage")],
-            condition=_cap_condition(limits),
+            CounterItem(*meter_key(booking.org_id, meter.rule, booking.policy.allowance_period)),
+            actions=[CounterItem.used.add(meter.step), CounterItem.kind.set(f"org_{meter.rule}")],
+            condition=meter.condition(),
         )
 
 
 def _return_counters(transaction: TransactWrite, booking: Booking) -> None:
     transaction.update(CounterItem(*allowance_key(booking)), actions=[CounterItem.used.add(-1)],
                        condition=CounterItem.used > 0)  # fmt: skip
+    period = booking.policy.allowance_period
     if booking.policy.counted_against_cap:
-        transaction.update(CounterItem(*usage_key(booking)), actions=[CounterItem.used.add(-1)],
+        transaction.update(CounterItem(*meter_key(booking.org_id, "cap", period)), actions=[CounterItem.used.add(-1)],
                            condition=CounterItem.used > 0)  # fmt: skip
+    if booking.policy.budget_minor:
+        amount = booking.policy.budget_minor
+        transaction.update(CounterItem(*meter_key(booking.org_id, "budget", period)),
+                           actions=[CounterItem.used.add(-amount)], condition=CounterItem.used >= amount)  # fmt: skip
 
 
 def _add_new_booking(
@@ -469,10 +497,11 @@ class BookingStore:
         try:
             _commit(transaction)
         except AllowanceExhausted as refusal:
-            if refusal.message == "cap":
-                used = self.org_sessions(booking.org_id, booking.policy.allowance_period)
-                if limits.session_cap is not None and used < limits.session_cap:
-                    raise UsageMoved(used) from refusal
+            meter = next((m for m in limits.meters if m.rule == refusal.message), None)
+            if meter is not None:
+                used = self.org_meter(booking.org_id, meter.rule, booking.policy.allowance_period)
+                if used + meter.step <= meter.cap:
+                    raise UsageMoved(meter.rule, used) from refusal
             raise
 
     def end(
@@ -502,7 +531,7 @@ class BookingStore:
         if limits is not None:
             _return_counters(transaction, old)
             _add_counters(transaction, new, limits)
-        self._commit_counting(transaction, new, limits or Limits(0, None, new.updated_at))
+        self._commit_counting(transaction, new, limits or Limits(0, new.updated_at))
 
     def replace(self, old: Booking, version: int, new: Booking, limits: Limits, entry: LedgerEntry) -> LedgerEntry:
         """A billed late reschedule: the old session ends late-cancelled (with its usage entry)
@@ -515,15 +544,16 @@ class BookingStore:
 
         return commit_with_entry(write, entry, _refusal)
 
-    def org_sessions(self, org_id: str, period: str) -> int:
+    def org_meter(self, org_id: str, rule: str, period: str) -> int:
         try:
-            return int(CounterItem.get(f"ORG#{org_id}#", f"USAGE#{period}", consistent_read=True).used or 0)
+            return int(CounterItem.get(*meter_key(org_id, rule, period), consistent_read=True).used or 0)
         except CounterItem.DoesNotExist:
             return 0
 
-    def mark_threshold(self, org_id: str, period: str, percent: int) -> bool:
-        """True exactly once per org, month and threshold, however many bookings cross it."""
-        marker = MarkerItem(f"ORG#{org_id}#", f"USAGE#{period}#THRESHOLD#{percent}", kind="threshold", ref=period)
+    def mark_threshold(self, org_id: str, rule: str, period: str, percent: int) -> bool:
+        """True exactly once per org, meter, month and threshold, however many bookings cross it."""
+        pk, sk = meter_key(org_id, rule, period)
+        marker = MarkerItem(pk, f"{sk}#THRESHOLD#{percent}", kind="threshold", ref=period)
         try:
             marker.save(condition=MarkerItem.pk.does_not_exist())
         except PutError as exc:

@@ -78,6 +78,8 @@ class BookingPolicy(StrictModel):
     allowances: dict[Program, Allowance] = Field(default_factory=_default_allowances)
     max_upcoming: Annotated[int, Field(ge=1, le=MAX_UPCOMING_LIMIT)] = 3
     monthly_session_cap: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    # A monthly coaching budget in the org's currency (minor units), counted at list price.
+    monthly_budget_minor: Annotated[int, Field(ge=1, le=10**12)] | None = None
     late_cancel_hours: Annotated[int, Field(ge=0, le=168)] = 24
     # Reschedules inside the late-cancel window that are not billed as a late cancel, per booking.
     free_late_reschedules: Annotated[int, Field(ge=0, le=3)] = 0
@@ -87,6 +89,7 @@ class PolicySnapshot(DeferredModel):
     late_cancel_hours: int
     allowance_period: str  # "2026-12": the month the session counts against, org time zone
     counted_against_cap: bool = False
+    budget_minor: int = 0  # what this booking counts against the org's money budget
     free_late_reschedules: int = 0
 
 

@@ -13,9 +13,9 @@ from coaching.adapters.booking_store import (
     BookingState,
     BookingStore,
     Limits,
+    OrgMeter,
     PolicyRefused,
     UsageMoved,
-    crosses_threshold,
     read_booking,
     read_for_booking,
 )
@@ -41,7 +41,7 @@ from coaching.domain.competencies import default_framework
 from coaching.domain.invoicing import LedgerEntry, usage_entry
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
-from coaching.domain.pricing import NoPriceBook, Outcome, PriceBook, charge_for
+from coaching.domain.pricing import NoPriceBook, Outcome, PriceBook, charge_for, format_minor
 from coaching.domain.roster import RosterCoach
 from coaching.errors import Conflict, InvalidInput, NotFound
 from coaching.events import DomainEvent
@@ -148,7 +148,7 @@ def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tup
         raise InvalidInput(
             "that time is not in the coach's availability (or is too soon or too far ahead)", field="start"
         )
-    _require_price(found.reads.price_book, engagement.program, length, start, org.time_zone)
+    price = _require_price(found.reads.price_book, engagement.program, length, start, org.time_zone)
     policy = org.booking or BookingPolicy()
     period = period_of(start, org.time_zone)
     allowance = policy.allowances.get(engagement.program)
@@ -179,31 +179,48 @@ def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tup
             late_cancel_hours=policy.late_cancel_hours,
             allowance_period=period,
             counted_against_cap=policy.monthly_session_cap is not None,
+            budget_minor=price if policy.monthly_budget_minor is not None else 0,
             free_late_reschedules=policy.free_late_reschedules,
         ),
         upcoming_slot=places[0],
         created_at=now,
         updated_at=now,
     )
-    cap = policy.monthly_session_cap
-    limits = Limits(limit, cap, now, found.reads.org_usage.get(period, 0), _threshold_counts(cap))
+    limits = Limits(limit, now, _meters(policy, booking, found.reads.org_usage))
+    limits = _with_retries(lambda lim: ctx.store.book(booking, request.situation, lim), limits, booking, policy, org)
+    return booking, [_event("SessionBooked", booking), *_thresholds(booking, limits, ctx)]
+
+
+def _with_retries(commit: Any, limits: Limits, booking: Booking, policy: BookingPolicy, org: Org) -> Limits:
+    """Commit; when a meter moved under us but has room, retry with the value now read."""
     for attempt in range(_USAGE_RETRIES):
         try:
-            ctx.store.book(booking, request.situation, limits)
-            break
+            commit(limits)
+            return limits
         except AllowanceExhausted as refusal:
-            raise _explain(refusal.message, booking, limit, policy, org.time_zone) from refusal
+            raise _explain(refusal.message, booking, limits.allowance, policy, org) from refusal
         except UsageMoved as moved:
             if attempt == _USAGE_RETRIES - 1:
                 raise
-            limits = Limits(limit, cap, now, moved.used, limits.threshold_counts)
-    events = [_event("SessionBooked", booking)]
-    if crosses_threshold(limits):
-        events += _thresholds(booking, policy, limits.usage_seen + 1, ctx)
-    return booking, events
+            limits = limits.with_seen(moved.rule, moved.used)
+    return limits
 
 
-def _require_price(book: PriceBook | None, program: Any, length: int, start: datetime, zone: str) -> None:
+def _meters(policy: BookingPolicy, booking: Booking, usage: dict[tuple[str, str], int]) -> tuple[OrgMeter, ...]:
+    """The org meters this booking counts against: sessions under the cap, money under the budget."""
+    period = booking.policy.allowance_period
+    meters = []
+    if booking.policy.counted_against_cap and policy.monthly_session_cap is not None:
+        cap = policy.monthly_session_cap
+        meters.append(OrgMeter("cap", cap, usage.get(("cap", period), 0), 1, _threshold_values(cap)))
+    if booking.policy.budget_minor and policy.monthly_budget_minor is not None:
+        budget = policy.monthly_budget_minor
+        seen = usage.get(("budget", period), 0)
+        meters.append(OrgMeter("budget", budget, seen, booking.policy.budget_minor, _threshold_values(budget)))
+    return tuple(meters)
+
+
+def _require_price(book: PriceBook | None, program: Any, length: int, start: datetime, zone: str) -> int:
     """A session that could not be billed is not booked: the guardrail runs before anything is held."""
     try:
         version = (book or PriceBook(org_id="", versions=[])).version_for(start.astimezone(ZoneInfo(zone)).date())
@@ -213,12 +230,14 @@ def _require_price(book: PriceBook | None, program: Any, length: int, start: dat
             field="program",
             details={"rule": "unpriced"},
         ) from missing
-    if version.price_of(program, length) is None:
+    price = version.price_of(program, length)
+    if price is None:
         raise PolicyRefused(
             f"your organisation's price book has no price for {program.value} {length}-minute sessions",
             field="program",
             details={"rule": "unpriced"},
         )
+    return price
 
 
 def billable_entry(state: BookingState, booking: Booking, outcome: Outcome, actor: str, now: datetime) -> LedgerEntry:
@@ -243,39 +262,47 @@ def billable_entry(state: BookingState, booking: Booking, outcome: Outcome, acto
     )
 
 
-def _threshold_counts(cap: int | None) -> tuple[int, ...]:
-    """The session counts at which 80 % and 100 % of the cap are reached (rounded up)."""
-    return () if cap is None else tuple(sorted({-(-cap * percent // 100) for percent in THRESHOLDS}))
+def _threshold_values(cap: int) -> tuple[int, ...]:
+    """The meter values at which 80 % and 100 % of the cap are reached (rounded up)."""
+    return tuple(sorted({-(-cap * percent // 100) for percent in THRESHOLDS}))
 
 
-def _explain(rule: str, booking: Booking, limit: int, policy: BookingPolicy, zone: str) -> PolicyRefused:
+def _explain(rule: str, booking: Booking, limit: int, policy: BookingPolicy, org: Org) -> PolicyRefused:
     period = booking.policy.allowance_period
-    reset = period_reset(period, zone)
+    reset = period_reset(period, org.time_zone)
     details = {"rule": rule, "period": period, "resets_at": reset.isoformat()}
+    until = f"it resets on {reset.date().isoformat()}"
     if rule == "allowance":
-        message = (f"you have used your {limit} {booking.program.value} sessions for {period}; "
-                   f"the allowance resets on {reset.date().isoformat()}")  # fmt: skip
-        return PolicyRefused(message, field="program", details=details)
-    message = (f"your organisation has reached its cap of {policy.monthly_session_cap} sessions for {period}; "
-               f"it resets on {reset.date().isoformat()}")  # fmt: skip
+        message = f"you have used your {limit} {booking.program.value} sessions for {period}; the allowance {until[3:]}"
+    elif rule == "budget":
+        budget = format_minor(policy.monthly_budget_minor or 0, org.currency)
+        message = f"your organisation has used its coaching budget of {budget} {org.currency} for {period}; {until}"
+    else:
+        message = (
+            f"your organisation has reached its cap of {policy.monthly_session_cap} sessions for {period}; {until}"
+        )
     return PolicyRefused(message, field="program", details=details)
 
 
-def _thresholds(booking: Booking, policy: BookingPolicy, used: int, ctx: BookingContext) -> list[DomainEvent]:
-    """BudgetThresholdReached at 80 % and 100 % of the cap, once each per org and month.
+def _thresholds(booking: Booking, limits: Limits, ctx: BookingContext) -> list[DomainEvent]:
+    """BudgetThresholdReached at 80 % and 100 % of a cap or budget, once each per org and month.
 
-    Only the booking whose transaction moved the counter onto a threshold gets here; the
-    marker keeps a threshold crossed again after cancellations from firing twice.
+    Only the booking whose transaction moved a meter over a threshold gets here (its
+    condition proved it); the marker keeps a threshold crossed again after cancellations
+    from firing twice.
     """
-    cap = policy.monthly_session_cap
-    if cap is None:
-        return []
     period = booking.policy.allowance_period
     events = []
-    for percent in THRESHOLDS:
-        if used == -(-cap * percent // 100) and ctx.store.mark_threshold(booking.org_id, period, percent):
-            detail = {"org_id": booking.org_id, "period": period, "percent": percent, "sessions": used, "cap": cap}
-            events.append(DomainEvent(source=EVENT_SOURCE, detail_type="BudgetThresholdReached", detail=detail))
+    for meter in limits.meters:
+        reached = meter.seen + meter.step
+        for threshold in meter.crossed():
+            percent = next(p for p in THRESHOLDS if -(-meter.cap * p // 100) == threshold)
+            if ctx.store.mark_threshold(booking.org_id, meter.rule, period, percent):
+                detail = {"org_id": booking.org_id, "period": period, "percent": percent, "meter": meter.rule,
+                          "used": reached, "cap": meter.cap}  # fmt: skip
+                if meter.rule == "cap":
+                    detail |= {"sessions": reached}
+                events.append(DomainEvent(source=EVENT_SOURCE, detail_type="BudgetThresholdReached", detail=detail))
     return events
 
 
@@ -407,7 +434,6 @@ def reschedule(
     period = period_of(start, found.org.time_zone)
     allowance = policy.allowances.get(old.program)
     limit = allowance.for_level(found.person.level) if allowance else 0
-    cap = policy.monthly_session_cap if old.policy.counted_against_cap else None
     moved_policy = old.policy.model_copy(update={"allowance_period": period})
     if free:
         moved = old.model_copy(
@@ -421,14 +447,15 @@ def reschedule(
                 "updated_at": now,
             }
         )
-        new_month = period != old.policy.allowance_period
-        limits = Limits(limit, cap, now, found.reads.org_usage.get(period, 0), _threshold_counts(cap))
-        try:
-            ctx.store.move(old, moved, state.version, limits if new_month else None)
-        except AllowanceExhausted as refusal:
-            raise _explain(refusal.message, moved, limit, policy, found.org.time_zone) from refusal
+        if period == old.policy.allowance_period:
+            ctx.store.move(old, moved, state.version, None)
+            limits = Limits(limit, now)
+        else:  # the unit (and the org meters) move to the new month
+            limits = Limits(limit, now, _meters(policy, moved, found.reads.org_usage))
+            limits = _with_retries(lambda lim: ctx.store.move(old, moved, state.version, lim), limits, moved, policy,
+                                   found.org)  # fmt: skip
         event = _event("SessionRescheduled", moved, previous_start=old.start.isoformat(), late=late, billed=False)
-        return moved, [event]
+        return moved, [event, *_thresholds(moved, limits, ctx)]
     ended = old.model_copy(
         update={
             "status": BookingStatus.LATE_CANCELLED,
@@ -456,16 +483,14 @@ def reschedule(
         }
     )
     entry = billable_entry(state, ended, Outcome.LATE_CANCELLED, caller.person_id, now)
-    limits = Limits(limit, cap, now, found.reads.org_usage.get(period, 0), _threshold_counts(cap))
-    try:
-        ctx.store.replace(ended, state.version, replacement, limits, entry)
-    except AllowanceExhausted as refusal:
-        raise _explain(refusal.message, replacement, limit, policy, found.org.time_zone) from refusal
+    limits = Limits(limit, now, _meters(policy, replacement, found.reads.org_usage))
+    limits = _with_retries(lambda lim: ctx.store.replace(ended, state.version, replacement, lim, entry), limits,
+                           replacement, policy, found.org)  # fmt: skip
     event = _event(
         "SessionRescheduled", replacement, previous_start=old.start.isoformat(), late=True, billed=True,
         replaces_booking_id=old.booking_id,
     )  # fmt: skip
-    return replacement, [event]
+    return replacement, [event, *_thresholds(replacement, limits, ctx)]
 
 
 class EngagementEnded(DeferredModel):
