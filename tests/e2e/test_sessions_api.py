@@ -180,3 +180,34 @@ def test_completion_bills_once_under_replays_and_races_and_the_person_can_disput
         "POST", f"/orgs/{tenant.org_id}x/sessions/{second['booking_id']}/credit", {"reason": "wrong org"}
     )
     assert wrong_org.status_code in {404, 422}
+
+
+def test_coach_time_off_and_extra_hours_shape_the_open_slots(local_stack, operator, tenant):
+    lang = "ka"
+    created = coach(operator, lang, capacity=5, weekly_availability=ALL_WEEK, horizon_days=60, time_zone="UTC")
+    refresh(local_stack)
+    employee, engagement = engaged(local_stack, tenant, operator, lang, time_zone="UTC")
+    day = (datetime.now(UTC) + timedelta(days=5)).date()
+    window = {
+        "from": datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat(),
+        "to": datetime(day.year, day.month, day.day, 23, 59, tzinfo=UTC).isoformat(),
+    }
+    slots_url = f"/engagements/{engagement['engagement_id']}/slots"
+    assert employee.call("GET", slots_url, params=window).json()["items"], "an all-week coach has slots that day"
+    exceptions = [
+        {"date": day.isoformat(), "kind": "time_off"},
+        {"date": day.isoformat(), "kind": "extra", "start": "21:00", "end": "22:00"},
+    ]
+    patched = operator.call("PATCH", f"/coaches/{created['coach_id']}", {"availability_exceptions": exceptions})
+    assert patched.status_code == 200, patched.text
+    refresh(local_stack)
+    starts = [s["start_utc"] for s in employee.call("GET", slots_url, params=window).json()["items"]]
+    assert starts, "the extra hour is open"
+    assert all(datetime.fromisoformat(s).hour == 21 for s in starts), starts
+    bad = operator.call(
+        "PATCH",
+        f"/coaches/{created['coach_id']}",
+        {"availability_exceptions": [{"date": "2027-01-01", "kind": "extra"}]},
+    )
+    assert bad.status_code == 422
+    assert bad.json()["error"]["fields"][0]["field"].startswith("availability_exceptions")
