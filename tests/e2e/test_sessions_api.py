@@ -211,3 +211,43 @@ def test_coach_time_off_and_extra_hours_shape_the_open_slots(local_stack, operat
     )
     assert bad.status_code == 422
     assert bad.json()["error"]["fields"][0]["field"].startswith("availability_exceptions")
+
+
+def test_cancel_and_rebook_race_over_http_never_leaves_two_holders(local_stack, operator, tenant):
+    """The holder cancels while three colleagues try to take the same slot, all at once, five rounds."""
+    lang = "bs"
+    coach(operator, lang, capacity=10, weekly_availability=ALL_WEEK, horizon_days=60)
+    refresh(local_stack)
+    people = [engaged(local_stack, tenant, operator, lang) for _ in range(4)]
+    starts = open_starts(people[0][0], people[0][1]["engagement_id"], days=10)
+    for round_number in range(5):
+        slot = starts[round_number]
+        holder, holder_engagement = people[0]
+        held = holder.call("POST", "/bookings", booking_body(holder_engagement["engagement_id"], slot))
+        assert held.status_code == 201, held.text
+
+        def act(index: int, slot: str = slot, booking_id: str = held.json()["booking_id"]):
+            who, engagement = people[index]
+            if index == 0:
+                return who.call("POST", f"/bookings/{booking_id}/cancel", {})
+            return who.call("POST", "/bookings", booking_body(engagement["engagement_id"], slot))
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(act, range(4)))
+        assert results[0].status_code == 200, results[0].text
+        winners = [r.json()["booking_id"] for r in results[1:] if r.status_code == 201]
+        assert all(r.status_code in {201, 409} for r in results[1:]), [r.text for r in results[1:]]
+        assert len(winners) <= 1
+        slot_key = datetime.fromisoformat(slot).astimezone(UTC).strftime("T#%Y%m%dT%H%MZ")
+        coach_pk = f"NETWORK#COACH#{held.json()['coach_id']}#CAL"
+        holders = {
+            lock["ref"]
+            for lock in table().query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": coach_pk})[
+                "Items"
+            ]
+            if lock["sk"] == slot_key
+        }
+        assert holders == set(winners), (round_number, holders, winners)
+        for winner in winners:  # free the winner's upcoming place for the next round
+            owner = next(p for p, r in zip(people[1:], results[1:], strict=True) if r.status_code == 201)[0]
+            assert owner.call("POST", f"/bookings/{winner}/cancel", {}).status_code == 200
