@@ -1,15 +1,183 @@
-"""Metering: usage against allowances and monthly invoicing.
+"""Metering: price books, monthly invoices, month-to-date usage and reconciliation.
 
-Serves its health route; its capability arrives with its own issue.
+HTTP routes serve operators, finance and org administrators. The MonthlyInvoicing schedule
+publishes one InvoiceDue event per org and the DailyReconciliation schedule one
+ReconciliationDue per org and month; the bus delivers each back to this function, so every
+invocation handles one org.
 """
 
+from typing import Annotated, Any
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from coaching.api import add_health_route, http_entry, rest_resolver
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.metrics import MetricUnit
+from coaching.api import Caller, add_health_route, created, event_kind, http_entry, rest_resolver
+from coaching.domain.common import utc_now
+from coaching.domain.invoicing import PERIOD_PATTERN, Invoice
+from coaching.domain.pricing import PriceBook, PriceBookVersionInput
+from coaching.services import invoicing
+from coaching.services.invoicing import InvoicingContext, MonthToDate, ReconciliationReport
+from pydantic import BaseModel
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = rest_resolver()
 add_health_route(app, "/metering/health", service="metering")
+ctx = InvoicingContext()
 
-lambda_handler = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)
+Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+Period = Annotated[str, Path(pattern=PERIOD_PATTERN, description="The invoice month, YYYY-MM")]
+
+
+class InvoiceList(BaseModel):
+    items: list[Invoice]
+
+
+def _count_differences(report: ReconciliationReport) -> None:
+    metrics.add_metric(name="ReconciliationDifferences", unit=MetricUnit.Count, value=len(report.differences))
+    if report.differences:
+        logger.warning(
+            "reconciliation found differences",
+            extra={"org_id": report.org_id, "period": report.period, "differences": report.differences[:50]},
+        )
+
+
+@app.get("/orgs/<org_id>/price-book", summary="The org's price book and its versions", tags=["billing"])
+def get_price_book(caller: Caller, org_id: Id) -> PriceBook:
+    return invoicing.get_price_book(caller, org_id, ctx)
+
+
+@app.post(
+    "/orgs/<org_id>/price-book/versions",
+    summary="Post a price book version, effective from the 1st of a month (operator)",
+    description="Append-only: a version takes effect after the latest one, in the org's currency, and never in a "
+    "month whose invoice has been drawn.",
+    tags=["billing"],
+)
+def add_price_book_version(
+    caller: Caller, org_id: Id, body: Annotated[PriceBookVersionInput, Body()]
+) -> Response[PriceBook]:
+    return created(invoicing.add_price_book_version(caller, org_id, body, ctx))
+
+
+@app.get("/orgs/<org_id>/invoices", summary="The org's invoices, newest first", tags=["billing"])
+def list_invoices(caller: Caller, org_id: Id) -> InvoiceList:
+    return InvoiceList(items=invoicing.list_invoices(caller, org_id, ctx))
+
+
+@app.get("/orgs/<org_id>/invoices/<period>", summary="One month's invoice", tags=["billing"])
+def get_invoice(caller: Caller, org_id: Id, period: Period) -> Invoice:
+    return invoicing.get_invoice(caller, org_id, period, ctx)
+
+
+@app.get(
+    "/orgs/<org_id>/invoices/<period>/invoice.csv",
+    summary="One month's invoice lines as CSV (exact decimal amounts)",
+    tags=["billing"],
+)
+def invoice_csv(caller: Caller, org_id: Id, period: Period) -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type="text/csv; charset=utf-8",
+        body=invoicing.invoice_csv_export(caller, org_id, period, ctx),
+        headers={"Content-Disposition": f'attachment; filename="invoice-{org_id}-{period}.csv"'},
+    )
+
+
+@app.post(
+    "/orgs/<org_id>/invoices/<period>/finalise",
+    summary="Finalise a draft invoice (finance, operator)",
+    description="A finalised invoice never changes; sessions billed later land on a later invoice as adjustments.",
+    tags=["billing"],
+)
+def finalise_invoice(caller: Caller, org_id: Id, period: Period) -> Invoice:
+    return invoicing.finalise_invoice(caller, org_id, period, ctx)
+
+
+@app.post(
+    "/orgs/<org_id>/invoices/<period>/run",
+    summary="Draw or redraw one org's invoice for a past month now (operator)",
+    description="The same idempotent run as the monthly schedule: closes the month to new entries first.",
+    tags=["billing"],
+)
+def run_invoice(caller: Caller, org_id: Id, period: Period) -> Invoice:
+    invoice = invoicing.run_invoice(caller, org_id, period, ctx)
+    metrics.add_metric(name="InvoiceDrawn", unit=MetricUnit.Count, value=1)
+    return invoice
+
+
+@app.get(
+    "/orgs/<org_id>/usage/month-to-date",
+    summary="This month so far: sessions, amount, cap, allowances and commitment",
+    tags=["billing"],
+)
+def month_to_date(caller: Caller, org_id: Id) -> MonthToDate:
+    return invoicing.month_to_date(caller, org_id, utc_now(), ctx)
+
+
+@app.post(
+    "/orgs/<org_id>/billing/reconcile",
+    summary="Check sessions, ledger and invoice of a month against each other (operator, finance)",
+    tags=["billing"],
+)
+def reconcile(
+    caller: Caller,
+    org_id: Id,
+    period: Annotated[str, Query(pattern=PERIOD_PATTERN, description="The month, YYYY-MM")],
+) -> ReconciliationReport:
+    report = invoicing.reconcile_for(caller, org_id, period, ctx)
+    _count_differences(report)
+    return report
+
+
+def on_event(event: dict[str, Any]) -> dict[str, Any]:
+    detail_type = event["detail-type"]
+    if detail_type == invoicing.INVOICE_DUE:
+        outcome = invoicing.on_invoice_due(event["detail"], ctx)
+        if outcome.status == "skipped":
+            logger.warning("invoice run skipped", extra={"org_id": outcome.org_id, "period": outcome.period,
+                                                         "reason": outcome.reason})  # fmt: skip
+            metrics.add_metric(name="InvoiceSkipped", unit=MetricUnit.Count, value=1)
+        else:
+            metrics.add_metric(name="InvoiceDrawn", unit=MetricUnit.Count, value=1)
+        return outcome.model_dump(mode="json")
+    if detail_type == invoicing.RECONCILIATION_DUE:
+        report = invoicing.on_reconciliation_due(event["detail"], ctx)
+        _count_differences(report)
+        return report.model_dump(mode="json")
+    raise ValueError(f"metering cannot handle events of type {detail_type!r}")
+
+
+def on_schedule(name: str) -> dict[str, Any]:
+    if name == "MonthlyInvoicing":
+        fan_out = invoicing.run_monthly_invoicing(utc_now(), ctx)
+    elif name == "DailyReconciliation":
+        fan_out = invoicing.run_daily_reconciliation(utc_now(), ctx)
+    else:
+        raise ValueError(f"metering has no schedule named {name!r}")
+    logger.info("fan-out published", extra=fan_out.model_dump())
+    return fan_out.model_dump(mode="json")
+
+
+_http_handler = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)
+
+
+@logger.inject_lambda_context(correlation_id_path="id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def _async_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if event_kind(event) == "eventbridge":
+        return on_event(event)
+    return on_schedule(str(event["schedule"]))
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    kind = event_kind(event)
+    if kind == "http":
+        return _http_handler(event, context)
+    if kind in {"eventbridge", "schedule"}:
+        return _async_handler(event, context)
+    # Raising makes the async invoker retry and then dead-letter: an unknown event is a bug.
+    raise ValueError(f"metering cannot handle this event: keys {sorted(event)[:10]}")

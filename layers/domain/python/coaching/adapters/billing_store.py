@@ -231,7 +231,9 @@ class BillingStore:
 
     def invoices(self, org_id: str) -> list[Invoice]:
         """The org's invoices, newest first (one Query on the org's billing partition)."""
-        items = MainItem.query(billing_pk(org_id), MainItem.sk.startswith("INVOICE#"), scan_index_forward=False)
+        items = MainItem.query(
+            billing_pk(org_id), MainItem.sk.startswith("INVOICE#"), scan_index_forward=False, consistent_read=True
+        )
         return [Invoice.model_validate_json(item.body) for item in items]
 
 

@@ -31,7 +31,7 @@ Bps = Annotated[int, Field(ge=0, le=BPS_SCALE)]
 
 
 class NoPriceBook(InvalidInput):
-    """No price book version covers the day: the org cannot be charged until finance posts one."""
+    """No price book version covers the day: the org cannot be charged until an operator posts one."""
 
     def __init__(self, message: str, *, field: str | None = "price_book", details: dict | None = None) -> None:
         super().__init__(message, field=field, details=details)
@@ -106,7 +106,7 @@ class Tier(StrictModel):
 
 
 class PriceBookVersionInput(StrictModel):
-    """What finance posts. Takes effect on the 1st of a month and is never edited afterwards."""
+    """What a platform operator posts (the contract): effective on the 1st of a month, never edited afterwards."""
 
     effective_from: date
     currency: CurrencyCode

@@ -1,0 +1,732 @@
+"""Invoicing use cases: price books, the monthly invoice run, finalisation, exports,
+month-to-date usage and the reconciliation of sessions, ledger and invoices.
+
+How a month is invoiced (see adapters/billing_store.py for the storage side):
+
+1. The month's billing period is closed first. From then on, a usage entry that would be
+   billed in it fails the transaction's open-month check and lands in the next month, where
+   it shows as an adjustment. So after the close the month's ledger partition never changes.
+2. The partition is read with one Query, and the invoice computed from it. The invoice's
+   ``created_at`` is the moment the period was *first* closed, not the caller's clock, so any
+   number of concurrent or repeated runs compute byte-identical invoices.
+3. The invoice is stored conditionally: created if absent, replaced if a draft (on the version
+   read), left alone once finalised. A run that loses a race re-reads and returns what is stored.
+
+The monthly schedule fans out: it publishes one ``InvoiceDue`` event per org, and the bus
+invokes the metering function once per org, so each invocation's work stays bounded
+whatever the number of orgs. Reconciliation fans out the same way (``ReconciliationDue``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from coaching.adapters import keys
+from coaching.adapters.billing_store import (
+    BillingPeriodItem,
+    BillingStore,
+    billing_pk,
+    guard_key,
+    ledger_pk,
+    next_period,
+)
+from coaching.adapters.booking_store import BookingStore, batch_read, locator_key
+from coaching.adapters.dynamo import MainItem, OrgRepository, backoff
+from coaching.auth import Principal, Role
+from coaching.domain.booking import BILLABLE_STATES, Allowance, BookingPolicy, period_of, period_reset
+from coaching.domain.common import DeferredModel, utc_now
+from coaching.domain.invoicing import (
+    PERIOD_PATTERN,
+    EntryKind,
+    Invoice,
+    InvoiceStatus,
+    LedgerEntry,
+    LineKind,
+    compute_invoice,
+    finalise,
+    invoice_csv,
+    reconcile_invoice,
+)
+from coaching.domain.orgs import Org
+from coaching.domain.pricing import NoPriceBook, Outcome, PriceBook, PriceBookVersion, PriceBookVersionInput
+from coaching.domain.taxonomy import Program
+from coaching.errors import Conflict, InvalidInput, NotFound
+from coaching.events import DomainEvent, EventBridgePublisher, EventPublisher
+
+EVENT_SOURCE = "coaching.metering"
+INVOICE_DUE = "InvoiceDue"
+RECONCILIATION_DUE = "ReconciliationDue"
+# Who reads an org's billing besides operators: its finance team and its administrators.
+BILLING_READERS = (Role.FINANCE, Role.ORG_ADMIN)
+_PERIOD = re.compile(PERIOD_PATTERN)
+_ORG_PAGE = 100
+_BATCH_KEYS = 100
+_SAVE_ATTEMPTS = 6
+# A person's item is the Person model's compact pydantic JSON. Inside a JSON string every `"` is
+# escaped, so the unescaped `"active":true` can only be the top-level field itself.
+_ACTIVE_PERSON = '"active":true'
+# The sort key after every PERIOD#YYYY-MM.
+_LAST_PERIOD_SK = "PERIOD#9999-99"
+
+
+# ---------------------------------------------------------------------------- ports
+
+
+class Headcount:
+    """Active people in an org: one Query on the org's people partition, counted by DynamoDB.
+
+    Select=COUNT with a filter on the item body: DynamoDB reads the partition (and charges for
+    it) but returns only the count, so nothing is shipped or parsed. Never a Scan.
+    """
+
+    def active(self, org_id: str) -> int:
+        return MainItem.count(
+            keys.people_pk(org_id),
+            MainItem.sk.startswith("PERSON#"),
+            filter_condition=MainItem.body.contains(_ACTIVE_PERSON),
+            consistent_read=True,
+        )
+
+
+@dataclass
+class InvoicingContext:
+    billing: BillingStore = field(default_factory=BillingStore)
+    bookings: BookingStore = field(default_factory=BookingStore)
+    orgs: OrgRepository = field(default_factory=OrgRepository)
+    headcount: Headcount = field(default_factory=Headcount)
+    publisher: EventPublisher = field(default_factory=EventBridgePublisher)
+    clock: Any = utc_now
+
+
+# ---------------------------------------------------------------------------- views
+
+
+class FanOut(DeferredModel):
+    """What a scheduled run published: one event per org (and period)."""
+
+    kind: str
+    period: str | None  # None when each org gets its own periods (reconciliation)
+    orgs: int
+    events: int
+
+
+class InvoiceRun(DeferredModel):
+    """The outcome of an InvoiceDue event for one org."""
+
+    org_id: str
+    period: str
+    status: Literal["draft", "finalised", "skipped"]
+    invoice_id: str | None = None
+    total_minor: int | None = None
+    currency: str | None = None
+    entry_count: int | None = None
+    reason: str | None = None
+
+
+class ReconciliationReport(DeferredModel):
+    """Sessions, ledger and invoice of one org month checked against each other."""
+
+    org_id: str
+    period: str
+    sessions: int  # every session of the month, whatever its status
+    billable_sessions: int  # completed, no-show or late-cancelled
+    usage_entries_found: int  # billable sessions whose usage entry exists (in any billing month)
+    ledger_entries: int  # entries billed in this month (its own, late ones, reversals)
+    invoice_status: InvoiceStatus | None
+    differences: list[str]
+
+
+class MonthToDate(DeferredModel):
+    """The current month so far, in the org's time zone.
+
+    Money counts what is billed in this month so far: its sessions, fees and credits, the
+    volume tier discounts they have earned, and late adjustments for earlier months that
+    arrived this month. It is what the invoice would say if the month ended now, except the
+    commitment true-up, which is shown separately as the shortfall so far (it shrinks as
+    sessions are delivered, and is only owed if still there when the month ends).
+    """
+
+    org_id: str
+    period: str
+    time_zone: str
+    as_of: datetime
+    currency: str
+    sessions_delivered: int  # completed sessions of this month that stand (not credited)
+    active_participants: int  # distinct people among them
+    no_shows: int
+    late_cancellations: int
+    amount_so_far_minor: int
+    late_adjustments_minor: int  # the part of amount_so_far for earlier months' sessions
+    # The booking policy's cap counts sessions *booked* in the month (it is what the cap
+    # refuses on); the counter is kept only while the org has a cap.
+    monthly_session_cap: int | None
+    sessions_counted: int
+    sessions_left_under_cap: int | None
+    allowances: dict[Program, Allowance]  # per person and month, by program (and level)
+    price_book_version: int | None
+    monthly_commitment_minor: int | None
+    commitment_shortfall_minor: int | None  # what the true-up would be if the month ended now
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _context(ctx: InvoicingContext | None) -> InvoicingContext:
+    return ctx if ctx is not None else InvoicingContext()
+
+
+def _authorise(caller: Principal, org_id: str, *org_roles: Role) -> None:
+    """Operators act on any org; the other roles only on their own."""
+    caller.require(Role.OPERATOR, *org_roles)
+    if not caller.has(Role.OPERATOR):
+        caller.require_same_org(org_id, *org_roles)
+
+
+def _check_period(period: str) -> None:
+    if not _PERIOD.match(period):
+        raise InvalidInput(f"period must be a month as YYYY-MM, got {period!r}", field="period")
+
+
+def _first_day(period: str) -> date:
+    year, month = (int(part) for part in period.split("-"))
+    return date(year, month, 1)
+
+
+def previous_period(period: str) -> str:
+    year, month = (int(part) for part in period.split("-"))
+    year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return f"{year:04d}-{month:02d}"
+
+
+def month_just_closed(now: datetime) -> str:
+    """The calendar month before `now`'s, in UTC.
+
+    The monthly run fires at 12:00 UTC on the 1st. UTC offsets in use span -12:00 to +14:00,
+    so at that instant the local time everywhere lies between 00:00 on the 1st and 02:00 on
+    the 2nd: the previous month has ended in every org's time zone, and it is the same month
+    for all of them. (At 00:00 UTC it would still be the last day of the month west of UTC.)
+    """
+    return (now.astimezone(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+
+
+def _org(ctx: InvoicingContext, org_id: str) -> Org:
+    org = ctx.orgs.get(org_id)
+    if org is None:
+        raise NotFound(f"organisation {org_id} not found")
+    return org
+
+
+def _priced(book: PriceBook | None, org_id: str, period: str) -> tuple[PriceBook, PriceBookVersion]:
+    """The book and the version in effect in `period`, or NoPriceBook saying what is missing."""
+    if book is None or not book.versions:
+        raise NoPriceBook(f"organisation {org_id} has no price book; an operator must post one before it is invoiced")
+    try:
+        return book, book.version_for(_first_day(period))
+    except NoPriceBook as exc:
+        raise NoPriceBook(f"no price book version of organisation {org_id} is in effect in {period}") from exc
+
+
+def _orgs(ctx: InvoicingContext) -> Iterator[list[Org]]:
+    """Every org, a page at a time (Query on the platform's org index; never a Scan)."""
+    cursor: str | None = None
+    while True:
+        page = ctx.orgs.list(limit=_ORG_PAGE, cursor=cursor)
+        yield page.items
+        cursor = page.next_cursor
+        if not cursor:
+            return
+
+
+def _same(a: Invoice, b: Invoice) -> bool:
+    return a.model_dump_json() == b.model_dump_json()
+
+
+def _computed(
+    org_id: str, period: str, entries: list[LedgerEntry], book: PriceBook, headcount: int, now: datetime
+) -> Invoice:
+    try:
+        return compute_invoice(
+            org_id=org_id, period=period, entries=entries, price_book=book, eligible_headcount=headcount, now=now
+        )
+    except ValueError as exc:
+        # The ledger breaks an invariant (a double write, a foreign currency): never bill it.
+        raise Conflict(f"the ledger of {period} cannot be invoiced: {exc}", field="period") from exc
+
+
+# ---------------------------------------------------------------------------- price books
+
+
+def get_price_book(caller: Principal, org_id: str, ctx: InvoicingContext | None = None) -> PriceBook:
+    """The org's price book with its whole version history (no versions yet: an empty list)."""
+    ctx = _context(ctx)
+    _authorise(caller, org_id, *BILLING_READERS)
+    _org(ctx, org_id)
+    return ctx.billing.price_book(org_id) or PriceBook(org_id=org_id)
+
+
+def _last_closed_from(org_id: str, period: str) -> str | None:
+    """The latest month from `period` on whose invoice has been drawn (one Query, newest first)."""
+    closed = BillingPeriodItem.query(
+        billing_pk(org_id),
+        BillingPeriodItem.sk.between(f"PERIOD#{period}", _LAST_PERIOD_SK),
+        filter_condition=BillingPeriodItem.closed_at.exists(),
+        consistent_read=True,
+        scan_index_forward=False,
+    )
+    for item in closed:
+        return item.sk.removeprefix("PERIOD#")
+    return None
+
+
+def add_price_book_version(
+    caller: Principal, org_id: str, data: PriceBookVersionInput, ctx: InvoicingContext | None = None
+) -> PriceBook:
+    """Append a version (operators only). Its currency must be the org's.
+
+    A version may not take effect in a month whose invoice has been drawn: that invoice would
+    no longer be reproducible from the ledger and the price book. A version taking effect in
+    the current month applies to the month's invoice (tiers, commitment, seat comparison);
+    sessions already billed this month keep the price they were charged at.
+    """
+    ctx = _context(ctx)
+    caller.require(Role.OPERATOR)
+    org = _org(ctx, org_id)
+    if data.currency != org.currency:
+        raise InvalidInput(
+            f"the price book must be in the organisation's currency {org.currency}, not {data.currency}",
+            field="currency",
+        )
+    effective = data.effective_from.strftime("%Y-%m")
+    closed = _last_closed_from(org_id, effective)
+    if closed is not None:
+        raise InvalidInput(
+            f"the invoice for {closed} has already been drawn; a new version can take effect from "
+            f"{next_period(closed)}-01 at the earliest",
+            field="effective_from",
+        )
+    now = ctx.clock()
+    return ctx.billing.save_price_book(
+        PriceBook(org_id=org_id), lambda book: book.with_version(data, now=now, actor=caller.person_id)
+    )
+
+
+# ---------------------------------------------------------------------------- the invoice run
+
+
+def _store(ctx: InvoicingContext, fresh: Invoice, stored: tuple[Invoice, int] | None) -> Invoice:
+    """Create, replace a draft, or keep a finalised invoice; every write is conditional."""
+    for attempt in range(_SAVE_ATTEMPTS):
+        if stored is None:
+            if ctx.billing.save_invoice(fresh, None):
+                return fresh
+        else:
+            current, version = stored
+            if current.status is InvoiceStatus.FINALISED or _same(current, fresh):
+                return current
+            if ctx.billing.save_invoice(fresh, version):
+                return fresh
+        # Someone wrote it between our read and our write: look at what they stored.
+        backoff(attempt)
+        stored = ctx.billing.invoice(fresh.org_id, fresh.period)
+    raise Conflict(f"the invoice for {fresh.period} is being written by someone else; try again", field="period")
+
+
+def invoice_org(org_id: str, period: str, now: datetime, ctx: InvoicingContext | None = None) -> Invoice:
+    """Draw (or redraw) the org's invoice for a month that has ended in its time zone.
+
+    Idempotent and safe to run concurrently: see the module docstring. An org without a price
+    book version for the month raises NoPriceBook, and its month stays open, so that nothing
+    moves to a later month before there is a price to bill it at.
+    """
+    ctx = _context(ctx)
+    _check_period(period)
+    org = _org(ctx, org_id)
+    ends = period_reset(period, org.time_zone)
+    if now < ends:
+        raise InvalidInput(
+            f"{period} has not ended in {org.time_zone} yet (it ends {ends.isoformat()}); "
+            "only a past month can be invoiced",
+            field="period",
+        )
+    book, _ = _priced(ctx.billing.price_book(org_id), org_id, period)
+    stored = ctx.billing.invoice(org_id, period)
+    if stored is not None and stored[0].status is InvoiceStatus.FINALISED:
+        return stored[0]
+    closed_at = datetime.fromisoformat(ctx.billing.close_period(org_id, period, now))
+    entries = list(ctx.billing.entries(org_id, period))
+    fresh = _computed(org_id, period, entries, book, ctx.headcount.active(org_id), closed_at)
+    return _store(ctx, fresh, stored)
+
+
+def run_invoice(caller: Principal, org_id: str, period: str, ctx: InvoicingContext | None = None) -> Invoice:
+    """An operator's on-demand invoice run for one org (the same run as the monthly one)."""
+    ctx = _context(ctx)
+    caller.require(Role.OPERATOR)
+    return invoice_org(org_id, period, ctx.clock(), ctx)
+
+
+def _publish_per_org(
+    ctx: InvoicingContext, detail_type: str, periods_of: Callable[[Org], list[str]]
+) -> tuple[int, int]:
+    """One event per org and period, published a page of orgs at a time; (orgs, events)."""
+    orgs = events = 0
+    for page in _orgs(ctx):
+        batch = [
+            DomainEvent(EVENT_SOURCE, detail_type, {"org_id": org.org_id, "period": period})
+            for org in page
+            for period in periods_of(org)
+        ]
+        ctx.publisher.publish(batch)
+        orgs += len(page)
+        events += len(batch)
+    return orgs, events
+
+
+def run_monthly_invoicing(now: datetime, ctx: InvoicingContext | None = None) -> FanOut:
+    """Publish one InvoiceDue per org for the month just closed (see `month_just_closed`).
+
+    A failed publish raises, so the scheduler retries the whole run; re-publishing is harmless
+    because every invoice run is idempotent.
+    """
+    ctx = _context(ctx)
+    period = month_just_closed(now)
+    orgs, events = _publish_per_org(ctx, INVOICE_DUE, lambda _org: [period])
+    return FanOut(kind=INVOICE_DUE, period=period, orgs=orgs, events=events)
+
+
+def on_invoice_due(detail: dict[str, Any], ctx: InvoicingContext | None = None) -> InvoiceRun:
+    """One org's invoice run from its InvoiceDue event. No price book: skipped, with the reason."""
+    ctx = _context(ctx)
+    org_id, period = _due(detail)
+    try:
+        invoice = invoice_org(org_id, period, ctx.clock(), ctx)
+    except NoPriceBook as exc:
+        return InvoiceRun(org_id=org_id, period=period, status="skipped", reason=exc.message)
+    return InvoiceRun(
+        org_id=org_id,
+        period=period,
+        status=invoice.status.value,
+        invoice_id=invoice.invoice_id,
+        total_minor=invoice.total_minor,
+        currency=invoice.currency,
+        entry_count=invoice.entry_count,
+    )
+
+
+def _due(detail: dict[str, Any]) -> tuple[str, str]:
+    org_id, period = detail.get("org_id"), detail.get("period")
+    if not isinstance(org_id, str) or not org_id or not isinstance(period, str):
+        raise InvalidInput(f"the event needs org_id and period, got {sorted(detail)}", field="detail")
+    _check_period(period)
+    return org_id, period
+
+
+# ---------------------------------------------------------------------------- invoices
+
+
+def finalise_invoice(caller: Principal, org_id: str, period: str, ctx: InvoicingContext | None = None) -> Invoice:
+    """Draft → finalised (finance of the org, operators). A finalised invoice never changes."""
+    ctx = _context(ctx)
+    _authorise(caller, org_id, Role.FINANCE)
+    _check_period(period)
+    for attempt in range(_SAVE_ATTEMPTS):
+        stored = ctx.billing.invoice(org_id, period)
+        if stored is None:
+            raise Conflict(f"there is no draft invoice for {period} to finalise; run the invoice first", field="period")
+        current, version = stored
+        if current.status is InvoiceStatus.FINALISED:
+            raise Conflict(f"the invoice for {period} is already finalised and cannot change", field="period")
+        done = finalise(current, now=ctx.clock())
+        if ctx.billing.save_invoice(done, version):
+            return done
+        backoff(attempt)  # an invoice run replaced the draft meanwhile: finalise the fresh one
+    raise Conflict(f"the invoice for {period} is being changed by someone else; try again", field="period")
+
+
+def list_invoices(caller: Principal, org_id: str, ctx: InvoicingContext | None = None) -> list[Invoice]:
+    ctx = _context(ctx)
+    _authorise(caller, org_id, *BILLING_READERS)
+    _org(ctx, org_id)
+    return ctx.billing.invoices(org_id)
+
+
+def get_invoice(caller: Principal, org_id: str, period: str, ctx: InvoicingContext | None = None) -> Invoice:
+    ctx = _context(ctx)
+    _authorise(caller, org_id, *BILLING_READERS)
+    _check_period(period)
+    stored = ctx.billing.invoice(org_id, period)
+    if stored is None:
+        raise NotFound(f"no invoice for {period}")
+    return stored[0]
+
+
+def invoice_csv_export(caller: Principal, org_id: str, period: str, ctx: InvoicingContext | None = None) -> str:
+    return invoice_csv(get_invoice(caller, org_id, period, ctx))
+
+
+# ---------------------------------------------------------------------------- month to date
+
+
+def _standing_usage(entries: list[LedgerEntry], period: str) -> list[LedgerEntry]:
+    reversed_ids = {e.reverses for e in entries if e.kind is EntryKind.REVERSAL}
+    return [e for e in entries if e.kind is EntryKind.USAGE and e.period == period and e.entry_id not in reversed_ids]
+
+
+def month_to_date(caller: Principal, org_id: str, now: datetime, ctx: InvoicingContext | None = None) -> MonthToDate:
+    """Usage, money, cap and commitment of the current month so far (see MonthToDate)."""
+    ctx = _context(ctx)
+    _authorise(caller, org_id, *BILLING_READERS)
+    org = _org(ctx, org_id)
+    period = period_of(now, org.time_zone)
+    entries = list(ctx.billing.entries(org_id, period))
+    standing = _standing_usage(entries, period)
+    delivered = [e for e in standing if e.outcome is Outcome.COMPLETED]
+    late = sum(e.amount_minor for e in entries if e.period < period)
+    version: PriceBookVersion | None = None
+    try:
+        book, version = _priced(ctx.billing.price_book(org_id), org_id, period)
+    except NoPriceBook:
+        # Nothing can be charged without a price: whatever the ledger holds, at face value.
+        amount, shortfall, currency = sum(e.amount_minor for e in entries), None, org.currency
+    else:
+        # The invoice as if the month ended now; headcount only feeds the seat comparison.
+        draft = _computed(org_id, period, entries, book, 0, now)
+        true_up = draft.amount_of(LineKind.COMMITMENT_TRUE_UP)
+        amount = draft.total_minor - true_up
+        shortfall = None if version.monthly_commitment_minor is None else true_up
+        currency = version.currency
+    policy = org.booking or BookingPolicy()
+    cap = policy.monthly_session_cap
+    counted = ctx.bookings.org_meter(org_id, "cap", period)
+    return MonthToDate(
+        org_id=org_id,
+        period=period,
+        time_zone=org.time_zone,
+        as_of=now,
+        currency=currency,
+        sessions_delivered=len(delivered),
+        active_participants=len({e.person_id for e in delivered}),
+        no_shows=sum(1 for e in standing if e.outcome is Outcome.NO_SHOW),
+        late_cancellations=sum(1 for e in standing if e.outcome is Outcome.LATE_CANCELLED),
+        amount_so_far_minor=amount,
+        late_adjustments_minor=late,
+        monthly_session_cap=cap,
+        sessions_counted=counted,
+        sessions_left_under_cap=None if cap is None else max(cap - counted, 0),
+        allowances=policy.allowances,
+        price_book_version=None if version is None else version.version,
+        monthly_commitment_minor=None if version is None else version.monthly_commitment_minor,
+        commitment_shortfall_minor=shortfall,
+    )
+
+
+# ---------------------------------------------------------------------------- reconciliation
+
+
+def _chunks[T](items: list[T], size: int = _BATCH_KEYS) -> Iterable[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _read(keys_wanted: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for chunk in _chunks(keys_wanted):
+        found.update(batch_read(chunk))
+    return found
+
+
+def _usage_of(org_id: str, booking_ids: list[str]) -> dict[str, tuple[str, LedgerEntry | None]]:
+    """Booking id -> (where its usage guard points, the entry there or None): BatchGetItems only."""
+    guards = _read([guard_key(org_id, booking_id, EntryKind.USAGE) for booking_id in booking_ids])
+    pointers: dict[str, tuple[str, str]] = {}
+    for booking_id in booking_ids:
+        guard = guards.get(guard_key(org_id, booking_id, EntryKind.USAGE))
+        if guard is not None:
+            billed_in, entry_id = guard["ref"]["S"].split("#", 1)
+            pointers[booking_id] = (ledger_pk(org_id, billed_in), f"ENTRY#{entry_id}")
+    items = _read(list(pointers.values()))
+    usage: dict[str, tuple[str, LedgerEntry | None]] = {}
+    for booking_id, key in pointers.items():
+        item = items.get(key)
+        where = f"{key[0].rsplit('#', 1)[-1]}/{key[1].removeprefix('ENTRY#')}"
+        usage[booking_id] = (where, LedgerEntry.model_validate_json(item["body"]["S"]) if item else None)
+    return usage
+
+
+_BILLABLE = frozenset(status.value for status in BILLABLE_STATES)
+
+
+def _session_problem(
+    org_id: str, period: str, booking_id: str, status: str, usage: tuple[str, LedgerEntry | None] | None
+) -> str | None:
+    """What is wrong between one session and its usage entry, or None."""
+    where, entry = usage or ("", None)
+    if status not in _BILLABLE:
+        return f"session {booking_id} is {status} (not billable) but has usage entry {where}" if where else None
+    if not where:
+        return f"session {booking_id} is {status} but has no usage entry in the ledger"
+    if entry is None:
+        return f"session {booking_id}: its usage guard points to entry {where}, which does not exist"
+    if entry.booking_id != booking_id or entry.kind is not EntryKind.USAGE or entry.org_id != org_id:
+        return f"session {booking_id}: usage entry {where} belongs to another session or org"
+    if entry.outcome.value != status:
+        return f"session {booking_id} is {status} but its usage entry {where} bills {entry.outcome}"
+    if entry.period != period:
+        return f"session {booking_id} counts in {period} but its usage entry is for {entry.period}"
+    return None
+
+
+def _session_differences(
+    org_id: str, period: str, statuses: dict[str, str], usage: dict[str, tuple[str, LedgerEntry | None]]
+) -> list[str]:
+    """Check every session; a session that looks wrong is checked again on its table item.
+
+    The sessions index is eventually consistent: a session completed a moment ago may still
+    show its old status there while its (transactional) usage entry already exists.
+    """
+    suspects = [b for b, status in statuses.items() if _session_problem(org_id, period, b, status, usage.get(b))]
+    if suspects:
+        current = _read([locator_key(booking_id) for booking_id in suspects])
+        for booking_id in suspects:
+            item = current.get(locator_key(booking_id))
+            if item is not None:
+                statuses[booking_id] = item["status"]["S"]
+    problems = (_session_problem(org_id, period, b, statuses[b], usage.get(b)) for b in sorted(suspects))
+    return [problem for problem in problems if problem]
+
+
+def _orphans(entries: list[LedgerEntry], period: str, statuses: dict[str, str]) -> list[str]:
+    """Usage entries billed in the month whose session is nowhere to be found.
+
+    The month's own entries must belong to its sessions; a late entry (an earlier month's
+    session) is checked against that month when it is reconciled, so here only its existence.
+    """
+    differences: list[str] = []
+    late: dict[str, str] = {}
+    for entry in entries:
+        if entry.kind is not EntryKind.USAGE:
+            continue
+        if entry.period != period:
+            late[entry.booking_id] = entry.entry_id
+        elif entry.booking_id not in statuses:
+            differences.append(
+                f"usage entry {entry.entry_id} bills session {entry.booking_id}, "
+                f"which is not among the sessions of {period}"
+            )
+    if late:
+        locators = _read([locator_key(booking_id) for booking_id in late])
+        differences += [
+            f"late usage entry {entry_id} billed in {period} bills session {booking_id}, which does not exist"
+            for booking_id, entry_id in sorted(late.items())
+            if locator_key(booking_id) not in locators
+        ]
+    return differences
+
+
+def reconcile(org_id: str, period: str, ctx: InvoicingContext | None = None) -> ReconciliationReport:
+    """Every billable session has exactly one usage entry, no other session has one, and the
+    month's invoice (if drawn) equals a recomputation from the entries billed in the month.
+
+    The invoice is recomputed with the headcount it was drawn with: headcount is a snapshot
+    taken at the run, not a ledger fact, so people joining later are not a difference.
+    """
+    ctx = _context(ctx)
+    _check_period(period)
+    sessions = ctx.bookings.sessions_in(org_id, period)
+    statuses = {item.gsi1sk.removeprefix("BOOKING#"): item.status for item in sessions}
+    usage = _usage_of(org_id, sorted(statuses))
+    differences = _session_differences(org_id, period, statuses, usage)
+    entries = list(ctx.billing.entries(org_id, period))
+    differences += _orphans(entries, period, statuses)
+
+    stored = ctx.billing.invoice(org_id, period)
+    book = ctx.billing.price_book(org_id)
+    if stored is not None:
+        invoice = stored[0]
+        if book is None:
+            differences.append(f"invoice {invoice.invoice_id} exists but the organisation has no price book")
+        else:
+            found_in_invoice = reconcile_invoice(invoice, entries, book, invoice.summary.eligible_headcount)
+            differences += [f"invoice {invoice.invoice_id}: {difference}" for difference in found_in_invoice]
+    else:
+        closed_at = ctx.billing.period_closed_at(org_id, period)
+        if closed_at is not None:
+            differences.append(f"{period} was closed at {closed_at} but has no invoice")
+        if entries:
+            try:
+                _priced(book, org_id, period)
+            except NoPriceBook as exc:
+                differences.append(
+                    f"{len(entries)} ledger entries are billed in {period} but cannot be invoiced: {exc.message}"
+                )
+    billable = [booking_id for booking_id, status in statuses.items() if status in _BILLABLE]
+    return ReconciliationReport(
+        org_id=org_id,
+        period=period,
+        sessions=len(statuses),
+        billable_sessions=len(billable),
+        usage_entries_found=sum(1 for booking_id in billable if usage.get(booking_id, ("", None))[1] is not None),
+        ledger_entries=len(entries),
+        invoice_status=None if stored is None else stored[0].status,
+        differences=differences,
+    )
+
+
+def reconcile_for(
+    caller: Principal, org_id: str, period: str, ctx: InvoicingContext | None = None
+) -> ReconciliationReport:
+    """On-demand reconciliation (operators, the org's finance)."""
+    ctx = _context(ctx)
+    _authorise(caller, org_id, Role.FINANCE)
+    _org(ctx, org_id)
+    return reconcile(org_id, period, ctx)
+
+
+def run_daily_reconciliation(now: datetime, ctx: InvoicingContext | None = None) -> FanOut:
+    """Publish ReconciliationDue for every org's previous and current month (its own time zone)."""
+    ctx = _context(ctx)
+
+    def periods(org: Org) -> list[str]:
+        current = period_of(now, org.time_zone)
+        return [previous_period(current), current]
+
+    orgs, events = _publish_per_org(ctx, RECONCILIATION_DUE, periods)
+    return FanOut(kind=RECONCILIATION_DUE, period=None, orgs=orgs, events=events)
+
+
+def on_reconciliation_due(detail: dict[str, Any], ctx: InvoicingContext | None = None) -> ReconciliationReport:
+    org_id, period = _due(detail)
+    return reconcile(org_id, period, ctx)
+
+
+__all__ = [
+    "EVENT_SOURCE",
+    "INVOICE_DUE",
+    "RECONCILIATION_DUE",
+    "FanOut",
+    "Headcount",
+    "InvoiceRun",
+    "InvoicingContext",
+    "MonthToDate",
+    "ReconciliationReport",
+    "add_price_book_version",
+    "finalise_invoice",
+    "get_invoice",
+    "get_price_book",
+    "invoice_csv_export",
+    "invoice_org",
+    "list_invoices",
+    "month_just_closed",
+    "month_to_date",
+    "on_invoice_due",
+    "on_reconciliation_due",
+    "reconcile",
+    "reconcile_for",
+    "run_daily_reconciliation",
+    "run_invoice",
+    "run_monthly_invoicing",
+]
