@@ -82,6 +82,15 @@ RULES: dict[tuple[str, str], tuple[set[str], object]] = {
         {"upheld": False, "reason": "matrix"},
     ),
     ("POST", "/orgs/{org_id}/sessions/{booking_id}/credit"): ({"operator"}, {"reason": "matrix"}),
+    ("GET", "/orgs/{org_id}/price-book"): ({"operator", "finance", "org_admin"}, None),
+    ("POST", "/orgs/{org_id}/price-book/versions"): ({"operator"}, "price_version"),
+    ("GET", "/orgs/{org_id}/invoices"): ({"operator", "finance", "org_admin"}, None),
+    ("GET", "/orgs/{org_id}/invoices/{period}"): ({"operator", "finance", "org_admin"}, None),
+    ("GET", "/orgs/{org_id}/invoices/{period}/invoice.csv"): ({"operator", "finance", "org_admin"}, None),
+    ("POST", "/orgs/{org_id}/invoices/{period}/finalise"): ({"operator", "finance"}, None),
+    ("POST", "/orgs/{org_id}/invoices/{period}/run"): ({"operator"}, None),
+    ("GET", "/orgs/{org_id}/usage/month-to-date"): ({"operator", "finance", "org_admin"}, None),
+    ("POST", "/orgs/{org_id}/billing/reconcile"): ({"operator", "finance"}, None),
 }
 # What an allowed caller may get besides success: declining the last coaches is a refusal.
 ALLOWED_REFUSALS = {
@@ -97,8 +106,9 @@ ALLOWED_REFUSALS = {
     ("POST", "/bookings/{booking_id}/dispute"): {409},
     ("POST", "/orgs/{org_id}/sessions/{booking_id}/resolve-dispute"): {409},
     ("POST", "/orgs/{org_id}/sessions/{booking_id}/credit"): {409},
+    ("POST", "/orgs/{org_id}/invoices/{period}/finalise"): {409},  # the first allowed caller finalised it
 }
-TENANT_IDS = ("org_id", "person_id", "match_id", "engagement_id", "booking_id")
+TENANT_IDS = ("org_id", "person_id", "match_id", "engagement_id", "booking_id", "period")
 # Tenant-owned objects addressed by id. Routes without an id act on the caller's own tenant
 # (taken from the token), and coaches are one global network, so neither can be probed across.
 ID_ROUTES = [key for key in RULES if any(f"{{{name}}}" in key[1] for name in TENANT_IDS)]
@@ -163,6 +173,10 @@ def world(local_stack, operator):
     )
     assert booking.status_code == 201, booking.text
     booking = booking.json()
+    # A drawn invoice for last month, so the invoice routes have an object to guard.
+    last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    drawn = operator.call("POST", f"/orgs/{victim.org_id}/invoices/{last_month}/run")
+    assert drawn.status_code == 200, drawn.text
     ids = {
         "org_id": victim.org_id,
         "booking_id": booking["booking_id"],
@@ -178,6 +192,7 @@ def world(local_stack, operator):
         "employee_id": employee["person_id"],
         "engaged_coach_id": engagement["coach_id"],
         "matches": matches,
+        "period": last_month,
     }
     return victim, attacker, ids
 
@@ -188,6 +203,8 @@ def path_for(method: str, route: str, ids: dict) -> str:
     if route.endswith("/change-coach"):
         values["engagement_id"] = ids["changing_engagement_id"]
     path = route.format(**values)
+    if route.endswith("/billing/reconcile"):
+        return f"{path}?period={ids['period']}"
     return f"{path}?{ids['slots_query']}" if route.endswith(("/slots", "/coach/sessions")) else path
 
 
@@ -199,6 +216,9 @@ def body_for(kind: object, ids: dict) -> object:
             "focus_competencies": ["delegation"],
             "situation": "Trying to take a slot that is taken.",
         }
+    if kind == "price_version":
+        next_year = datetime.now(UTC).year + 1
+        return {"effective_from": f"{next_year}-01-01", "currency": "EUR", "session_prices": {"SCALE": {"30": 9000}}}
     if kind == "reschedule":
         return {"start": ids["booking_start"]}
     if kind == "cohort":

@@ -18,7 +18,7 @@ from coaching.adapters.matching_store import Engagement, MatchingStore
 from coaching.adapters.roster_store import RosterStore
 from coaching.auth import Principal, Role
 from coaching.domain.availability import AvailabilityPolicy, open_slots
-from coaching.domain.booking import BookingPolicy, BookingRequest, BookingStatus, RescheduleRequest
+from coaching.domain.booking import BookingPolicy, BookingRequest, BookingStatus, Confirmation, RescheduleRequest
 from coaching.domain.coaches import CoachCreate, VettingDecision, VettingStatus
 from coaching.domain.invoicing import EntryKind
 from coaching.domain.orgs import OrgCreate
@@ -213,7 +213,8 @@ def test_dispute_upheld_is_a_reversing_entry_never_an_edit(world):
     world["clock"].now = made.end + timedelta(minutes=2)
     completion.complete(world["coach"], made.booking_id, 30, world["completion_ctx"])
     world["clock"].now = made.end + timedelta(hours=5)
-    disputed, _ = completion.respond(world["employee"], made.booking_id, "disputed", "The coach never joined the call.",
+    reason = "The coach never joined the call."
+    disputed, _ = completion.respond(world["employee"], made.booking_id, Confirmation.DISPUTED, reason,
                                      world["completion_ctx"])  # fmt: skip
     assert disputed.confirmation == "disputed"
     resolved, events = completion.resolve_dispute(
