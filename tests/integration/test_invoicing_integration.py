@@ -229,10 +229,11 @@ def test_a_draft_is_recomputed_and_a_finalised_invoice_never_changes(dynamodb_lo
 def test_usage_after_the_close_lands_on_the_next_invoice_as_an_adjustment(dynamodb_local):
     org = new_org(price_book=book_input())
     commit_usage(org.org_id, march(5))
-    march_invoice = invoicing.invoice_org(org.org_id, PERIOD, NOW)
-    assert march_invoice.entry_count == 1
+    invoicing.invoice_org(org.org_id, PERIOD, NOW)
+    march_invoice = invoicing.finalise_invoice(OPERATOR, org.org_id, PERIOD)
+    assert (march_invoice.entry_count, march_invoice.status) == (1, InvoiceStatus.FINALISED)
 
-    # A March session completed after March was invoiced: the open-month rule moves it.
+    # A March session completed after March was invoiced and finalised: the open-month rule moves it.
     late = commit_usage(org.org_id, march(28, 15))
     assert (late.period, late.billed_in) == (PERIOD, NEXT)
     assert BillingStore().entry(org.org_id, late.booking_id, EntryKind.USAGE).billed_in == NEXT

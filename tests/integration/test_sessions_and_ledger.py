@@ -24,7 +24,7 @@ from coaching.domain.invoicing import EntryKind
 from coaching.domain.orgs import OrgCreate
 from coaching.domain.people import PersonCreate
 from coaching.errors import Conflict, InvalidInput, NotFound
-from coaching.services import admin, booking, completion
+from coaching.services import admin, booking, completion, invoicing
 from coaching.services.roster import RosterCache, rebuild_roster
 from coaching_local.seed import OPERATOR, coach_profiles, give_price_book
 
@@ -156,6 +156,8 @@ def test_a_fault_after_the_transaction_before_the_event_still_bills_once(world, 
     locator = BookingStore().locate(made.booking_id)
     assert locator is not None
     assert locator.status == "completed"
+    # And the books agree: reconciliation of the month finds nothing to report.
+    assert invoicing.reconcile(world["org"].org_id, made.policy.allowance_period).differences == []
 
 
 def test_no_show_waits_15_minutes_and_bad_outcomes_are_refused(world):
