@@ -10,7 +10,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from coaching.api import Caller, add_health_route, created, event_kind, http_entry, rest_resolver
+from coaching.api import Caller, add_health_route, created, function_entry, rest_resolver
 from coaching.domain.booking import Booking, BookingRequest, CancelRequest, RescheduleRequest
 from coaching.events import EventBridgePublisher, publish_after_commit
 from coaching.services import booking
@@ -119,24 +119,13 @@ def calendar(caller: Caller, booking_id: Id) -> Response[str]:
     )
 
 
-_http_handler = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)
-
-
-@logger.inject_lambda_context(correlation_id_path="id")
-@tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
-def _event_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def on_event(event: dict[str, Any]) -> dict[str, Any]:
+    if event.get("detail-type") != "EngagementEnded":
+        raise ValueError(f"booking cannot handle events of type {event.get('detail-type')!r}")
     events = booking.on_engagement_ended(EngagementEnded.model_validate(event["detail"]), ctx)
     publish_after_commit(publisher, events, logger, metrics)
     metrics.add_metric(name="SessionsCancelledByEngagementEnd", unit=MetricUnit.Count, value=len(events))
     return {"cancelled": [e.detail["booking_id"] for e in events]}
 
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    kind = event_kind(event)
-    if kind == "http":
-        return _http_handler(event, context)
-    if kind == "eventbridge" and event.get("detail-type") == "EngagementEnded":
-        return _event_handler(event, context)
-    # Raising makes the async invoker retry and then dead-letter: an unknown event is a bug.
-    raise ValueError(f"booking cannot handle this event: keys {sorted(event)[:10]}")
+lambda_handler = function_entry(app, name="booking", logger=logger, tracer=tracer, metrics=metrics, on_event=on_event)

@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from coaching.adapters.dynamo import CoachRepository
 from coaching.adapters.matching_store import Engagement
 from coaching.adapters.roster_store import RosterStore
-from coaching.api import Caller, add_health_route, created, event_kind, http_entry, rest_resolver
+from coaching.api import Caller, add_health_route, created, function_entry, rest_resolver
 from coaching.domain.matching import MatchRequestIn
 from coaching.events import DomainEvent, EventBridgePublisher, publish_after_commit
 from coaching.services import matching
@@ -164,23 +164,12 @@ def on_event(event: dict[str, Any]) -> dict[str, Any]:
     return refresh_roster(trigger=str(event["detail-type"]))
 
 
-_http_handler = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)
-
-
-@logger.inject_lambda_context(correlation_id_path="id")
-@tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
-def _async_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if event_kind(event) == "eventbridge":
-        return on_event(event)
-    return refresh_roster(trigger=str(event["schedule"]))
-
-
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    kind = event_kind(event)
-    if kind == "http":
-        return _http_handler(event, context)
-    if kind in {"eventbridge", "schedule"}:
-        return _async_handler(event, context)
-    # Raising makes the async invoker retry and then dead-letter: an unknown event is a bug.
-    raise ValueError(f"matching cannot handle this event: keys {sorted(event)[:10]}")
+lambda_handler = function_entry(
+    app,
+    name="matching",
+    logger=logger,
+    tracer=tracer,
+    metrics=metrics,
+    on_event=on_event,
+    on_schedule=lambda name: refresh_roster(trigger=name),
+)

@@ -12,7 +12,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from coaching.api import Caller, add_health_route, created, event_kind, http_entry, rest_resolver
+from coaching.api import Caller, add_health_route, created, function_entry, rest_resolver
 from coaching.domain.common import utc_now
 from coaching.domain.invoicing import PERIOD_PATTERN, Invoice
 from coaching.domain.pricing import PriceBook, PriceBookVersionInput
@@ -161,23 +161,6 @@ def on_schedule(name: str) -> dict[str, Any]:
     return fan_out.model_dump(mode="json")
 
 
-_http_handler = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)
-
-
-@logger.inject_lambda_context(correlation_id_path="id")
-@tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
-def _async_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if event_kind(event) == "eventbridge":
-        return on_event(event)
-    return on_schedule(str(event["schedule"]))
-
-
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    kind = event_kind(event)
-    if kind == "http":
-        return _http_handler(event, context)
-    if kind in {"eventbridge", "schedule"}:
-        return _async_handler(event, context)
-    # Raising makes the async invoker retry and then dead-letter: an unknown event is a bug.
-    raise ValueError(f"metering cannot handle this event: keys {sorted(event)[:10]}")
+lambda_handler = function_entry(
+    app, name="metering", logger=logger, tracer=tracer, metrics=metrics, on_event=on_event, on_schedule=on_schedule
+)

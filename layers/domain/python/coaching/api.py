@@ -152,3 +152,44 @@ def http_entry(
         return response
 
     return handler
+
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def function_entry(
+    app: APIGatewayRestResolver,
+    *,
+    name: str,
+    logger: Logger,
+    tracer: Tracer,
+    metrics: Metrics,
+    on_event: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    on_schedule: Callable[[str], dict[str, Any]] | None = None,
+) -> Handler:
+    """The entry point of a function the API, the bus and schedules all invoke.
+
+    Each caller gets the right correlation id: the API request id, or the event's id.
+    """
+    http = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)
+
+    @logger.inject_lambda_context(correlation_id_path="id")
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def background(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if event_kind(event) == "eventbridge" and on_event is not None:
+            return on_event(event)
+        if on_schedule is not None:
+            return on_schedule(str(event["schedule"]))
+        raise ValueError(f"{name} has no schedule handler")
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        kind = event_kind(event)
+        if kind == "http":
+            return http(event, context)
+        if (kind == "eventbridge" and on_event) or (kind == "schedule" and on_schedule):
+            return background(event, context)
+        # Raising makes the async invoker retry and then dead-letter: an unknown event is a bug.
+        raise ValueError(f"{name} cannot handle this event: keys {sorted(event)[:10]}")
+
+    return handler

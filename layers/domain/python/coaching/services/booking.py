@@ -318,7 +318,8 @@ def _event(kind: str, booking: Booking, **extra: Any) -> DomainEvent:
     return DomainEvent(source=EVENT_SOURCE, detail_type=kind, detail=detail)
 
 
-def _own(caller: Principal, booking_id: str) -> BookingState:
+def own_booking(caller: Principal, booking_id: str) -> BookingState:
+    """One of the calling employee's bookings (with its org and price book); another's is a 404."""
     org_id = caller.require_org(Role.EMPLOYEE)
     state = read_booking(org_id, caller.person_id, booking_id)
     if state is None:
@@ -327,7 +328,7 @@ def _own(caller: Principal, booking_id: str) -> BookingState:
 
 
 def get_booking(caller: Principal, booking_id: str, ctx: BookingContext) -> Booking:
-    return _own(caller, booking_id).booking
+    return own_booking(caller, booking_id).booking
 
 
 def list_bookings(caller: Principal, ctx: BookingContext) -> list[Booking]:
@@ -349,7 +350,7 @@ def _is_late(booking: Booking, now: datetime) -> bool:
 def cancel(caller: Principal, booking_id: str, reason: str, ctx: BookingContext) -> tuple[Booking, list[DomainEvent]]:
     """Free until the late-cancel window snapshotted on the booking; inside it, billed (with
     its usage entry in the same transaction) and the allowance unit stays used."""
-    state = _own(caller, booking_id)
+    state = own_booking(caller, booking_id)
     booking, now = state.booking, ctx.clock()
     _require_upcoming(booking, now, "cancelled")
     late = _is_late(booking, now)
@@ -416,7 +417,7 @@ def reschedule(
     the booking moves in place. Otherwise the reschedule counts as a late cancel: the old
     session is billed as one and a new booking (same calendar UID) takes a fresh unit.
     """
-    state = _own(caller, booking_id)
+    state = own_booking(caller, booking_id)
     old, now = state.booking, ctx.clock()
     _require_upcoming(old, now, "rescheduled")
     start = request.start.astimezone(UTC)

@@ -27,7 +27,7 @@ from coaching.domain.invoicing import EntryKind, reversal_of
 from coaching.domain.pricing import Outcome
 from coaching.errors import Conflict, InvalidInput, NotFound
 from coaching.events import DomainEvent
-from coaching.services.booking import billable_entry, coach_state
+from coaching.services.booking import billable_entry, coach_state, own_booking
 
 EVENT_SOURCE = "coaching.sessions"
 # A session may run over, but a recorded duration far beyond the booked one is a typo.
@@ -110,19 +110,11 @@ def no_show(caller: Principal, booking_id: str, ctx: CompletionContext) -> tuple
     return _record(caller, coach_state(caller, booking_id, ctx.store), Outcome.NO_SHOW, ctx)
 
 
-def _own_outcome(caller: Principal, booking_id: str) -> BookingState:
-    org_id = caller.require_org(Role.EMPLOYEE)
-    state = read_booking(org_id, caller.person_id, booking_id)
-    if state is None:
-        raise NotFound(f"booking {booking_id} not found")
-    return state
-
-
 def respond(
     caller: Principal, booking_id: str, confirmation: Confirmation, reason: str, ctx: CompletionContext
 ) -> tuple[Booking, list[DomainEvent]]:
     """The person confirms or disputes the coach's record, within the window after it."""
-    state = _own_outcome(caller, booking_id)
+    state = own_booking(caller, booking_id)
     booking, now = state.booking, ctx.clock()
     if booking.status not in {BookingStatus.COMPLETED, BookingStatus.NO_SHOW} or booking.outcome_at is None:
         raise Conflict("only a session the coach has recorded can be confirmed or disputed", field="booking_id")
