@@ -180,10 +180,6 @@ class BillingStore:
             return None
         return LedgerEntry.model_validate_json(item.body)
 
-    def add(self, entry: LedgerEntry) -> LedgerEntry:
-        """An entry on its own (a reversal): same open-month rule, same exactly-once guard."""
-        return commit_with_entry(lambda _: None, entry, lambda _: Conflict("the entry could not be saved"))
-
     # ------------------------------------------------------------------ periods
     def close_period(self, org_id: str, period: str, now: datetime) -> str:
         """Close a month to new entries (idempotent); return when it was first closed."""
