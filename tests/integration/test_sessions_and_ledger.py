@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from coaching.adapters.billing_store import BillingStore
-from coaching.adapters.booking_store import BookingStore
+from coaching.adapters.booking_store import BookingStore, read_booking
 from coaching.adapters.dynamo import CoachRepository
 from coaching.adapters.matching_store import Engagement, MatchingStore
 from coaching.adapters.roster_store import RosterStore
@@ -262,9 +262,9 @@ def test_reschedules_keep_the_calendar_uid_and_a_late_one_is_billed(world):
     invite = booking.invite(world["employee"], replacement.booking_id, ctx)
     assert f"UID:{made.booking_id}@coaching-platform" in invite
     assert "SEQUENCE:2" in invite
-    old = BookingStore().get(world["org"].org_id, world["employee"].person_id, moved.booking_id)
+    old = read_booking(world["org"].org_id, world["employee"].person_id, moved.booking_id)
     assert old is not None
-    assert old[0].status is BookingStatus.LATE_CANCELLED
+    assert old.booking.status is BookingStatus.LATE_CANCELLED
     usage = BillingStore().entry(world["org"].org_id, moved.booking_id, EntryKind.USAGE)
     assert usage is not None
     assert usage.outcome == "late_cancelled"

@@ -562,13 +562,6 @@ class BookingStore:
             raise
         return True
 
-    def get(self, org_id: str, person_id: str, booking_id: str) -> tuple[Booking, int] | None:
-        try:
-            item = MainItem.get(person_pk(org_id, person_id), f"BOOKING#{booking_id}", consistent_read=True)
-        except MainItem.DoesNotExist:
-            return None
-        return Booking.model_validate_json(item.body), int(item.version or 0)
-
     def for_person(self, org_id: str, person_id: str) -> list[Booking]:
         items = MainItem.query(person_pk(org_id, person_id), MainItem.sk.startswith("BOOKING#"), consistent_read=True)
         return [Booking.model_validate_json(item.body) for item in items]

@@ -20,7 +20,7 @@ from coaching.adapters.booking_store import (
     read_for_booking,
 )
 from coaching.adapters.dynamo import CoachRepository
-from coaching.adapters.matching_store import Engagement, EngagementStatus, MatchingStore
+from coaching.adapters.matching_store import Engagement, EngagementStatus
 from coaching.adapters.roster_store import RosterStore
 from coaching.auth import Principal, Role
 from coaching.domain.availability import AvailabilityPolicy, Interval, open_slots
@@ -61,7 +61,6 @@ _ZONE_SPREAD_HOURS = (-12, 0, 14)
 @dataclass
 class BookingContext:
     store: BookingStore = field(default_factory=BookingStore)
-    matching: MatchingStore = field(default_factory=MatchingStore)
     coaches: CoachRepository = field(default_factory=CoachRepository)
     roster: RosterCache = field(default_factory=lambda: RosterCache(RosterStore()))
     clock: Any = utc_now
@@ -271,9 +270,10 @@ def _explain(rule: str, booking: Booking, limit: int, policy: BookingPolicy, org
     period = booking.policy.allowance_period
     reset = period_reset(period, org.time_zone)
     details = {"rule": rule, "period": period, "resets_at": reset.isoformat()}
-    until = f"it resets on {reset.date().isoformat()}"
+    resets = f"resets on {reset.date().isoformat()}"
+    until = f"it {resets}"
     if rule == "allowance":
-        message = f"you have used your {limit} {booking.program.value} sessions for {period}; the allowance {until[3:]}"
+        message = f"you have used your {limit} {booking.program.value} sessions for {period}; the allowance {resets}"
     elif rule == "budget":
         budget = format_minor(policy.monthly_budget_minor or 0, org.currency)
         message = f"your organisation has used its coaching budget of {budget} {org.currency} for {period}; {until}"
