@@ -27,12 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     endpoint = local_dynamodb()
     import boto3
     from coaching.adapters.dynamo import CoachRepository, PersonRepository
-    from coaching.adapters.matching_store import Engagement, MatchingStore
+    from coaching.adapters.matching_store import MatchingStore
     from coaching.adapters.roster_store import RosterStore
     from coaching.auth import Principal, Role
     from coaching.domain.availability import AvailabilityPolicy, open_slots
     from coaching.domain.booking import BookingPolicy
     from coaching.domain.coaches import CoachCreate, VettingDecision, VettingStatus
+    from coaching.domain.engagements import Engagement
     from coaching.domain.orgs import OrgCreate
     from coaching.services import admin
     from coaching.services.roster import rebuild_roster

@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from coaching.adapters.dynamo import CoachRepository
     from coaching.adapters.roster_store import RosterStore
     from coaching.auth import Principal, Role
+    from coaching.domain.errors import InvalidInput
     from coaching.domain.matching import (
         History,
         MatchRequestIn,
@@ -43,7 +44,6 @@ def main(argv: list[str] | None = None) -> int:
         static_constraints,
     )
     from coaching.domain.orgs import OrgCreate
-    from coaching.errors import InvalidInput
     from coaching.ids import person_id_for
     from coaching.services import admin, matching
     from coaching.services.roster import RosterCache, rebuild_roster

@@ -9,9 +9,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from coaching.api import Caller, PageCursor, PageLimit, add_health_route, created, http_entry, rest_resolver
 from coaching.domain.coaches import Coach, CoachCreate, CoachUpdate, VettingDecision, VettingStatus
 from coaching.domain.competencies import Framework
+from coaching.domain.errors import InvalidInput
 from coaching.domain.orgs import Org, OrgCreate, OrgUpdate
 from coaching.domain.people import MAX_IMPORT_ROWS, Person, PersonCreate, PersonUpdate, rows_from_csv
-from coaching.errors import InvalidInput
 from coaching.events import DomainEvent, EventBridgePublisher, publish_after_commit
 from coaching.services import admin
 from coaching.services.admin import AdminContext, ImportReport

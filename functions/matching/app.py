@@ -12,9 +12,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from coaching.adapters.dynamo import CoachRepository
-from coaching.adapters.matching_store import Engagement
 from coaching.adapters.roster_store import RosterStore
 from coaching.api import Caller, add_health_route, created, function_entry, rest_resolver
+from coaching.domain.engagements import Engagement
 from coaching.domain.matching import MatchRequestIn
 from coaching.events import DomainEvent, EventBridgePublisher, publish_after_commit
 from coaching.services import matching

@@ -20,12 +20,12 @@ from coaching.adapters.booking_store import CounterItem, LocatorItem, locator_ke
 from coaching.adapters.dynamo import MainItem, OrgRepository
 from coaching.auth import Principal, Role
 from coaching.domain.booking import BookingPolicy
+from coaching.domain.errors import Conflict, Forbidden, InvalidInput
 from coaching.domain.invoicing import EntryKind, Invoice, InvoiceStatus, LedgerEntry, LineKind, usage_entry
 from coaching.domain.orgs import Org, OrgCreate
 from coaching.domain.people import PersonCreate
 from coaching.domain.pricing import NoPriceBook, Outcome, PriceBook, PriceBookVersionInput, charge_for
 from coaching.domain.taxonomy import Program
-from coaching.errors import Conflict, Forbidden, InvalidInput
 from coaching.events import RecordingPublisher
 from coaching.services import admin, invoicing
 from coaching.services.invoicing import InvoicingContext

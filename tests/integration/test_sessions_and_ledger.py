@@ -14,16 +14,17 @@ import pytest
 from coaching.adapters.billing_store import BillingStore
 from coaching.adapters.booking_store import BookingStore, read_booking
 from coaching.adapters.dynamo import CoachRepository
-from coaching.adapters.matching_store import Engagement, MatchingStore
+from coaching.adapters.matching_store import MatchingStore
 from coaching.adapters.roster_store import RosterStore
 from coaching.auth import Principal, Role
 from coaching.domain.availability import AvailabilityPolicy, open_slots
 from coaching.domain.booking import BookingPolicy, BookingRequest, BookingStatus, Confirmation, RescheduleRequest
 from coaching.domain.coaches import CoachCreate, VettingDecision, VettingStatus
+from coaching.domain.engagements import Engagement
+from coaching.domain.errors import Conflict, InvalidInput, NotFound
 from coaching.domain.invoicing import EntryKind
 from coaching.domain.orgs import OrgCreate
 from coaching.domain.people import PersonCreate
-from coaching.errors import Conflict, InvalidInput, NotFound
 from coaching.services import admin, booking, completion, invoicing
 from coaching.services.roster import RosterCache, rebuild_roster
 from coaching_local.seed import OPERATOR, coach_profiles, give_price_book

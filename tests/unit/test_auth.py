@@ -1,6 +1,6 @@
 import pytest
 from coaching.auth import Role, principal_from_claims, principal_from_event
-from coaching.errors import Forbidden, Unauthorized
+from coaching.domain.errors import Forbidden, Unauthorized
 
 
 @pytest.mark.parametrize(

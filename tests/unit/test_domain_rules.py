@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 import pytest
 from coaching.domain.coaches import Coach, CoachCreate, check_vetting_thresholds
 from coaching.domain.competencies import Competency, Framework, check_calibration, default_framework
+from coaching.domain.errors import InvalidInput
 from coaching.domain.orgs import OrgCreate
 from coaching.domain.people import ImportRow, rows_from_csv
-from coaching.errors import InvalidInput
 from coaching.ids import decode_cursor, encode_cursor, person_id_for
 from pydantic import ValidationError
 

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from coaching.domain.errors import InvalidInput
 from coaching.domain.invoicing import (
     CSV_HEADER,
     LEDGER_LINE_KINDS,
@@ -33,7 +34,6 @@ from coaching.domain.pricing import (
     percent_of,
 )
 from coaching.domain.taxonomy import Program
-from coaching.errors import InvalidInput
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError

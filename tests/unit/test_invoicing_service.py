@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 from coaching.auth import Principal, Role
+from coaching.domain.errors import Conflict, Forbidden
 from coaching.domain.invoicing import Invoice, InvoiceStatus, LedgerEntry, finalise, usage_entry
 from coaching.domain.orgs import Org
 from coaching.domain.pricing import Outcome, PriceBook, PriceBookVersionInput, charge_for
 from coaching.domain.taxonomy import Program
-from coaching.errors import Conflict, Forbidden
 from coaching.services import invoicing
 from coaching.services.invoicing import InvoicingContext
 

@@ -7,6 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 import pytest
+from coaching.domain.errors import InvalidInput
 from coaching.domain.pricing import (
     NoPriceBook,
     Outcome,
@@ -21,7 +22,6 @@ from coaching.domain.pricing import (
     round_half_up,
 )
 from coaching.domain.taxonomy import Program
-from coaching.errors import InvalidInput
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError

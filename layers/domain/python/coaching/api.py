@@ -22,7 +22,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, Field
 
 from coaching.auth import Principal, principal_from_event
-from coaching.errors import DomainError
+from coaching.domain.errors import DomainError
 
 CORRELATION_HEADER = "X-Correlation-Id"
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from coaching.errors import Forbidden, Unauthorized
+from coaching.domain.errors import Forbidden, Unauthorized
 
 
 class Role(StrEnum):

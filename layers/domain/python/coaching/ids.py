@@ -7,7 +7,7 @@ import binascii
 import json
 import uuid
 
-from coaching.errors import InvalidInput
+from coaching.domain.errors import InvalidInput
 
 
 def new_id() -> str:

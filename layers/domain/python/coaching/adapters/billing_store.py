@@ -27,9 +27,9 @@ from pynamodb.transactions import TransactWrite
 from coaching.adapters import keys
 from coaching.adapters.dynamo import MainItem, MainTableMeta, _connection, _get, _modify, failed_keys
 from coaching.adapters.matching_store import MarkerItem
+from coaching.domain.errors import AlreadyBilled, Conflict
 from coaching.domain.invoicing import EntryKind, Invoice, InvoiceStatus, LedgerEntry
 from coaching.domain.pricing import PriceBook
-from coaching.errors import Conflict
 
 PRICE_BOOK_SK = "PRICEBOOK"
 # An entry whose month is closed moves to the next open month; a year of closed months in a
@@ -74,10 +74,6 @@ class BillingPeriodItem(Model):
     sk = UnicodeAttribute(range_key=True)
     kind = UnicodeAttribute(default="billing_period")
     closed_at = UnicodeAttribute(null=True)
-
-
-class AlreadyBilled(Conflict):
-    """The session already has this ledger record: the caller's earlier attempt committed."""
 
 
 def _entry_item(entry: LedgerEntry) -> MainItem:

@@ -21,26 +21,16 @@ from pynamodb.transactions import TransactWrite
 from coaching.adapters import keys
 from coaching.adapters.billing_store import PRICE_BOOK_SK, commit_with_entry
 from coaching.adapters.dynamo import MainItem, MainTableMeta, _connection, backoff, failed_keys
-from coaching.adapters.matching_store import Engagement, MarkerItem, SituationItem, person_pk
+from coaching.adapters.matching_store import MarkerItem, SituationItem, person_pk
 from coaching.adapters.roster_store import RosterPointer
 from coaching.config import settings
 from coaching.domain.booking import MAX_UPCOMING_LIMIT, Booking, coach_buckets, person_buckets
+from coaching.domain.engagements import Engagement
+from coaching.domain.errors import AllowanceExhausted, Conflict, SlotTaken, UsageMoved
 from coaching.domain.invoicing import LedgerEntry
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
 from coaching.domain.pricing import PriceBook
-from coaching.errors import Conflict, InvalidInput
-
-
-class SlotTaken(Conflict):
-    pass
-
-
-class PolicyRefused(InvalidInput):
-    """A rule of the org's policy refused the booking; the message says which and when it resets."""
-
-    code = "policy_refused"
-
 
 _MESSAGES = {
     "engagement": ("this engagement is no longer active", "engagement_id", Conflict),
@@ -49,10 +39,6 @@ _MESSAGES = {
     "upcoming": ("another booking took your last upcoming place at the same moment; try again", "start", SlotTaken),
     "booking": ("this booking changed at the same time; load it again", "booking_id", Conflict),
 }
-
-
-class AllowanceExhausted(PolicyRefused):
-    pass
 
 
 COUNTER_RULES = frozenset({"allowance", "cap", "budget"})
@@ -317,15 +303,6 @@ class Limits:
     def with_seen(self, rule: str, seen: int) -> Limits:
         meters = tuple(replace(m, seen=seen) if m.rule == rule else m for m in self.meters)
         return replace(self, meters=meters)
-
-
-class UsageMoved(Conflict):
-    """An org meter moved since it was read, but there is still room: re-read and retry."""
-
-    def __init__(self, rule: str, used: int) -> None:
-        super().__init__("the organisation's usage changed at the same time; try again", field="program")
-        self.rule = rule
-        self.used = used
 
 
 class _SessionsIndex(GlobalSecondaryIndex["LocatorItem"]):

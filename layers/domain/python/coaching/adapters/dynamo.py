@@ -24,9 +24,9 @@ from pynamodb.transactions import TransactWrite
 from coaching.adapters import keys
 from coaching.config import settings
 from coaching.domain.coaches import Coach
+from coaching.domain.errors import Conflict
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
-from coaching.errors import Conflict
 from coaching.ids import decode_cursor, encode_cursor
 
 TRANSACTION_LIMIT = 100

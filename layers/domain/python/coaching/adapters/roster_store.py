@@ -18,6 +18,7 @@ from pynamodb.models import Model
 
 from coaching.adapters import keys
 from coaching.adapters.dynamo import MainTableMeta
+from coaching.domain.errors import RosterVersionConflict
 from coaching.domain.roster import Roster, RosterCoach
 
 PART_BYTES = 300_000  # below DynamoDB's 400 KB item limit with room for keys
@@ -48,10 +49,6 @@ class RosterPart(Model):
     kind = UnicodeAttribute(default="roster_part")
     payload = BinaryAttribute(legacy_encoding=False)
     expires_at = NumberAttribute(null=True)
-
-
-class RosterVersionConflict(RuntimeError):
-    """Another rebuild published first; the caller may retry on top of it."""
 
 
 class RosterStore:

@@ -10,8 +10,8 @@ from pydantic import Field, field_validator, model_validator
 
 from coaching.domain.common import Email, Entity, EntityId, Languages, ShortText, StrictModel, TimeZoneName
 from coaching.domain.competencies import default_framework
+from coaching.domain.errors import InvalidInput
 from coaching.domain.taxonomy import Industry, JobFunction, Level, Program
-from coaching.errors import InvalidInput
 
 # Exceptions travel in the roster snapshot, so a coach keeps a bounded list (past dates can go).
 MAX_EXCEPTIONS = 200

@@ -22,6 +22,7 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from coaching.domain.booking import period_of
 from coaching.domain.common import DeferredModel
+from coaching.domain.errors import InvalidInput
 from coaching.domain.pricing import (
     Outcome,
     PriceBook,
@@ -34,7 +35,6 @@ from coaching.domain.pricing import (
     round_half_up,
 )
 from coaching.domain.taxonomy import Program
-from coaching.errors import InvalidInput
 
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 _PERIOD = re.compile(PERIOD_PATTERN)

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError
 
 from coaching.domain.common import Email, Entity, EntityId, Languages, ShortText, StrictModel, TimeZoneName
+from coaching.domain.errors import InvalidInput
 from coaching.domain.taxonomy import JobFunction, Level
-from coaching.errors import InvalidInput
 
 MAX_IMPORT_ROWS = 10_000
 

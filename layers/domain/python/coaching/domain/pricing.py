@@ -17,8 +17,8 @@ from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
 from coaching.domain.booking import SESSION_MINUTES
 from coaching.domain.common import CURRENCY_MINOR_UNITS, CurrencyCode, DeferredModel, StrictModel
+from coaching.domain.errors import InvalidInput
 from coaching.domain.taxonomy import Program
-from coaching.errors import InvalidInput
 
 BPS_SCALE = 10_000  # 100% in basis points
 MAX_SESSION_PRICE_MINOR = 10_000_000

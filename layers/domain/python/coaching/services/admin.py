@@ -35,6 +35,7 @@ from coaching.domain.coaches import (
 )
 from coaching.domain.common import DeferredModel, utc_now
 from coaching.domain.competencies import Framework, check_calibration, default_framework
+from coaching.domain.errors import Conflict, InvalidInput, NotFound
 from coaching.domain.orgs import Org, OrgCreate, OrgUpdate
 from coaching.domain.people import (
     MAX_IMPORT_ROWS,
@@ -45,7 +46,6 @@ from coaching.domain.people import (
     RowError,
     field_errors,
 )
-from coaching.errors import Conflict, InvalidInput, NotFound
 from coaching.events import DomainEvent
 from coaching.ids import new_id, person_id_for
 

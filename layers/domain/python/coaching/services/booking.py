@@ -8,19 +8,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from coaching.adapters.booking_store import (
-    AllowanceExhausted,
     BookingReads,
     BookingState,
     BookingStore,
     Limits,
     OrgMeter,
-    PolicyRefused,
-    UsageMoved,
     read_booking,
     read_for_booking,
 )
 from coaching.adapters.dynamo import CoachRepository
-from coaching.adapters.matching_store import Engagement, EngagementStatus
 from coaching.adapters.roster_store import RosterStore
 from coaching.auth import Principal, Role
 from coaching.domain.availability import AvailabilityPolicy, Interval, open_slots
@@ -38,12 +34,13 @@ from coaching.domain.booking import (
 )
 from coaching.domain.common import DeferredModel, utc_now
 from coaching.domain.competencies import default_framework
+from coaching.domain.engagements import Engagement, EngagementStatus
+from coaching.domain.errors import AllowanceExhausted, Conflict, InvalidInput, NotFound, PolicyRefused, UsageMoved
 from coaching.domain.invoicing import LedgerEntry, usage_entry
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
 from coaching.domain.pricing import NoPriceBook, Outcome, PriceBook, charge_for, format_minor
 from coaching.domain.roster import RosterCoach
-from coaching.errors import Conflict, InvalidInput, NotFound
 from coaching.events import DomainEvent
 from coaching.ids import new_id
 from coaching.services.roster import RosterCache

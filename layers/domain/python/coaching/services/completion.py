@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from coaching.adapters.billing_store import AlreadyBilled, BillingStore
+from coaching.adapters.billing_store import BillingStore
 from coaching.adapters.booking_store import BookingState, BookingStore, read_booking
 from coaching.auth import Principal, Role
 from coaching.domain.booking import (
@@ -23,9 +23,9 @@ from coaching.domain.booking import (
     Confirmation,
 )
 from coaching.domain.common import utc_now
+from coaching.domain.errors import AlreadyBilled, Conflict, InvalidInput, NotFound
 from coaching.domain.invoicing import EntryKind, reversal_of
 from coaching.domain.pricing import Outcome
-from coaching.errors import Conflict, InvalidInput, NotFound
 from coaching.events import DomainEvent
 from coaching.services.booking import billable_entry, coach_state, own_booking
 

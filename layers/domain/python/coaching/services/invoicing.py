@@ -39,6 +39,7 @@ from coaching.adapters.dynamo import MainItem, OrgRepository, backoff
 from coaching.auth import Principal, Role
 from coaching.domain.booking import BILLABLE_STATES, Allowance, BookingPolicy, period_of, period_reset
 from coaching.domain.common import DeferredModel, utc_now
+from coaching.domain.errors import Conflict, InvalidInput, NotFound
 from coaching.domain.invoicing import (
     PERIOD_PATTERN,
     EntryKind,
@@ -54,7 +55,6 @@ from coaching.domain.invoicing import (
 from coaching.domain.orgs import Org
 from coaching.domain.pricing import NoPriceBook, Outcome, PriceBook, PriceBookVersion, PriceBookVersionInput
 from coaching.domain.taxonomy import Program
-from coaching.errors import Conflict, InvalidInput, NotFound
 from coaching.events import DomainEvent, EventBridgePublisher, EventPublisher
 
 EVENT_SOURCE = "coaching.metering"

@@ -12,20 +12,15 @@ from pydantic import Field
 
 from coaching.adapters.booking_store import BookingStore
 from coaching.adapters.dynamo import CoachRepository, OrgRepository, PersonRepository, get_org_and_person
-from coaching.adapters.matching_store import (
-    Engagement,
-    EngagementStatus,
-    MatchingStore,
-    MatchRecord,
-    MatchStatus,
-    PersonHistory,
-)
+from coaching.adapters.matching_store import MatchingStore, PersonHistory
 from coaching.auth import Principal, Role
 from coaching.domain.availability import AvailabilityPolicy, Interval, bookable_hours
 from coaching.domain.booking import BookingStatus
 from coaching.domain.cohort import match_cohort as solve_cohort
 from coaching.domain.common import DeferredModel, EntityId, StrictModel, utc_now
 from coaching.domain.competencies import default_framework
+from coaching.domain.engagements import Engagement, EngagementStatus, MatchRecord, MatchStatus
+from coaching.domain.errors import Conflict, InvalidInput, NoEligibleCoachError, NotFound
 from coaching.domain.matching import (
     PROPOSALS,
     SCALE,
@@ -51,7 +46,6 @@ from coaching.domain.orgs import Org
 from coaching.domain.people import Person
 from coaching.domain.roster import Roster, RosterCoach
 from coaching.domain.taxonomy import Level, Program
-from coaching.errors import Conflict, InvalidInput, NotFound
 from coaching.events import DomainEvent
 from coaching.ids import new_id
 from coaching.services.roster import RosterCache
@@ -72,10 +66,6 @@ class MatchingContext:
     coaches: CoachRepository = field(default_factory=CoachRepository)
     bookings: BookingStore = field(default_factory=BookingStore)
     clock: Any = utc_now
-
-
-class NoEligibleCoachError(InvalidInput):
-    code = "no_eligible_coach"
 
 
 class MatchView(DeferredModel):

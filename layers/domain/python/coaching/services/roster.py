@@ -6,7 +6,8 @@ import time
 from dataclasses import dataclass
 
 from coaching.adapters.dynamo import CoachRepository, backoff
-from coaching.adapters.roster_store import RosterPointer, RosterStore, RosterVersionConflict
+from coaching.adapters.roster_store import RosterPointer, RosterStore
+from coaching.domain.errors import RosterVersionConflict
 from coaching.domain.roster import Roster, RosterCoach, roster_entries
 
 _PUBLISH_ATTEMPTS = 8
