@@ -40,3 +40,12 @@ def coaches_by_status_pk(status: str) -> str:
 def roster_part_sk(version: int, build_id: str, part: int) -> str:
     # The build id keeps two concurrent rebuilds from overwriting each other's parts.
     return f"V#{version:012d}#{build_id}#PART#{part:04d}"
+
+
+# ------------------------------------------------------------------ outbox
+# One partition per event: the stream relay reads inserts, nothing ever queries them.
+OUTBOX_SK = "EVENT"
+
+
+def outbox_pk(event_id: str) -> str:
+    return f"OUTBOX#{event_id}"

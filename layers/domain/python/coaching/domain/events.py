@@ -1,0 +1,293 @@
+"""The event catalogue: every event the platform puts on its bus, as one typed model each.
+
+Producers build these models and hand them to the store that commits the change; the store
+writes them as outbox items in the same DynamoDB transaction (`coaching.adapters.outbox`),
+and the table's change stream relays them to the bus. Consumers parse the detail back into
+the same model (`parse_detail`), so producer and consumer can never disagree on a shape.
+
+The detail on the bus is the model's fields plus `event_id`, `occurred_at` and `version`.
+`event_id` is the platform's own id: a relay may publish one outbox item twice, so every
+consumer is idempotent on it, never on EventBridge's per-delivery `id`.
+
+Readers are tolerant (`extra="ignore"`): a newer producer may add optional fields without
+breaking an older consumer. A breaking change is a new `version`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from coaching.domain.common import utc_now
+from coaching.domain.taxonomy import Level
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def stable_event_id(*parts: str) -> str:
+    """An id derived from what the event is about: a retried producer writes the same event once."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "coaching-event:" + ":".join(parts)))
+
+
+class Event(BaseModel):
+    """Base of every catalogue entry. Subclasses set `source`, `detail_type` and `version`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    source: ClassVar[str]
+    detail_type: ClassVar[str]
+    version: ClassVar[int] = 1
+    description: ClassVar[str] = ""
+
+    event_id: str = Field(default_factory=new_event_id)
+    occurred_at: datetime = Field(default_factory=utc_now)
+
+    def detail(self) -> dict[str, Any]:
+        """The EventBridge detail: the fields as JSON values, with the schema version."""
+        return {**self.model_dump(mode="json"), "version": self.version}
+
+
+# ------------------------------------------------------------------------------ admin
+
+ADMIN = "coaching.admin"
+
+
+class CoachVettingChanged(Event):
+    source = ADMIN
+    detail_type = "CoachVettingChanged"
+    description = "A coach's vetting status changed (approved, suspended, ...). Matching rebuilds its roster."
+
+    coach_id: str
+    vetting_status: str
+    previous_status: str | None = None
+
+
+class CoachProfileUpdated(Event):
+    source = ADMIN
+    detail_type = "CoachProfileUpdated"
+    description = "An approved coach's profile changed. Matching rebuilds its roster."
+
+    coach_id: str
+    vetting_status: str
+
+
+# --------------------------------------------------------------------------- matching
+
+MATCHING = "coaching.matching"
+
+
+class MatchProposed(Event):
+    source = MATCHING
+    detail_type = "MatchProposed"
+    description = "A person was shown a ranked short list of coaches."
+
+    org_id: str
+    person_id: str
+    match_id: str
+    program: str
+    trigger: str
+    coach_ids: list[str] = []
+
+
+class EngagementStarted(Event):
+    source = MATCHING
+    detail_type = "EngagementStarted"
+    description = "A person chose a coach: an engagement in a programme began."
+
+    org_id: str
+    person_id: str
+    match_id: str
+    engagement_id: str
+    coach_id: str
+    program: str
+
+
+class EngagementEnded(Event):
+    source = MATCHING
+    detail_type = "EngagementEnded"
+    description = "An engagement ended (change of coach, ...). Booking cancels its future sessions, unbilled."
+
+    org_id: str
+    person_id: str
+    engagement_id: str
+    coach_id: str
+    program: str
+    end_reason: str | None = None
+
+
+# ---------------------------------------------------------------------------- booking
+
+BOOKING = "coaching.booking"
+
+
+class _SessionEvent(Event):
+    org_id: str
+    person_id: str
+    booking_id: str
+    coach_id: str
+    program: str
+    start: datetime
+
+
+class SessionBooked(_SessionEvent):
+    source = BOOKING
+    detail_type = "SessionBooked"
+    description = "A session was booked into the coach's availability."
+
+
+class SessionCancelled(_SessionEvent):
+    source = BOOKING
+    detail_type = "SessionCancelled"
+    description = "A session was cancelled by the person, the coach or the platform; `late` ones are billed."
+
+    cancelled_by: str
+    late: bool = False
+
+
+class SessionRescheduled(_SessionEvent):
+    source = BOOKING
+    detail_type = "SessionRescheduled"
+    description = "A session moved to another time (in place, or as a billed late reschedule)."
+
+    previous_start: datetime
+    late: bool = False
+    billed: bool = False
+    replaces_booking_id: str | None = None
+
+
+class BudgetThresholdReached(Event):
+    source = BOOKING
+    detail_type = "BudgetThresholdReached"
+    description = "An org's monthly session cap or budget reached 80 % or 100 %; fires once per threshold."
+
+    org_id: str
+    period: str
+    percent: int
+    meter: str  # "cap" (sessions) or "budget" (minor units)
+    used: int
+    cap: int
+
+
+# ------------------------------------------------------------------------- sessions
+
+SESSIONS = "coaching.sessions"
+
+
+class SessionCompleted(_SessionEvent):
+    source = SESSIONS
+    detail_type = "SessionCompleted"
+    description = "A session reached its outcome (completed or no-show); billing already happened in its commit."
+
+    status: str
+    outcome: str
+    amount_minor: int | None = None
+
+
+class SessionCredited(_SessionEvent):
+    source = SESSIONS
+    detail_type = "SessionCredited"
+    description = "An operator credited a billed session with a reversing ledger entry."
+
+    status: str
+    reason: str
+    amount_minor: int
+
+
+class SessionDisputeRejected(_SessionEvent):
+    source = SESSIONS
+    detail_type = "SessionDisputeRejected"
+    description = "An operator rejected a person's dispute; the session stays billed."
+
+    status: str
+    reason: str
+
+
+# ------------------------------------------------------------------------- metering
+
+METERING = "coaching.metering"
+
+
+class InvoiceDue(Event):
+    source = METERING
+    detail_type = "InvoiceDue"
+    description = "The monthly schedule's fan-out: invoice this org for this month."
+
+    org_id: str
+    period: str
+
+
+class ReconciliationDue(Event):
+    source = METERING
+    detail_type = "ReconciliationDue"
+    description = "The daily schedule's fan-out: reconcile this org's ledger with its sessions for a month."
+
+    org_id: str
+    period: str
+
+
+# ------------------------------------------------------------------------------- hr
+
+HR = "coaching.hr"
+
+
+class PersonPromoted(Event):
+    source = HR
+    detail_type = "PersonPromoted"
+    description = "A person moved up a level. Matching keeps an eligible coach or proposes a re-match."
+
+    org_id: str
+    person_id: str
+    previous_level: Level
+    new_level: Level
+    effective_date: str
+
+
+# ------------------------------------------------------------------------- catalogue
+
+CATALOGUE: tuple[type[Event], ...] = (
+    CoachVettingChanged,
+    CoachProfileUpdated,
+    MatchProposed,
+    EngagementStarted,
+    EngagementEnded,
+    SessionBooked,
+    SessionCancelled,
+    SessionRescheduled,
+    BudgetThresholdReached,
+    SessionCompleted,
+    SessionCredited,
+    SessionDisputeRejected,
+    InvoiceDue,
+    ReconciliationDue,
+    PersonPromoted,
+)
+
+BY_TYPE: Mapping[str, type[Event]] = {event.detail_type: event for event in CATALOGUE}
+
+
+class UnknownEvent(ValueError):
+    """A detail-type or source the catalogue does not know: the bus retries, then dead-letters it."""
+
+
+def event_type(detail_type: str, source: str | None = None) -> type[Event]:
+    model = BY_TYPE.get(detail_type)
+    if model is None:
+        raise UnknownEvent(f"no event {detail_type!r} in the catalogue")
+    if source is not None and source != model.source:
+        raise UnknownEvent(f"{detail_type} comes from {model.source}, not {source!r}")
+    return model
+
+
+def parse_detail(detail_type: str, source: str | None, detail: Mapping[str, Any]) -> Event:
+    """The typed event for a bus delivery; raises UnknownEvent or pydantic's ValidationError."""
+    return event_type(detail_type, source).model_validate(detail)
+
+
+def detail_types(events: Iterable[type[Event]]) -> list[str]:
+    return sorted(event.detail_type for event in events)
