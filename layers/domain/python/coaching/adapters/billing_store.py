@@ -25,8 +25,15 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from coaching.adapters import keys
-from coaching.adapters.dynamo import MainItem, MainTableMeta, _connection, _get, _modify, failed_keys
-from coaching.adapters.matching_store import MarkerItem
+from coaching.adapters.dynamo import (
+    MainItem,
+    MainTableMeta,
+    MarkerItem,
+    connection,
+    failed_keys,
+    get_entity,
+    modify_entity,
+)
 from coaching.domain.errors import AlreadyBilled, Conflict
 from coaching.domain.invoicing import EntryKind, Invoice, InvoiceStatus, LedgerEntry
 from coaching.domain.pricing import PriceBook
@@ -113,7 +120,7 @@ def commit_with_entry(
     """
     candidate = entry
     for _ in range(_MAX_MONTHS_AHEAD):
-        transaction = TransactWrite(connection=_connection())
+        transaction = TransactWrite(connection=connection())
         add_entry(transaction, candidate)
         write(transaction)
         try:
@@ -138,11 +145,11 @@ def commit_with_entry(
 class BillingStore:
     # ------------------------------------------------------------------ price books
     def price_book(self, org_id: str) -> PriceBook | None:
-        return _get(keys.org_pk(org_id), PRICE_BOOK_SK, PriceBook)
+        return get_entity(keys.org_pk(org_id), PRICE_BOOK_SK, PriceBook)
 
     def save_price_book(self, book: PriceBook, change: Callable[[PriceBook], PriceBook]) -> PriceBook:
         """Apply `change` to the stored book (optimistically), or create it from `book`."""
-        changed = _modify(keys.org_pk(book.org_id), PRICE_BOOK_SK, PriceBook, change)
+        changed = modify_entity(keys.org_pk(book.org_id), PRICE_BOOK_SK, PriceBook, change)
         if changed is not None:
             return changed
         created = change(book)

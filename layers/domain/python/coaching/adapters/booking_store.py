@@ -20,10 +20,16 @@ from pynamodb.transactions import TransactWrite
 
 from coaching.adapters import keys
 from coaching.adapters.billing_store import PRICE_BOOK_SK, commit_with_entry
-from coaching.adapters.dynamo import MainItem, MainTableMeta, _connection, backoff, failed_keys
-from coaching.adapters.matching_store import MarkerItem, SituationItem, person_pk
+from coaching.adapters.dynamo import (
+    MainItem,
+    MainTableMeta,
+    MarkerItem,
+    SituationItem,
+    batch_read,
+    connection,
+    failed_keys,
+)
 from coaching.adapters.roster_store import RosterPointer
-from coaching.config import settings
 from coaching.domain.booking import MAX_UPCOMING_LIMIT, Booking, coach_buckets, person_buckets
 from coaching.domain.engagements import Engagement
 from coaching.domain.errors import AllowanceExhausted, Conflict, SlotTaken, UsageMoved
@@ -86,7 +92,7 @@ def person_calendar_pk(org_id: str, person_id: str) -> str:
 
 def _booking_item(booking: Booking, version: int | None) -> MainItem:
     item = MainItem(
-        person_pk(booking.org_id, booking.person_id),
+        keys.person_pk(booking.org_id, booking.person_id),
         f"BOOKING#{booking.booking_id}",
         kind="booking",
         body=booking.model_dump_json(),
@@ -137,34 +143,12 @@ class UpcomingPlace(Model):
 
 
 def allowance_key(booking: Booking) -> tuple[str, str]:
-    return (person_pk(booking.org_id, booking.person_id),
+    return (keys.person_pk(booking.org_id, booking.person_id),
             f"ALLOWANCE#{booking.program.value}#{booking.policy.allowance_period}")  # fmt: skip
 
 
 def upcoming_key(org_id: str, person_id: str, place: int) -> tuple[str, str]:
-    return person_pk(org_id, person_id), f"UPCOMING#{place:02d}"
-
-
-def batch_read(wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Strongly consistent BatchGetItem of main-table items of any kind, keyed by (pk, sk).
-
-    One round trip for up to 100 keys (plus a retry of any keys DynamoDB left unprocessed).
-    """
-    table = settings().main_table
-    pending = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in dict.fromkeys(wanted)]
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    attempt = 0
-    while pending:
-        request = {table: {"Keys": pending[:100], "ConsistentRead": True}}
-        response = _connection().dispatch("BatchGetItem", {"RequestItems": request})
-        for item in response.get("Responses", {}).get(table, []):
-            found[(item["pk"]["S"], item["sk"]["S"])] = item
-        unprocessed = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-        pending = unprocessed + pending[100:]
-        if unprocessed:
-            backoff(attempt)
-            attempt += 1
-    return found
+    return keys.person_pk(org_id, person_id), f"UPCOMING#{place:02d}"
 
 
 @dataclass(slots=True)
@@ -191,7 +175,7 @@ class BookingReads:
 def read_for_booking(org_id: str, person_id: str, engagement_id: str, periods: Iterable[str]) -> BookingReads:
     """Engagement, org, person, the roster pointer, every upcoming place and the org's usage
     counters for `periods`: one round trip, so a booking costs this read plus its transaction."""
-    person_partition = person_pk(org_id, person_id)
+    person_partition = keys.person_pk(org_id, person_id)
     engagement_key = (person_partition, f"ENGAGEMENT#{engagement_id}")
     org_key = (keys.org_pk(org_id), keys.ORG_PROFILE_SK)
     person_key = (keys.people_pk(org_id), keys.person_sk(person_id))
@@ -231,7 +215,7 @@ class BookingState:
 
 def read_booking(org_id: str, person_id: str, booking_id: str) -> BookingState | None:
     """The booking, its org and the price book in one BatchGetItem."""
-    booking_key = (person_pk(org_id, person_id), f"BOOKING#{booking_id}")
+    booking_key = (keys.person_pk(org_id, person_id), f"BOOKING#{booking_id}")
     org_key = (keys.org_pk(org_id), keys.ORG_PROFILE_SK)
     book_key = (keys.org_pk(org_id), PRICE_BOOK_SK)
     found = batch_read([booking_key, org_key, book_key])
@@ -398,13 +382,13 @@ def _add_new_booking(
 
     `replaces` is the booking whose upcoming place this one takes over in the same transaction.
     """
-    active = MarkerItem(person_pk(booking.org_id, booking.person_id), f"ACTIVE#{booking.program.value}")
+    active = MarkerItem(keys.person_pk(booking.org_id, booking.person_id), f"ACTIVE#{booking.program.value}")
     transaction.condition_check(MarkerItem, active.pk, active.sk, condition=MarkerItem.ref == booking.engagement_id)
     transaction.save(_booking_item(booking, None))
     if situation is not None:
         transaction.save(
             SituationItem(
-                person_pk(booking.org_id, booking.person_id),
+                keys.person_pk(booking.org_id, booking.person_id),
                 f"SITUATION#BOOKING#{booking.booking_id}",
                 text=situation,
                 created_at=booking.created_at.isoformat(),
@@ -466,7 +450,7 @@ class BookingStore:
     def book(self, booking: Booking, situation: str, limits: Limits) -> None:
         """Booking, situation, counters, the upcoming place, the locator and the calendar
         locks, with the engagement still active: all or nothing."""
-        transaction = TransactWrite(connection=_connection())
+        transaction = TransactWrite(connection=connection())
         _add_new_booking(transaction, booking, situation, limits)
         self._commit_counting(transaction, booking, limits)
 
@@ -487,7 +471,7 @@ class BookingStore:
         """Move a booking to a final state; a billable one writes its usage entry in the same
         transaction (billed in the first open month), so it can never be lost or doubled."""
         if entry is None:
-            transaction = TransactWrite(connection=_connection())
+            transaction = TransactWrite(connection=connection())
             _add_end(transaction, booking, version, release=release, refund=refund)
             _commit(transaction)
             return None
@@ -500,7 +484,7 @@ class BookingStore:
     def move(self, old: Booking, new: Booking, version: int, limits: Limits | None) -> None:
         """Reschedule in place: same booking, new time. Locks the times have in common stay;
         `limits` (when the month changed) moves the allowance unit to the new month."""
-        transaction = TransactWrite(connection=_connection())
+        transaction = TransactWrite(connection=connection())
         transaction.save(_booking_item(new, version))
         transaction.save(_place(new), condition=UpcomingPlace.ref == new.booking_id)
         transaction.save(_locator(new), condition=LocatorItem.pk.exists())
@@ -540,7 +524,9 @@ class BookingStore:
         return True
 
     def for_person(self, org_id: str, person_id: str) -> list[Booking]:
-        items = MainItem.query(person_pk(org_id, person_id), MainItem.sk.startswith("BOOKING#"), consistent_read=True)
+        items = MainItem.query(
+            keys.person_pk(org_id, person_id), MainItem.sk.startswith("BOOKING#"), consistent_read=True
+        )
         return [Booking.model_validate_json(item.body) for item in items]
 
     def for_coach(self, coach_id: str, start: datetime, end: datetime) -> list[Booking]:

@@ -65,8 +65,32 @@ class MainItem(Model):
     gsi1 = _Gsi1()
 
 
+class MarkerItem(Model):
+    class Meta(MainTableMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    ref = UnicodeAttribute()
+
+
+class SituationItem(Model):
+    """Lives in the confidential table: what the person said, kept away from every report."""
+
+    class Meta:
+        table_name = settings().confidential_table
+        host = settings().dynamodb_endpoint
+        region = settings().region
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    text = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
 @lru_cache(maxsize=1)
-def _connection() -> Connection:
+def connection() -> Connection:
     # One connection per container: building a botocore client costs tens of milliseconds
     # and takes a process-wide lock, far more than the transaction it would serve.
     config = settings()
@@ -95,7 +119,7 @@ def _insert(item: MainItem, what: str) -> None:
         raise
 
 
-def _modify[EntityT: BaseModel](
+def modify_entity[EntityT: BaseModel](
     pk: str,
     sk: str,
     model: type[EntityT],
@@ -127,12 +151,34 @@ def _modify[EntityT: BaseModel](
     raise Conflict("the object is being changed by someone else; try again")
 
 
+def batch_read(wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Strongly consistent BatchGetItem of main-table items of any kind, keyed by (pk, sk).
+
+    One round trip for up to 100 keys (plus a retry of any keys DynamoDB left unprocessed).
+    """
+    table = settings().main_table
+    pending = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in dict.fromkeys(wanted)]
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    attempt = 0
+    while pending:
+        request = {table: {"Keys": pending[:100], "ConsistentRead": True}}
+        response = connection().dispatch("BatchGetItem", {"RequestItems": request})
+        for item in response.get("Responses", {}).get(table, []):
+            found[(item["pk"]["S"], item["sk"]["S"])] = item
+        unprocessed = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+        pending = unprocessed + pending[100:]
+        if unprocessed:
+            backoff(attempt)
+            attempt += 1
+    return found
+
+
 def backoff(attempt: int) -> None:
     """Jittered exponential pause before retrying a conditional write that lost a race."""
     time.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
 
 
-def _get[EntityT: BaseModel](pk: str, sk: str, model: type[EntityT]) -> EntityT | None:
+def get_entity[EntityT: BaseModel](pk: str, sk: str, model: type[EntityT]) -> EntityT | None:
     try:
         item = MainItem.get(pk, sk, consistent_read=True)
     except MainItem.DoesNotExist:
@@ -162,10 +208,10 @@ class OrgRepository:
         )
 
     def get(self, org_id: str) -> Org | None:
-        return _get(keys.org_pk(org_id), keys.ORG_PROFILE_SK, Org)
+        return get_entity(keys.org_pk(org_id), keys.ORG_PROFILE_SK, Org)
 
     def modify(self, org_id: str, change: Callable[[Org], Org]) -> Org | None:
-        return _modify(keys.org_pk(org_id), keys.ORG_PROFILE_SK, Org, change)
+        return modify_entity(keys.org_pk(org_id), keys.ORG_PROFILE_SK, Org, change)
 
     def list(self, *, limit: int, cursor: str | None) -> Page[Org]:
         start = decode_cursor(cursor, expected_pk=keys.ORGS_INDEX_PK)
@@ -178,10 +224,10 @@ class PersonRepository:
         _insert(self._item(person), f"a person with external_hr_id {person.external_hr_id!r}")
 
     def get(self, org_id: str, person_id: str) -> Person | None:
-        return _get(keys.people_pk(org_id), keys.person_sk(person_id), Person)
+        return get_entity(keys.people_pk(org_id), keys.person_sk(person_id), Person)
 
     def modify(self, org_id: str, person_id: str, change: Callable[[Person], Person]) -> Person | None:
-        return _modify(keys.people_pk(org_id), keys.person_sk(person_id), Person, change)
+        return modify_entity(keys.people_pk(org_id), keys.person_sk(person_id), Person, change)
 
     def list(self, org_id: str, *, limit: int, cursor: str | None) -> Page[Person]:
         pk = keys.people_pk(org_id)
@@ -206,7 +252,7 @@ class PersonRepository:
         """
         if len(changes) > TRANSACTION_LIMIT:
             raise ValueError(f"at most {TRANSACTION_LIMIT} items per transaction")
-        with TransactWrite(connection=_connection()) as transaction:
+        with TransactWrite(connection=connection()) as transaction:
             for person, version in changes:
                 item = self._item(person)
                 # PynamoDB turns the version read into the write's condition (absent when
@@ -246,10 +292,10 @@ class CoachRepository:
         )
 
     def get(self, coach_id: str) -> Coach | None:
-        return _get(keys.COACHES_PK, keys.coach_sk(coach_id), Coach)
+        return get_entity(keys.COACHES_PK, keys.coach_sk(coach_id), Coach)
 
     def modify(self, coach_id: str, change: Callable[[Coach], Coach]) -> Coach | None:
-        return _modify(keys.COACHES_PK, keys.coach_sk(coach_id), Coach, change, gsi1=_coach_index)
+        return modify_entity(keys.COACHES_PK, keys.coach_sk(coach_id), Coach, change, gsi1=_coach_index)
 
     def list(self, *, status: str | None, limit: int, cursor: str | None) -> Page[Coach]:
         if status:

@@ -29,6 +29,10 @@ def person_sk(person_id: str) -> str:
     return f"PERSON#{person_id}"
 
 
+def person_pk(org_id: str, person_id: str) -> str:
+    return f"ORG#{org_id}#PERSON#{person_id}"
+
+
 def coach_sk(coach_id: str) -> str:
     return f"COACH#{coach_id}"
 

@@ -19,20 +19,16 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from coaching.adapters import keys
-from coaching.adapters.dynamo import MainItem, MainTableMeta, _connection, is_transaction_conflict
-from coaching.config import settings
+from coaching.adapters.dynamo import (
+    MainItem,
+    MainTableMeta,
+    MarkerItem,
+    SituationItem,
+    connection,
+    is_transaction_conflict,
+)
 from coaching.domain.engagements import Engagement, MatchRecord
 from coaching.domain.errors import ChooseRefused, Conflict
-
-
-class MarkerItem(Model):
-    class Meta(MainTableMeta):
-        pass
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-    kind = UnicodeAttribute()
-    ref = UnicodeAttribute()
 
 
 class LoadItem(Model):
@@ -45,25 +41,7 @@ class LoadItem(Model):
     active = NumberAttribute(null=True)
 
 
-class SituationItem(Model):
-    """Lives in the confidential table: what the person said, kept away from every report."""
-
-    class Meta:
-        table_name = settings().confidential_table
-        host = settings().dynamodb_endpoint
-        region = settings().region
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-    text = UnicodeAttribute()
-    created_at = UnicodeAttribute()
-
-
 GAPS_INDEX_PK = "PLATFORM#GAPS"
-
-
-def person_pk(org_id: str, person_id: str) -> str:
-    return f"ORG#{org_id}#PERSON#{person_id}"
 
 
 def _load_sk(coach_id: str) -> str:
@@ -72,7 +50,7 @@ def _load_sk(coach_id: str) -> str:
 
 def _engagement_item(engagement: Engagement) -> MainItem:
     item = MainItem(
-        person_pk(engagement.org_id, engagement.person_id),
+        keys.person_pk(engagement.org_id, engagement.person_id),
         f"ENGAGEMENT#{engagement.engagement_id}",
         kind="engagement",
         body=engagement.model_dump_json(),
@@ -84,7 +62,10 @@ def _engagement_item(engagement: Engagement) -> MainItem:
 
 def _match_item(match: MatchRecord, version: int | None) -> MainItem:
     item = MainItem(
-        person_pk(match.org_id, match.person_id), f"MATCH#{match.match_id}", kind="match", body=match.model_dump_json()
+        keys.person_pk(match.org_id, match.person_id),
+        f"MATCH#{match.match_id}",
+        kind="match",
+        body=match.model_dump_json(),
     )
     if version is not None:
         item.version = version
@@ -103,7 +84,7 @@ class MatchingStore:
     def history(self, org_id: str, person_id: str) -> PersonHistory:
         matches: list[tuple[MatchRecord, int]] = []
         engagements: list[tuple[Engagement, int]] = []
-        for item in MainItem.query(person_pk(org_id, person_id), consistent_read=True):
+        for item in MainItem.query(keys.person_pk(org_id, person_id), consistent_read=True):
             if item.kind == "match":
                 matches.append((MatchRecord.model_validate_json(item.body), int(item.version or 0)))
             elif item.kind == "engagement":
@@ -112,14 +93,14 @@ class MatchingStore:
 
     def match(self, org_id: str, person_id: str, match_id: str) -> tuple[MatchRecord, int] | None:
         try:
-            item = MainItem.get(person_pk(org_id, person_id), f"MATCH#{match_id}", consistent_read=True)
+            item = MainItem.get(keys.person_pk(org_id, person_id), f"MATCH#{match_id}", consistent_read=True)
         except MainItem.DoesNotExist:
             return None
         return MatchRecord.model_validate_json(item.body), int(item.version or 0)
 
     def engagement(self, org_id: str, person_id: str, engagement_id: str) -> tuple[Engagement, int] | None:
         try:
-            item = MainItem.get(person_pk(org_id, person_id), f"ENGAGEMENT#{engagement_id}", consistent_read=True)
+            item = MainItem.get(keys.person_pk(org_id, person_id), f"ENGAGEMENT#{engagement_id}", consistent_read=True)
         except MainItem.DoesNotExist:
             return None
         return Engagement.model_validate_json(item.body), int(item.version or 0)
@@ -165,12 +146,12 @@ class MatchingStore:
                 raise
 
     def _insert_match(self, match: MatchRecord, situation: str | None) -> None:
-        with TransactWrite(connection=_connection()) as transaction:
+        with TransactWrite(connection=connection()) as transaction:
             transaction.save(_match_item(match, None), condition=MainItem.pk.does_not_exist())
             if situation is not None:
                 transaction.save(
                     SituationItem(
-                        person_pk(match.org_id, match.person_id),
+                        keys.person_pk(match.org_id, match.person_id),
                         f"SITUATION#{match.match_id}",
                         text=situation,
                         created_at=match.created_at.isoformat(),
@@ -202,7 +183,7 @@ class MatchingStore:
     ) -> None:
         """Create the engagement and take one unit of capacity, atomically, or refuse."""
         marker = MarkerItem(
-            person_pk(engagement.org_id, engagement.person_id),
+            keys.person_pk(engagement.org_id, engagement.person_id),
             f"ACTIVE#{engagement.program.value}",
             kind="active_engagement",
             ref=engagement.engagement_id,
@@ -210,7 +191,7 @@ class MatchingStore:
         load = LoadItem(keys.COACHES_PK, _load_sk(engagement.coach_id))
         ended_ids = {e.engagement_id for e, _ in ends}
         try:
-            with TransactWrite(connection=_connection()) as transaction:
+            with TransactWrite(connection=connection()) as transaction:
                 transaction.save(_match_item(match, match_version))
                 transaction.save(_engagement_item(engagement), condition=MainItem.pk.does_not_exist())
                 for ended, version in ends:
@@ -239,13 +220,13 @@ class MatchingStore:
     def start_engagement(self, engagement: Engagement, capacity: int) -> None:
         """An engagement without a match request (cohort launch): same marker and capacity rules."""
         marker = MarkerItem(
-            person_pk(engagement.org_id, engagement.person_id),
+            keys.person_pk(engagement.org_id, engagement.person_id),
             f"ACTIVE#{engagement.program.value}",
             kind="active_engagement",
             ref=engagement.engagement_id,
         )
         try:
-            with TransactWrite(connection=_connection()) as transaction:
+            with TransactWrite(connection=connection()) as transaction:
                 transaction.save(_engagement_item(engagement), condition=MainItem.pk.does_not_exist())
                 transaction.save(marker, condition=MarkerItem.pk.does_not_exist())
                 transaction.update(
@@ -263,9 +244,11 @@ class MatchingStore:
         """End an engagement: free the person's program slot and the coach's capacity."""
         item = _engagement_item(engagement)
         item.version = version
-        marker = MarkerItem(person_pk(engagement.org_id, engagement.person_id), f"ACTIVE#{engagement.program.value}")
+        marker = MarkerItem(
+            keys.person_pk(engagement.org_id, engagement.person_id), f"ACTIVE#{engagement.program.value}"
+        )
         try:
-            with TransactWrite(connection=_connection()) as transaction:
+            with TransactWrite(connection=connection()) as transaction:
                 transaction.save(item)
                 transaction.delete(marker, condition=MarkerItem.ref == engagement.engagement_id)
                 transaction.update(

@@ -22,7 +22,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from coaching.adapters import keys
-from coaching.adapters.dynamo import MainTableMeta, _connection
+from coaching.adapters.dynamo import MainTableMeta, connection
 from coaching.domain.events import Event
 
 OUTBOX_KIND = "outbox"
@@ -76,7 +76,7 @@ def commit_events(events: Sequence[Event]) -> None:
 
 
 def new_transaction() -> TransactWrite:
-    return TransactWrite(connection=_connection())
+    return TransactWrite(connection=connection())
 
 
 # --------------------------------------------------------------------------- relay side

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -107,3 +108,7 @@ class StrictModel(BaseModel):
 
 class Entity(BaseModel):
     model_config = ConfigDict(extra="ignore", defer_build=True)
+
+
+# What every service takes to read the time: production passes `utc_now`, tests a fixed clock.
+type Clock = Callable[[], datetime]

@@ -34,8 +34,8 @@ from coaching.adapters.billing_store import (
     ledger_pk,
     next_period,
 )
-from coaching.adapters.booking_store import BookingStore, batch_read, locator_key
-from coaching.adapters.dynamo import MainItem, OrgRepository, backoff
+from coaching.adapters.booking_store import BookingStore, locator_key
+from coaching.adapters.dynamo import MainItem, OrgRepository, backoff, batch_read
 from coaching.auth import Principal, Role
 from coaching.domain.booking import BILLABLE_STATES, Allowance, BookingPolicy, period_of, period_reset
 from coaching.domain.common import DeferredModel, utc_now
