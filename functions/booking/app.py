@@ -12,9 +12,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from coaching.api import Caller, add_health_route, created, function_entry, rest_resolver
 from coaching.domain.booking import Booking, BookingRequest, CancelRequest, RescheduleRequest
+from coaching.domain.events import EngagementEnded
 from coaching.events import EventBridgePublisher, publish_after_commit
 from coaching.services import booking
-from coaching.services.booking import BookingContext, EngagementEnded, SlotView
+from coaching.services.booking import BookingContext, SlotView
 from pydantic import AwareDatetime, BaseModel
 
 logger = Logger()
@@ -119,13 +120,13 @@ def calendar(caller: Caller, booking_id: Id) -> Response[str]:
     )
 
 
-def on_event(event: dict[str, Any]) -> dict[str, Any]:
-    if event.get("detail-type") != "EngagementEnded":
-        raise ValueError(f"booking cannot handle events of type {event.get('detail-type')!r}")
-    events = booking.on_engagement_ended(EngagementEnded.model_validate(event["detail"]), ctx)
+def on_engagement_ended(ended: EngagementEnded) -> dict[str, Any]:
+    events = booking.on_engagement_ended(ended, ctx)
     publish_after_commit(publisher, events, logger, metrics)
     metrics.add_metric(name="SessionsCancelledByEngagementEnd", unit=MetricUnit.Count, value=len(events))
     return {"cancelled": [e.detail["booking_id"] for e in events]}
 
 
-lambda_handler = function_entry(app, name="booking", logger=logger, tracer=tracer, metrics=metrics, on_event=on_event)
+lambda_handler = function_entry(
+    app, name="booking", logger=logger, tracer=tracer, metrics=metrics, on_events={EngagementEnded: on_engagement_ended}
+)

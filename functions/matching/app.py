@@ -15,6 +15,7 @@ from coaching.adapters.dynamo import CoachRepository
 from coaching.adapters.roster_store import RosterStore
 from coaching.api import Caller, add_health_route, created, function_entry, rest_resolver
 from coaching.domain.engagements import Engagement
+from coaching.domain.events import CoachProfileUpdated, CoachVettingChanged, PersonPromoted
 from coaching.domain.matching import MatchRequestIn
 from coaching.events import DomainEvent, EventBridgePublisher, publish_after_commit
 from coaching.services import matching
@@ -24,7 +25,6 @@ from coaching.services.matching import (
     EngagementContext,
     MatchingContext,
     MatchView,
-    PersonPromoted,
 )
 from coaching.services.roster import RosterCache, rebuild_roster
 from pydantic import BaseModel, Field
@@ -156,12 +156,14 @@ def refresh_roster(trigger: str) -> dict[str, Any]:
     return {"roster_version": result.version, "coach_count": result.coach_count}
 
 
-def on_event(event: dict[str, Any]) -> dict[str, Any]:
-    if event["detail-type"] == "PersonPromoted":
-        outcome = matching.on_person_promoted(PersonPromoted.model_validate(event["detail"]), ctx, str(event["id"]))
-        metrics.add_metric(name="PromotionRematch", unit=MetricUnit.Count, value=len(outcome.rematch_ids))
-        return outcome.model_dump()
-    return refresh_roster(trigger=str(event["detail-type"]))
+def on_person_promoted(event: PersonPromoted) -> dict[str, Any]:
+    outcome = matching.on_person_promoted(event, ctx)
+    metrics.add_metric(name="PromotionRematch", unit=MetricUnit.Count, value=len(outcome.rematch_ids))
+    return outcome.model_dump()
+
+
+def on_coach_changed(event: CoachVettingChanged | CoachProfileUpdated) -> dict[str, Any]:
+    return refresh_roster(trigger=event.detail_type)
 
 
 lambda_handler = function_entry(
@@ -170,6 +172,10 @@ lambda_handler = function_entry(
     logger=logger,
     tracer=tracer,
     metrics=metrics,
-    on_event=on_event,
+    on_events={
+        PersonPromoted: on_person_promoted,
+        CoachVettingChanged: on_coach_changed,
+        CoachProfileUpdated: on_coach_changed,
+    },
     on_schedule=lambda name: refresh_roster(trigger=name),
 )

@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from coaching.api import Caller, add_health_route, created, function_entry, rest_resolver
 from coaching.domain.common import utc_now
+from coaching.domain.events import InvoiceDue, ReconciliationDue
 from coaching.domain.invoicing import PERIOD_PATTERN, Invoice
 from coaching.domain.pricing import PriceBook, PriceBookVersionInput
 from coaching.services import invoicing
@@ -132,22 +133,21 @@ def reconcile(
     return report
 
 
-def on_event(event: dict[str, Any]) -> dict[str, Any]:
-    detail_type = event["detail-type"]
-    if detail_type == invoicing.INVOICE_DUE:
-        outcome = invoicing.on_invoice_due(event["detail"], ctx)
-        if outcome.status == "skipped":
-            logger.warning("invoice run skipped", extra={"org_id": outcome.org_id, "period": outcome.period,
-                                                         "reason": outcome.reason})  # fmt: skip
-            metrics.add_metric(name="InvoiceSkipped", unit=MetricUnit.Count, value=1)
-        else:
-            metrics.add_metric(name="InvoiceDrawn", unit=MetricUnit.Count, value=1)
-        return outcome.model_dump(mode="json")
-    if detail_type == invoicing.RECONCILIATION_DUE:
-        report = invoicing.on_reconciliation_due(event["detail"], ctx)
-        _count_differences(report)
-        return report.model_dump(mode="json")
-    raise ValueError(f"metering cannot handle events of type {detail_type!r}")
+def on_invoice_due(event: InvoiceDue) -> dict[str, Any]:
+    outcome = invoicing.on_invoice_due(event, ctx)
+    if outcome.status == "skipped":
+        logger.warning("invoice run skipped", extra={"org_id": outcome.org_id, "period": outcome.period,
+                                                     "reason": outcome.reason})  # fmt: skip
+        metrics.add_metric(name="InvoiceSkipped", unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_metric(name="InvoiceDrawn", unit=MetricUnit.Count, value=1)
+    return outcome.model_dump(mode="json")
+
+
+def on_reconciliation_due(event: ReconciliationDue) -> dict[str, Any]:
+    report = invoicing.on_reconciliation_due(event, ctx)
+    _count_differences(report)
+    return report.model_dump(mode="json")
 
 
 def on_schedule(name: str) -> dict[str, Any]:
@@ -162,5 +162,11 @@ def on_schedule(name: str) -> dict[str, Any]:
 
 
 lambda_handler = function_entry(
-    app, name="metering", logger=logger, tracer=tracer, metrics=metrics, on_event=on_event, on_schedule=on_schedule
+    app,
+    name="metering",
+    logger=logger,
+    tracer=tracer,
+    metrics=metrics,
+    on_events={InvoiceDue: on_invoice_due, ReconciliationDue: on_reconciliation_due},
+    on_schedule=on_schedule,
 )

@@ -21,6 +21,7 @@ from coaching.adapters.dynamo import MainItem, OrgRepository
 from coaching.auth import Principal, Role
 from coaching.domain.booking import BookingPolicy
 from coaching.domain.errors import Conflict, Forbidden, InvalidInput
+from coaching.domain.events import InvoiceDue
 from coaching.domain.invoicing import EntryKind, Invoice, InvoiceStatus, LedgerEntry, LineKind, usage_entry
 from coaching.domain.orgs import Org, OrgCreate
 from coaching.domain.people import PersonCreate
@@ -268,7 +269,7 @@ def test_a_month_that_has_not_ended_in_the_org_time_zone_is_not_invoiced(dynamod
 
 def test_an_org_without_a_price_book_is_skipped_and_reconciliation_reports_its_entries(dynamodb_local):
     org = new_org()
-    outcome = invoicing.on_invoice_due({"org_id": org.org_id, "period": PERIOD})
+    outcome = invoicing.on_invoice_due(InvoiceDue(org_id=org.org_id, period=PERIOD))
     assert outcome.status == "skipped"
     assert "no price book" in (outcome.reason or "")
     assert BillingStore().period_closed_at(org.org_id, PERIOD) is None  # still open: nothing moved on

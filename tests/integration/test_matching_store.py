@@ -7,6 +7,7 @@ from coaching.adapters.dynamo import CoachRepository
 from coaching.adapters.roster_store import RosterStore
 from coaching.auth import Principal, Role
 from coaching.domain.coaches import CoachCreate, RoleHeld, VettingDecision, VettingStatus
+from coaching.domain.events import PersonPromoted
 from coaching.domain.matching import MatchRequestIn
 from coaching.domain.orgs import OrgCreate
 from coaching.domain.people import PersonCreate
@@ -66,15 +67,16 @@ def test_a_redelivered_promotion_event_creates_one_rematch_and_declines_keep_the
     manager_coach = next(p.coach_id for p in view.proposals if p.coach_id == coaches[0].coach_id)
     matching.choose(employee, view.match_id, manager_coach, ctx)
 
-    event = matching.PersonPromoted(
+    event = PersonPromoted(
+        event_id="event-1",
         org_id=org.org_id,
         person_id=person.person_id,
         previous_level="manager",
         new_level="senior_leader",
         effective_date="2026-12-01",
     )
-    first = matching.on_person_promoted(event, ctx, "event-1")
-    again = matching.on_person_promoted(event, ctx, "event-1")  # EventBridge retried the same event
+    first = matching.on_person_promoted(event, ctx)
+    again = matching.on_person_promoted(event, ctx)  # EventBridge retried the same event
     assert first.rematch_ids == again.rematch_ids
     assert len([m for m in matching.list_matches(employee, ctx) if m.trigger == "promotion"]) == 1
 

@@ -21,8 +21,11 @@ from aws_lambda_powertools.event_handler.request import Request
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, Field
 
+from coaching.adapters import keys
 from coaching.auth import Principal, principal_from_event
+from coaching.config import settings
 from coaching.domain.errors import DomainError
+from coaching.domain.events import Event, UnknownEvent, event_type
 
 CORRELATION_HEADER = "X-Correlation-Id"
 
@@ -155,6 +158,72 @@ def http_entry(
 
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+EventHandlers = Mapping[type[Event], Callable[[Any], dict[str, Any]]]
+# How long a consumer remembers an event id: longer than the bus's retries (24 h) and the
+# stream's retention (24 h), so a redelivered event is always recognised.
+EVENT_MEMORY_SECONDS = 7 * 24 * 3600
+
+
+def _run_once(name: str) -> Callable[[Callable[[Event], dict[str, Any]], Event], dict[str, Any]]:
+    """Run a consumer at most once per event id (Powertools Idempotency on the main table).
+
+    Built on first use: functions that only serve the API never import it. The records live
+    under `IDEMPOTENCY#<function>` and expire with the table's TTL attribute.
+    """
+    import boto3
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    config = settings()
+    persistence = DynamoDBPersistenceLayer(
+        table_name=config.main_table,
+        key_attr="pk",
+        sort_key_attr="sk",
+        static_pk_value=keys.idempotency_pk(name),
+        expiry_attr="expires_at",
+        boto3_client=boto3.client("dynamodb", region_name=config.region, endpoint_url=config.dynamodb_endpoint),
+    )
+    idempotency = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=EVENT_MEMORY_SECONDS)
+    consumers: dict[Callable[[Event], dict[str, Any]], Callable[..., dict[str, Any]]] = {}
+
+    def run(consume: Callable[[Event], dict[str, Any]], event: Event) -> dict[str, Any]:
+        once = consumers.get(consume)
+        if once is None:
+
+            def consume_detail(detail: dict[str, Any]) -> dict[str, Any]:
+                return consume(type(event).model_validate(detail))
+
+            once = idempotent_function(
+                consume_detail,
+                data_keyword_argument="detail",
+                persistence_store=persistence,
+                config=idempotency,
+                key_prefix=f"{name}.{type(event).detail_type}",
+            )
+            consumers[consume] = once
+        return once(detail=event.model_dump(mode="json"))
+
+    return run
+
+
+def dispatch_event(
+    name: str, handlers: EventHandlers, event: Mapping[str, Any], run_once: Callable[..., dict[str, Any]]
+) -> dict[str, Any]:
+    """Parse a bus delivery into its catalogue model and hand it to its consumer, once per event id.
+
+    Anything the function does not consume (a type outside the catalogue, a source that does
+    not own the type, a type this function has no handler for, a detail that fails its model)
+    raises, so the bus retries and then dead-letters it: an unknown event is never guessed at.
+    """
+    model = event_type(str(event.get("detail-type")), str(event.get("source")))
+    consume = handlers.get(model)
+    if consume is None:
+        raise UnknownEvent(f"{name} does not consume {model.detail_type}")
+    parsed = model.model_validate(event.get("detail") or {})
+    return run_once(consume, parsed)
 
 
 def function_entry(
@@ -164,21 +233,30 @@ def function_entry(
     logger: Logger,
     tracer: Tracer,
     metrics: Metrics,
-    on_event: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    on_events: EventHandlers | None = None,
     on_schedule: Callable[[str], dict[str, Any]] | None = None,
 ) -> Handler:
     """The entry point of a function the API, the bus and schedules all invoke.
 
-    Each caller gets the right correlation id: the API request id, or the event's id.
+    `on_events` maps each catalogue event this function consumes to its handler, which gets
+    the parsed model. Each caller gets the right correlation id: the API request id, or the
+    event's id.
     """
     http = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)
+    handlers = dict(on_events or {})
+    runner: list[Callable[..., dict[str, Any]]] = []
+
+    def run_once(consume: Callable[[Event], dict[str, Any]], event: Event) -> dict[str, Any]:
+        if not runner:
+            runner.append(_run_once(name))
+        return runner[0](consume, event)
 
     @logger.inject_lambda_context(correlation_id_path="id")
     @tracer.capture_lambda_handler
     @metrics.log_metrics(capture_cold_start_metric=True)
     def background(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        if event_kind(event) == "eventbridge" and on_event is not None:
-            return on_event(event)
+        if event_kind(event) == "eventbridge":
+            return dispatch_event(name, handlers, event, run_once)
         if on_schedule is not None:
             return on_schedule(str(event["schedule"]))
         raise ValueError(f"{name} has no schedule handler")
@@ -187,7 +265,7 @@ def function_entry(
         kind = event_kind(event)
         if kind == "http":
             return http(event, context)
-        if (kind == "eventbridge" and on_event) or (kind == "schedule" and on_schedule):
+        if (kind == "eventbridge" and handlers) or (kind == "schedule" and on_schedule):
             return background(event, context)
         # Raising makes the async invoker retry and then dead-letter: an unknown event is a bug.
         raise ValueError(f"{name} cannot handle this event: keys {sorted(event)[:10]}")

@@ -53,3 +53,8 @@ OUTBOX_SK = "EVENT"
 
 def outbox_pk(event_id: str) -> str:
     return f"OUTBOX#{event_id}"
+
+
+def idempotency_pk(function_name: str) -> str:
+    """Where Powertools Idempotency remembers the event ids a function consumed."""
+    return f"IDEMPOTENCY#{function_name}"

@@ -36,6 +36,7 @@ from coaching.domain.common import DeferredModel, utc_now
 from coaching.domain.competencies import default_framework
 from coaching.domain.engagements import Engagement, EngagementStatus
 from coaching.domain.errors import AllowanceExhausted, Conflict, InvalidInput, NotFound, PolicyRefused, UsageMoved
+from coaching.domain.events import EngagementEnded
 from coaching.domain.invoicing import LedgerEntry, usage_entry
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
@@ -489,15 +490,6 @@ def reschedule(
         replaces_booking_id=old.booking_id,
     )  # fmt: skip
     return replacement, [event, *_thresholds(replacement, limits, ctx)]
-
-
-class EngagementEnded(DeferredModel):
-    """The event contract booking consumes (published by matching)."""
-
-    org_id: str
-    person_id: str
-    engagement_id: str
-    coach_id: str
 
 
 def on_engagement_ended(ended: EngagementEnded, ctx: BookingContext) -> list[DomainEvent]:

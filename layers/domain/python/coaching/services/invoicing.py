@@ -40,6 +40,7 @@ from coaching.auth import Principal, Role
 from coaching.domain.booking import BILLABLE_STATES, Allowance, BookingPolicy, period_of, period_reset
 from coaching.domain.common import DeferredModel, utc_now
 from coaching.domain.errors import Conflict, InvalidInput, NotFound
+from coaching.domain.events import InvoiceDue, ReconciliationDue
 from coaching.domain.invoicing import (
     PERIOD_PATTERN,
     EntryKind,
@@ -398,10 +399,11 @@ def run_monthly_invoicing(now: datetime, ctx: InvoicingContext | None = None) ->
     return FanOut(kind=INVOICE_DUE, period=period, orgs=orgs, events=events)
 
 
-def on_invoice_due(detail: dict[str, Any], ctx: InvoicingContext | None = None) -> InvoiceRun:
+def on_invoice_due(event: InvoiceDue, ctx: InvoicingContext | None = None) -> InvoiceRun:
     """One org's invoice run from its InvoiceDue event. No price book: skipped, with the reason."""
     ctx = _context(ctx)
-    org_id, period = _due(detail)
+    org_id, period = event.org_id, event.period
+    _check_period(period)
     try:
         invoice = invoice_org(org_id, period, ctx.clock(), ctx)
     except NoPriceBook as exc:
@@ -415,14 +417,6 @@ def on_invoice_due(detail: dict[str, Any], ctx: InvoicingContext | None = None) 
         currency=invoice.currency,
         entry_count=invoice.entry_count,
     )
-
-
-def _due(detail: dict[str, Any]) -> tuple[str, str]:
-    org_id, period = detail.get("org_id"), detail.get("period")
-    if not isinstance(org_id, str) or not org_id or not isinstance(period, str):
-        raise InvalidInput(f"the event needs org_id and period, got {sorted(detail)}", field="detail")
-    _check_period(period)
-    return org_id, period
 
 
 # ---------------------------------------------------------------------------- invoices
@@ -698,9 +692,9 @@ def run_daily_reconciliation(now: datetime, ctx: InvoicingContext | None = None)
     return FanOut(kind=RECONCILIATION_DUE, period=None, orgs=orgs, events=events)
 
 
-def on_reconciliation_due(detail: dict[str, Any], ctx: InvoicingContext | None = None) -> ReconciliationReport:
-    org_id, period = _due(detail)
-    return reconcile(org_id, period, ctx)
+def on_reconciliation_due(event: ReconciliationDue, ctx: InvoicingContext | None = None) -> ReconciliationReport:
+    _check_period(event.period)
+    return reconcile(event.org_id, event.period, ctx)
 
 
 __all__ = [

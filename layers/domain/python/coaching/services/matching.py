@@ -21,6 +21,7 @@ from coaching.domain.common import DeferredModel, EntityId, StrictModel, utc_now
 from coaching.domain.competencies import default_framework
 from coaching.domain.engagements import Engagement, EngagementStatus, MatchRecord, MatchStatus
 from coaching.domain.errors import Conflict, InvalidInput, NoEligibleCoachError, NotFound
+from coaching.domain.events import PersonPromoted
 from coaching.domain.matching import (
     PROPOSALS,
     SCALE,
@@ -518,23 +519,13 @@ def engagement_context(caller: Principal, engagement_id: str, ctx: MatchingConte
 # ---------------------------------------------------------------------------- promotion
 
 
-class PersonPromoted(DeferredModel):
-    """The contract HR webhooks emit (source coaching.hr, detail-type PersonPromoted)."""
-
-    org_id: str
-    person_id: str
-    previous_level: Level
-    new_level: Level
-    effective_date: str
-
-
 class PromotionOutcome(DeferredModel):
     person_id: str
     kept: list[str] = []
     rematch_ids: list[str] = []
 
 
-def on_person_promoted(event: PersonPromoted, ctx: MatchingContext, event_id: str) -> PromotionOutcome:
+def on_person_promoted(event: PersonPromoted, ctx: MatchingContext) -> PromotionOutcome:
     """Keep a coach who is still eligible at the new level; otherwise propose a new match.
 
     Idempotent per event: a redelivered event finds its re-match already stored.
@@ -568,7 +559,7 @@ def on_person_promoted(event: PersonPromoted, ctx: MatchingContext, event_id: st
             list(focus),
             chosen,
             now,
-            match_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"promotion:{event_id}:{engagement.engagement_id}")),
+            match_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"promotion:{event.event_id}:{engagement.engagement_id}")),
             level=event.new_level,
             trigger="promotion",
             replaces_engagement_id=engagement.engagement_id,
