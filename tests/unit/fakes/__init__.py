@@ -1,0 +1,1 @@
+"""In-memory fakes of the services' ports: every rule is checkable without a database."""
