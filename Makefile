@@ -5,7 +5,7 @@ PY := .venv/bin/python
 SAM := .venv-sam/bin/sam
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup up test lint fire token openapi bench deploy validate clean
+.PHONY: help setup up test lint fire token openapi docs bench deploy validate clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,10 @@ token: ## Print a local development token: make token ROLE=org_admin [ORG=..] [P
 
 openapi: ## Regenerate docs/openapi.json from the handlers
 	@$(PY) -m coaching_local openapi --write docs/openapi.json
+
+docs: ## Regenerate the generated docs: docs/openapi.json and docs/events.md
+	@$(PY) -m coaching_local openapi --write docs/openapi.json
+	@$(PY) infra/events_doc.py
 
 bench: ## Run the benchmarks under bench/ and print figures and ratios
 	@bash infra/bootstrap.sh

@@ -226,6 +226,30 @@ def dispatch_event(
     return run_once(consume, parsed)
 
 
+class FunctionEntry:
+    """The Lambda entry point of a function the API, the bus and schedules all invoke.
+
+    `consumes` is the function's dispatch table, readable so that tests can hold it against
+    the catalogue and the template's rules.
+    """
+
+    def __init__(self, consumes: EventHandlers, http: Handler, background: Handler, name: str, scheduled: bool) -> None:
+        self.consumes = dict(consumes)
+        self._http = http
+        self._background = background
+        self._name = name
+        self._scheduled = scheduled
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        kind = event_kind(event)
+        if kind == "http":
+            return self._http(event, context)
+        if (kind == "eventbridge" and self.consumes) or (kind == "schedule" and self._scheduled):
+            return self._background(event, context)
+        # Raising makes the async invoker retry and then dead-letter: an unknown event is a bug.
+        raise ValueError(f"{self._name} cannot handle this event: keys {sorted(event)[:10]}")
+
+
 def function_entry(
     app: APIGatewayRestResolver,
     *,
@@ -235,14 +259,13 @@ def function_entry(
     metrics: Metrics,
     on_events: EventHandlers | None = None,
     on_schedule: Callable[[str], dict[str, Any]] | None = None,
-) -> Handler:
+) -> FunctionEntry:
     """The entry point of a function the API, the bus and schedules all invoke.
 
     `on_events` maps each catalogue event this function consumes to its handler, which gets
     the parsed model. Each caller gets the right correlation id: the API request id, or the
     event's id.
     """
-    http = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)
     handlers = dict(on_events or {})
     runner: list[Callable[..., dict[str, Any]]] = []
 
@@ -261,13 +284,5 @@ def function_entry(
             return on_schedule(str(event["schedule"]))
         raise ValueError(f"{name} has no schedule handler")
 
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        kind = event_kind(event)
-        if kind == "http":
-            return http(event, context)
-        if (kind == "eventbridge" and handlers) or (kind == "schedule" and on_schedule):
-            return background(event, context)
-        # Raising makes the async invoker retry and then dead-letter: an unknown event is a bug.
-        raise ValueError(f"{name} cannot handle this event: keys {sorted(event)[:10]}")
-
-    return handler
+    http = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)
+    return FunctionEntry(handlers, http, background, name, on_schedule is not None)
