@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.request import Request
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, Field
@@ -106,6 +106,9 @@ def current_caller(request: Request) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(current_caller)]
+# An id in a path (orgs, people, coaches, engagements, bookings): what ids.new_id makes, and
+# nothing a key could be built from by accident (no '#', no '/').
+PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 PageLimit = Annotated[int, Query(ge=1, le=100, description="Items per page.")]
 PageCursor = Annotated[str | None, Query(max_length=2048, description="Cursor from the previous page.")]
 NonEmpty = Annotated[str, Field(min_length=1)]
