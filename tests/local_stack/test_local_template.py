@@ -96,6 +96,7 @@ def test_real_template_tables() -> None:
             "BillingMode",
             "GlobalSecondaryIndexes",
             "LocalSecondaryIndexes",
+            "StreamSpecification",
         }
         for d in defs
     )
