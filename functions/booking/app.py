@@ -10,12 +10,17 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
+from coaching.adapters.booking_store import BookingStore
+from coaching.adapters.dynamo import CoachRepository
+from coaching.adapters.roster_store import RosterStore
 from coaching.api import Caller, add_health_route, created, function_entry, rest_resolver
+from coaching.config import settings
 from coaching.domain.booking import Booking, BookingRequest, CancelRequest, RescheduleRequest
+from coaching.domain.common import utc_now
 from coaching.domain.events import EngagementEnded
-from coaching.events import EventBridgePublisher, publish_after_commit
 from coaching.services import booking
 from coaching.services.booking import BookingContext, SlotView
+from coaching.services.roster import RosterCache
 from pydantic import AwareDatetime, BaseModel
 
 logger = Logger()
@@ -23,8 +28,13 @@ tracer = Tracer()
 metrics = Metrics()
 app = rest_resolver()
 add_health_route(app, "/booking/health", service="booking")
-ctx = BookingContext()
-publisher = EventBridgePublisher()
+# The composition root: the services get the real adapters here (tests build theirs).
+ctx = BookingContext(
+    store=BookingStore(),
+    roster=RosterCache(RosterStore(), ttl_seconds=settings().roster_cache_ttl_seconds),
+    coaches=CoachRepository(),
+    clock=utc_now,
+)
 
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 
@@ -53,8 +63,7 @@ def slots(
 
 @app.post("/bookings", summary="Book a session with your coach (employee)", tags=["booking"])
 def create_booking(caller: Caller, body: Annotated[BookingRequest, Body()]) -> Response[Booking]:
-    new_booking, events = booking.book(caller, body, ctx)
-    publish_after_commit(publisher, events, logger, metrics)
+    new_booking = booking.book(caller, body, ctx)
     metrics.add_metric(name="SessionBooked", unit=MetricUnit.Count, value=1)
     return created(new_booking)
 
@@ -71,9 +80,7 @@ def get_booking(caller: Caller, booking_id: Id) -> Booking:
 
 @app.post("/bookings/<booking_id>/cancel", summary="Cancel a booking (employee)", tags=["booking"])
 def cancel_booking(caller: Caller, booking_id: Id, body: Annotated[CancelRequest, Body()]) -> Booking:
-    cancelled, events = booking.cancel(caller, booking_id, body.reason, ctx)
-    publish_after_commit(publisher, events, logger, metrics)
-    return cancelled
+    return booking.cancel(caller, booking_id, body.reason, ctx)
 
 
 @app.post(
@@ -84,9 +91,7 @@ def cancel_booking(caller: Caller, booking_id: Id, body: Annotated[CancelRequest
     tags=["booking"],
 )
 def reschedule_booking(caller: Caller, booking_id: Id, body: Annotated[RescheduleRequest, Body()]) -> Booking:
-    moved, events = booking.reschedule(caller, booking_id, body, ctx)
-    publish_after_commit(publisher, events, logger, metrics)
-    return moved
+    return booking.reschedule(caller, booking_id, body, ctx)
 
 
 @app.get("/coach/sessions", summary="Your sessions in a date range (coach)", tags=["booking"])
@@ -104,9 +109,7 @@ def coach_sessions(
     tags=["booking"],
 )
 def coach_cancel(caller: Caller, booking_id: Id, body: Annotated[CancelRequest, Body()]) -> Booking:
-    cancelled, events = booking.coach_cancel(caller, booking_id, body.reason, ctx)
-    publish_after_commit(publisher, events, logger, metrics)
-    return cancelled
+    return booking.coach_cancel(caller, booking_id, body.reason, ctx)
 
 
 @app.get(
@@ -121,10 +124,9 @@ def calendar(caller: Caller, booking_id: Id) -> Response[str]:
 
 
 def on_engagement_ended(ended: EngagementEnded) -> dict[str, Any]:
-    events = booking.on_engagement_ended(ended, ctx)
-    publish_after_commit(publisher, events, logger, metrics)
-    metrics.add_metric(name="SessionsCancelledByEngagementEnd", unit=MetricUnit.Count, value=len(events))
-    return {"cancelled": [e.detail["booking_id"] for e in events]}
+    cancelled = booking.on_engagement_ended(ended, ctx)
+    metrics.add_metric(name="SessionsCancelledByEngagementEnd", unit=MetricUnit.Count, value=len(cancelled))
+    return {"cancelled": [session.booking_id for session in cancelled]}
 
 
 lambda_handler = function_entry(

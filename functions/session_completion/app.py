@@ -6,16 +6,11 @@ from typing import Annotated
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.metrics import MetricUnit
+from coaching.adapters.billing_store import BillingStore
+from coaching.adapters.booking_store import BookingStore
 from coaching.api import Caller, add_health_route, http_entry, rest_resolver
-from coaching.domain.booking import (
-    Booking,
-    CompletionRequest,
-    Confirmation,
-    CreditRequest,
-    DisputeRequest,
-    DisputeResolution,
-)
-from coaching.events import EventBridgePublisher, publish_after_commit
+from coaching.domain.booking import Booking, CompletionRequest, CreditRequest, DisputeRequest, DisputeResolution
+from coaching.domain.common import utc_now
 from coaching.services import completion
 from coaching.services.completion import CompletionContext
 
@@ -24,16 +19,14 @@ tracer = Tracer()
 metrics = Metrics()
 app = rest_resolver()
 add_health_route(app, "/sessions/health", service="session_completion")
-ctx = CompletionContext()
-publisher = EventBridgePublisher()
+# The composition root: the services get the real adapters here (tests build theirs).
+ctx = CompletionContext(store=BookingStore(), billing=BillingStore(), clock=utc_now)
 
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 
 
-def _done(result: tuple[Booking, list], metric: str | None = None) -> Booking:
-    booking, events = result
-    publish_after_commit(publisher, events, logger, metrics)
-    if metric and events:
+def _done(booking: Booking, metric: str | None = None) -> Booking:
+    if metric:
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
     return booking
 
@@ -59,12 +52,12 @@ def no_show(caller: Caller, booking_id: Id) -> Booking:
 
 @app.post("/bookings/<booking_id>/confirm", summary="Confirm the coach's record (employee)", tags=["sessions"])
 def confirm(caller: Caller, booking_id: Id) -> Booking:
-    return _done(completion.respond(caller, booking_id, Confirmation.CONFIRMED, "", ctx))
+    return _done(completion.confirm(caller, booking_id, ctx))
 
 
 @app.post("/bookings/<booking_id>/dispute", summary="Dispute the coach's record (employee)", tags=["sessions"])
 def dispute(caller: Caller, booking_id: Id, body: Annotated[DisputeRequest, Body()]) -> Booking:
-    return _done(completion.respond(caller, booking_id, Confirmation.DISPUTED, body.reason, ctx), "SessionDisputed")
+    return _done(completion.dispute(caller, booking_id, body.reason, ctx), "SessionDisputed")
 
 
 @app.post(

@@ -7,32 +7,44 @@ person's calendars. Any taken bucket cancels the whole transaction: nothing half
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from coaching.adapters import keys
+from coaching.adapters import keys, outbox
 from coaching.adapters.billing_store import PRICE_BOOK_SK, commit_with_entry
 from coaching.adapters.dynamo import (
     MainItem,
     MainTableMeta,
     MarkerItem,
     SituationItem,
+    backoff,
     batch_read,
     connection,
     failed_keys,
+    get_entity,
 )
 from coaching.adapters.roster_store import RosterPointer
-from coaching.domain.booking import MAX_UPCOMING_LIMIT, Booking, coach_buckets, person_buckets
+from coaching.domain.booking import (
+    MAX_UPCOMING_LIMIT,
+    Booking,
+    BookingReads,
+    BookingState,
+    Limits,
+    OrgMeter,
+    SessionLocator,
+    coach_buckets,
+    person_buckets,
+)
 from coaching.domain.engagements import Engagement
 from coaching.domain.errors import AllowanceExhausted, Conflict, SlotTaken, UsageMoved
+from coaching.domain.events import BudgetThresholdReached, Event
 from coaching.domain.invoicing import LedgerEntry
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
@@ -48,6 +60,8 @@ _MESSAGES = {
 
 
 COUNTER_RULES = frozenset({"allowance", "cap", "budget"})
+# A threshold marker written at the same moment by another transaction: tries before giving up.
+_THRESHOLD_ATTEMPTS = 4
 
 
 def _label(key: tuple[str, str]) -> str:
@@ -151,85 +165,6 @@ def upcoming_key(org_id: str, person_id: str, place: int) -> tuple[str, str]:
     return keys.person_pk(org_id, person_id), f"UPCOMING#{place:02d}"
 
 
-@dataclass(slots=True)
-class BookingReads:
-    """Everything a booking decision needs, read in one BatchGetItem."""
-
-    engagement: tuple[Engagement, int] | None
-    org: Org | None
-    person: Person | None
-    roster_pointer: RosterPointer | None
-    # Upcoming place number -> (booking id, ends at ISO UTC) for every place in use or used.
-    places: dict[int, tuple[str, str]] = field(default_factory=dict)
-    # The org's monthly meters, by (rule, period): sessions ("cap") and money ("budget").
-    org_usage: dict[tuple[str, str], int] = field(default_factory=dict)
-    price_book: PriceBook | None = None
-
-    def free_places(self, count: int, now: datetime) -> list[int]:
-        """Places never used or whose session has ended, lowest first."""
-        cutoff = now.astimezone(UTC).isoformat()
-        taken = {place for place, (_, ends_at) in self.places.items() if ends_at >= cutoff}
-        return [place for place in range(1, count + 1) if place not in taken]
-
-
-def read_for_booking(org_id: str, person_id: str, engagement_id: str, periods: Iterable[str]) -> BookingReads:
-    """Engagement, org, person, the roster pointer, every upcoming place and the org's usage
-    counters for `periods`: one round trip, so a booking costs this read plus its transaction."""
-    person_partition = keys.person_pk(org_id, person_id)
-    engagement_key = (person_partition, f"ENGAGEMENT#{engagement_id}")
-    org_key = (keys.org_pk(org_id), keys.ORG_PROFILE_SK)
-    person_key = (keys.people_pk(org_id), keys.person_sk(person_id))
-    pointer_key = (keys.ROSTER_PK, keys.ROSTER_POINTER_SK)
-    place_keys = {upcoming_key(org_id, person_id, n): n for n in range(1, MAX_UPCOMING_LIMIT + 1)}
-    usage_keys = {meter_key(org_id, rule, period): (rule, period) for period in periods for rule in METER_PREFIXES}
-    book_key = (keys.org_pk(org_id), PRICE_BOOK_SK)
-    found = batch_read([engagement_key, org_key, person_key, pointer_key, book_key, *place_keys, *usage_keys])
-    engagement_item = found.get(engagement_key)
-    org_item, person_item, pointer_item = found.get(org_key), found.get(person_key), found.get(pointer_key)
-    reads = BookingReads(
-        engagement=_engagement_and_version(engagement_item) if engagement_item else None,
-        org=Org.model_validate_json(org_item["body"]["S"]) if org_item else None,
-        person=Person.model_validate_json(person_item["body"]["S"]) if person_item else None,
-        roster_pointer=RosterPointer.from_raw_data(pointer_item) if pointer_item else None,
-        price_book=PriceBook.model_validate_json(found[book_key]["body"]["S"]) if book_key in found else None,
-    )
-    for place_key, number in place_keys.items():
-        if place_key in found:
-            item = found[place_key]
-            reads.places[number] = (item["ref"]["S"], item["ends_at"]["S"])
-    for usage_key_, rule_period in usage_keys.items():
-        item = found.get(usage_key_)
-        reads.org_usage[rule_period] = int(item["used"]["N"]) if item and "used" in item else 0
-    return reads
-
-
-@dataclass(frozen=True, slots=True)
-class BookingState:
-    """A booking with what changing it needs: its version, its org and the org's price book."""
-
-    booking: Booking
-    version: int
-    org: Org
-    price_book: PriceBook | None
-
-
-def read_booking(org_id: str, person_id: str, booking_id: str) -> BookingState | None:
-    """The booking, its org and the price book in one BatchGetItem."""
-    booking_key = (keys.person_pk(org_id, person_id), f"BOOKING#{booking_id}")
-    org_key = (keys.org_pk(org_id), keys.ORG_PROFILE_SK)
-    book_key = (keys.org_pk(org_id), PRICE_BOOK_SK)
-    found = batch_read([booking_key, org_key, book_key])
-    if booking_key not in found or org_key not in found:
-        return None
-    item = found[booking_key]
-    return BookingState(
-        booking=Booking.model_validate_json(item["body"]["S"]),
-        version=int(item["version"]["N"]) if "version" in item else 0,
-        org=Org.model_validate_json(found[org_key]["body"]["S"]),
-        price_book=PriceBook.model_validate_json(found[book_key]["body"]["S"]) if book_key in found else None,
-    )
-
-
 def _engagement_and_version(item: dict[str, Any]) -> tuple[Engagement, int]:
     version = int(item["version"]["N"]) if "version" in item else 0
     return Engagement.model_validate_json(item["body"]["S"]), version
@@ -243,50 +178,15 @@ def meter_key(org_id: str, rule: str, period: str) -> tuple[str, str]:
     return keys.org_pk(org_id), f"{METER_PREFIXES[rule]}#{period}"
 
 
-@dataclass(frozen=True, slots=True)
-class OrgMeter:
-    """One of the org's monthly counters under a cap, as read before the booking transaction.
-
-    `step` is what this booking adds: 1 session, or the session's list price in minor units.
-    `thresholds` are the counter values at 80 % and 100 % of the cap.
-    """
-
-    rule: str  # "cap" (sessions) or "budget" (money)
-    cap: int
-    seen: int
-    step: int
-    thresholds: tuple[int, ...]
-
-    def crossed(self) -> tuple[int, ...]:
-        if self.seen + self.step > self.cap:
-            return ()  # no room: this booking is refused, it crosses nothing
-        return tuple(t for t in self.thresholds if self.seen < t <= self.seen + self.step)
-
-    def condition(self) -> Any:
-        """Room for this booking; and either exactly the value read (this booking crosses a
-        threshold, so it must know it is the one) or clear of every threshold's approach (so
-        it crosses none). Exactly one booking moves the counter over each threshold, and it
-        knows it did: the event fires once, with no read after every other booking."""
-        if self.crossed():
-            exact = CounterItem.used == self.seen
-            return CounterItem.used.does_not_exist() | exact if self.seen == 0 else exact
-        room = CounterItem.used <= self.cap - self.step
-        for threshold in self.thresholds:
-            room &= (CounterItem.used < threshold - self.step) | (CounterItem.used >= threshold)
-        # An absent counter is zero: allowed when zero passes the same test.
-        zero_passes = self.step <= self.cap and all(threshold > self.step for threshold in self.thresholds)
-        return room | CounterItem.used.does_not_exist() if zero_passes else room
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    allowance: int
-    now: datetime
-    meters: tuple[OrgMeter, ...] = ()
-
-    def with_seen(self, rule: str, seen: int) -> Limits:
-        meters = tuple(replace(m, seen=seen) if m.rule == rule else m for m in self.meters)
-        return replace(self, meters=meters)
+def _meter_condition(meter: OrgMeter) -> Any:
+    """`OrgMeter.admits` as a DynamoDB condition on the stored counter (absent counts as zero)."""
+    if meter.crossed():
+        exact = CounterItem.used == meter.seen
+        return CounterItem.used.does_not_exist() | exact if meter.seen == 0 else exact
+    room = CounterItem.used <= meter.cap - meter.step
+    for threshold in meter.thresholds:
+        room &= (CounterItem.used < threshold - meter.step) | (CounterItem.used >= threshold)
+    return room | CounterItem.used.does_not_exist() if meter.admits(0) else room
 
 
 class _SessionsIndex(GlobalSecondaryIndex["LocatorItem"]):
@@ -352,7 +252,7 @@ def _add_counters(transaction: TransactWrite, booking: Booking, limits: Limits) 
         transaction.update(
             CounterItem(*meter_key(booking.org_id, meter.rule, booking.policy.allowance_period)),
             actions=[CounterItem.used.add(meter.step), CounterItem.kind.set(f"org_{meter.rule}")],
-            condition=meter.condition(),
+            condition=_meter_condition(meter),
         )
 
 
@@ -446,12 +346,108 @@ def _commit(transaction: TransactWrite) -> None:
         raise _refusal(failed_keys(transaction, exc)) from exc
 
 
+def _engagement_sk(engagement_id: str) -> str:
+    return f"ENGAGEMENT#{engagement_id}"
+
+
+def _threshold_marker(reached: BudgetThresholdReached) -> MarkerItem:
+    pk, sk = meter_key(reached.org_id, reached.meter, reached.period)
+    return MarkerItem(pk, f"{sk}#THRESHOLD#{reached.percent}", kind="threshold", ref=reached.period)
+
+
 class BookingStore:
-    def book(self, booking: Booking, situation: str, limits: Limits) -> None:
-        """Booking, situation, counters, the upcoming place, the locator and the calendar
-        locks, with the engagement still active: all or nothing."""
+    """Every read and write of booking and session completion; each change is one transaction
+    that also carries the change's events (the outbox), so an event exists exactly when its change does."""
+
+    # ------------------------------------------------------------------ reads
+
+    def read_for_booking(self, org_id: str, person_id: str, engagement_id: str, periods: Iterable[str]) -> BookingReads:
+        """Engagement, org, person, the roster pointer, every upcoming place and the org's usage
+        counters for `periods`: one round trip, so a booking costs this read plus its transaction."""
+        person_partition = keys.person_pk(org_id, person_id)
+        engagement_key = (person_partition, _engagement_sk(engagement_id))
+        org_key = (keys.org_pk(org_id), keys.ORG_PROFILE_SK)
+        person_key = (keys.people_pk(org_id), keys.person_sk(person_id))
+        pointer_key = (keys.ROSTER_PK, keys.ROSTER_POINTER_SK)
+        place_keys = {upcoming_key(org_id, person_id, n): n for n in range(1, MAX_UPCOMING_LIMIT + 1)}
+        usage_keys = {meter_key(org_id, rule, period): (rule, period) for period in periods for rule in METER_PREFIXES}
+        book_key = (keys.org_pk(org_id), PRICE_BOOK_SK)
+        found = batch_read([engagement_key, org_key, person_key, pointer_key, book_key, *place_keys, *usage_keys])
+        engagement_item = found.get(engagement_key)
+        org_item, person_item, pointer_item = found.get(org_key), found.get(person_key), found.get(pointer_key)
+        reads = BookingReads(
+            engagement=_engagement_and_version(engagement_item) if engagement_item else None,
+            org=Org.model_validate_json(org_item["body"]["S"]) if org_item else None,
+            person=Person.model_validate_json(person_item["body"]["S"]) if person_item else None,
+            roster_pointer=RosterPointer.from_raw_data(pointer_item) if pointer_item else None,
+            price_book=PriceBook.model_validate_json(found[book_key]["body"]["S"]) if book_key in found else None,
+        )
+        for place_key, number in place_keys.items():
+            if place_key in found:
+                place = found[place_key]
+                reads.places[number] = (place["ref"]["S"], place["ends_at"]["S"])
+        for usage_key_, rule_period in usage_keys.items():
+            counter = found.get(usage_key_)
+            reads.org_usage[rule_period] = int(counter["used"]["N"]) if counter and "used" in counter else 0
+        return reads
+
+    def read_booking(self, org_id: str, person_id: str, booking_id: str) -> BookingState | None:
+        """The booking, its org and the price book in one BatchGetItem."""
+        booking_key = (keys.person_pk(org_id, person_id), f"BOOKING#{booking_id}")
+        org_key = (keys.org_pk(org_id), keys.ORG_PROFILE_SK)
+        book_key = (keys.org_pk(org_id), PRICE_BOOK_SK)
+        found = batch_read([booking_key, org_key, book_key])
+        if booking_key not in found or org_key not in found:
+            return None
+        item = found[booking_key]
+        return BookingState(
+            booking=Booking.model_validate_json(item["body"]["S"]),
+            version=int(item["version"]["N"]) if "version" in item else 0,
+            org=Org.model_validate_json(found[org_key]["body"]["S"]),
+            price_book=PriceBook.model_validate_json(found[book_key]["body"]["S"]) if book_key in found else None,
+        )
+
+    def engagement(self, org_id: str, person_id: str, engagement_id: str) -> Engagement | None:
+        """The engagement as stored now (strongly consistent), or None."""
+        return get_entity(keys.person_pk(org_id, person_id), _engagement_sk(engagement_id), Engagement)
+
+    def locate(self, booking_id: str) -> SessionLocator | None:
+        try:
+            item = LocatorItem.get(*locator_key(booking_id), consistent_read=True)
+        except LocatorItem.DoesNotExist:
+            return None
+        return SessionLocator(org_id=item.org_id, person_id=item.person_id, coach_id=item.coach_id, status=item.status)
+
+    def for_person(self, org_id: str, person_id: str) -> list[Booking]:
+        items = MainItem.query(
+            keys.person_pk(org_id, person_id), MainItem.sk.startswith("BOOKING#"), consistent_read=True
+        )
+        return [Booking.model_validate_json(item.body) for item in items]
+
+    def for_coach(self, coach_id: str, start: datetime, end: datetime) -> list[Booking]:
+        """The coach's sessions starting in [start - 1 day, end): enough to find every overlap."""
+        low = (start.replace(hour=0, minute=0, second=0, microsecond=0)).isoformat()
+        items = MainItem.gsi1.query(f"COACH#{coach_id}#BOOKINGS", MainItem.gsi1sk.between(low, f"{end.isoformat()}~"))
+        return [Booking.model_validate_json(item.body) for item in items]
+
+    def sessions_in(self, org_id: str, period: str) -> list[LocatorItem]:
+        """Every session of an org's month with its status (gsi1; for reconciliation)."""
+        return list(LocatorItem.sessions.query(sessions_index_pk(org_id, period)))
+
+    def org_meter(self, org_id: str, rule: str, period: str) -> int:
+        try:
+            return int(CounterItem.get(*meter_key(org_id, rule, period), consistent_read=True).used or 0)
+        except CounterItem.DoesNotExist:
+            return 0
+
+    # ------------------------------------------------------------------ changes
+
+    def book(self, booking: Booking, situation: str, limits: Limits, events: Sequence[Event]) -> None:
+        """Booking, situation, counters, the upcoming place, the locator, the calendar locks
+        and the events, with the engagement still active: all or nothing."""
         transaction = TransactWrite(connection=connection())
         _add_new_booking(transaction, booking, situation, limits)
+        outbox.add_events(transaction, events)
         self._commit_counting(transaction, booking, limits)
 
     def _commit_counting(self, transaction: TransactWrite, booking: Booking, limits: Limits) -> None:
@@ -466,22 +462,32 @@ class BookingStore:
             raise
 
     def end(
-        self, booking: Booking, version: int, *, release: bool, refund: bool, entry: LedgerEntry | None
+        self,
+        booking: Booking,
+        version: int,
+        *,
+        release: bool,
+        refund: bool,
+        entry: LedgerEntry | None,
+        events: Sequence[Event],
     ) -> LedgerEntry | None:
-        """Move a booking to a final state; a billable one writes its usage entry in the same
-        transaction (billed in the first open month), so it can never be lost or doubled."""
+        """Write a booking's new state (a final one, or a confirmation or credit after it); a
+        billable one writes its ledger entry in the same transaction (billed in the first open
+        month), so it can never be lost or doubled. `release` frees the calendar and the place,
+        `refund` returns the unit."""
+
+        def write(transaction: TransactWrite) -> None:
+            _add_end(transaction, booking, version, release=release, refund=refund)
+            outbox.add_events(transaction, events)
+
         if entry is None:
             transaction = TransactWrite(connection=connection())
-            _add_end(transaction, booking, version, release=release, refund=refund)
+            write(transaction)
             _commit(transaction)
             return None
-        return commit_with_entry(
-            lambda transaction: _add_end(transaction, booking, version, release=release, refund=refund),
-            entry,
-            _refusal,
-        )
+        return commit_with_entry(write, entry, _refusal)
 
-    def move(self, old: Booking, new: Booking, version: int, limits: Limits | None) -> None:
+    def move(self, old: Booking, new: Booking, version: int, limits: Limits | None, events: Sequence[Event]) -> None:
         """Reschedule in place: same booking, new time. Locks the times have in common stay;
         `limits` (when the month changed) moves the allowance unit to the new month."""
         transaction = TransactWrite(connection=connection())
@@ -492,9 +498,18 @@ class BookingStore:
         if limits is not None:
             _return_counters(transaction, old)
             _add_counters(transaction, new, limits)
+        outbox.add_events(transaction, events)
         self._commit_counting(transaction, new, limits or Limits(0, new.updated_at))
 
-    def replace(self, old: Booking, version: int, new: Booking, limits: Limits, entry: LedgerEntry) -> LedgerEntry:
+    def replace(
+        self,
+        old: Booking,
+        version: int,
+        new: Booking,
+        limits: Limits,
+        entry: LedgerEntry,
+        events: Sequence[Event],
+    ) -> LedgerEntry:
         """A billed late reschedule: the old session ends late-cancelled (with its usage entry)
         and a new one takes its place, its calendar UID and its upcoming place, atomically."""
 
@@ -502,45 +517,30 @@ class BookingStore:
             _add_end(transaction, old, version, release=False, refund=False)
             _add_new_booking(transaction, new, None, limits, replaces=old.booking_id, locks=False)
             _swap_locks(transaction, old, new)
+            outbox.add_events(transaction, events)
 
         return commit_with_entry(write, entry, _refusal)
 
-    def org_meter(self, org_id: str, rule: str, period: str) -> int:
-        try:
-            return int(CounterItem.get(*meter_key(org_id, rule, period), consistent_read=True).used or 0)
-        except CounterItem.DoesNotExist:
-            return 0
+    def mark_threshold(self, reached: BudgetThresholdReached) -> bool:
+        """Record that an org meter crossed a threshold, with its event, in one transaction.
 
-    def mark_threshold(self, org_id: str, rule: str, period: str, percent: int) -> bool:
-        """True exactly once per org, meter, month and threshold, however many bookings cross it."""
-        pk, sk = meter_key(org_id, rule, period)
-        marker = MarkerItem(pk, f"{sk}#THRESHOLD#{percent}", kind="threshold", ref=period)
-        try:
-            marker.save(condition=MarkerItem.pk.does_not_exist())
-        except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
-    def for_person(self, org_id: str, person_id: str) -> list[Booking]:
-        items = MainItem.query(
-            keys.person_pk(org_id, person_id), MainItem.sk.startswith("BOOKING#"), consistent_read=True
-        )
-        return [Booking.model_validate_json(item.body) for item in items]
-
-    def for_coach(self, coach_id: str, start: datetime, end: datetime) -> list[Booking]:
-        """The coach's sessions starting in [start - 1 day, end): enough to find every overlap."""
-        low = (start.replace(hour=0, minute=0, second=0, microsecond=0)).isoformat()
-        items = MainItem.gsi1.query(f"COACH#{coach_id}#BOOKINGS", MainItem.gsi1sk.between(low, f"{end.isoformat()}~"))
-        return [Booking.model_validate_json(item.body) for item in items]
-
-    def locate(self, booking_id: str) -> LocatorItem | None:
-        try:
-            return LocatorItem.get(*locator_key(booking_id), consistent_read=True)
-        except LocatorItem.DoesNotExist:
-            return None
-
-    def sessions_in(self, org_id: str, period: str) -> list[LocatorItem]:
-        """Every session of an org's month with its status (gsi1; for reconciliation)."""
-        return list(LocatorItem.sessions.query(sessions_index_pk(org_id, period)))
+        True exactly once per org, meter, month and threshold, however many bookings cross it
+        (a threshold crossed again after cancellations finds its marker and stays quiet).
+        """
+        marker = _threshold_marker(reached)
+        for attempt in range(_THRESHOLD_ATTEMPTS):
+            transaction = TransactWrite(connection=connection())
+            transaction.save(marker, condition=MarkerItem.pk.does_not_exist())
+            outbox.add_events(transaction, [reached])
+            try:
+                with transaction:
+                    pass
+            except TransactWriteError as exc:
+                if failed_keys(transaction, exc):
+                    return False  # the marker (and so its event, same id) is already there
+                if attempt == _THRESHOLD_ATTEMPTS - 1:
+                    raise
+                backoff(attempt)  # a concurrent transaction on the marker: try again
+                continue
+            return True
+        return False

@@ -8,21 +8,31 @@ transaction if any bucket is taken, so no two bookings can ever overlap, whateve
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from coaching.domain.common import DeferredModel, StrictModel
+from coaching.domain.errors import Conflict, InvalidInput
 from coaching.domain.taxonomy import Level, Program
+
+if TYPE_CHECKING:  # these modules import this one: annotations only
+    from coaching.domain.engagements import Engagement
+    from coaching.domain.orgs import Org
+    from coaching.domain.people import Person
+    from coaching.domain.pricing import PriceBook
 
 BUCKET_MINUTES = 5
 # A coach waits this long for the person before recording a no-show.
 NO_SHOW_WAIT_MINUTES = 15
 # The person may confirm or dispute a recorded outcome for this long.
 CONFIRMATION_WINDOW_HOURS = 72
+# A session may run over, but a recorded duration far beyond the booked one is a typo.
+MAX_OVERRUN_FACTOR = 3
 # The most upcoming sessions an org may allow a person: bounds the places a booking reads.
 MAX_UPCOMING_LIMIT = 20
 # Session length per program: SCALE is a focused half hour, EXEC a full hour.
@@ -137,7 +147,20 @@ class CreditRequest(StrictModel):
     reason: Annotated[str, Field(min_length=3, max_length=500)]
 
 
+class CancelledBy(StrEnum):
+    PERSON = "person"
+    COACH = "coach"
+    PLATFORM = "platform"  # the engagement ended: never billed, the unit comes back
+
+
+ENGAGEMENT_ENDED_REASON = "the engagement with this coach ended"
+LATE_RESCHEDULE_REASON = "rescheduled inside the late-cancel window"
+
+
 class Booking(DeferredModel):
+    """A session and its state machine. Every change is a method that checks its rule and
+    returns a new, validated booking (or raises a domain error naming the rule)."""
+
     booking_id: str
     org_id: str
     person_id: str
@@ -155,7 +178,7 @@ class Booking(DeferredModel):
     billable: bool = False  # a late cancel is billed under the org's policy
     status: BookingStatus = BookingStatus.BOOKED
     sequence: int = 0  # ICS SEQUENCE: bumps on every change so calendars update in place
-    cancelled_by: str | None = None  # "person" or "coach"
+    cancelled_by: str | None = None  # "person", "coach" or "platform"
     cancel_reason: str = ""
     reschedules: int = 0
     # A billed late reschedule makes a new booking; it keeps the calendar UID and the situation.
@@ -170,6 +193,302 @@ class Booking(DeferredModel):
     credited: bool = False  # a reversing ledger entry credits this session
     created_at: datetime
     updated_at: datetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Booking:
+        if self.end <= self.start:
+            raise ValueError("a session must end after it starts")
+        if self.credited and self.status not in BILLABLE_STATES:
+            raise ValueError("only a billed session can be credited")
+        return self
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def length_minutes(self) -> int:
+        return int((self.end - self.start).total_seconds() // 60)
+
+    def is_late(self, now: datetime) -> bool:
+        """Inside the late-cancel window snapshotted when it was booked."""
+        return self.start - now < timedelta(hours=self.policy.late_cancel_hours)
+
+    def _changed(self, **changes: object) -> Booking:
+        return Booking.model_validate(self.model_dump() | changes)
+
+    def _require_upcoming(self, now: datetime, action: str) -> None:
+        if self.status is not BookingStatus.BOOKED:
+            raise Conflict(f"this booking is already {self.status.value.replace('_', ' ')}", field="booking_id")
+        if self.start <= now:
+            raise Conflict(f"a session that has started cannot be {action}", field="booking_id")
+
+    # ------------------------------------------------------------------ before the session
+
+    def cancel(self, by: CancelledBy, reason: str, now: datetime) -> Booking:
+        """Free until the late-cancel window; the person's cancel inside it is billed and keeps
+        the unit used. A coach's or the platform's cancel is never billed, however late."""
+        self._require_upcoming(now, "cancelled")
+        late = by is CancelledBy.PERSON and self.is_late(now)
+        return self._changed(
+            status=BookingStatus.LATE_CANCELLED if late else BookingStatus.CANCELLED,
+            billable=late,
+            cancelled_by=by.value,
+            cancel_reason=reason,
+            sequence=self.sequence + 1,
+            updated_at=now,
+        )
+
+    def end_with_engagement(self, now: datetime) -> Booking:
+        """The engagement ended: the platform cancels this future session, unbilled."""
+        return self.cancel(CancelledBy.PLATFORM, ENGAGEMENT_ENDED_REASON, now)
+
+    def reschedule(self, start: datetime, *, org_time_zone: str, now: datetime, replacement_id: str) -> Reschedule:
+        """Move the session; the calendar UID stays, the SEQUENCE goes up.
+
+        Outside the late-cancel window, or inside it while the free late reschedules last, the
+        booking moves in place. Otherwise the old session ends as a billed late cancel and a
+        replacement (`replacement_id`, same calendar UID and situation) takes over.
+        """
+        self._require_upcoming(now, "rescheduled")
+        start = start.astimezone(UTC)
+        if start == self.start:
+            raise InvalidInput("that is the session's current time", field="start")
+        late = self.is_late(now)
+        moved = {
+            "start": start,
+            "end": start + timedelta(minutes=self.length_minutes),
+            "policy": PolicySnapshot.model_validate(
+                self.policy.model_dump() | {"allowance_period": period_of(start, org_time_zone)}
+            ),
+            "sequence": self.sequence + 1,
+            "reschedules": self.reschedules + 1,
+            "updated_at": now,
+        }
+        if not late or self.late_reschedules < self.policy.free_late_reschedules:
+            in_place = self._changed(**moved, late_reschedules=self.late_reschedules + int(late))
+            return Reschedule(booking=in_place, ended=None, late=late)
+        ended = self._changed(
+            status=BookingStatus.LATE_CANCELLED,
+            billable=True,
+            cancelled_by=CancelledBy.PERSON.value,
+            cancel_reason=LATE_RESCHEDULE_REASON,
+            sequence=self.sequence + 1,
+            updated_at=now,
+        )
+        replacement = self._changed(
+            **moved,
+            booking_id=replacement_id,
+            calendar_uid=self.calendar_uid or self.booking_id,
+            situation_booking_id=self.situation_booking_id or self.booking_id,
+            rescheduled_from=self.booking_id,
+            late_reschedules=self.late_reschedules + 1,
+            created_at=now,
+        )
+        return Reschedule(booking=replacement, ended=ended, late=True)
+
+    # ------------------------------------------------------------------ the outcome
+
+    def complete(self, actual_minutes: int, now: datetime) -> Booking:
+        """The coach records the session as delivered, once it has started, with a plausible length.
+
+        Idempotent: a session already completed is returned unchanged (a retried call)."""
+        booked = self.length_minutes
+        if not 1 <= actual_minutes <= booked * MAX_OVERRUN_FACTOR:
+            raise InvalidInput(
+                f"a {booked}-minute session cannot have lasted {actual_minutes} minutes", field="actual_minutes"
+            )
+        if self.status is BookingStatus.COMPLETED:
+            return self
+        self._require_outcome_open(BookingStatus.COMPLETED)
+        if now < self.start:
+            raise Conflict("a session cannot be completed before it starts", field="booking_id")
+        return self._changed(
+            status=BookingStatus.COMPLETED, billable=True, actual_minutes=actual_minutes, outcome_at=now, updated_at=now
+        )
+
+    def no_show(self, now: datetime) -> Booking:
+        """The person did not come: recordable once the coach has waited after the start.
+
+        Idempotent: a session already marked a no-show is returned unchanged."""
+        if self.status is BookingStatus.NO_SHOW:
+            return self
+        self._require_outcome_open(BookingStatus.NO_SHOW)
+        if now < self.start + timedelta(minutes=NO_SHOW_WAIT_MINUTES):
+            raise Conflict(
+                f"wait {NO_SHOW_WAIT_MINUTES} minutes after the start before recording a no-show", field="booking_id"
+            )
+        return self._changed(status=BookingStatus.NO_SHOW, billable=True, outcome_at=now, updated_at=now)
+
+    def _require_outcome_open(self, outcome: BookingStatus) -> None:
+        if self.status is not BookingStatus.BOOKED:
+            raise Conflict(
+                f"this session is {self.status.value.replace('_', ' ')}; it cannot be marked {outcome.value}",
+                field="booking_id",
+            )
+
+    # ------------------------------------------------------------------ after the outcome
+
+    def confirm(self, now: datetime) -> Booking:
+        return self._respond(Confirmation.CONFIRMED, "", now)
+
+    def dispute(self, reason: str, now: datetime) -> Booking:
+        return self._respond(Confirmation.DISPUTED, reason, now)
+
+    def _respond(self, confirmation: Confirmation, reason: str, now: datetime) -> Booking:
+        """The person confirms or disputes the coach's record within the window after it.
+
+        Idempotent: the same answer again returns the booking unchanged."""
+        if self.status not in {BookingStatus.COMPLETED, BookingStatus.NO_SHOW} or self.outcome_at is None:
+            raise Conflict("only a session the coach has recorded can be confirmed or disputed", field="booking_id")
+        if self.confirmation is not None:
+            if self.confirmation is confirmation:
+                return self
+            raise Conflict(f"this session is already {self.confirmation.value.replace('_', ' ')}", field="booking_id")
+        if now - self.outcome_at > timedelta(hours=CONFIRMATION_WINDOW_HOURS):
+            raise Conflict(
+                f"sessions can be confirmed or disputed for {CONFIRMATION_WINDOW_HOURS} hours after the coach "
+                "records them",
+                field="booking_id",
+            )
+        return self._changed(confirmation=confirmation, dispute_reason=reason, updated_at=now)
+
+    def resolve_dispute(self, *, upheld: bool, now: datetime) -> Booking:
+        """An operator's ruling on a dispute. An upheld one is then credited (`credit`)."""
+        if self.confirmation is not Confirmation.DISPUTED:
+            raise Conflict("this session is not disputed", field="booking_id")
+        ruling = Confirmation.DISPUTE_UPHELD if upheld else Confirmation.DISPUTE_REJECTED
+        return self._changed(confirmation=ruling, updated_at=now)
+
+    def credit(self, now: datetime) -> Booking:
+        """A billed session credited by a reversing ledger entry; at most once."""
+        if self.status not in BILLABLE_STATES:
+            raise Conflict("only a billed session can be credited", field="booking_id")
+        if self.credited:
+            raise Conflict("this session is already credited", field="booking_id")
+        return self._changed(credited=True, updated_at=now)
+
+
+@dataclass(frozen=True, slots=True)
+class Reschedule:
+    """What a reschedule does: `booking` is the moved booking, or the replacement when `ended`
+    (the old one, late-cancelled and billed) is set."""
+
+    booking: Booking
+    ended: Booking | None
+    late: bool
+
+    @property
+    def billed(self) -> bool:
+        return self.ended is not None
+
+
+# ---------------------------------------------------------------------------- what a decision reads
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLocator:
+    """Where a booking lives, for callers who know only its id (its coach, operators)."""
+
+    org_id: str
+    person_id: str
+    coach_id: str
+    status: str
+
+
+@dataclass(slots=True)
+class BookingReads:
+    """Everything a booking decision needs, read in one round trip."""
+
+    engagement: tuple[Engagement, int] | None
+    org: Org | None
+    person: Person | None
+    # The roster pointer read with the rest: opaque here, the roster port resolves a coach from it.
+    roster_pointer: object | None
+    # Upcoming place number -> (booking id, ends at ISO UTC) for every place in use or used.
+    places: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # The org's monthly meters, by (rule, period): sessions ("cap") and money ("budget").
+    org_usage: dict[tuple[str, str], int] = field(default_factory=dict)
+    price_book: PriceBook | None = None
+
+    def free_places(self, count: int, now: datetime) -> list[int]:
+        """Places never used or whose session has ended, lowest first."""
+        cutoff = now.astimezone(UTC).isoformat()
+        taken = {place for place, (_, ends_at) in self.places.items() if ends_at >= cutoff}
+        return [place for place in range(1, count + 1) if place not in taken]
+
+
+@dataclass(frozen=True, slots=True)
+class BookingState:
+    """A booking with what changing it needs: its version, its org and the org's price book."""
+
+    booking: Booking
+    version: int
+    org: Org
+    price_book: PriceBook | None
+
+
+# ---------------------------------------------------------------------------- org meters
+
+# An org's monthly cap or budget announces these percentages, once each per month.
+THRESHOLDS = (80, 100)
+
+
+def threshold_values(cap: int) -> tuple[int, ...]:
+    """The meter values at which 80 % and 100 % of the cap are reached (rounded up)."""
+    return tuple(sorted({-(-cap * percent // 100) for percent in THRESHOLDS}))
+
+
+@dataclass(frozen=True, slots=True)
+class OrgMeter:
+    """One of the org's monthly counters under a cap, as read before the booking transaction.
+
+    `step` is what this booking adds: 1 session, or the session's list price in minor units.
+    `thresholds` are the counter values at 80 % and 100 % of the cap.
+    """
+
+    rule: str  # "cap" (sessions) or "budget" (money)
+    cap: int
+    seen: int
+    step: int
+    thresholds: tuple[int, ...]
+
+    @classmethod
+    def of(cls, rule: str, cap: int, seen: int, step: int) -> OrgMeter:
+        return cls(rule, cap, seen, step, threshold_values(cap))
+
+    def crossed(self) -> tuple[int, ...]:
+        if self.seen + self.step > self.cap:
+            return ()  # no room: this booking is refused, it crosses nothing
+        return tuple(t for t in self.thresholds if self.seen < t <= self.seen + self.step)
+
+    def crossed_percents(self) -> list[int]:
+        """The thresholds this booking crosses, as percentages (the first percentage for a value)."""
+        return [next(p for p in THRESHOLDS if -(-self.cap * p // 100) == value) for value in self.crossed()]
+
+    def admits(self, used: int | None) -> bool:
+        """The condition the booking transaction puts on the stored counter (None: absent = 0).
+
+        Room for this booking; and either exactly the value read (this booking crosses a
+        threshold, so it must know it is the one) or clear of every threshold's approach (so it
+        crosses none). Exactly one booking moves the counter over each threshold, and knows it.
+        """
+        value = used or 0
+        if self.crossed():
+            return value == self.seen
+        room = value <= self.cap - self.step
+        return room and all(value < t - self.step or value >= t for t in self.thresholds)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the booking transaction enforces: the person's allowance and the org's meters."""
+
+    allowance: int
+    now: datetime
+    meters: tuple[OrgMeter, ...] = ()
+
+    def with_seen(self, rule: str, seen: int) -> Limits:
+        meters = tuple(replace(m, seen=seen) if m.rule == rule else m for m in self.meters)
+        return replace(self, meters=meters)
 
 
 def buckets(start: datetime, end: datetime) -> list[str]:
@@ -195,93 +514,47 @@ def person_buckets(booking: Booking) -> list[str]:
 
 # ---------------------------------------------------------------------------- calendar invite
 
-
-def _ics_text(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
-
-
-def _fold(line: str) -> list[str]:
-    """RFC 5545 3.1: lines longer than 75 octets continue on the next line after a space."""
-    raw = line.encode()
-    if len(raw) <= 75:
-        return [line]
-    parts, current = [], b""
-    for char in line:
-        encoded = char.encode()
-        if len(current) + len(encoded) > (75 if not parts else 74):
-            parts.append(current.decode())
-            current = b""
-        current += encoded
-    parts.append(current.decode())
-    return [parts[0], *(" " + part for part in parts[1:])]
-
-
-def _offset(delta: timedelta | None) -> str:
-    seconds = int((delta or timedelta()).total_seconds())
-    sign = "+" if seconds >= 0 else "-"
-    seconds = abs(seconds)
-    return f"{sign}{seconds // 3600:02d}{seconds % 3600 // 60:02d}"
-
-
-def _vtimezone(zone_name: str, around: datetime) -> list[str]:
-    """A VTIMEZONE with the zone's real transitions in the booking's year and the next.
-
-    Found by scanning hourly offsets, so it is right for any IANA zone without a rule parser.
-    """
-    zone = ZoneInfo(zone_name)
-    start = datetime(around.year, 1, 1, tzinfo=UTC)
-    moment, previous = start, start.astimezone(zone).utcoffset()
-    lines = ["BEGIN:VTIMEZONE", f"TZID:{zone_name}"]
-    transitions = 0
-    while moment < datetime(around.year + 2, 1, 1, tzinfo=UTC):
-        moment += timedelta(hours=1)
-        offset = moment.astimezone(zone).utcoffset()
-        if offset != previous:
-            local = moment.astimezone(zone).replace(tzinfo=None)
-            kind = "DAYLIGHT" if moment.astimezone(zone).dst() else "STANDARD"
-            lines += [
-                f"BEGIN:{kind}",
-                f"DTSTART:{local.strftime('%Y%m%dT%H%M%S')}",
-                f"TZOFFSETFROM:{_offset(previous)}",
-                f"TZOFFSETTO:{_offset(offset)}",
-                f"END:{kind}",
-            ]
-            previous = offset
-            transitions += 1
-    if not transitions:  # a zone without DST: one STANDARD block
-        lines += [
-            "BEGIN:STANDARD",
-            f"DTSTART:{start.year}0101T000000",
-            f"TZOFFSETFROM:{_offset(previous)}",
-            f"TZOFFSETTO:{_offset(previous)}",
-            "END:STANDARD",
-        ]
-    return [*lines, "END:VTIMEZONE"]
+PRODID = "-//coaching-platform//booking//EN"
+CALENDAR_UID_DOMAIN = "coaching-platform"
 
 
 def calendar_invite(booking: Booking, *, summary: str, now: datetime) -> str:
-    """An RFC 5545 invite in the person's time zone; the UID stays the same across changes."""
+    """An RFC 5545 invite in the person's time zone; the UID stays the same across changes.
+
+    Built with the `icalendar` package, imported here rather than at module import: only this
+    route needs it, and it would add tens of milliseconds to every booking function cold start.
+    """
+    from icalendar import Calendar, Event, Timezone
+
     zone = ZoneInfo(booking.person_time_zone)
-    local = "%Y%m%dT%H%M%S"
     cancelled = booking.status in {BookingStatus.CANCELLED, BookingStatus.LATE_CANCELLED}
-    status = "CANCELLED" if cancelled else "CONFIRMED"
-    lines = [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        "PRODID:-//coaching-platform//booking//EN",
-        "CALSCALE:GREGORIAN",
-        f"METHOD:{'CANCEL' if status == 'CANCELLED' else 'PUBLISH'}",
-        *_vtimezone(booking.person_time_zone, booking.start),
-        "BEGIN:VEVENT",
-        f"UID:{booking.calendar_uid or booking.booking_id}@coaching-platform",
-        f"SEQUENCE:{booking.sequence}",
-        f"DTSTAMP:{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}",
-        f"DTSTART;TZID={booking.person_time_zone}:{booking.start.astimezone(zone).strftime(local)}",
-        f"DTEND;TZID={booking.person_time_zone}:{booking.end.astimezone(zone).strftime(local)}",
-        f"SUMMARY:{_ics_text(summary)}",
-        f"DESCRIPTION:{_ics_text('Focus: ' + ', '.join(booking.focus_competencies))}",
-        f"STATUS:{status}",
-        "END:VEVENT",
-        "END:VCALENDAR",
-    ]
-    return "\r\n".join(folded for line in lines for folded in _fold(line)) + "\r\n"
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "CANCEL" if cancelled else "PUBLISH")
+    # The zone's real transitions in the booking's year and the next, from the tz database.
+    calendar.add_component(
+        Timezone.from_tzinfo(
+            zone,
+            tzid=booking.person_time_zone,
+            first_date=date(booking.start.year, 1, 1),
+            last_date=date(booking.start.year + 1, 12, 31),
+        )
+    )
+    event = Event()
+    event.add("uid", f"{booking.calendar_uid or booking.booking_id}@{CALENDAR_UID_DOMAIN}")
+    event.add("sequence", booking.sequence)
+    event.add("dtstamp", now.astimezone(UTC))
+    # Wall-clock times with the zone's TZID (also for UTC), matching the VTIMEZONE above.
+    tzid = {"TZID": booking.person_time_zone}
+    event.add("dtstart", booking.start.astimezone(zone).replace(tzinfo=None), parameters=tzid)
+    event.add("dtend", booking.end.astimezone(zone).replace(tzinfo=None), parameters=tzid)
+    # The library escapes text values: a line break of any kind (a bare CR too) becomes an escaped `\n`,
+    # so no value can end its content line early and smuggle in a property.
+    event.add("summary", summary)
+    event.add("description", "Focus: " + ", ".join(booking.focus_competencies))
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    calendar.add_component(event)
+    text: bytes = calendar.to_ical()
+    return text.decode()

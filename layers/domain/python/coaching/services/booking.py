@@ -1,54 +1,61 @@
-"""Booking use cases: open slots, book, cancel, list, calendar invite."""
+"""Booking use cases: open slots, book, cancel, reschedule, list, calendar invite.
+
+The rules of a booking's life live on the entity (`coaching.domain.booking.Booking`); this
+module reads through its ports, asks the entity, and hands the result and its events to the
+store, which commits both in one transaction (the outbox).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from coaching.adapters.booking_store import (
-    BookingReads,
-    BookingState,
-    BookingStore,
-    Limits,
-    OrgMeter,
-    read_booking,
-    read_for_booking,
-)
-from coaching.adapters.dynamo import CoachRepository
-from coaching.adapters.roster_store import RosterStore
 from coaching.auth import Principal, Role
 from coaching.domain.availability import AvailabilityPolicy, Interval, open_slots
 from coaching.domain.booking import (
     SESSION_MINUTES,
     Booking,
     BookingPolicy,
+    BookingReads,
     BookingRequest,
+    BookingState,
     BookingStatus,
+    CancelledBy,
+    Limits,
+    OrgMeter,
     PolicySnapshot,
     RescheduleRequest,
+    SessionLocator,
     calendar_invite,
     period_of,
     period_reset,
 )
-from coaching.domain.common import DeferredModel, utc_now
+from coaching.domain.coaches import Coach
+from coaching.domain.common import Clock, DeferredModel
 from coaching.domain.competencies import default_framework
 from coaching.domain.engagements import Engagement, EngagementStatus
 from coaching.domain.errors import AllowanceExhausted, Conflict, InvalidInput, NotFound, PolicyRefused, UsageMoved
-from coaching.domain.events import EngagementEnded
+from coaching.domain.events import (
+    BudgetThresholdReached,
+    EngagementEnded,
+    Event,
+    SessionBooked,
+    SessionCancelled,
+    SessionRescheduled,
+    stable_event_id,
+)
 from coaching.domain.invoicing import LedgerEntry, usage_entry
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
 from coaching.domain.pricing import NoPriceBook, Outcome, PriceBook, charge_for, format_minor
 from coaching.domain.roster import RosterCoach
-from coaching.events import DomainEvent
+from coaching.domain.taxonomy import Program
 from coaching.ids import new_id
-from coaching.services.roster import RosterCache
 
-EVENT_SOURCE = "coaching.booking"
 MAX_SLOT_RANGE_DAYS = 31
-THRESHOLDS = (80, 100)
 # A booking that races another across a budget threshold re-reads the counter and tries again.
 _USAGE_RETRIES = 5
 # Every UTC offset in use lies within these hours, so these instants cover the month a
@@ -56,12 +63,79 @@ _USAGE_RETRIES = 5
 _ZONE_SPREAD_HOURS = (-12, 0, 14)
 
 
+# ---------------------------------------------------------------------------- ports
+
+
+class BookingReader(Protocol):
+    """Finding one booking: what both booking and completion need to act on a session."""
+
+    def read_booking(self, org_id: str, person_id: str, booking_id: str) -> BookingState | None: ...
+
+    def locate(self, booking_id: str) -> SessionLocator | None: ...
+
+
+class BookingWriter(Protocol):
+    """Writing a booking's new state with its events (and its ledger entry) in one transaction."""
+
+    def end(
+        self,
+        booking: Booking,
+        version: int,
+        *,
+        release: bool,
+        refund: bool,
+        entry: LedgerEntry | None,
+        events: Sequence[Event],
+    ) -> LedgerEntry | None: ...
+
+
+class BookingPort(BookingReader, BookingWriter, Protocol):
+    def read_for_booking(
+        self, org_id: str, person_id: str, engagement_id: str, periods: Iterable[str]
+    ) -> BookingReads: ...
+
+    def engagement(self, org_id: str, person_id: str, engagement_id: str) -> Engagement | None: ...
+
+    def for_person(self, org_id: str, person_id: str) -> list[Booking]: ...
+
+    def for_coach(self, coach_id: str, start: datetime, end: datetime) -> list[Booking]: ...
+
+    def book(self, booking: Booking, situation: str, limits: Limits, events: Sequence[Event]) -> None: ...
+
+    def move(
+        self, old: Booking, new: Booking, version: int, limits: Limits | None, events: Sequence[Event]
+    ) -> None: ...
+
+    def replace(
+        self,
+        old: Booking,
+        version: int,
+        new: Booking,
+        limits: Limits,
+        entry: LedgerEntry,
+        events: Sequence[Event],
+    ) -> LedgerEntry: ...
+
+    def mark_threshold(self, reached: BudgetThresholdReached) -> bool: ...
+
+
+class RosterPort(Protocol):
+    """The approved coaches, as of the roster pointer read with the booking's other inputs."""
+
+    # The pointer is opaque to the service: it comes from the store's read and goes back to the roster.
+    def coach(self, pointer: Any, coach_id: str) -> RosterCoach | None: ...
+
+
+class CoachDirectory(Protocol):
+    def get(self, coach_id: str) -> Coach | None: ...
+
+
 @dataclass
 class BookingContext:
-    store: BookingStore = field(default_factory=BookingStore)
-    coaches: CoachRepository = field(default_factory=CoachRepository)
-    roster: RosterCache = field(default_factory=lambda: RosterCache(RosterStore()))
-    clock: Any = utc_now
+    store: BookingPort
+    roster: RosterPort
+    coaches: CoachDirectory
+    clock: Clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +153,137 @@ class SlotView(DeferredModel):
     start_utc: datetime
 
 
+# ---------------------------------------------------------------------------- shared with completion
+
+
+def own_booking(caller: Principal, booking_id: str, store: BookingReader) -> BookingState:
+    """One of the calling employee's bookings (with its org and price book); another's is a 404."""
+    org_id = caller.require_org(Role.EMPLOYEE)
+    state = store.read_booking(org_id, caller.person_id, booking_id)
+    if state is None:
+        raise NotFound(f"booking {booking_id} not found")
+    return state
+
+
+def coach_booking(caller: Principal, booking_id: str, store: BookingReader) -> BookingState:
+    """A booking of the calling coach's, found through its locator; another coach's is a 404."""
+    caller.require(Role.COACH)
+    locator = store.locate(booking_id)
+    if locator is None or locator.coach_id != caller.person_id:
+        raise NotFound(f"session {booking_id} not found")
+    state = store.read_booking(locator.org_id, locator.person_id, booking_id)
+    if state is None:
+        raise NotFound(f"session {booking_id} not found")
+    return state
+
+
+def billable_entry(state: BookingState, booking: Booking, outcome: Outcome, actor: str, now: datetime) -> LedgerEntry:
+    """The usage entry for a session's billable outcome, priced by the version in force on its date."""
+    if state.price_book is None:
+        raise Conflict("the organisation has no price book; an operator must set one", field="price_book")
+    zone = state.org.time_zone
+    version = state.price_book.version_for(booking.start.astimezone(ZoneInfo(zone)).date())
+    length = booking.length_minutes
+    return usage_entry(
+        org_id=booking.org_id,
+        booking_id=booking.booking_id,
+        person_id=booking.person_id,
+        program=booking.program,
+        length_minutes=length,
+        outcome=outcome,
+        charge=charge_for(version, booking.program, length, outcome),
+        occurred_at=booking.start,
+        time_zone=zone,
+        actor=actor,
+        now=now,
+    )
+
+
+# ---------------------------------------------------------------------------- events
+
+
+def _booked(booking: Booking, now: datetime) -> SessionBooked:
+    return SessionBooked(
+        event_id=stable_event_id(SessionBooked.detail_type, booking.booking_id),
+        occurred_at=now,
+        org_id=booking.org_id,
+        person_id=booking.person_id,
+        booking_id=booking.booking_id,
+        coach_id=booking.coach_id,
+        program=booking.program.value,
+        start=booking.start,
+    )
+
+
+def _cancelled(booking: Booking, now: datetime) -> SessionCancelled:
+    return SessionCancelled(
+        event_id=stable_event_id(SessionCancelled.detail_type, booking.booking_id),
+        occurred_at=now,
+        org_id=booking.org_id,
+        person_id=booking.person_id,
+        booking_id=booking.booking_id,
+        coach_id=booking.coach_id,
+        program=booking.program.value,
+        start=booking.start,
+        cancelled_by=booking.cancelled_by or "",
+        late=booking.status is BookingStatus.LATE_CANCELLED,
+    )
+
+
+def _rescheduled(moved: Booking, previous: Booking, *, late: bool, billed: bool, now: datetime) -> SessionRescheduled:
+    return SessionRescheduled(
+        event_id=stable_event_id(SessionRescheduled.detail_type, moved.booking_id, str(moved.sequence)),
+        occurred_at=now,
+        org_id=moved.org_id,
+        person_id=moved.person_id,
+        booking_id=moved.booking_id,
+        coach_id=moved.coach_id,
+        program=moved.program.value,
+        start=moved.start,
+        previous_start=previous.start,
+        late=late,
+        billed=billed,
+        replaces_booking_id=previous.booking_id if billed else None,
+    )
+
+
+def _thresholds(booking: Booking, limits: Limits, ctx: BookingContext, now: datetime) -> None:
+    """BudgetThresholdReached at 80 % and 100 % of a cap or budget, once each per org and month.
+
+    Only the booking whose transaction moved a meter over a threshold gets here (its condition
+    proved it); the marker, written with its event, keeps a threshold crossed again after
+    cancellations from firing twice.
+    """
+    period = booking.policy.allowance_period
+    for meter in limits.meters:
+        for percent in meter.crossed_percents():
+            ctx.store.mark_threshold(
+                BudgetThresholdReached(
+                    event_id=stable_event_id(
+                        BudgetThresholdReached.detail_type, booking.org_id, meter.rule, period, str(percent)
+                    ),
+                    occurred_at=now,
+                    org_id=booking.org_id,
+                    period=period,
+                    percent=percent,
+                    meter=meter.rule,
+                    used=meter.seen + meter.step,
+                    cap=meter.cap,
+                )
+            )
+
+
+# ---------------------------------------------------------------------------- slots and booking
+
+
 def _busy(bookings: list[Booking]) -> list[Interval]:
     return [Interval(b.start, b.end) for b in bookings if b.status is BookingStatus.BOOKED]
 
 
 def _bookable(caller: Principal, engagement_id: str, ctx: BookingContext, periods: frozenset[str]) -> _Bookable:
-    """The caller's active engagement and its coach, org and person, from one BatchGetItem."""
+    """The caller's active engagement and its coach, org and person, from one read."""
     org_id = caller.require_org(Role.EMPLOYEE)
-    reads = read_for_booking(org_id, caller.person_id, engagement_id, periods)
+    reads = ctx.store.read_for_booking(org_id, caller.person_id, engagement_id, periods)
     if reads.engagement is None or reads.org is None or reads.person is None:
         raise NotFound(f"engagement {engagement_id} not found")
     engagement = reads.engagement[0]
@@ -120,17 +317,25 @@ def slots(caller: Principal, engagement_id: str, start: datetime, end: datetime,
     return [SlotView(start=s.start, end=s.end, start_utc=s.start_utc) for s in offered]
 
 
-def _offered(coach: RosterCoach, start: datetime, length: int, now: datetime, zone: str) -> bool:
-    # The slot must be one the coach offers (rules, exceptions, notice, horizon, grid); overlap
-    # with other bookings is left to the calendar locks, which decide races exactly.
+def _require_offered(coach: RosterCoach, start: datetime, length: int, now: datetime, zone: str) -> None:
+    """The slot must be one the coach offers (rules, exceptions, notice, horizon, grid); overlap
+    with other bookings is left to the calendar locks, which decide races exactly."""
     offered = open_slots(
         AvailabilityPolicy.from_coach(coach), [], length, start, start + timedelta(minutes=1), now, zone
     )
-    return bool(offered) and offered[0].start_utc == start
+    if not offered or offered[0].start_utc != start:
+        raise InvalidInput(
+            "that time is not in the coach's availability (or is too soon or too far ahead)", field="start"
+        )
 
 
-def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tuple[Booking, list[DomainEvent]]:
-    """Two DynamoDB round trips: one BatchGetItem of every input, one transaction of every write."""
+def _allowance(policy: BookingPolicy, program: Program, person: Person) -> int:
+    allowance = policy.allowances.get(program)
+    return allowance.for_level(person.level) if allowance else 0
+
+
+def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> Booking:
+    """Two round trips: one read of every input, one transaction of every write and SessionBooked."""
     unknown = [c for c in request.focus_competencies if c not in default_framework().ids()]
     if unknown:
         raise InvalidInput(f"unknown competencies: {', '.join(unknown)}", field="focus_competencies")
@@ -141,15 +346,10 @@ def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tup
     length = SESSION_MINUTES[engagement.program]
     if request.length_minutes is not None and request.length_minutes != length:
         raise InvalidInput(f"{engagement.program.value} sessions last {length} minutes", field="length_minutes")
-    if not _offered(coach, start, length, now, person.time_zone):
-        raise InvalidInput(
-            "that time is not in the coach's availability (or is too soon or too far ahead)", field="start"
-        )
+    _require_offered(coach, start, length, now, person.time_zone)
     price = _require_price(found.reads.price_book, engagement.program, length, start, org.time_zone)
     policy = org.booking or BookingPolicy()
-    period = period_of(start, org.time_zone)
-    allowance = policy.allowances.get(engagement.program)
-    limit = allowance.for_level(person.level) if allowance else 0
+    limit = _allowance(policy, engagement.program, person)
     if limit == 0:
         raise PolicyRefused(f"your organisation offers no {engagement.program.value} sessions to book", field="program")
     places = found.reads.free_places(policy.max_upcoming, now)
@@ -174,7 +374,7 @@ def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tup
         focus_competencies=list(request.focus_competencies),
         policy=PolicySnapshot(
             late_cancel_hours=policy.late_cancel_hours,
-            allowance_period=period,
+            allowance_period=period_of(start, org.time_zone),
             counted_against_cap=policy.monthly_session_cap is not None,
             budget_minor=price if policy.monthly_budget_minor is not None else 0,
             free_late_reschedules=policy.free_late_reschedules,
@@ -183,12 +383,17 @@ def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> tup
         created_at=now,
         updated_at=now,
     )
+    events = [_booked(booking, now)]
     limits = Limits(limit, now, _meters(policy, booking, found.reads.org_usage))
-    limits = _with_retries(lambda lim: ctx.store.book(booking, request.situation, lim), limits, booking, policy, org)
-    return booking, [_event("SessionBooked", booking), *_thresholds(booking, limits, ctx)]
+    limits = _with_retries(lambda lim: ctx.store.book(booking, request.situation, lim, events), limits, booking,
+                           policy, org)  # fmt: skip
+    _thresholds(booking, limits, ctx, now)
+    return booking
 
 
-def _with_retries(commit: Any, limits: Limits, booking: Booking, policy: BookingPolicy, org: Org) -> Limits:
+def _with_retries(
+    commit: Callable[[Limits], object], limits: Limits, booking: Booking, policy: BookingPolicy, org: Org
+) -> Limits:
     """Commit; when a meter moved under us but has room, retry with the value now read."""
     for attempt in range(_USAGE_RETRIES):
         try:
@@ -208,16 +413,14 @@ def _meters(policy: BookingPolicy, booking: Booking, usage: dict[tuple[str, str]
     period = booking.policy.allowance_period
     meters = []
     if booking.policy.counted_against_cap and policy.monthly_session_cap is not None:
-        cap = policy.monthly_session_cap
-        meters.append(OrgMeter("cap", cap, usage.get(("cap", period), 0), 1, _threshold_values(cap)))
+        meters.append(OrgMeter.of("cap", policy.monthly_session_cap, usage.get(("cap", period), 0), 1))
     if booking.policy.budget_minor and policy.monthly_budget_minor is not None:
-        budget = policy.monthly_budget_minor
         seen = usage.get(("budget", period), 0)
-        meters.append(OrgMeter("budget", budget, seen, booking.policy.budget_minor, _threshold_values(budget)))
+        meters.append(OrgMeter.of("budget", policy.monthly_budget_minor, seen, booking.policy.budget_minor))
     return tuple(meters)
 
 
-def _require_price(book: PriceBook | None, program: Any, length: int, start: datetime, zone: str) -> int:
+def _require_price(book: PriceBook | None, program: Program, length: int, start: datetime, zone: str) -> int:
     """A session that could not be billed is not booked: the guardrail runs before anything is held."""
     try:
         version = (book or PriceBook(org_id="", versions=[])).version_for(start.astimezone(ZoneInfo(zone)).date())
@@ -235,33 +438,6 @@ def _require_price(book: PriceBook | None, program: Any, length: int, start: dat
             details={"rule": "unpriced"},
         )
     return price
-
-
-def billable_entry(state: BookingState, booking: Booking, outcome: Outcome, actor: str, now: datetime) -> LedgerEntry:
-    """The usage entry for a session's billable outcome, priced by the version in force on its date."""
-    if state.price_book is None:
-        raise Conflict("the organisation has no price book; an operator must set one", field="price_book")
-    zone = state.org.time_zone
-    version = state.price_book.version_for(booking.start.astimezone(ZoneInfo(zone)).date())
-    length = int((booking.end - booking.start).total_seconds() // 60)
-    return usage_entry(
-        org_id=booking.org_id,
-        booking_id=booking.booking_id,
-        person_id=booking.person_id,
-        program=booking.program,
-        length_minutes=length,
-        outcome=outcome,
-        charge=charge_for(version, booking.program, length, outcome),
-        occurred_at=booking.start,
-        time_zone=zone,
-        actor=actor,
-        now=now,
-    )
-
-
-def _threshold_values(cap: int) -> tuple[int, ...]:
-    """The meter values at which 80 % and 100 % of the cap are reached (rounded up)."""
-    return tuple(sorted({-(-cap * percent // 100) for percent in THRESHOLDS}))
 
 
 def _explain(rule: str, booking: Booking, limit: int, policy: BookingPolicy, org: Org) -> PolicyRefused:
@@ -282,121 +458,16 @@ def _explain(rule: str, booking: Booking, limit: int, policy: BookingPolicy, org
     return PolicyRefused(message, field="program", details=details)
 
 
-def _thresholds(booking: Booking, limits: Limits, ctx: BookingContext) -> list[DomainEvent]:
-    """BudgetThresholdReached at 80 % and 100 % of a cap or budget, once each per org and month.
-
-    Only the booking whose transaction moved a meter over a threshold gets here (its
-    condition proved it); the marker keeps a threshold crossed again after cancellations
-    from firing twice.
-    """
-    period = booking.policy.allowance_period
-    events = []
-    for meter in limits.meters:
-        reached = meter.seen + meter.step
-        for threshold in meter.crossed():
-            percent = next(p for p in THRESHOLDS if -(-meter.cap * p // 100) == threshold)
-            if ctx.store.mark_threshold(booking.org_id, meter.rule, period, percent):
-                detail = {"org_id": booking.org_id, "period": period, "percent": percent, "meter": meter.rule,
-                          "used": reached, "cap": meter.cap}  # fmt: skip
-                if meter.rule == "cap":
-                    detail |= {"sessions": reached}
-                events.append(DomainEvent(source=EVENT_SOURCE, detail_type="BudgetThresholdReached", detail=detail))
-    return events
-
-
-def _event(kind: str, booking: Booking, **extra: Any) -> DomainEvent:
-    detail = {
-        "org_id": booking.org_id,
-        "booking_id": booking.booking_id,
-        "coach_id": booking.coach_id,
-        "program": booking.program.value,
-        "start": booking.start.isoformat(),
-        **extra,
-    }
-    return DomainEvent(source=EVENT_SOURCE, detail_type=kind, detail=detail)
-
-
-def own_booking(caller: Principal, booking_id: str) -> BookingState:
-    """One of the calling employee's bookings (with its org and price book); another's is a 404."""
-    org_id = caller.require_org(Role.EMPLOYEE)
-    state = read_booking(org_id, caller.person_id, booking_id)
-    if state is None:
-        raise NotFound(f"booking {booking_id} not found")
-    return state
+# ---------------------------------------------------------------------------- reading bookings
 
 
 def get_booking(caller: Principal, booking_id: str, ctx: BookingContext) -> Booking:
-    return own_booking(caller, booking_id).booking
+    return own_booking(caller, booking_id, ctx.store).booking
 
 
 def list_bookings(caller: Principal, ctx: BookingContext) -> list[Booking]:
     org_id = caller.require_org(Role.EMPLOYEE)
     return sorted(ctx.store.for_person(org_id, caller.person_id), key=lambda b: b.start)
-
-
-def _require_upcoming(booking: Booking, now: datetime, action: str) -> None:
-    if booking.status is not BookingStatus.BOOKED:
-        raise Conflict(f"this booking is already {booking.status.value.replace('_', ' ')}", field="booking_id")
-    if booking.start <= now:
-        raise Conflict(f"a session that has started cannot be {action}", field="booking_id")
-
-
-def _is_late(booking: Booking, now: datetime) -> bool:
-    return booking.start - now < timedelta(hours=booking.policy.late_cancel_hours)
-
-
-def cancel(caller: Principal, booking_id: str, reason: str, ctx: BookingContext) -> tuple[Booking, list[DomainEvent]]:
-    """Free until the late-cancel window snapshotted on the booking; inside it, billed (with
-    its usage entry in the same transaction) and the allowance unit stays used."""
-    state = own_booking(caller, booking_id)
-    booking, now = state.booking, ctx.clock()
-    _require_upcoming(booking, now, "cancelled")
-    late = _is_late(booking, now)
-    cancelled = booking.model_copy(
-        update={
-            "status": BookingStatus.LATE_CANCELLED if late else BookingStatus.CANCELLED,
-            "billable": late,
-            "cancelled_by": "person",
-            "cancel_reason": reason,
-            "sequence": booking.sequence + 1,
-            "updated_at": now,
-        }
-    )
-    entry = billable_entry(state, cancelled, Outcome.LATE_CANCELLED, caller.person_id, now) if late else None
-    ctx.store.end(cancelled, state.version, release=True, refund=not late, entry=entry)
-    return cancelled, [_event("SessionCancelled", cancelled, cancelled_by="person", late=late)]
-
-
-def coach_state(caller: Principal, booking_id: str, store: BookingStore) -> BookingState:
-    """A booking of the calling coach's, found through its locator; another coach's is a 404."""
-    caller.require(Role.COACH)
-    locator = store.locate(booking_id)
-    if locator is None or locator.coach_id != caller.person_id:
-        raise NotFound(f"session {booking_id} not found")
-    state = read_booking(locator.org_id, locator.person_id, booking_id)
-    if state is None:
-        raise NotFound(f"session {booking_id} not found")
-    return state
-
-
-def coach_cancel(
-    caller: Principal, booking_id: str, reason: str, ctx: BookingContext
-) -> tuple[Booking, list[DomainEvent]]:
-    """A coach's cancellation is never billed, however late, and the person's unit comes back."""
-    state = coach_state(caller, booking_id, ctx.store)
-    booking, now = state.booking, ctx.clock()
-    _require_upcoming(booking, now, "cancelled")
-    cancelled = booking.model_copy(
-        update={
-            "status": BookingStatus.CANCELLED,
-            "cancelled_by": "coach",
-            "cancel_reason": reason,
-            "sequence": booking.sequence + 1,
-            "updated_at": now,
-        }
-    )
-    ctx.store.end(cancelled, state.version, release=True, refund=True, entry=None)
-    return cancelled, [_event("SessionCancelled", cancelled, cancelled_by="coach", late=False)]
 
 
 def coach_sessions(caller: Principal, start: datetime, end: datetime, ctx: BookingContext) -> list[Booking]:
@@ -406,126 +477,92 @@ def coach_sessions(caller: Principal, start: datetime, end: datetime, ctx: Booki
     return [b for b in ctx.store.for_coach(caller.person_id, start, end) if b.end > start and b.start < end]
 
 
-def reschedule(
-    caller: Principal, booking_id: str, request: RescheduleRequest, ctx: BookingContext
-) -> tuple[Booking, list[DomainEvent]]:
-    """Move a session; the calendar UID stays, the SEQUENCE goes up.
-
-    Outside the late-cancel window, or inside it while the org's free late reschedules last,
-    the booking moves in place. Otherwise the reschedule counts as a late cancel: the old
-    session is billed as one and a new booking (same calendar UID) takes a fresh unit.
-    """
-    state = own_booking(caller, booking_id)
-    old, now = state.booking, ctx.clock()
-    _require_upcoming(old, now, "rescheduled")
-    start = request.start.astimezone(UTC)
-    if start == old.start:
-        raise InvalidInput("that is the session's current time", field="start")
-    found = _bookable(caller, old.engagement_id, ctx, _periods_around(start))
-    length = int((old.end - old.start).total_seconds() // 60)
-    if not _offered(found.coach, start, length, now, found.person.time_zone):
-        raise InvalidInput(
-            "that time is not in the coach's availability (or is too soon or too far ahead)", field="start"
-        )
-    late = _is_late(old, now)
-    free = not late or old.late_reschedules < old.policy.free_late_reschedules
-    policy = found.org.booking or BookingPolicy()
-    period = period_of(start, found.org.time_zone)
-    allowance = policy.allowances.get(old.program)
-    limit = allowance.for_level(found.person.level) if allowance else 0
-    moved_policy = old.policy.model_copy(update={"allowance_period": period})
-    if free:
-        moved = old.model_copy(
-            update={
-                "start": start,
-                "end": start + timedelta(minutes=length),
-                "policy": moved_policy,
-                "sequence": old.sequence + 1,
-                "reschedules": old.reschedules + 1,
-                "late_reschedules": old.late_reschedules + int(late),
-                "updated_at": now,
-            }
-        )
-        if period == old.policy.allowance_period:
-            ctx.store.move(old, moved, state.version, None)
-            limits = Limits(limit, now)
-        else:  # the unit (and the org meters) move to the new month
-            limits = Limits(limit, now, _meters(policy, moved, found.reads.org_usage))
-            limits = _with_retries(lambda lim: ctx.store.move(old, moved, state.version, lim), limits, moved, policy,
-                                   found.org)  # fmt: skip
-        event = _event("SessionRescheduled", moved, previous_start=old.start.isoformat(), late=late, billed=False)
-        return moved, [event, *_thresholds(moved, limits, ctx)]
-    ended = old.model_copy(
-        update={
-            "status": BookingStatus.LATE_CANCELLED,
-            "billable": True,
-            "cancelled_by": "person",
-            "cancel_reason": "rescheduled inside the late-cancel window",
-            "sequence": old.sequence + 1,
-            "updated_at": now,
-        }
-    )
-    replacement = old.model_copy(
-        update={
-            "booking_id": new_id(),
-            "start": start,
-            "end": start + timedelta(minutes=length),
-            "policy": moved_policy,
-            "calendar_uid": old.calendar_uid or old.booking_id,
-            "situation_booking_id": old.situation_booking_id or old.booking_id,
-            "rescheduled_from": old.booking_id,
-            "sequence": old.sequence + 1,
-            "reschedules": old.reschedules + 1,
-            "late_reschedules": old.late_reschedules + 1,
-            "created_at": now,
-            "updated_at": now,
-        }
-    )
-    entry = billable_entry(state, ended, Outcome.LATE_CANCELLED, caller.person_id, now)
-    limits = Limits(limit, now, _meters(policy, replacement, found.reads.org_usage))
-    limits = _with_retries(lambda lim: ctx.store.replace(ended, state.version, replacement, lim, entry), limits,
-                           replacement, policy, found.org)  # fmt: skip
-    event = _event(
-        "SessionRescheduled", replacement, previous_start=old.start.isoformat(), late=True, billed=True,
-        replaces_booking_id=old.booking_id,
-    )  # fmt: skip
-    return replacement, [event, *_thresholds(replacement, limits, ctx)]
-
-
-def on_engagement_ended(ended: EngagementEnded, ctx: BookingContext) -> list[DomainEvent]:
-    """Cancel the ended engagement's future sessions: never billed, units back.
-
-    Idempotent: a redelivered event finds those sessions already cancelled and does nothing.
-    """
-    now = ctx.clock()
-    events: list[DomainEvent] = []
-    for upcoming in ctx.store.for_person(ended.org_id, ended.person_id):
-        if upcoming.engagement_id != ended.engagement_id or upcoming.status is not BookingStatus.BOOKED:
-            continue
-        if upcoming.start <= now:
-            continue  # started or past: the coach records its outcome
-        state = read_booking(ended.org_id, ended.person_id, upcoming.booking_id)
-        if state is None or state.booking.status is not BookingStatus.BOOKED:
-            continue
-        cancelled = state.booking.model_copy(
-            update={
-                "status": BookingStatus.CANCELLED,
-                "cancelled_by": "platform",
-                "cancel_reason": "the engagement with this coach ended",
-                "sequence": state.booking.sequence + 1,
-                "updated_at": now,
-            }
-        )
-        try:
-            ctx.store.end(cancelled, state.version, release=True, refund=True, entry=None)
-        except Conflict:
-            continue  # changed meanwhile (the person cancelled it): nothing left to do
-        events.append(_event("SessionCancelled", cancelled, cancelled_by="platform", late=False))
-    return events
-
-
 def invite(caller: Principal, booking_id: str, ctx: BookingContext) -> str:
     booking = get_booking(caller, booking_id, ctx)
     coach = ctx.coaches.get(booking.coach_id)
     summary = f"Coaching session with {coach.name}" if coach else "Coaching session"
     return calendar_invite(booking, summary=summary, now=ctx.clock())
+
+
+# ---------------------------------------------------------------------------- changes
+
+
+def cancel(caller: Principal, booking_id: str, reason: str, ctx: BookingContext) -> Booking:
+    """Free until the late-cancel window snapshotted on the booking; inside it, billed (with
+    its usage entry in the same transaction) and the allowance unit stays used."""
+    state = own_booking(caller, booking_id, ctx.store)
+    now = ctx.clock()
+    cancelled = state.booking.cancel(CancelledBy.PERSON, reason, now)
+    late = cancelled.billable
+    entry = billable_entry(state, cancelled, Outcome.LATE_CANCELLED, caller.person_id, now) if late else None
+    ctx.store.end(
+        cancelled, state.version, release=True, refund=not late, entry=entry, events=[_cancelled(cancelled, now)]
+    )
+    return cancelled
+
+
+def coach_cancel(caller: Principal, booking_id: str, reason: str, ctx: BookingContext) -> Booking:
+    """A coach's cancellation is never billed, however late, and the person's unit comes back."""
+    state = coach_booking(caller, booking_id, ctx.store)
+    now = ctx.clock()
+    cancelled = state.booking.cancel(CancelledBy.COACH, reason, now)
+    ctx.store.end(cancelled, state.version, release=True, refund=True, entry=None, events=[_cancelled(cancelled, now)])
+    return cancelled
+
+
+def reschedule(caller: Principal, booking_id: str, request: RescheduleRequest, ctx: BookingContext) -> Booking:
+    """Move a session (the entity decides: in place, or a billed replacement with the same UID)."""
+    state = own_booking(caller, booking_id, ctx.store)
+    old, now = state.booking, ctx.clock()
+    plan = old.reschedule(request.start, org_time_zone=state.org.time_zone, now=now, replacement_id=new_id())
+    moved = plan.booking
+    found = _bookable(caller, old.engagement_id, ctx, _periods_around(moved.start))
+    _require_offered(found.coach, moved.start, moved.length_minutes, now, found.person.time_zone)
+    policy = found.org.booking or BookingPolicy()
+    limit = _allowance(policy, old.program, found.person)
+    events: list[Event] = [_rescheduled(moved, old, late=plan.late, billed=plan.billed, now=now)]
+    if plan.ended is None:
+        if moved.policy.allowance_period == old.policy.allowance_period:
+            ctx.store.move(old, moved, state.version, None, events)
+            return moved
+        # The unit (and the org meters) move to the new month.
+        limits = Limits(limit, now, _meters(policy, moved, found.reads.org_usage))
+        limits = _with_retries(lambda lim: ctx.store.move(old, moved, state.version, lim, events), limits, moved,
+                               policy, found.org)  # fmt: skip
+        _thresholds(moved, limits, ctx, now)
+        return moved
+    ended = plan.ended
+    entry = billable_entry(state, ended, Outcome.LATE_CANCELLED, caller.person_id, now)
+    limits = Limits(limit, now, _meters(policy, moved, found.reads.org_usage))
+    limits = _with_retries(lambda lim: ctx.store.replace(ended, state.version, moved, lim, entry, events), limits,
+                           moved, policy, found.org)  # fmt: skip
+    _thresholds(moved, limits, ctx, now)
+    return moved
+
+
+def on_engagement_ended(ended: EngagementEnded, ctx: BookingContext) -> list[Booking]:
+    """Cancel the ended engagement's future sessions: never billed, units back.
+
+    The event is a hint, not a fact: the engagement is read again and nothing happens unless it
+    has really ended. Idempotent: a redelivered event finds those sessions already cancelled.
+    """
+    engagement = ctx.store.engagement(ended.org_id, ended.person_id, ended.engagement_id)
+    if engagement is None or engagement.status is not EngagementStatus.ENDED:
+        return []
+    now = ctx.clock()
+    cancelled: list[Booking] = []
+    for upcoming in ctx.store.for_person(engagement.org_id, engagement.person_id):
+        if upcoming.engagement_id != engagement.engagement_id or upcoming.status is not BookingStatus.BOOKED:
+            continue
+        if upcoming.start <= now:
+            continue  # started or past: the coach records its outcome
+        state = ctx.store.read_booking(engagement.org_id, engagement.person_id, upcoming.booking_id)
+        if state is None or state.booking.status is not BookingStatus.BOOKED:
+            continue
+        over = state.booking.end_with_engagement(now)
+        try:
+            ctx.store.end(over, state.version, release=True, refund=True, entry=None, events=[_cancelled(over, now)])
+        except Conflict:
+            continue  # changed meanwhile (the person cancelled it): nothing left to do
+        cancelled.append(over)
+    return cancelled
