@@ -29,12 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=200, help="requests before measuring (other people)")
     args = parser.parse_args(argv)
     local_dynamodb()  # before the domain package is imported: PynamoDB reads the endpoint then
-    from coaching.adapters.dynamo import CoachRepository
+    from coaching.adapters.booking_store import BookingStore
+    from coaching.adapters.dynamo import CoachRepository, OrgRepository, PersonRepository, admin_ports
+    from coaching.adapters.matching_store import MatchingStore
     from coaching.adapters.roster_store import RosterStore
     from coaching.auth import Principal, Role
+    from coaching.domain.common import utc_now
     from coaching.domain.errors import InvalidInput
     from coaching.domain.matching import (
         History,
+        MatchingSettings,
         MatchRequestIn,
         NoEligibleCoach,
         OverlapCalculator,
@@ -45,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from coaching.domain.orgs import OrgCreate
     from coaching.ids import person_id_for
-    from coaching.services import admin, matching
+    from coaching.services import admin, cohorts, matching
     from coaching.services.roster import RosterCache, rebuild_roster
     from coaching_local import synthetic
     from coaching_local.seed import OPERATOR
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         list(pool.map(repo.add, synthetic.coaches(args.coaches)))
     store = RosterStore()
     rebuild_roster(repo, store)
-    ctx_admin = admin.AdminContext()
+    ctx_admin = admin.AdminContext(**admin_ports())
     org = admin.create_org(
         OPERATOR,
         OrgCreate(name="Bench", time_zone="Europe/Berlin", currency="EUR", industry="technology"),
@@ -69,7 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     admin.import_people(org_admin, rows, ctx_admin)
     print(f"setup: {args.coaches} approved coaches, 1,000 people in {time.perf_counter() - started:.1f} s")
 
-    ctx = matching.MatchingContext(roster=RosterCache(store, ttl_seconds=30))
+    roster_cache = RosterCache(store, ttl_seconds=30)
+    matching_store, people, bookings = MatchingStore(), PersonRepository(), BookingStore()
+    ctx = matching.MatchingContext(
+        roster=roster_cache, store=matching_store, people=people, coaches=repo, bookings=bookings, clock=utc_now
+    )
+    cohort_ctx = cohorts.CohortContext(
+        roster=roster_cache, store=matching_store, orgs=OrgRepository(), people=people, bookings=bookings, clock=utc_now
+    )
     ctx.roster.get()  # a warm container: the roster is cached
     competencies = [
         "delegation",
@@ -105,15 +116,15 @@ def main(argv: list[str] | None = None) -> int:
             refused = True
         full = (time.perf_counter() - began) * 1000
 
-        org_obj, person = matching._load_person(ctx, org.org_id, caller.person_id)
-        context = matching._person_context(org_obj, person, request.program, tuple(request.focus_competencies), [])
+        org_obj, person = matching.load_person(ctx, org.org_id, caller.person_id)
+        context = matching.person_context(org_obj, person, request.program, tuple(request.focus_competencies), [])
         roster = ctx.roster.get()
         began = time.perf_counter()
         try:
             compiled = compile_roster(roster)
             candidates = eligible(compiled.speaking(context.languages), static_constraints(context, History()))
             overlap = OverlapCalculator(context.time_zone, datetime.now(UTC))
-            score_all(context, candidates, matching.MatchingSettings().weights, History(), overlap)
+            score_all(context, candidates, MatchingSettings().weights, History(), overlap)
         except NoEligibleCoach:
             pass
         return full, (time.perf_counter() - began) * 1000, refused
@@ -151,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     # A cohort launch through the service: real constraints, scores, history reads, solver.
     participants = [person_id_for(org.org_id, row["external_hr_id"]) for row in rows]
     started = time.perf_counter()
-    plan = matching.match_cohort_for_org(
-        org_admin, matching.CohortRequest(program="GROW", participant_ids=participants), ctx
+    plan = cohorts.match_cohort_for_org(
+        org_admin, cohorts.CohortRequest(program="GROW", participant_ids=participants), cohort_ctx
     )
     cohort_s = time.perf_counter() - started
     print(

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     endpoint = local_dynamodb()
     import boto3
     from coaching.adapters import keys
+    from coaching.adapters.dynamo import admin_ports
     from coaching.auth import Principal, Role
     from coaching.domain.common import utc_now
     from coaching.domain.orgs import OrgCreate
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from coaching_local.seed import OPERATOR, people_rows
 
     client = boto3.client("dynamodb", endpoint_url=endpoint)
-    ctx = admin.AdminContext()
+    ctx = admin.AdminContext(**admin_ports())
     print("people import on DynamoDB Local (in-process service vs bare TransactWriteItems, 4 threads)")
     print(f"{'rows':>7}{'import s':>10}{'re-run s':>10}{'bare s':>9}{'ratio':>8}")
     for size in [int(s) for s in args.sizes.split(",")]:

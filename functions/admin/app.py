@@ -4,15 +4,15 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from coaching.api import Caller, PageCursor, PageLimit, add_health_route, created, http_entry, rest_resolver
+from coaching.adapters.dynamo import admin_ports
+from coaching.api import Caller, PageCursor, PageLimit, PathId, add_health_route, created, http_entry, rest_resolver
 from coaching.domain.coaches import Coach, CoachCreate, CoachUpdate, VettingDecision, VettingStatus
 from coaching.domain.competencies import Framework
 from coaching.domain.errors import InvalidInput
 from coaching.domain.orgs import Org, OrgCreate, OrgUpdate
 from coaching.domain.people import MAX_IMPORT_ROWS, Person, PersonCreate, PersonUpdate, rows_from_csv
-from coaching.events import DomainEvent, EventBridgePublisher, publish_after_commit
 from coaching.services import admin
 from coaching.services.admin import AdminContext, ImportReport
 from pydantic import BaseModel, Field
@@ -21,10 +21,8 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = rest_resolver()
-ctx = AdminContext()
-publisher = EventBridgePublisher()
-
-Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+# The composition root: the admin service's ports on the real tables.
+ctx = AdminContext(**admin_ports())
 
 
 class OrgPage(BaseModel):
@@ -46,10 +44,6 @@ class PeopleImport(BaseModel):
     people: Annotated[list[dict[str, Any]], Field(max_length=MAX_IMPORT_ROWS)]
 
 
-def _publish(events: list[DomainEvent]) -> None:
-    publish_after_commit(publisher, events, logger, metrics)
-
-
 add_health_route(app, "/admin/health", service="admin")
 
 
@@ -68,22 +62,22 @@ def list_orgs(caller: Caller, limit: PageLimit = 50, cursor: PageCursor = None) 
 
 
 @app.get("/orgs/<org_id>", summary="Get an organisation", tags=["orgs"])
-def get_org(caller: Caller, org_id: Id) -> Org:
+def get_org(caller: Caller, org_id: PathId) -> Org:
     return admin.get_org(caller, org_id, ctx)
 
 
 @app.patch("/orgs/<org_id>", summary="Update an organisation (operator)", tags=["orgs"])
-def update_org(caller: Caller, org_id: Id, body: Annotated[OrgUpdate, Body()]) -> Org:
+def update_org(caller: Caller, org_id: PathId, body: Annotated[OrgUpdate, Body()]) -> Org:
     return admin.update_org(caller, org_id, body, ctx)
 
 
 @app.get("/orgs/<org_id>/framework", summary="The org's competency framework", tags=["orgs"])
-def get_framework(caller: Caller, org_id: Id) -> Framework:
+def get_framework(caller: Caller, org_id: PathId) -> Framework:
     return admin.get_framework(caller, org_id, ctx)
 
 
 @app.put("/orgs/<org_id>/framework", summary="Calibrate the org's competency framework", tags=["orgs"])
-def put_framework(caller: Caller, org_id: Id, body: Annotated[Framework, Body()]) -> Framework:
+def put_framework(caller: Caller, org_id: PathId, body: Annotated[Framework, Body()]) -> Framework:
     return admin.put_framework(caller, org_id, body, ctx)
 
 
@@ -127,12 +121,12 @@ def import_people(caller: Caller) -> ImportReport:
 
 
 @app.get("/people/<person_id>", summary="Get a person", tags=["people"])
-def get_person(caller: Caller, person_id: Id) -> Person:
+def get_person(caller: Caller, person_id: PathId) -> Person:
     return admin.get_person(caller, person_id, ctx)
 
 
 @app.patch("/people/<person_id>", summary="Update a person (org_admin)", tags=["people"])
-def update_person(caller: Caller, person_id: Id, body: Annotated[PersonUpdate, Body()]) -> Person:
+def update_person(caller: Caller, person_id: PathId, body: Annotated[PersonUpdate, Body()]) -> Person:
     return admin.update_person(caller, person_id, body, ctx)
 
 
@@ -156,15 +150,13 @@ def list_coaches(
 
 
 @app.get("/coaches/<coach_id>", summary="Get a coach (operator, or the coach)", tags=["coaches"])
-def get_coach(caller: Caller, coach_id: Id) -> Coach:
+def get_coach(caller: Caller, coach_id: PathId) -> Coach:
     return admin.get_coach(caller, coach_id, ctx)
 
 
 @app.patch("/coaches/<coach_id>", summary="Update a coach's profile (operator)", tags=["coaches"])
-def update_coach(caller: Caller, coach_id: Id, body: Annotated[CoachUpdate, Body()]) -> Coach:
-    coach, events = admin.update_coach(caller, coach_id, body, ctx)
-    _publish(events)
-    return coach
+def update_coach(caller: Caller, coach_id: PathId, body: Annotated[CoachUpdate, Body()]) -> Coach:
+    return admin.update_coach(caller, coach_id, body, ctx)
 
 
 @app.put(
@@ -173,10 +165,9 @@ def update_coach(caller: Caller, coach_id: Id, body: Annotated[CoachUpdate, Body
     description="Approval needs the configured operating years and paid coaching hours.",
     tags=["coaches"],
 )
-def set_vetting(caller: Caller, coach_id: Id, body: Annotated[VettingDecision, Body()]) -> Coach:
-    coach, events = admin.set_vetting(caller, coach_id, body, ctx)
-    _publish(events)
-    if events:
+def set_vetting(caller: Caller, coach_id: PathId, body: Annotated[VettingDecision, Body()]) -> Coach:
+    coach = admin.set_vetting(caller, coach_id, body, ctx)
+    if coach.last_decision_changed_status:
         metrics.add_metric(name=f"Coach{coach.vetting_status.value.title()}", unit=MetricUnit.Count, value=1)
     return coach
 

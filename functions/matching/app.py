@@ -4,28 +4,25 @@ HTTP routes serve people and operators; coach events and a schedule keep the ros
 snapshot current; PersonPromoted events trigger a continuity check and, if needed, a re-match.
 """
 
-import os
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from coaching.adapters.dynamo import CoachRepository
+from coaching.adapters.booking_store import BookingStore
+from coaching.adapters.dynamo import CoachRepository, OrgRepository, PersonRepository
+from coaching.adapters.matching_store import MatchingStore
 from coaching.adapters.roster_store import RosterStore
-from coaching.api import Caller, add_health_route, created, function_entry, rest_resolver
+from coaching.api import Caller, PathId, add_health_route, created, function_entry, rest_resolver
+from coaching.config import settings
+from coaching.domain.common import utc_now
 from coaching.domain.engagements import Engagement
 from coaching.domain.events import CoachProfileUpdated, CoachVettingChanged, PersonPromoted
 from coaching.domain.matching import MatchRequestIn
-from coaching.events import DomainEvent, EventBridgePublisher, publish_after_commit
-from coaching.services import matching
-from coaching.services.matching import (
-    CohortPlan,
-    CohortRequest,
-    EngagementContext,
-    MatchingContext,
-    MatchView,
-)
+from coaching.services import cohorts, matching
+from coaching.services.cohorts import CohortContext, CohortPlan, CohortRequest
+from coaching.services.matching import EngagementContext, MatchingContext, MatchView
 from coaching.services.roster import RosterCache, rebuild_roster
 from pydantic import BaseModel, Field
 
@@ -34,14 +31,21 @@ tracer = Tracer()
 metrics = Metrics()
 app = rest_resolver()
 add_health_route(app, "/matching/health", service="matching")
+
+# The composition root: the services' ports on the real tables.
 coaches = CoachRepository()
+people = PersonRepository()
 roster_store = RosterStore()
 # A warm container re-checks the roster version at most this often (one small GetItem).
-roster_cache = RosterCache(roster_store, ttl_seconds=float(os.environ.get("ROSTER_CACHE_TTL_SECONDS", "30")))
-ctx = MatchingContext(roster=roster_cache)
-publisher = EventBridgePublisher()
-
-Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+roster_cache = RosterCache(roster_store, ttl_seconds=settings().roster_cache_ttl_seconds)
+store = MatchingStore()
+bookings = BookingStore()
+ctx = MatchingContext(
+    roster=roster_cache, store=store, people=people, coaches=coaches, bookings=bookings, clock=utc_now
+)
+cohort_ctx = CohortContext(
+    roster=roster_cache, store=store, orgs=OrgRepository(), people=people, bookings=bookings, clock=utc_now
+)
 
 
 class ChooseBody(BaseModel):
@@ -64,14 +68,9 @@ class GapList(BaseModel):
     items: list[dict[str, Any]]
 
 
-def _publish(events: list[DomainEvent]) -> None:
-    publish_after_commit(publisher, events, logger, metrics)
-
-
 @app.post("/matches", summary="Ask for a coach: the top 3 who fit, with reasons (employee)", tags=["matching"])
 def request_match(caller: Caller, body: Annotated[MatchRequestIn, Body()]) -> Response[MatchView]:
-    view, events = matching.request_match(caller, body, ctx)
-    _publish(events)
+    view = matching.request_match(caller, body, ctx)
     metrics.add_metric(name="MatchProposed", unit=MetricUnit.Count, value=1)
     return created(view)
 
@@ -82,12 +81,12 @@ def list_matches(caller: Caller) -> MatchList:
 
 
 @app.get("/matches/<match_id>", summary="One of the caller's match requests (employee)", tags=["matching"])
-def get_match(caller: Caller, match_id: Id) -> MatchView:
+def get_match(caller: Caller, match_id: PathId) -> MatchView:
     return matching.get_match(caller, match_id, ctx)
 
 
 @app.post("/matches/<match_id>/decline", summary="Decline all three; get the next three (employee)", tags=["matching"])
-def decline(caller: Caller, match_id: Id) -> MatchView:
+def decline(caller: Caller, match_id: PathId) -> MatchView:
     return matching.decline_all(caller, match_id, ctx)
 
 
@@ -97,9 +96,8 @@ def decline(caller: Caller, match_id: Id) -> MatchView:
     description="Takes one unit of the coach's capacity atomically; 409 when the coach has just filled up.",
     tags=["matching"],
 )
-def choose(caller: Caller, match_id: Id, body: Annotated[ChooseBody, Body()]) -> Response[Engagement]:
-    engagement, events = matching.choose(caller, match_id, body.coach_id, ctx)
-    _publish(events)
+def choose(caller: Caller, match_id: PathId, body: Annotated[ChooseBody, Body()]) -> Response[Engagement]:
+    engagement = matching.choose(caller, match_id, body.coach_id, ctx)
     metrics.add_metric(name="EngagementStarted", unit=MetricUnit.Count, value=1)
     return created(engagement)
 
@@ -114,10 +112,8 @@ def list_engagements(caller: Caller) -> EngagementList:
     summary="End this engagement and get new proposals (employee)",
     tags=["matching"],
 )
-def change_coach(caller: Caller, engagement_id: Id, body: Annotated[ChangeCoachBody, Body()]) -> MatchView:
-    view, events = matching.change_coach(caller, engagement_id, body.reason, ctx)
-    publish_after_commit(publisher, events, logger, metrics)
-    return view
+def change_coach(caller: Caller, engagement_id: PathId, body: Annotated[ChangeCoachBody, Body()]) -> MatchView:
+    return matching.change_coach(caller, engagement_id, body.reason, ctx)
 
 
 @app.get(
@@ -125,7 +121,7 @@ def change_coach(caller: Caller, engagement_id: Id, body: Annotated[ChangeCoachB
     summary="What the coach may know: goals and competency history, never notes (coach)",
     tags=["matching"],
 )
-def engagement_context(caller: Caller, engagement_id: Id) -> EngagementContext:
+def engagement_context(caller: Caller, engagement_id: PathId) -> EngagementContext:
     return matching.engagement_context(caller, engagement_id, ctx)
 
 
@@ -137,7 +133,7 @@ def engagement_context(caller: Caller, engagement_id: Id) -> EngagementContext:
     tags=["matching"],
 )
 def cohort_match(caller: Caller, body: Annotated[CohortRequest, Body()]) -> CohortPlan:
-    plan = matching.match_cohort_for_org(caller, body, ctx)
+    plan = cohorts.match_cohort_for_org(caller, body, cohort_ctx)
     metrics.add_metric(name="CohortMatched", unit=MetricUnit.Count, value=plan.matched)
     return plan
 

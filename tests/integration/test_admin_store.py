@@ -4,7 +4,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from coaching.adapters.dynamo import CoachRepository
+from coaching.adapters.dynamo import CoachRepository, admin_ports
 from coaching.adapters.roster_store import RosterStore
 from coaching.auth import Principal, Role
 from coaching.domain.orgs import OrgCreate
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def ctx(dynamodb_local) -> admin.AdminContext:
-    return admin.AdminContext()
+    return admin.AdminContext(**admin_ports())
 
 
 @pytest.fixture

@@ -3,10 +3,13 @@
 import uuid
 
 import pytest
-from coaching.adapters.dynamo import CoachRepository
+from coaching.adapters.booking_store import BookingStore
+from coaching.adapters.dynamo import CoachRepository, PersonRepository, admin_ports
+from coaching.adapters.matching_store import MatchingStore
 from coaching.adapters.roster_store import RosterStore
 from coaching.auth import Principal, Role
 from coaching.domain.coaches import CoachCreate, RoleHeld, VettingDecision, VettingStatus
+from coaching.domain.common import utc_now
 from coaching.domain.events import PersonPromoted
 from coaching.domain.matching import MatchRequestIn
 from coaching.domain.orgs import OrgCreate
@@ -19,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_redelivered_promotion_event_creates_one_rematch_and_declines_keep_the_new_level(dynamodb_local):
-    ctx_admin = admin.AdminContext()
+    ctx_admin = admin.AdminContext(**admin_ports())
     org = admin.create_org(
         OPERATOR, OrgCreate(name="Promo", time_zone="UTC", currency="EUR", industry="technology"), ctx_admin
     )
@@ -57,9 +60,16 @@ def test_a_redelivered_promotion_event_creates_one_rematch_and_declines_keep_the
         coaches.append(created)
     store = RosterStore()
     rebuild_roster(CoachRepository(), store)
-    ctx = matching.MatchingContext(roster=RosterCache(store, ttl_seconds=0))
+    ctx = matching.MatchingContext(
+        roster=RosterCache(store, ttl_seconds=0),
+        store=MatchingStore(),
+        people=PersonRepository(),
+        coaches=CoachRepository(),
+        bookings=BookingStore(),
+        clock=utc_now,
+    )
     employee = Principal(person_id=person.person_id, org_id=org.org_id, roles=frozenset({Role.EMPLOYEE}))
-    view, _ = matching.request_match(
+    view = matching.request_match(
         employee,
         MatchRequestIn(program="SCALE", focus_competencies=["delegation"], situation="Leading my first larger team."),
         ctx,

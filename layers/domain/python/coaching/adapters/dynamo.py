@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import BaseModel
 from pynamodb.attributes import UnicodeAttribute, VersionAttribute
@@ -23,8 +23,10 @@ from pynamodb.transactions import TransactWrite
 
 from coaching.adapters import keys
 from coaching.config import settings
-from coaching.domain.coaches import Coach
+from coaching.domain.coaches import Coach, VettingThresholds
+from coaching.domain.common import Clock, utc_now
 from coaching.domain.errors import Conflict
+from coaching.domain.events import Event
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
 from coaching.ids import decode_cursor, encode_cursor
@@ -252,14 +254,24 @@ class PersonRepository:
         """
         if len(changes) > TRANSACTION_LIMIT:
             raise ValueError(f"at most {TRANSACTION_LIMIT} items per transaction")
-        with TransactWrite(connection=connection()) as transaction:
-            for person, version in changes:
-                item = self._item(person)
-                # PynamoDB turns the version read into the write's condition (absent when
-                # None) and increments it, exactly as a single-item save does.
-                if version is not None:
-                    item.version = version
-                transaction.save(item)
+        transaction = TransactWrite(connection=connection())
+        try:
+            with transaction:
+                for person, version in changes:
+                    item = self._item(person)
+                    # PynamoDB turns the version read into the write's condition (absent when
+                    # None) and increments it, exactly as a single-item save does.
+                    if version is not None:
+                        item.version = version
+                    transaction.save(item)
+        except TransactWriteError as exc:
+            if failed_keys(transaction, exc):
+                raise Conflict("a person in this batch changed since it was read; read again") from exc
+            raise
+
+    def get_with_org(self, org_id: str, person_id: str) -> tuple[Org | None, Person | None]:
+        """The person and their org in one round trip (get_org_and_person)."""
+        return get_org_and_person(org_id, person_id)
 
     @staticmethod
     def _item(person: Person) -> MainItem:
@@ -296,6 +308,40 @@ class CoachRepository:
 
     def modify(self, coach_id: str, change: Callable[[Coach], Coach]) -> Coach | None:
         return modify_entity(keys.COACHES_PK, keys.coach_sk(coach_id), Coach, change, gsi1=_coach_index)
+
+    def modify_with_events(
+        self, coach_id: str, change: Callable[[Coach], tuple[Coach, Sequence[Event]]]
+    ) -> Coach | None:
+        """Read-modify-write like `modify`, committing the change's events with it.
+
+        One TransactWrite: the coach item (conditional on the version read, the status index
+        moved with it) and the events' outbox items. A concurrent change fails the version
+        condition; the change is then applied again to the fresh coach, with fresh events.
+        """
+        # Imported here: the outbox builds on this module's table model and connection.
+        from coaching.adapters.outbox import add_events
+
+        pk, sk = keys.COACHES_PK, keys.coach_sk(coach_id)
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                item = MainItem.get(pk, sk, consistent_read=True)
+            except MainItem.DoesNotExist:
+                return None
+            updated, events = change(Coach.model_validate_json(item.body))
+            item.body = updated.model_dump_json()
+            item.gsi1pk, item.gsi1sk = _coach_index(updated)
+            transaction = TransactWrite(connection=connection())
+            try:
+                with transaction:
+                    transaction.save(item)
+                    add_events(transaction, events)
+            except TransactWriteError as exc:
+                if (pk, sk) in failed_keys(transaction, exc):
+                    backoff(attempt)
+                    continue
+                raise
+            return updated
+        raise Conflict("the object is being changed by someone else; try again")
 
     def list(self, *, status: str | None, limit: int, cursor: str | None) -> Page[Coach]:
         if status:
@@ -342,13 +388,40 @@ def failed_keys(transaction: TransactWrite, exc: TransactWriteError) -> list[tup
     return failed
 
 
+class AdminPorts(TypedDict):
+    """What `coaching.services.admin.AdminContext` needs, on DynamoDB: `AdminContext(**admin_ports())`."""
+
+    orgs: OrgRepository
+    people: PersonRepository
+    coaches: CoachRepository
+    clock: Clock
+    vetting: VettingThresholds
+
+
+def admin_ports() -> AdminPorts:
+    """The admin service's ports on the real tables, for the handler, the seed and tests."""
+    config = settings()
+    return AdminPorts(
+        orgs=OrgRepository(),
+        people=PersonRepository(),
+        coaches=CoachRepository(),
+        clock=utc_now,
+        vetting=VettingThresholds(
+            min_operating_years=config.vetting_min_operating_years,
+            min_paid_coaching_hours=config.vetting_min_paid_coaching_hours,
+        ),
+    )
+
+
 __all__ = [
+    "AdminPorts",
     "CoachRepository",
     "MainItem",
     "OrgRepository",
     "Page",
     "PersonRepository",
     "TransactWriteError",
+    "admin_ports",
     "failed_keys",
     "is_transaction_conflict",
 ]

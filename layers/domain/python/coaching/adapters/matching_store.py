@@ -4,14 +4,15 @@ A person's matching history lives in their own partition (``ORG#<org>#PERSON#<pe
 so one Query returns everything continuity and exclusions need. Choosing a coach is one
 transaction: the engagement, the person's one-active-engagement-per-program marker, the
 coach's load (conditional on capacity) and the match request (conditional on its version).
+Every write that changes state commits its events in the same transaction (the outbox).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import TransactWriteError
@@ -25,10 +26,14 @@ from coaching.adapters.dynamo import (
     MarkerItem,
     SituationItem,
     connection,
-    is_transaction_conflict,
+    failed_keys,
 )
-from coaching.domain.engagements import Engagement, MatchRecord
+from coaching.adapters.outbox import add_events
+from coaching.domain.engagements import Engagement, MatchRecord, PersonHistory
 from coaching.domain.errors import ChooseRefused, Conflict
+from coaching.domain.events import Event
+
+__all__ = ["GAPS_INDEX_PK", "LoadItem", "MatchingStore", "PersonHistory"]
 
 
 class LoadItem(Model):
@@ -60,6 +65,28 @@ def _engagement_item(engagement: Engagement) -> MainItem:
     return item
 
 
+def _marker(engagement: Engagement) -> MarkerItem:
+    return MarkerItem(
+        keys.person_pk(engagement.org_id, engagement.person_id),
+        f"ACTIVE#{engagement.program.value}",
+        kind="active_engagement",
+        ref=engagement.engagement_id,
+    )
+
+
+def _situation(match: MatchRecord, text: str) -> SituationItem:
+    return SituationItem(
+        keys.person_pk(match.org_id, match.person_id),
+        f"SITUATION#{match.match_id}",
+        text=text,
+        created_at=match.created_at.isoformat(),
+    )
+
+
+def _match_key(match: MatchRecord) -> tuple[str, str]:
+    return keys.person_pk(match.org_id, match.person_id), f"MATCH#{match.match_id}"
+
+
 def _match_item(match: MatchRecord, version: int | None) -> MainItem:
     item = MainItem(
         keys.person_pk(match.org_id, match.person_id),
@@ -70,12 +97,6 @@ def _match_item(match: MatchRecord, version: int | None) -> MainItem:
     if version is not None:
         item.version = version
     return item
-
-
-@dataclass(frozen=True, slots=True)
-class PersonHistory:
-    matches: list[tuple[MatchRecord, int]]
-    engagements: list[tuple[Engagement, int]]
 
 
 class MatchingStore:
@@ -127,36 +148,31 @@ class MatchingStore:
             for item in LoadItem.query(keys.COACHES_PK, LoadItem.sk.startswith("LOAD#"))
         }
 
-    def gaps(self, limit: int) -> list[dict]:
+    def gaps(self, limit: int) -> list[dict[str, Any]]:
         """Newest first across orgs, through the platform index (operators only)."""
         results = MainItem.gsi1.query(GAPS_INDEX_PK, scan_index_forward=False, limit=limit)
         return [json.loads(item.body) for item in results]
 
     # ------------------------------------------------------------------ writes
 
-    def save_new_match(self, match: MatchRecord, situation: str | None, *, exists_ok: bool = False) -> None:
-        """The request and what the person wrote, together or not at all (one round trip).
+    def save_new_match(
+        self, match: MatchRecord, situation: str | None, events: Sequence[Event] = (), *, exists_ok: bool = False
+    ) -> None:
+        """The request, what the person wrote and its events, together or not at all (one round trip).
 
-        `exists_ok` makes a retried, deterministic id (an event's re-match) a no-op.
+        `exists_ok` makes a retried, deterministic id (an event's re-match) a no-op: the match
+        (or its stable event id) is already there, so nothing is written twice.
         """
+        transaction = TransactWrite(connection=connection())
         try:
-            self._insert_match(match, situation)
+            with transaction:
+                transaction.save(_match_item(match, None), condition=MainItem.pk.does_not_exist())
+                if situation is not None:
+                    transaction.save(_situation(match, situation))
+                add_events(transaction, events)
         except TransactWriteError as exc:
-            if not (exists_ok and is_transaction_conflict(exc)):
+            if not (exists_ok and failed_keys(transaction, exc)):
                 raise
-
-    def _insert_match(self, match: MatchRecord, situation: str | None) -> None:
-        with TransactWrite(connection=connection()) as transaction:
-            transaction.save(_match_item(match, None), condition=MainItem.pk.does_not_exist())
-            if situation is not None:
-                transaction.save(
-                    SituationItem(
-                        keys.person_pk(match.org_id, match.person_id),
-                        f"SITUATION#{match.match_id}",
-                        text=situation,
-                        created_at=match.created_at.isoformat(),
-                    )
-                )
 
     def update_match(self, match: MatchRecord, version: int) -> None:
         item = _match_item(match, version)
@@ -167,7 +183,7 @@ class MatchingStore:
                 raise Conflict("this match changed while you were deciding; load it again") from exc
             raise
 
-    def record_gap(self, org_id: str, at: datetime, gap_id: str, detail: dict) -> None:
+    def record_gap(self, org_id: str, at: datetime, gap_id: str, detail: dict[str, Any]) -> None:
         """Kept in the org's partition; the platform index lets operators see every org's gaps."""
         item = MainItem(f"ORG#{org_id}#GAPS", f"{at.isoformat()}#{gap_id}", kind="gap", body=json.dumps(detail))
         item.gsi1pk, item.gsi1sk = GAPS_INDEX_PK, f"{at.isoformat()}#{gap_id}"
@@ -180,18 +196,18 @@ class MatchingStore:
         engagement: Engagement,
         capacity: int,
         ends: Sequence[tuple[Engagement, int]] = (),
+        events: Sequence[Event] = (),
     ) -> None:
-        """Create the engagement and take one unit of capacity, atomically, or refuse."""
-        marker = MarkerItem(
-            keys.person_pk(engagement.org_id, engagement.person_id),
-            f"ACTIVE#{engagement.program.value}",
-            kind="active_engagement",
-            ref=engagement.engagement_id,
-        )
-        load = LoadItem(keys.COACHES_PK, _load_sk(engagement.coach_id))
+        """Create the engagement and take one unit of capacity, atomically, or refuse.
+
+        `ends` are engagements the new one replaces (a promotion re-match): they end in the
+        same transaction, handing the programme's marker over and freeing their coach's place.
+        """
+        marker = _marker(engagement)
         ended_ids = {e.engagement_id for e, _ in ends}
+        transaction = TransactWrite(connection=connection())
         try:
-            with TransactWrite(connection=connection()) as transaction:
+            with transaction:
                 transaction.save(_match_item(match, match_version))
                 transaction.save(_engagement_item(engagement), condition=MainItem.pk.does_not_exist())
                 for ended, version in ends:
@@ -203,76 +219,102 @@ class MatchingStore:
                     transaction.save(marker, condition=MarkerItem.ref.is_in(*ended_ids))
                 else:
                     transaction.save(marker, condition=MarkerItem.pk.does_not_exist())
-                transaction.update(
-                    load,
-                    actions=[LoadItem.active.add(1)],
-                    condition=LoadItem.active.does_not_exist() | (LoadItem.active < capacity),
-                )
+                _take_place(transaction, engagement.coach_id, capacity)
                 for ended, _ in ends:
-                    transaction.update(
-                        LoadItem(keys.COACHES_PK, _load_sk(ended.coach_id)),
-                        actions=[LoadItem.active.add(-1)],
-                        condition=LoadItem.active > 0,
-                    )
+                    _free_place(transaction, ended.coach_id)
+                add_events(transaction, events)
         except TransactWriteError as exc:
-            raise _choose_refusal(exc, ends) from exc
+            raise _refusal(failed_keys(transaction, exc), match, engagement) from exc
 
-    def start_engagement(self, engagement: Engagement, capacity: int) -> None:
+    def start_engagement(self, engagement: Engagement, capacity: int, events: Sequence[Event] = ()) -> None:
         """An engagement without a match request (cohort launch): same marker and capacity rules."""
-        marker = MarkerItem(
-            keys.person_pk(engagement.org_id, engagement.person_id),
-            f"ACTIVE#{engagement.program.value}",
-            kind="active_engagement",
-            ref=engagement.engagement_id,
-        )
+        transaction = TransactWrite(connection=connection())
         try:
-            with TransactWrite(connection=connection()) as transaction:
+            with transaction:
                 transaction.save(_engagement_item(engagement), condition=MainItem.pk.does_not_exist())
-                transaction.save(marker, condition=MarkerItem.pk.does_not_exist())
-                transaction.update(
-                    LoadItem(keys.COACHES_PK, _load_sk(engagement.coach_id)),
-                    actions=[LoadItem.active.add(1)],
-                    condition=LoadItem.active.does_not_exist() | (LoadItem.active < capacity),
-                )
+                transaction.save(_marker(engagement), condition=MarkerItem.pk.does_not_exist())
+                _take_place(transaction, engagement.coach_id, capacity)
+                add_events(transaction, events)
         except TransactWriteError as exc:
-            reasons = exc.cancellation_reasons or []
-            if len(reasons) > 1 and reasons[1] is not None and reasons[1].code == "ConditionalCheckFailed":
-                raise ChooseRefused("already has an active engagement in this programme", field="program") from exc
-            raise ChooseRefused("the coach reached capacity before this engagement", field="coach_id") from exc
+            refusal = _refusal(failed_keys(transaction, exc), None, engagement)
+            # Cohort launches report refusals per participant, in the third person.
+            message = _COHORT_REFUSALS.get(refusal.field or "", refusal.message)
+            raise type(refusal)(message, field=refusal.field) from exc
 
-    def end(self, engagement: Engagement, version: int) -> None:
+    def end(self, engagement: Engagement, version: int, events: Sequence[Event] = ()) -> None:
         """End an engagement: free the person's program slot and the coach's capacity."""
-        item = _engagement_item(engagement)
-        item.version = version
-        marker = MarkerItem(
-            keys.person_pk(engagement.org_id, engagement.person_id), f"ACTIVE#{engagement.program.value}"
-        )
+        transaction = TransactWrite(connection=connection())
         try:
-            with TransactWrite(connection=connection()) as transaction:
-                transaction.save(item)
-                transaction.delete(marker, condition=MarkerItem.ref == engagement.engagement_id)
-                transaction.update(
-                    LoadItem(keys.COACHES_PK, _load_sk(engagement.coach_id)),
-                    actions=[LoadItem.active.add(-1)],
-                    condition=LoadItem.active > 0,
-                )
+            with transaction:
+                _add_end(transaction, engagement, version)
+                add_events(transaction, events)
+        except TransactWriteError as exc:
+            raise Conflict("this engagement changed at the same time; load it again") from exc
+
+    def end_and_propose(
+        self,
+        ended: Engagement,
+        version: int,
+        match: MatchRecord,
+        situation: str | None,
+        events: Sequence[Event] = (),
+    ) -> None:
+        """A change of coach in one transaction: the engagement ends, the new request is stored.
+
+        Either the person has their new proposals and their old coach's place is free, or
+        nothing happened: never an ended engagement without the request that replaces it.
+        """
+        transaction = TransactWrite(connection=connection())
+        try:
+            with transaction:
+                _add_end(transaction, ended, version)
+                transaction.save(_match_item(match, None), condition=MainItem.pk.does_not_exist())
+                if situation is not None:
+                    transaction.save(_situation(match, situation))
+                add_events(transaction, events)
         except TransactWriteError as exc:
             raise Conflict("this engagement changed at the same time; load it again") from exc
 
 
-def _choose_refusal(exc: TransactWriteError, ends: Sequence[tuple[Engagement, int]]) -> Conflict:
-    reasons = exc.cancellation_reasons or []
-    failed = [i for i, reason in enumerate(reasons) if reason is not None and reason.code == "ConditionalCheckFailed"]
-    if not failed:
-        return Conflict("the choice could not be saved; try again")
-    # Item order: match, engagement, ended engagements..., marker, load, old loads...
-    marker_index = 2 + len(ends)
-    load_index = marker_index + 1
-    index = failed[0]
-    if index == 0:
-        return ChooseRefused("this match was already decided; load it again", field="match_id")
-    if index == marker_index:
-        return ChooseRefused("you already have an active engagement in this programme", field="program")
-    if index == load_index:
-        return ChooseRefused("this coach has just reached capacity; choose another coach", field="coach_id")
+_COHORT_REFUSALS = {
+    "program": "already has an active engagement in this programme",
+    "coach_id": "the coach reached capacity before this engagement",
+}
+
+
+def _take_place(transaction: TransactWrite, coach_id: str, capacity: int) -> None:
+    transaction.update(
+        LoadItem(keys.COACHES_PK, _load_sk(coach_id)),
+        actions=[LoadItem.active.add(1)],
+        condition=LoadItem.active.does_not_exist() | (LoadItem.active < capacity),
+    )
+
+
+def _free_place(transaction: TransactWrite, coach_id: str) -> None:
+    transaction.update(
+        LoadItem(keys.COACHES_PK, _load_sk(coach_id)),
+        actions=[LoadItem.active.add(-1)],
+        condition=LoadItem.active > 0,
+    )
+
+
+def _add_end(transaction: TransactWrite, engagement: Engagement, version: int) -> None:
+    item = _engagement_item(engagement)
+    item.version = version
+    marker = MarkerItem(keys.person_pk(engagement.org_id, engagement.person_id), f"ACTIVE#{engagement.program.value}")
+    transaction.save(item)
+    transaction.delete(marker, condition=MarkerItem.ref == engagement.engagement_id)
+    _free_place(transaction, engagement.coach_id)
+
+
+def _refusal(failed: list[tuple[str, str]], match: MatchRecord | None, engagement: Engagement) -> Conflict:
+    """The first failed condition, as the rule it enforces."""
+    person = keys.person_pk(engagement.org_id, engagement.person_id)
+    for key in failed:
+        if match is not None and key == _match_key(match):
+            return ChooseRefused("this match was already decided; load it again", field="match_id")
+        if key == (person, f"ACTIVE#{engagement.program.value}"):
+            return ChooseRefused("you already have an active engagement in this programme", field="program")
+        if key == (keys.COACHES_PK, _load_sk(engagement.coach_id)):
+            return ChooseRefused("this coach has just reached capacity; choose another coach", field="coach_id")
     return Conflict("the choice could not be saved; try again")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -12,6 +13,7 @@ from coaching.domain.common import Email, Entity, EntityId, Languages, ShortText
 from coaching.domain.competencies import default_framework
 from coaching.domain.errors import InvalidInput
 from coaching.domain.taxonomy import Industry, JobFunction, Level, Program
+from coaching.domain.updates import evolved, merged
 
 # Exceptions travel in the roster snapshot, so a coach keeps a bounded list (past dates can go).
 MAX_EXCEPTIONS = 200
@@ -195,6 +197,53 @@ class Coach(Entity):
     vetting_history: list[VettingEntry] = []
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def create(cls, coach_id: str, profile: CoachCreate, now: datetime) -> Coach:
+        """A new coach joins the network pending vetting."""
+        return cls(coach_id=coach_id, created_at=now, updated_at=now, **profile.model_dump())
+
+    @property
+    def is_approved(self) -> bool:
+        return self.vetting_status is VettingStatus.APPROVED
+
+    @property
+    def last_decision_changed_status(self) -> bool:
+        """Whether the latest vetting decision moved the status (a coach starts pending)."""
+        statuses = [VettingStatus.PENDING, *(entry.status for entry in self.vetting_history)]
+        return len(statuses) > 1 and statuses[-1] is not statuses[-2]
+
+    def updated(self, changes: CoachUpdate, now: datetime, thresholds: VettingThresholds) -> Coach:
+        """The profile with the fields sent, validated whole; an approved coach stays above the bar."""
+        coach = merged(self, changes, "coach", updated_at=now)
+        if coach.is_approved:
+            # The approval rule is an invariant, not a one-off gate.
+            thresholds.check(coach)
+        return coach
+
+    def vetted(self, decision: VettingDecision, actor: str, now: datetime, thresholds: VettingThresholds) -> Coach:
+        """An operator's vetting decision, recorded in the history; approval needs the thresholds."""
+        if decision.status is VettingStatus.APPROVED:
+            thresholds.check(self)
+        entry = VettingEntry(status=decision.status, reason=decision.reason, actor=actor, at=now)
+        return evolved(
+            self,
+            "coach",
+            vetting_status=decision.status,
+            vetting_history=[*self.vetting_history, entry],
+            updated_at=now,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VettingThresholds:
+    """What an approved coach must have: years running teams and paid coaching hours."""
+
+    min_operating_years: int
+    min_paid_coaching_hours: int
+
+    def check(self, coach: Coach) -> None:
+        check_vetting_thresholds(coach, min_years=self.min_operating_years, min_hours=self.min_paid_coaching_hours)
 
 
 def check_vetting_thresholds(coach: Coach, *, min_years: int, min_hours: int) -> None:

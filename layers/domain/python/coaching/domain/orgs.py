@@ -12,6 +12,7 @@ from coaching.domain.common import CurrencyCode, Entity, ShortText, StrictModel,
 from coaching.domain.competencies import Framework
 from coaching.domain.matching import MatchingSettings
 from coaching.domain.taxonomy import Industry
+from coaching.domain.updates import evolved, merged, validated
 
 # Below three, an aggregate can single a person out; the platform never allows it.
 MIN_REPORTING_GROUP_FLOOR = 3
@@ -51,3 +52,17 @@ class Org(Entity):
     booking: BookingPolicy | None = None
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def create(cls, org_id: str, data: OrgCreate, now: datetime) -> Org:
+        return cls(org_id=org_id, created_at=now, updated_at=now, **data.model_dump())
+
+    def updated(self, changes: OrgUpdate, now: datetime) -> Org:
+        """The org with the fields sent, validated whole (a null name is refused, not stored)."""
+        return merged(self, changes, "organisation", updated_at=now)
+
+    def calibrated(self, framework: Framework, now: datetime) -> Org:
+        """The org with its own framework: the next version, under the org's framework id."""
+        previous = self.framework.version if self.framework else 0
+        data = framework.model_dump() | {"framework_id": f"org-{self.org_id}", "version": previous + 1}
+        return evolved(self, "organisation", framework=validated(Framework, data, "framework"), updated_at=now)

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError
 from coaching.domain.common import Email, Entity, EntityId, Languages, ShortText, StrictModel, TimeZoneName
 from coaching.domain.errors import InvalidInput
 from coaching.domain.taxonomy import JobFunction, Level
+from coaching.domain.updates import evolved, merged
 
 MAX_IMPORT_ROWS = 10_000
 
@@ -73,6 +74,30 @@ class Person(Entity):
     active: bool = True
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def create(cls, person_id: str, org_id: str, data: PersonCreate, now: datetime) -> Person:
+        return cls(person_id=person_id, org_id=org_id, created_at=now, updated_at=now, **data.model_dump())
+
+    @classmethod
+    def from_import(
+        cls, person_id: str, org_id: str, row: ImportRow, manager_id: str | None, created_at: datetime, now: datetime
+    ) -> Person:
+        """The person an import row describes; `manager_id` is resolved from either manager column."""
+        fields = row.model_dump(exclude={"manager_external_hr_id", "manager_id"})
+        return cls(
+            person_id=person_id, org_id=org_id, manager_id=manager_id, created_at=created_at, updated_at=now, **fields
+        )
+
+    def updated(self, changes: PersonUpdate, now: datetime) -> Person:
+        """The person with the fields sent, validated whole (a null name is refused, not stored)."""
+        if changes.manager_id is not None and changes.manager_id == self.person_id:
+            raise InvalidInput("a person cannot be their own manager", field="manager_id")
+        return merged(self, changes, "person", updated_at=now)
+
+    def at_level(self, level: Level) -> Person:
+        """The person as matching sees them after a promotion HR has not recorded yet."""
+        return evolved(self, "person", level=level)
 
     def same_fields(self, other: Person) -> bool:
         skip = {"created_at", "updated_at"}

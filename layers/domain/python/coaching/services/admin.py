@@ -6,36 +6,21 @@ only on the route: a tenant's id always comes from the token, never from the req
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from coaching.adapters.dynamo import (
-    TRANSACTION_LIMIT,
-    CoachRepository,
-    OrgRepository,
-    Page,
-    PersonRepository,
-    TransactWriteError,
-    backoff,
-    is_transaction_conflict,
-)
 from coaching.auth import Principal, Role
-from coaching.config import settings
-from coaching.domain.coaches import (
-    Coach,
-    CoachCreate,
-    CoachUpdate,
-    VettingDecision,
-    VettingEntry,
-    VettingStatus,
-    check_vetting_thresholds,
-)
-from coaching.domain.common import DeferredModel, utc_now
+from coaching.domain.coaches import Coach, CoachCreate, CoachUpdate, VettingDecision, VettingStatus, VettingThresholds
+from coaching.domain.common import Clock, DeferredModel
 from coaching.domain.competencies import Framework, check_calibration, default_framework
 from coaching.domain.errors import Conflict, InvalidInput, NotFound
+from coaching.domain.events import CoachProfileUpdated, CoachVettingChanged, Event
 from coaching.domain.orgs import Org, OrgCreate, OrgUpdate
 from coaching.domain.people import (
     MAX_IMPORT_ROWS,
@@ -46,25 +31,80 @@ from coaching.domain.people import (
     RowError,
     field_errors,
 )
-from coaching.events import DomainEvent
 from coaching.ids import new_id, person_id_for
 
-EVENT_SOURCE = "coaching.admin"
 _IMPORT_WORKERS = 4
 _IMPORT_ATTEMPTS = 6
+_IMPORT_CHUNK = 100  # rows per People.write_batch: one transaction of at most 100 items
+_BACKOFF_SECONDS = 0.01
+
+
+# ------------------------------------------------------------------ ports
+
+
+class Listing[ItemT](Protocol):
+    """One page of a listing and the cursor of the next (None on the last page)."""
+
+    @property
+    def items(self) -> list[ItemT]: ...
+
+    @property
+    def next_cursor(self) -> str | None: ...
+
+
+class Orgs(Protocol):
+    def add(self, org: Org) -> None: ...
+
+    def get(self, org_id: str) -> Org | None: ...
+
+    def modify(self, org_id: str, change: Callable[[Org], Org]) -> Org | None: ...
+
+    def list(self, *, limit: int, cursor: str | None) -> Listing[Org]: ...
+
+
+class People(Protocol):
+    def add(self, person: Person) -> None: ...
+
+    def get(self, org_id: str, person_id: str) -> Person | None: ...
+
+    def modify(self, org_id: str, person_id: str, change: Callable[[Person], Person]) -> Person | None: ...
+
+    def list(self, org_id: str, *, limit: int, cursor: str | None) -> Listing[Person]: ...
+
+    def get_many(self, org_id: str, person_ids: Iterable[str]) -> Mapping[str, tuple[Person, int]]:
+        """Current people and their versions, by id."""
+        ...
+
+    def write_batch(self, changes: Sequence[tuple[Person, int | None]]) -> None:
+        """All or none, each conditional on its version (None: must not exist); Conflict if one moved."""
+        ...
+
+
+class Coaches(Protocol):
+    def add(self, coach: Coach) -> None: ...
+
+    def get(self, coach_id: str) -> Coach | None: ...
+
+    def list(self, *, status: str | None, limit: int, cursor: str | None) -> Listing[Coach]: ...
+
+    def modify_with_events(
+        self, coach_id: str, change: Callable[[Coach], tuple[Coach, Sequence[Event]]]
+    ) -> Coach | None:
+        """Apply `change` to the current coach and commit the coach and its events together."""
+        ...
 
 
 @dataclass(slots=True)
 class AdminContext:
-    orgs: OrgRepository = field(default_factory=OrgRepository)
-    people: PersonRepository = field(default_factory=PersonRepository)
-    coaches: CoachRepository = field(default_factory=CoachRepository)
+    orgs: Orgs
+    people: People
+    coaches: Coaches
+    clock: Clock
+    vetting: VettingThresholds
 
 
-def _apply[ModelT: BaseModel](current: ModelT, changes: BaseModel, **extra: Any) -> ModelT:
-    """Apply a partial update: only the fields the caller sent, then re-validate."""
-    data = current.model_dump() | changes.model_dump(exclude_unset=True) | extra
-    return type(current).model_validate(data)
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
 
 
 # ------------------------------------------------------------------ orgs
@@ -72,8 +112,7 @@ def _apply[ModelT: BaseModel](current: ModelT, changes: BaseModel, **extra: Any)
 
 def create_org(caller: Principal, data: OrgCreate, ctx: AdminContext) -> Org:
     caller.require(Role.OPERATOR)
-    now = utc_now()
-    org = Org(org_id=new_id(), created_at=now, updated_at=now, **data.model_dump())
+    org = Org.create(new_id(), data, ctx.clock())
     ctx.orgs.add(org)
     return org
 
@@ -92,14 +131,14 @@ def get_org(caller: Principal, org_id: str, ctx: AdminContext) -> Org:
     return _visible_org(caller, org_id, ctx)
 
 
-def list_orgs(caller: Principal, limit: int, cursor: str | None, ctx: AdminContext) -> Page[Org]:
+def list_orgs(caller: Principal, limit: int, cursor: str | None, ctx: AdminContext) -> Listing[Org]:
     caller.require(Role.OPERATOR)
     return ctx.orgs.list(limit=limit, cursor=cursor)
 
 
 def update_org(caller: Principal, org_id: str, changes: OrgUpdate, ctx: AdminContext) -> Org:
     caller.require(Role.OPERATOR)
-    org = ctx.orgs.modify(org_id, lambda current: _apply(current, changes, updated_at=utc_now()))
+    org = ctx.orgs.modify(org_id, lambda current: current.updated(changes, ctx.clock()))
     if org is None:
         raise NotFound(f"organisation {org_id} not found")
     return org
@@ -120,13 +159,7 @@ def put_framework(caller: Principal, org_id: str, framework: Framework, ctx: Adm
             field=field_name,
             details={"problems": [dict(zip(("field", "message"), p, strict=True)) for p in problems]},
         )
-
-    def calibrate(current: Org) -> Org:
-        previous = current.framework.version if current.framework else 0
-        calibrated = framework.model_copy(update={"framework_id": f"org-{org_id}", "version": previous + 1})
-        return current.model_copy(update={"framework": calibrated, "updated_at": utc_now()})
-
-    org = ctx.orgs.modify(org_id, calibrate)
+    org = ctx.orgs.modify(org_id, lambda current: current.calibrated(framework, ctx.clock()))
     if org is None or org.framework is None:
         raise NotFound(f"organisation {org_id} not found")
     return org.framework
@@ -154,8 +187,7 @@ def create_person(caller: Principal, data: PersonCreate, ctx: AdminContext) -> P
     _require_org_exists(org_id, ctx)
     person_id = person_id_for(org_id, data.external_hr_id)
     _check_manager(org_id, person_id, data.manager_id, ctx)
-    now = utc_now()
-    person = Person(person_id=person_id, org_id=org_id, created_at=now, updated_at=now, **data.model_dump())
+    person = Person.create(person_id, org_id, data, ctx.clock())
     ctx.people.add(person)
     return person
 
@@ -171,7 +203,7 @@ def get_person(caller: Principal, person_id: str, ctx: AdminContext) -> Person:
     return person
 
 
-def list_people(caller: Principal, limit: int, cursor: str | None, ctx: AdminContext) -> Page[Person]:
+def list_people(caller: Principal, limit: int, cursor: str | None, ctx: AdminContext) -> Listing[Person]:
     org_id = caller.require_org(Role.ORG_ADMIN)
     return ctx.people.list(org_id, limit=limit, cursor=cursor)
 
@@ -180,7 +212,7 @@ def update_person(caller: Principal, person_id: str, changes: PersonUpdate, ctx:
     org_id = caller.require_org(Role.ORG_ADMIN)
     if "manager_id" in changes.model_fields_set:
         _check_manager(org_id, person_id, changes.manager_id, ctx)
-    person = ctx.people.modify(org_id, person_id, lambda current: _apply(current, changes, updated_at=utc_now()))
+    person = ctx.people.modify(org_id, person_id, lambda current: current.updated(changes, ctx.clock()))
     if person is None:
         raise NotFound(f"person {person_id} not found")
     return person
@@ -208,7 +240,7 @@ def import_people(caller: Principal, rows: list[dict[str, Any]], ctx: AdminConte
     report = ImportReport(received=len(rows))
     valid: dict[str, tuple[int, ImportRow]] = {}  # person id -> (row number, row)
     for number, raw in enumerate(rows, start=1):
-        problems, parsed = _parse_row(raw, org_id)
+        problems, parsed = _parse_row(raw)
         if parsed is not None and person_id_for(org_id, parsed.external_hr_id) in valid:
             problems.append({"field": "external_hr_id", "message": "appears more than once in this import"})
         if problems or parsed is None:
@@ -217,7 +249,8 @@ def import_people(caller: Principal, rows: list[dict[str, Any]], ctx: AdminConte
         valid[person_id_for(org_id, parsed.external_hr_id)] = (number, parsed)
 
     _check_import_managers(org_id, valid, report, ctx)
-    chunks = [list(valid.items())[i : i + TRANSACTION_LIMIT] for i in range(0, len(valid), TRANSACTION_LIMIT)]
+    pending = list(valid.items())
+    chunks = [pending[i : i + _IMPORT_CHUNK] for i in range(0, len(pending), _IMPORT_CHUNK)]
     with ThreadPoolExecutor(max_workers=_IMPORT_WORKERS) as pool:
         for created, updated, unchanged in pool.map(lambda chunk: _write_chunk(org_id, chunk, ctx), chunks):
             report.created += created
@@ -233,7 +266,7 @@ def _hr_id_of(raw: Any) -> str | None:
     return str(value)[:128] if value is not None else None
 
 
-def _parse_row(raw: Any, org_id: str) -> tuple[list[dict[str, str]], ImportRow | None]:
+def _parse_row(raw: Any) -> tuple[list[dict[str, str]], ImportRow | None]:
     if not isinstance(raw, dict):
         return [{"field": "row", "message": "each row must be an object"}], None
     try:
@@ -255,7 +288,7 @@ def _check_import_managers(
     org_id: str, valid: dict[str, tuple[int, ImportRow]], report: ImportReport, ctx: AdminContext
 ) -> None:
     """A manager must be in the same import or already in the org."""
-    outside = {m for pid, (_, row) in valid.items() if (m := _manager_of(org_id, row)) and m not in valid}
+    outside = {m for _, (_, row) in valid.items() if (m := _manager_of(org_id, row)) and m not in valid}
     existing = set(ctx.people.get_many(org_id, outside)) if outside else set()
     for person_id, (number, row) in list(valid.items()):
         manager = _manager_of(org_id, row)
@@ -279,20 +312,13 @@ def _write_chunk(
 ) -> tuple[int, int, int]:
     for attempt in range(_IMPORT_ATTEMPTS):
         current = ctx.people.get_many(org_id, [person_id for person_id, _ in chunk])
-        now = utc_now()
+        now = ctx.clock()
         changes: list[tuple[Person, int | None]] = []
         created = updated = unchanged = 0
         for person_id, (_, row) in chunk:
-            fields = row.model_dump(exclude={"manager_external_hr_id", "manager_id"})
             existing = current.get(person_id)
-            person = Person(
-                person_id=person_id,
-                org_id=org_id,
-                manager_id=_manager_of(org_id, row),
-                created_at=existing[0].created_at if existing else now,
-                updated_at=now,
-                **fields,
-            )
+            created_at = existing[0].created_at if existing else now
+            person = Person.from_import(person_id, org_id, row, _manager_of(org_id, row), created_at, now)
             if existing is None:
                 changes.append((person, None))
                 created += 1
@@ -305,11 +331,9 @@ def _write_chunk(
             return created, updated, unchanged
         try:
             ctx.people.write_batch(changes)
-        except TransactWriteError as exc:
-            if is_transaction_conflict(exc):
-                backoff(attempt)
-                continue  # a row changed since we read it: read again and recompute
-            raise
+        except Conflict:
+            _backoff(attempt)
+            continue  # a row changed since we read it: read again and recompute
         return created, updated, unchanged
     raise Conflict("people in this import are being changed concurrently; run the import again")
 
@@ -317,15 +341,9 @@ def _write_chunk(
 # ------------------------------------------------------------------ coaches
 
 
-def _coach_event(kind: str, coach: Coach, **extra: Any) -> DomainEvent:
-    detail = {"coach_id": coach.coach_id, "vetting_status": coach.vetting_status.value, **extra}
-    return DomainEvent(source=EVENT_SOURCE, detail_type=kind, detail=detail)
-
-
 def create_coach(caller: Principal, data: CoachCreate, ctx: AdminContext) -> Coach:
     caller.require(Role.OPERATOR)
-    now = utc_now()
-    coach = Coach(coach_id=new_id(), created_at=now, updated_at=now, **data.model_dump())
+    coach = Coach.create(new_id(), data, ctx.clock())
     ctx.coaches.add(coach)
     return coach
 
@@ -341,63 +359,43 @@ def get_coach(caller: Principal, coach_id: str, ctx: AdminContext) -> Coach:
 
 def list_coaches(
     caller: Principal, status: VettingStatus | None, limit: int, cursor: str | None, ctx: AdminContext
-) -> Page[Coach]:
+) -> Listing[Coach]:
     caller.require(Role.OPERATOR)
     return ctx.coaches.list(status=status.value if status else None, limit=limit, cursor=cursor)
 
 
-def update_coach(
-    caller: Principal, coach_id: str, changes: CoachUpdate, ctx: AdminContext
-) -> tuple[Coach, list[DomainEvent]]:
+def update_coach(caller: Principal, coach_id: str, changes: CoachUpdate, ctx: AdminContext) -> Coach:
+    """Change a coach's profile; an approved coach's change reaches the roster (CoachProfileUpdated)."""
     caller.require(Role.OPERATOR)
-    config = settings()
 
-    def change(current: Coach) -> Coach:
-        updated = _apply(current, changes, updated_at=utc_now())
-        if updated.vetting_status is VettingStatus.APPROVED:
-            # The approval rule is an invariant, not a one-off gate.
-            check_vetting_thresholds(
-                updated,
-                min_years=config.vetting_min_operating_years,
-                min_hours=config.vetting_min_paid_coaching_hours,
-            )
-        return updated
+    def change(current: Coach) -> tuple[Coach, list[Event]]:
+        updated = current.updated(changes, ctx.clock(), ctx.vetting)
+        if not updated.is_approved:
+            return updated, []
+        return updated, [CoachProfileUpdated(coach_id=updated.coach_id, vetting_status=updated.vetting_status.value)]
 
-    coach = ctx.coaches.modify(coach_id, change)
+    coach = ctx.coaches.modify_with_events(coach_id, change)
     if coach is None:
         raise NotFound(f"coach {coach_id} not found")
-    events = [_coach_event("CoachProfileUpdated", coach)] if coach.vetting_status is VettingStatus.APPROVED else []
-    return coach, events
+    return coach
 
 
-def set_vetting(
-    caller: Principal, coach_id: str, decision: VettingDecision, ctx: AdminContext
-) -> tuple[Coach, list[DomainEvent]]:
+def set_vetting(caller: Principal, coach_id: str, decision: VettingDecision, ctx: AdminContext) -> Coach:
+    """Record an operator's vetting decision; a change of status is announced (CoachVettingChanged)."""
     caller.require(Role.OPERATOR)
-    config = settings()
-    previous: list[VettingStatus] = []
 
-    def change(current: Coach) -> Coach:
-        previous[:] = [current.vetting_status]
-        if decision.status is VettingStatus.APPROVED:
-            check_vetting_thresholds(
-                current,
-                min_years=config.vetting_min_operating_years,
-                min_hours=config.vetting_min_paid_coaching_hours,
-            )
-        now = utc_now()
-        entry = VettingEntry(status=decision.status, reason=decision.reason, actor=caller.person_id, at=now)
-        return current.model_copy(
-            update={
-                "vetting_status": decision.status,
-                "vetting_history": [*current.vetting_history, entry],
-                "updated_at": now,
-            }
+    def change(current: Coach) -> tuple[Coach, list[Event]]:
+        vetted = current.vetted(decision, caller.person_id, ctx.clock(), ctx.vetting)
+        if vetted.vetting_status is current.vetting_status:
+            return vetted, []
+        changed = CoachVettingChanged(
+            coach_id=vetted.coach_id,
+            vetting_status=vetted.vetting_status.value,
+            previous_status=current.vetting_status.value,
         )
+        return vetted, [changed]
 
-    coach = ctx.coaches.modify(coach_id, change)
+    coach = ctx.coaches.modify_with_events(coach_id, change)
     if coach is None:
         raise NotFound(f"coach {coach_id} not found")
-    changed = previous and previous[0] is not coach.vetting_status
-    event = _coach_event("CoachVettingChanged", coach, previous_status=previous[0].value if previous else None)
-    return coach, [event] if changed else []
+    return coach

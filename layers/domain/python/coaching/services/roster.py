@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from coaching.adapters.dynamo import CoachRepository, backoff
-from coaching.adapters.roster_store import RosterPointer, RosterStore
+from coaching.domain.coaches import Coach
 from coaching.domain.errors import RosterVersionConflict
 from coaching.domain.roster import Roster, RosterCoach, roster_entries
 
 _PUBLISH_ATTEMPTS = 8
+_BACKOFF_SECONDS = 0.01
+
+
+class ApprovedCoaches(Protocol):
+    def all_approved(self) -> Sequence[Coach]: ...
+
+
+class RosterPublisher(Protocol):
+    def publish(self, coaches: list[RosterCoach]) -> int: ...
+
+
+class RosterPointerLike(Protocol):
+    """What a stored pointer tells a reader: which roster version is current."""
+
+    @property
+    def roster_version(self) -> float: ...
+
+
+class RosterSource[PointerT: RosterPointerLike](Protocol):
+    def current_pointer(self) -> PointerT | None: ...
+
+    def load(self, pointer: PointerT) -> Roster: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +43,12 @@ class RebuildResult:
     coach_count: int
 
 
-def rebuild_roster(coaches: CoachRepository, store: RosterStore) -> RebuildResult:
+def _backoff(attempt: int) -> None:
+    """Jittered exponential pause before publishing again on top of the winner."""
+    time.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
+
+
+def rebuild_roster(coaches: ApprovedCoaches, store: RosterPublisher) -> RebuildResult:
     """Rebuild from the approved-coach index.
 
     A rebuild that loses the race to publish reads the coaches again and retries, so the
@@ -27,22 +56,22 @@ def rebuild_roster(coaches: CoachRepository, store: RosterStore) -> RebuildResul
     """
     attempt = 0
     while True:
-        entries = roster_entries(coaches.all_approved())
+        entries = roster_entries(list(coaches.all_approved()))
         try:
             version = store.publish(entries)
         except RosterVersionConflict:
             attempt += 1
             if attempt >= _PUBLISH_ATTEMPTS:
                 raise
-            backoff(attempt)
+            _backoff(attempt)
             continue
         return RebuildResult(version=version, coach_count=len(entries))
 
 
-class RosterCache:
+class RosterCache[PointerT: RosterPointerLike]:
     """What a warm Lambda keeps: the decoded roster, re-checked at most every `ttl` seconds."""
 
-    def __init__(self, store: RosterStore, ttl_seconds: float = 30.0) -> None:
+    def __init__(self, store: RosterSource[PointerT], ttl_seconds: float = 30.0) -> None:
         self._store = store
         self._ttl = ttl_seconds
         self._roster: Roster | None = None
@@ -62,7 +91,7 @@ class RosterCache:
             self._roster = self._store.load(pointer)
         return self._roster
 
-    def at(self, pointer: RosterPointer | None) -> Roster | None:
+    def at(self, pointer: PointerT | None) -> Roster | None:
         """The roster a pointer the caller has just read names: no extra read unless it is new.
 
         Booking reads the pointer in the same BatchGetItem as the rest of its state, so it is
@@ -75,7 +104,7 @@ class RosterCache:
             self._roster = self._store.load(pointer)
         return self._roster
 
-    def coach(self, pointer: RosterPointer | None, coach_id: str) -> RosterCoach | None:
+    def coach(self, pointer: PointerT | None, coach_id: str) -> RosterCoach | None:
         """An approved coach in the current roster, or None (suspended, removed, unknown)."""
         roster = self.at(pointer)
         if roster is None:

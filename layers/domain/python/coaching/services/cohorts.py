@@ -1,0 +1,219 @@
+"""Cohort launches: assign a whole cohort to coaches at once, optimally, under the same hard constraints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Protocol
+
+from pydantic import Field
+
+from coaching.auth import Principal, Role
+from coaching.domain.availability import Interval
+from coaching.domain.cohort import match_cohort as solve_cohort
+from coaching.domain.common import Clock, DeferredModel, EntityId, StrictModel
+from coaching.domain.engagements import Engagement, PersonHistory
+from coaching.domain.errors import Conflict, InvalidInput, NotFound
+from coaching.domain.events import Event
+from coaching.domain.matching import (
+    SCALE,
+    CohortMode,
+    CompiledRoster,
+    History,
+    NoEligibleCoach,
+    OverlapCalculator,
+    eligible,
+    score_all,
+    static_constraints,
+)
+from coaching.domain.orgs import Org
+from coaching.domain.people import Person
+from coaching.domain.taxonomy import Program
+from coaching.ids import new_id
+from coaching.services.matching import (
+    CoachBookings,
+    RosterReader,
+    booked,
+    check_focus,
+    coach_bookable_hours,
+    compiled_roster,
+    person_context,
+    settings_of,
+)
+
+MAX_COHORT = 1_000  # synchronous through API Gateway's 29 s; larger launches are split
+COHORT_EDGES = 20  # top candidates per participant handed to the solver
+
+
+# ---------------------------------------------------------------------------- ports
+
+
+class CohortStore(Protocol):
+    def history(self, org_id: str, person_id: str) -> PersonHistory: ...
+
+    def all_loads(self) -> Mapping[str, int]:
+        """Every coach's active coachees (one read for the whole network)."""
+        ...
+
+    def start_engagement(self, engagement: Engagement, capacity: int, events: Sequence[Event] = ()) -> None:
+        """One transaction: the engagement, the person's one active engagement per programme and a
+        place below the coach's capacity; ChooseRefused names the rule a lost race broke."""
+        ...
+
+
+class OrgReader(Protocol):
+    def get(self, org_id: str) -> Org | None: ...
+
+
+class PeopleBatch(Protocol):
+    def get_many(self, org_id: str, person_ids: Iterable[str]) -> Mapping[str, tuple[Person, int]]: ...
+
+
+@dataclass
+class CohortContext:
+    roster: RosterReader
+    store: CohortStore
+    orgs: OrgReader
+    people: PeopleBatch
+    bookings: CoachBookings
+    clock: Clock
+
+
+# ---------------------------------------------------------------------------- models
+
+
+class CohortRequest(StrictModel):
+    program: Program
+    participant_ids: Annotated[list[EntityId], Field(min_length=1, max_length=MAX_COHORT)]
+    focus_competencies: Annotated[list[str], Field(max_length=5)] = []
+    # None: the org's own choice between "best fit" and "everyone matched".
+    mode: CohortMode | None = None
+    commit: bool = False
+
+
+class CohortAssignment(DeferredModel):
+    person_id: str
+    coach_id: str
+    score: float
+    engagement_id: str | None = None
+
+
+class CohortPlan(DeferredModel):
+    mode: CohortMode
+    participants: int
+    matched: int
+    objective: float
+    assignments: list[CohortAssignment]
+    unmatched: list[dict[str, str]]
+    load: dict[str, int]
+    committed: bool
+    refused: list[dict[str, str]] = []
+
+
+# ---------------------------------------------------------------------------- use case
+
+
+def match_cohort_for_org(caller: Principal, request: CohortRequest, ctx: CohortContext) -> CohortPlan:
+    """Assign a cohort at once, maximising total fit under the same hard constraints.
+
+    Edges are each participant's top candidates; the assignment is the exact optimum of the
+    min-cost-flow solver (coaching.domain.cohort), never greedy. With `commit`, each
+    assignment becomes an engagement through the same capacity-checked transaction as a
+    person's own choice; a coach who filled up meanwhile is reported, not overbooked.
+    """
+    org_id = caller.require_org(Role.ORG_ADMIN)
+    org = ctx.orgs.get(org_id)
+    if org is None:
+        raise NotFound(f"organisation {org_id} not found")
+    ids = list(dict.fromkeys(request.participant_ids))
+    found = ctx.people.get_many(org_id, ids)
+    missing = [pid for pid in ids if pid not in found or not found[pid][0].active]
+    if missing:
+        index = request.participant_ids.index(missing[0])
+        raise InvalidInput(
+            f"{len(missing)} participants are not active people in this organisation (first: {missing[0]})",
+            field=f"participant_ids[{index}]",
+        )
+    focus = check_focus(org, request.focus_competencies) if request.focus_competencies else ()
+    settings = settings_of(org)
+    mode = request.mode or settings.cohort_mode
+    roster = compiled_roster(ctx.roster)
+    loads = ctx.store.all_loads()
+    now = ctx.clock()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        histories = dict(
+            zip(ids, pool.map(lambda pid: ctx.store.history(org_id, pid).for_matching(), ids), strict=True)
+        )
+
+    edges: list[tuple[str, str, int]] = []
+    reasons: dict[str, str] = {}
+    busy: dict[str, tuple[Interval, ...]] = {}  # each coach's sessions, read once per launch
+    capacities: dict[str, int] = {}
+    for person_id in ids:
+        person = found[person_id][0]
+        context = person_context(org, person, request.program, tuple(focus), [])
+        history = histories[person_id]
+        constraints = static_constraints(context, History(history.declined))
+        try:
+            candidates = eligible(roster.speaking(context.languages) or roster.coaches, constraints)
+        except NoEligibleCoach as error:
+            reasons[person_id] = error.message
+            continue
+        overlap = OverlapCalculator(context.time_zone, now)
+        taken = 0
+        for points, coach in score_all(context, candidates, settings.weights, history, overlap):
+            free = coach.capacity - loads.get(coach.coach_id, 0)
+            if free <= 0:
+                continue
+            if coach.coach_id not in busy:
+                busy[coach.coach_id] = booked(ctx.bookings, coach.coach_id, now) if loads.get(coach.coach_id) else ()
+            if coach_bookable_hours(coach.coach, context, now, busy[coach.coach_id]) < settings.min_bookable_hours:
+                continue
+            capacities[coach.coach_id] = free
+            edges.append((person_id, coach.coach_id, points))
+            taken += 1
+            if taken == COHORT_EDGES:
+                break
+        if not taken:
+            reasons[person_id] = "every eligible coach is at capacity or has too few bookable hours"
+    result = solve_cohort(ids, capacities, edges, mode=mode, reasons=reasons)
+    scores = {(p, c): points for p, c, points in edges}
+    plan = CohortPlan(
+        mode=mode,
+        participants=len(ids),
+        matched=result.matched,
+        objective=round(result.objective / SCALE, 2),
+        assignments=[
+            CohortAssignment(person_id=p, coach_id=c, score=round(scores[(p, c)] / SCALE, 2))
+            for p, c in result.assignments.items()
+        ],
+        unmatched=[{"person_id": p, "reason": reason} for p, reason in result.unmatched],
+        load={coach: count for coach, count in result.load.items() if count},
+        committed=request.commit,
+    )
+    if request.commit:
+        _commit_cohort(plan, org_id, request.program, roster, ctx, now)
+    return plan
+
+
+def _commit_cohort(
+    plan: CohortPlan, org_id: str, program: Program, roster: CompiledRoster, ctx: CohortContext, now: datetime
+) -> None:
+    capacity = {c.coach_id: c.capacity for c in roster.coaches}
+    for assignment in plan.assignments:
+        engagement = Engagement.start(
+            engagement_id=new_id(),
+            org_id=org_id,
+            person_id=assignment.person_id,
+            coach_id=assignment.coach_id,
+            program=program,
+            now=now,
+        )
+        try:
+            ctx.store.start_engagement(engagement, capacity[assignment.coach_id])
+        except Conflict as refusal:
+            plan.refused.append({"person_id": assignment.person_id, "reason": refusal.message})
+            continue
+        assignment.engagement_id = engagement.engagement_id
