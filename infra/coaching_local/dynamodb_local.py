@@ -200,7 +200,8 @@ def ensure_tables(endpoint: str, template: Mapping[str, Any], prefix: str) -> di
     existing = existing_tables(endpoint)
     names: dict[str, str] = {}
     created: list[str] = []
-    for definition in table_definitions(template, lambda logical_id: local_table_name(prefix, logical_id)):
+    definitions = table_definitions(template, lambda logical_id: local_table_name(prefix, logical_id))
+    for definition in definitions:
         name = definition["TableName"]
         names[name.removeprefix(f"{prefix}-")] = name
         if name in existing:
@@ -213,4 +214,18 @@ def ensure_tables(endpoint: str, template: Mapping[str, Any], prefix: str) -> di
         ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 150})
     if created:
         log.info("created tables %s at %s", ", ".join(created), endpoint)
+    for definition in definitions:
+        if definition["TableName"] not in created and "StreamSpecification" in definition:
+            _ensure_stream(ddb, definition["TableName"], definition["StreamSpecification"])
     return names
+
+
+def _ensure_stream(ddb: Any, name: str, wanted: Mapping[str, Any]) -> None:
+    """Give an existing table the stream the template now declares (tables made before it had one)."""
+    current = ddb.describe_table(TableName=name)["Table"].get("StreamSpecification") or {}
+    if current.get("StreamEnabled") and current.get("StreamViewType") == wanted["StreamViewType"]:
+        return
+    if current.get("StreamEnabled"):  # a different view type: DynamoDB needs the old stream disabled first
+        ddb.update_table(TableName=name, StreamSpecification={"StreamEnabled": False})
+    ddb.update_table(TableName=name, StreamSpecification=dict(wanted))
+    log.info("enabled a %s stream on %s", wanted["StreamViewType"], name)

@@ -85,6 +85,7 @@ class StreamPoller:
         self._cycle = 0  # poll cycles started
         self._idle_cycle = -1  # the last cycle that found nothing to read, deliver or wait for
         self._caught_up = False  # the last finished cycle was idle
+        self._invoking = False
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ control
@@ -100,8 +101,13 @@ class StreamPoller:
             self._thread.join(timeout=30)
             self._thread = None
 
-    def pause(self) -> None:
-        self._paused = True
+    def pause(self, timeout: float = 30.0) -> None:
+        """Stop delivering; returns once no invocation is in flight (or after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._paused = True
+            while self._invoking and time.monotonic() < deadline:
+                self._cond.wait(max(0.0, deadline - time.monotonic()))
 
     def resume(self) -> None:
         self._paused = False
@@ -261,10 +267,11 @@ class StreamPoller:
     # ------------------------------------------------------------------ delivery
 
     def _consume(self, state: _ShardState, through: str) -> None:
-        """Drop buffered records up to and including sequence number `through`; move the checkpoint."""
+        """Drop buffered records up to and including sequence number `through`; checkpoint there."""
         while state.buffer and sequence_key(state.buffer[0].sequence) <= sequence_key(through):
             state.buffer.popleft()
-        state.checkpoint, state.dirty = through, True
+        state.checkpoint, state.dirty = through, False
+        self.checkpoints.save(self._mapping, state.shard.shard_id, through)
         if state.split_until is not None and sequence_key(through) >= sequence_key(state.split_until):
             state.limit, state.split_until = self.source.batch_size, None
 
@@ -285,19 +292,16 @@ class StreamPoller:
                 break  # MaximumBatchingWindowInSeconds: wait for a fuller batch
             did = True
             outcome = self._invoke(state, batch)
-            if outcome.status == "succeeded":
+            done = len(batch) if outcome.status == "succeeded" else outcome.failed_index
+            if done:  # delivered: everything before the first failed record
                 state.attempts = 0
-                self.counts["delivered"] += len(batch)
-                self._consume(state, batch[-1].sequence)
-                self.checkpoints.save(self._mapping, state.shard.shard_id, state.checkpoint)
-                state.dirty = False
-                continue
-            if outcome.status == "partial":
-                if outcome.failed_index:
-                    self.counts["delivered"] += outcome.failed_index
-                    self._consume(state, batch[outcome.failed_index - 1].sequence)
-                batch = batch[outcome.failed_index :]
-            elif self.source.bisect_on_error and len(batch) > 1:
+                self.counts["delivered"] += done
+                self._consume(state, batch[done - 1].sequence)
+                batch = batch[done:]
+                if not batch:
+                    continue
+            if self.source.bisect_on_error and len(batch) > 1 and not done:
+                # No progress: split the batch and try the halves; a split is not a retry.
                 state.limit = max(1, len(batch) // 2)
                 state.split_until = batch[-1].sequence
                 continue
@@ -315,12 +319,18 @@ class StreamPoller:
 
     def _invoke(self, state: _ShardState, batch: list[Pending]) -> Outcome:
         self.counts["invocations"] += 1
+        with self._cond:
+            self._invoking = True
         try:
             result = self.pool.invoke({"Records": [p.record for p in batch]})
             outcome = outcome_of(result, batch, self.source.report_batch_item_failures)
         except Exception as exc:
             log.exception("stream %s → %s failed", self.name, self.pool.spec.logical_id)
             outcome = Outcome("failed", 0, f"{type(exc).__name__}: {exc}")
+        finally:
+            with self._cond:
+                self._invoking = False
+                self._cond.notify_all()
         self.log.record(
             "stream",
             self.source.event_name,

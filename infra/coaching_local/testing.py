@@ -106,6 +106,18 @@ class StackProcess:
             self._reader.join(timeout=5)
         return process.returncode
 
+    def kill(self) -> int | None:
+        """SIGKILL: the process dies on the spot, as a crashed Lambda host would (no clean stop)."""
+        process = self._process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=20)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return process.returncode
+
     def tracebacks(self) -> list[str]:
         """Every traceback the subprocess printed, each with the lines that follow it."""
         text = "".join(self.output)
@@ -116,6 +128,10 @@ class StackProcess:
 
     def token(self, roles: str | Iterable[str], org_id: str | None = None, person_id: str | None = None) -> str:
         return tokens.dev_token(roles, org_id, person_id, self.signing_key)
+
+    def call(self, method: str, path: str, timeout: float = 60.0) -> tuple[int, Any]:
+        """(status, parsed JSON) of a request to the stack; POST sends an empty body."""
+        return self._call(method, path, timeout)
 
     def _call(self, method: str, path: str, timeout: float = 60.0) -> tuple[int, Any]:
         url = self.url + path  # always the http:// URL the subprocess printed
@@ -143,3 +159,22 @@ class StackProcess:
                     return record
             time.sleep(0.05)
         raise TimeoutError(f"no matching delivery within {timeout}s; deliveries: {self.deliveries()}")
+
+    # ------------------------------------------------------------------ DynamoDB stream sources
+
+    def streams(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/_local/streams")[1]
+
+    def stream_dead_letters(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/_local/streams/dead-letters")[1]
+
+    def pause_stream(self, name: str) -> dict[str, Any]:
+        return self._call("POST", f"/_local/streams/{urllib.request.quote(name, safe='')}/pause")[1]
+
+    def resume_stream(self, name: str) -> dict[str, Any]:
+        return self._call("POST", f"/_local/streams/{urllib.request.quote(name, safe='')}/resume")[1]
+
+    def drain_streams(self, timeout: float = 30.0, name: str | None = None) -> dict[str, Any]:
+        """Wait until the stream(s) are read to their end and delivered; `drained` says whether they were."""
+        where = "" if name is None else f"/{urllib.request.quote(name, safe='')}"
+        return self._call("POST", f"/_local/streams{where}/drain?timeout={timeout}", timeout=timeout + 30)[1]

@@ -70,7 +70,12 @@ def test_not_a_template(tmp_path: Path) -> None:
 
 
 def test_table_definitions_from_fixture() -> None:
-    (main,) = table_definitions(load_template(FIXTURE), lambda lid: local_table_name("t", lid))
+    definitions = {d["TableName"]: d for d in table_definitions(load_template(FIXTURE), lambda lid: f"t-{lid}")}
+    assert set(definitions) == {"t-MainTable", "t-OutboxTable"}
+    main = definitions["t-MainTable"]
+    assert "StreamSpecification" not in main
+    assert definitions["t-OutboxTable"]["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    assert local_table_name("t", "MainTable") == "t-MainTable"
     assert main["TableName"] == "t-MainTable"
     assert main["BillingMode"] == "PAY_PER_REQUEST"
     assert main["KeySchema"] == [
@@ -104,7 +109,7 @@ def test_real_template_tables() -> None:
 
 def test_function_specs_fixture() -> None:
     specs = {s.logical_id: s for s in function_specs(load_template(FIXTURE), prefix="t")}
-    assert set(specs) == {"EchoFunction", "SinkFunction", "FlakyFunction", "JobsFunction"}
+    assert set(specs) == {"EchoFunction", "SinkFunction", "FlakyFunction", "JobsFunction", "RelayFunction"}
     echo = specs["EchoFunction"]
     assert echo.code_dir == (FIXTURE.parent / "functions" / "echo").resolve()
     assert echo.handler == "app.lambda_handler"
@@ -141,6 +146,59 @@ def test_function_specs_fixture() -> None:
     assert schedules["Legacy"].kind == "Schedule"
     assert schedules["Legacy"].input is None
     assert not schedules["Paused"].enabled
+
+
+def test_stream_source_fixture() -> None:
+    specs = {s.logical_id: s for s in function_specs(load_template(FIXTURE), prefix="t")}
+    (source,) = specs["RelayFunction"].streams
+    assert source.event_name == "Outbox"
+    assert source.table == "OutboxTable"
+    assert (source.starting_position, source.batch_size, source.batching_window_seconds) == ("TRIM_HORIZON", 10, 0)
+    assert (source.max_retries, source.max_record_age_seconds) == (2, -1)
+    assert source.bisect_on_error
+    assert source.report_batch_item_failures
+    assert source.filters == ({"eventName": ["INSERT"], "dynamodb": {"NewImage": {"kind": {"S": ["outbox"]}}}},)
+    assert source.on_failure == "RelayDeadLetters"
+    assert source.enabled
+    assert not specs["EchoFunction"].streams
+
+
+@pytest.mark.parametrize(
+    ("table", "stream", "message"),
+    [
+        ("StreamSpecification: {StreamViewType: NEW_IMAGE}", "arn:aws:dynamodb:x:1:table/T/stream/1", "GetAtt"),
+        ("StreamSpecification: {StreamViewType: NEW_IMAGE}", "!GetAtt T.Arn", "GetAtt"),
+        ("BillingMode: PAY_PER_REQUEST", "!GetAtt T.StreamArn", "no StreamSpecification"),
+        ("StreamSpecification: {StreamViewType: NEW_IMAGE}", "!GetAtt Nope.StreamArn", "not an AWS::DynamoDB::Table"),
+    ],
+)
+def test_stream_sources_the_stack_cannot_follow_are_errors(
+    tmp_path: Path, table: str, stream: str, message: str
+) -> None:
+    template = load_template(
+        _write(
+            tmp_path,
+            f"""
+Resources:
+  T:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      {table}
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn/
+      Handler: app.handler
+      Events:
+        Changes:
+          Type: DynamoDB
+          Properties: {{Stream: {stream}, StartingPosition: LATEST}}
+""",
+        )
+    )
+    with pytest.raises(TemplateError, match=message) as info:
+        function_specs(template)
+    assert "Fn.Events.Changes" in str(info.value)
 
 
 def test_parameter_override_and_buses() -> None:
