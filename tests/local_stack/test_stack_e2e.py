@@ -115,6 +115,59 @@ def test_tracebacks_are_detected(fixture_stack: StackProcess) -> None:
     assert "boom: fixture failure" in fixture_stack.tracebacks()[-1]
 
 
+def test_stream_record_committed_before_a_crash_is_delivered_once_after_restart(
+    dynamodb_local: str, tmp_path: Path
+) -> None:
+    """The outbox promise: a change committed while its event is unpublished is published after a crash."""
+
+    def start() -> StackProcess:
+        return StackProcess(
+            dynamodb_endpoint=dynamodb_local,
+            prefix="restart",  # its own tables and checkpoints, apart from the module's stack
+            template=FIXTURE,
+            signing_key=KEY,
+            env={"FIXTURE_SINK_DIR": str(tmp_path)},
+            scheduler=False,
+        ).start()
+
+    ddb = boto3.client(
+        "dynamodb",
+        endpoint_url=dynamodb_local,
+        region_name="eu-west-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+
+    def put(item_id: str) -> None:
+        item = {"pk": {"S": item_id}, "id": {"S": item_id}, "kind": {"S": "outbox"}}
+        ddb.put_item(TableName="restart-OutboxTable", Item=item)
+
+    def relayed() -> list[str]:
+        path = tmp_path / "relayed.jsonl"
+        return [json.loads(line)["id"] for line in path.read_text().splitlines()] if path.exists() else []
+
+    first = start()
+    try:
+        put("before-crash")
+        assert first.drain_streams()["drained"] is True
+        assert first.pause_stream("Outbox")["paused"] is True
+        put("committed-not-published")
+        status, body = first.call("POST", "/_local/streams/drain?timeout=0.5")
+        assert (status, body["drained"], body["paused"]) == (409, False, ["RelayFunction.Outbox"])
+    finally:
+        first.kill()
+    assert relayed() == ["before-crash"]
+    second = start()
+    try:
+        result = second.drain_streams()
+        assert result["drained"] is True, result
+        (state,) = second.streams()
+        assert (state["paused"], state["pending"], state["dead_lettered"]) == (False, 0, 0)
+    finally:
+        assert second.stop() == 0
+    assert relayed() == ["before-crash", "committed-not-published"]
+
+
 def test_token_cli_verifies() -> None:
     result = _cli("token", "--role", "employee", "--role", "leader", "--org", "o1", "--person", "p1")
     assert result.returncode == 0, result.stderr
