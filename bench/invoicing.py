@@ -32,6 +32,25 @@ RERUNS = 5
 BATCH = 25  # BatchWriteItem's limit
 
 
+def _context() -> Any:
+    """The invoicing context on the real adapters, as functions/metering/app.py builds it."""
+    from coaching.adapters.billing_store import BillingStore
+    from coaching.adapters.dynamo import OrgRepository
+    from coaching.adapters.metering_reads import ActiveHeadcount, SessionReads
+    from coaching.adapters.outbox import commit_events
+    from coaching.domain.common import utc_now
+    from coaching.services.invoicing import InvoicingContext
+
+    return InvoicingContext(
+        billing=BillingStore(),
+        orgs=OrgRepository(),
+        sessions=SessionReads(),
+        headcount=ActiveHeadcount(),
+        commit_events=commit_events,
+        clock=utc_now,
+    )
+
+
 def _batches(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     for start in range(0, len(items), BATCH):
         yield items[start : start + BATCH]
@@ -162,6 +181,7 @@ def people_items(org_id: str, count: int) -> list[dict[str, Any]]:
 
 
 def _new_org(number: int) -> tuple[str, Any]:
+    from coaching.adapters.dynamo import admin_ports
     from coaching.domain.orgs import OrgCreate
     from coaching.domain.pricing import PriceBookVersionInput
     from coaching.services import admin, invoicing
@@ -170,7 +190,7 @@ def _new_org(number: int) -> tuple[str, Any]:
     org = admin.create_org(
         OPERATOR,
         OrgCreate(name=f"Invoicing bench {number}", time_zone="UTC", currency="EUR", industry="technology"),
-        admin.AdminContext(),
+        admin.AdminContext(**admin_ports()),
     )
     version = PriceBookVersionInput(
         effective_from=date(2026, 1, 1),
@@ -181,7 +201,7 @@ def _new_org(number: int) -> tuple[str, Any]:
         tiers=[{"from_session": 101, "discount_bps": 1_000}, {"from_session": 1_001, "discount_bps": 2_000}],
         seat_price_minor=4_000,
     )
-    return org.org_id, invoicing.add_price_book_version(OPERATOR, org.org_id, version)
+    return org.org_id, invoicing.add_price_book_version(OPERATOR, org.org_id, version, _context())
 
 
 def _seed_org(seeder: Seeder, number: int, sessions: int, people: int) -> str:
@@ -196,9 +216,10 @@ def _timed(org_id: str) -> tuple[float, float, float, dict[str, int], Any]:
 
     from bench.capacity import metered
 
+    ctx = _context()
     with metered() as meter:
         began = time.perf_counter()
-        invoice = invoicing.invoice_org(org_id, PERIOD, NOW)
+        invoice = invoicing.invoice_org(org_id, PERIOD, NOW, ctx)
         seconds = time.perf_counter() - began
     return seconds, meter.read_units, meter.write_units, dict(meter.calls), invoice
 
@@ -229,7 +250,7 @@ def _warm_up(org_id: str) -> None:
     from coaching.domain.invoicing import compute_invoice
     from coaching.services import invoicing
 
-    invoicing.invoice_org(org_id, "2026-08", NOW)
+    invoicing.invoice_org(org_id, "2026-08", NOW, _context())
     store = BillingStore()
     book = store.price_book(org_id)
     entries = list(store.entries(org_id, PERIOD))

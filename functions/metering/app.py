@@ -1,9 +1,13 @@
 """Metering: price books, monthly invoices, month-to-date usage and reconciliation.
 
 HTTP routes serve operators, finance and org administrators. The MonthlyInvoicing schedule
-publishes one InvoiceDue event per org and the DailyReconciliation schedule one
-ReconciliationDue per org and month; the bus delivers each back to this function, so every
-invocation handles one org.
+writes one InvoiceDue event per org to the outbox and the DailyReconciliation schedule one
+ReconciliationDue per org and month; the table's stream relays them to the bus, which delivers
+each back to this function, so every invocation handles one org.
+
+This module is the composition root: it builds the invoicing context with the DynamoDB adapters.
+Every period, in a path or a query, is validated by its type (`PeriodPath`, `PeriodQuery`): a
+month the platform does not bill is a 422 naming the field before any code runs.
 """
 
 from typing import Annotated, Any
@@ -12,10 +16,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from coaching.api import Caller, add_health_route, created, function_entry, rest_resolver
+from coaching.adapters.billing_store import BillingStore
+from coaching.adapters.dynamo import OrgRepository
+from coaching.adapters.metering_reads import ActiveHeadcount, SessionReads
+from coaching.adapters.outbox import commit_events
+from coaching.api import Caller, PathId, add_health_route, created, function_entry, rest_resolver
 from coaching.domain.common import utc_now
 from coaching.domain.events import InvoiceDue, ReconciliationDue
-from coaching.domain.invoicing import PERIOD_PATTERN, Invoice
+from coaching.domain.invoicing import PERIOD_DESCRIPTION, PERIOD_PATTERN, Invoice
 from coaching.domain.pricing import PriceBook, PriceBookVersionInput
 from coaching.services import invoicing
 from coaching.services.invoicing import InvoicingContext, MonthToDate, ReconciliationReport
@@ -26,10 +34,17 @@ tracer = Tracer()
 metrics = Metrics()
 app = rest_resolver()
 add_health_route(app, "/metering/health", service="metering")
-ctx = InvoicingContext()
+ctx = InvoicingContext(
+    billing=BillingStore(),
+    orgs=OrgRepository(),
+    sessions=SessionReads(),
+    headcount=ActiveHeadcount(),
+    commit_events=commit_events,
+    clock=utc_now,
+)
 
-Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
-Period = Annotated[str, Path(pattern=PERIOD_PATTERN, description="The invoice month, YYYY-MM")]
+PeriodPath = Annotated[str, Path(pattern=PERIOD_PATTERN, description=f"The invoice month: {PERIOD_DESCRIPTION}")]
+PeriodQuery = Annotated[str, Query(pattern=PERIOD_PATTERN, description=f"The month: {PERIOD_DESCRIPTION}")]
 
 
 class InvoiceList(BaseModel):
@@ -46,7 +61,7 @@ def _count_differences(report: ReconciliationReport) -> None:
 
 
 @app.get("/orgs/<org_id>/price-book", summary="The org's price book and its versions", tags=["billing"])
-def get_price_book(caller: Caller, org_id: Id) -> PriceBook:
+def get_price_book(caller: Caller, org_id: PathId) -> PriceBook:
     return invoicing.get_price_book(caller, org_id, ctx)
 
 
@@ -58,18 +73,18 @@ def get_price_book(caller: Caller, org_id: Id) -> PriceBook:
     tags=["billing"],
 )
 def add_price_book_version(
-    caller: Caller, org_id: Id, body: Annotated[PriceBookVersionInput, Body()]
+    caller: Caller, org_id: PathId, body: Annotated[PriceBookVersionInput, Body()]
 ) -> Response[PriceBook]:
     return created(invoicing.add_price_book_version(caller, org_id, body, ctx))
 
 
 @app.get("/orgs/<org_id>/invoices", summary="The org's invoices, newest first", tags=["billing"])
-def list_invoices(caller: Caller, org_id: Id) -> InvoiceList:
+def list_invoices(caller: Caller, org_id: PathId) -> InvoiceList:
     return InvoiceList(items=invoicing.list_invoices(caller, org_id, ctx))
 
 
 @app.get("/orgs/<org_id>/invoices/<period>", summary="One month's invoice", tags=["billing"])
-def get_invoice(caller: Caller, org_id: Id, period: Period) -> Invoice:
+def get_invoice(caller: Caller, org_id: PathId, period: PeriodPath) -> Invoice:
     return invoicing.get_invoice(caller, org_id, period, ctx)
 
 
@@ -78,7 +93,7 @@ def get_invoice(caller: Caller, org_id: Id, period: Period) -> Invoice:
     summary="One month's invoice lines as CSV (exact decimal amounts)",
     tags=["billing"],
 )
-def invoice_csv(caller: Caller, org_id: Id, period: Period) -> Response[str]:
+def invoice_csv(caller: Caller, org_id: PathId, period: PeriodPath) -> Response[str]:
     return Response(
         status_code=200,
         content_type="text/csv; charset=utf-8",
@@ -93,7 +108,7 @@ def invoice_csv(caller: Caller, org_id: Id, period: Period) -> Response[str]:
     description="A finalised invoice never changes; sessions billed later land on a later invoice as adjustments.",
     tags=["billing"],
 )
-def finalise_invoice(caller: Caller, org_id: Id, period: Period) -> Invoice:
+def finalise_invoice(caller: Caller, org_id: PathId, period: PeriodPath) -> Invoice:
     return invoicing.finalise_invoice(caller, org_id, period, ctx)
 
 
@@ -103,7 +118,7 @@ def finalise_invoice(caller: Caller, org_id: Id, period: Period) -> Invoice:
     description="The same idempotent run as the monthly schedule: closes the month to new entries first.",
     tags=["billing"],
 )
-def run_invoice(caller: Caller, org_id: Id, period: Period) -> Invoice:
+def run_invoice(caller: Caller, org_id: PathId, period: PeriodPath) -> Invoice:
     invoice = invoicing.run_invoice(caller, org_id, period, ctx)
     metrics.add_metric(name="InvoiceDrawn", unit=MetricUnit.Count, value=1)
     return invoice
@@ -114,8 +129,8 @@ def run_invoice(caller: Caller, org_id: Id, period: Period) -> Invoice:
     summary="This month so far: sessions, amount, cap, allowances and commitment",
     tags=["billing"],
 )
-def month_to_date(caller: Caller, org_id: Id) -> MonthToDate:
-    return invoicing.month_to_date(caller, org_id, utc_now(), ctx)
+def month_to_date(caller: Caller, org_id: PathId) -> MonthToDate:
+    return invoicing.month_to_date(caller, org_id, ctx.clock(), ctx)
 
 
 @app.post(
@@ -125,8 +140,8 @@ def month_to_date(caller: Caller, org_id: Id) -> MonthToDate:
 )
 def reconcile(
     caller: Caller,
-    org_id: Id,
-    period: Annotated[str, Query(pattern=PERIOD_PATTERN, description="The month, YYYY-MM")],
+    org_id: PathId,
+    period: PeriodQuery,
 ) -> ReconciliationReport:
     report = invoicing.reconcile_for(caller, org_id, period, ctx)
     _count_differences(report)
@@ -152,12 +167,12 @@ def on_reconciliation_due(event: ReconciliationDue) -> dict[str, Any]:
 
 def on_schedule(name: str) -> dict[str, Any]:
     if name == "MonthlyInvoicing":
-        fan_out = invoicing.run_monthly_invoicing(utc_now(), ctx)
+        fan_out = invoicing.run_monthly_invoicing(ctx.clock(), ctx)
     elif name == "DailyReconciliation":
-        fan_out = invoicing.run_daily_reconciliation(utc_now(), ctx)
+        fan_out = invoicing.run_daily_reconciliation(ctx.clock(), ctx)
     else:
         raise ValueError(f"metering has no schedule named {name!r}")
-    logger.info("fan-out published", extra=fan_out.model_dump())
+    logger.info("fan-out written to the outbox", extra=fan_out.model_dump())
     return fan_out.model_dump(mode="json")
 
 

@@ -8,26 +8,31 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import requests
+from coaching.adapters import keys
 from coaching.adapters.billing_store import BillingStore, billing_pk, commit_with_entry, guard_key, ledger_pk
 from coaching.adapters.booking_store import CounterItem, LocatorItem, locator_key, sessions_index_pk
-from coaching.adapters.dynamo import MainItem, OrgRepository
+from coaching.adapters.dynamo import MainItem, OrgRepository, Page, admin_ports
+from coaching.adapters.metering_reads import ActiveHeadcount, SessionReads
+from coaching.adapters.outbox import OutboxItem, commit_events
 from coaching.auth import Principal, Role
 from coaching.domain.booking import BookingPolicy
+from coaching.domain.common import utc_now
 from coaching.domain.errors import Conflict, Forbidden, InvalidInput
-from coaching.domain.events import InvoiceDue
+from coaching.domain.events import InvoiceDue, ReconciliationDue, stable_event_id
 from coaching.domain.invoicing import EntryKind, Invoice, InvoiceStatus, LedgerEntry, LineKind, usage_entry
 from coaching.domain.orgs import Org, OrgCreate
 from coaching.domain.people import PersonCreate
 from coaching.domain.pricing import NoPriceBook, Outcome, PriceBook, PriceBookVersionInput, charge_for
 from coaching.domain.taxonomy import Program
-from coaching.events import RecordingPublisher
 from coaching.services import admin, invoicing
 from coaching.services.invoicing import InvoicingContext
 from coaching_local.seed import OPERATOR
@@ -40,6 +45,15 @@ NEXT = "2025-04"
 # Well after both months ended in Berlin; far from the real clock, so scheduled runs never touch them.
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 PRICE = 10_000  # SCALE 30 min, EUR cents
+# The invoicing context on the real adapters, as functions/metering/app.py builds it.
+CTX = InvoicingContext(
+    billing=BillingStore(),
+    orgs=OrgRepository(),
+    sessions=SessionReads(),
+    headcount=ActiveHeadcount(),
+    commit_events=commit_events,
+    clock=utc_now,
+)
 
 
 def book_input(**overrides: object) -> PriceBookVersionInput:
@@ -56,19 +70,19 @@ def book_input(**overrides: object) -> PriceBookVersionInput:
 
 
 def new_org(*, zone: str = ZONE, currency: str = "EUR", price_book: PriceBookVersionInput | None = None) -> Org:
-    ctx = admin.AdminContext()
+    ctx = admin.AdminContext(**admin_ports())
     org = admin.create_org(
         OPERATOR,
         OrgCreate(name=f"Billing {uuid.uuid4().hex[:6]}", time_zone=zone, currency=currency, industry="technology"),
         ctx,
     )
     if price_book is not None:
-        invoicing.add_price_book_version(OPERATOR, org.org_id, price_book)
+        invoicing.add_price_book_version(OPERATOR, org.org_id, price_book, CTX)
     return org
 
 
 def add_people(org_id: str, active: int, inactive: int = 0) -> None:
-    ctx = admin.AdminContext()
+    ctx = admin.AdminContext(**admin_ports())
     org_admin = Principal(person_id="admin", org_id=org_id, roles=frozenset({Role.ORG_ADMIN}))
     for n in range(active + inactive):
         admin.create_person(
@@ -162,7 +176,7 @@ def test_two_concurrent_runs_leave_one_invoice_and_compute_the_same(dynamodb_loc
     def run(n: int) -> None:
         try:
             barrier.wait()
-            results[n] = invoicing.invoice_org(org.org_id, PERIOD, NOW + timedelta(seconds=n))
+            results[n] = invoicing.invoice_org(org.org_id, PERIOD, NOW + timedelta(seconds=n), CTX)
         except BaseException as exc:  # surfaced below, with the thread's own traceback
             errors.append(exc)
 
@@ -189,7 +203,7 @@ def test_two_concurrent_runs_leave_one_invoice_and_compute_the_same(dynamodb_loc
     assert invoice.summary.active_participants == 2
 
     version = BillingStore().invoice(org.org_id, PERIOD)[1]
-    again = invoicing.invoice_org(org.org_id, PERIOD, NOW + timedelta(days=3))
+    again = invoicing.invoice_org(org.org_id, PERIOD, NOW + timedelta(days=3), CTX)
     assert again.model_dump_json() == invoice.model_dump_json()
     assert BillingStore().invoice(org.org_id, PERIOD)[1] == version  # an unchanged draft is not rewritten
 
@@ -198,40 +212,40 @@ def test_a_draft_is_recomputed_and_a_finalised_invoice_never_changes(dynamodb_lo
     org = new_org(price_book=book_input())
     add_people(org.org_id, active=2)
     commit_usage(org.org_id, march(4))
-    draft = invoicing.invoice_org(org.org_id, PERIOD, NOW)
+    draft = invoicing.invoice_org(org.org_id, PERIOD, NOW, CTX)
     assert draft.summary.eligible_headcount == 2
 
     add_people(org.org_id, active=1)
-    redrawn = invoicing.invoice_org(org.org_id, PERIOD, NOW + timedelta(hours=1))
+    redrawn = invoicing.invoice_org(org.org_id, PERIOD, NOW + timedelta(hours=1), CTX)
     assert redrawn.summary.eligible_headcount == 3
     assert redrawn.created_at == draft.created_at  # the first close, whoever runs it later
     assert redrawn.lines == draft.lines
 
-    finalised = invoicing.finalise_invoice(finance_of(org.org_id), org.org_id, PERIOD)
+    finalised = invoicing.finalise_invoice(finance_of(org.org_id), org.org_id, PERIOD, CTX)
     assert finalised.status is InvoiceStatus.FINALISED
     assert finalised.finalised_at is not None
 
     add_people(org.org_id, active=4)
-    rerun = invoicing.invoice_org(org.org_id, PERIOD, NOW + timedelta(days=1))
+    rerun = invoicing.invoice_org(org.org_id, PERIOD, NOW + timedelta(days=1), CTX)
     assert rerun.model_dump_json() == finalised.model_dump_json()
     assert BillingStore().invoice(org.org_id, PERIOD)[0].summary.eligible_headcount == 3
 
     with pytest.raises(Conflict, match="already finalised"):
-        invoicing.finalise_invoice(OPERATOR, org.org_id, PERIOD)
+        invoicing.finalise_invoice(OPERATOR, org.org_id, PERIOD, CTX)
     with pytest.raises(Conflict, match="no draft invoice"):
-        invoicing.finalise_invoice(OPERATOR, org.org_id, "2025-02")
+        invoicing.finalise_invoice(OPERATOR, org.org_id, "2025-02", CTX)
     employee = Principal(person_id="e", org_id=org.org_id, roles=frozenset({Role.EMPLOYEE}))
     with pytest.raises(Forbidden):
-        invoicing.finalise_invoice(employee, org.org_id, PERIOD)
+        invoicing.finalise_invoice(employee, org.org_id, PERIOD, CTX)
     with pytest.raises(Forbidden):
-        invoicing.finalise_invoice(finance_of(str(uuid.uuid4())), org.org_id, PERIOD)
+        invoicing.finalise_invoice(finance_of(str(uuid.uuid4())), org.org_id, PERIOD, CTX)
 
 
 def test_usage_after_the_close_lands_on_the_next_invoice_as_an_adjustment(dynamodb_local):
     org = new_org(price_book=book_input())
     commit_usage(org.org_id, march(5))
-    invoicing.invoice_org(org.org_id, PERIOD, NOW)
-    march_invoice = invoicing.finalise_invoice(OPERATOR, org.org_id, PERIOD)
+    invoicing.invoice_org(org.org_id, PERIOD, NOW, CTX)
+    march_invoice = invoicing.finalise_invoice(OPERATOR, org.org_id, PERIOD, CTX)
     assert (march_invoice.entry_count, march_invoice.status) == (1, InvoiceStatus.FINALISED)
 
     # A March session completed after March was invoiced and finalised: the open-month rule moves it.
@@ -240,42 +254,42 @@ def test_usage_after_the_close_lands_on_the_next_invoice_as_an_adjustment(dynamo
     assert BillingStore().entry(org.org_id, late.booking_id, EntryKind.USAGE).billed_in == NEXT
     assert [e.entry_id for e in BillingStore().entries(org.org_id, NEXT)] == [late.entry_id]
 
-    again = invoicing.invoice_org(org.org_id, PERIOD, NOW)
+    again = invoicing.invoice_org(org.org_id, PERIOD, NOW, CTX)
     assert again.model_dump_json() == march_invoice.model_dump_json()
 
     commit_usage(org.org_id, datetime(2025, 4, 10, 9, tzinfo=UTC))
-    april = invoicing.invoice_org(org.org_id, NEXT, NOW)
+    april = invoicing.invoice_org(org.org_id, NEXT, NOW, CTX)
     adjustments = [line for line in april.lines if line.kind is LineKind.ADJUSTMENT]
     assert len(adjustments) == 1
     assert (adjustments[0].period, adjustments[0].amount_minor, adjustments[0].quantity) == (PERIOD, PRICE, 1)
     assert april.amount_of(LineKind.SESSION) == PRICE
     assert april.total_minor == 2 * PRICE
     assert april.summary.sessions_delivered == 1  # the late March session is not April's
-    assert invoicing.reconcile(org.org_id, PERIOD).differences == []
-    assert invoicing.reconcile(org.org_id, NEXT).differences == []
+    assert invoicing.reconcile(org.org_id, PERIOD, CTX).differences == []
+    assert invoicing.reconcile(org.org_id, NEXT, CTX).differences == []
 
 
 def test_a_month_that_has_not_ended_in_the_org_time_zone_is_not_invoiced(dynamodb_local):
     org = new_org(zone="Pacific/Pago_Pago", price_book=book_input())  # UTC-11
     # 1 April 05:00 UTC is still 31 March in Pago Pago.
     with pytest.raises(InvalidInput) as refused:
-        invoicing.invoice_org(org.org_id, PERIOD, datetime(2025, 4, 1, 5, 0, tzinfo=UTC))
+        invoicing.invoice_org(org.org_id, PERIOD, datetime(2025, 4, 1, 5, 0, tzinfo=UTC), CTX)
     assert refused.value.field == "period"
     assert BillingStore().period_closed_at(org.org_id, PERIOD) is None
     with pytest.raises(InvalidInput) as bad:
-        invoicing.invoice_org(org.org_id, "2025-13", NOW)
+        invoicing.invoice_org(org.org_id, "2025-13", NOW, CTX)
     assert bad.value.field == "period"
 
 
 def test_an_org_without_a_price_book_is_skipped_and_reconciliation_reports_its_entries(dynamodb_local):
     org = new_org()
-    outcome = invoicing.on_invoice_due(InvoiceDue(org_id=org.org_id, period=PERIOD))
+    outcome = invoicing.on_invoice_due(InvoiceDue(org_id=org.org_id, period=PERIOD), CTX)
     assert outcome.status == "skipped"
     assert "no price book" in (outcome.reason or "")
     assert BillingStore().period_closed_at(org.org_id, PERIOD) is None  # still open: nothing moved on
     with pytest.raises(NoPriceBook):
-        invoicing.run_invoice(OPERATOR, org.org_id, PERIOD)
-    assert invoicing.reconcile(org.org_id, PERIOD).differences == []
+        invoicing.run_invoice(OPERATOR, org.org_id, PERIOD, CTX)
+    assert invoicing.reconcile(org.org_id, PERIOD, CTX).differences == []
 
     # An entry priced elsewhere (say, before the book was lost) cannot be invoiced: reported.
     foreign = PriceBook(org_id=org.org_id).with_version(book_input(), now=NOW, actor="test")
@@ -294,7 +308,7 @@ def test_an_org_without_a_price_book_is_skipped_and_reconciliation_reports_its_e
     )
     commit_with_entry(lambda _transaction: None, entry, lambda keys: Conflict(f"refused: {keys}"))
     write_locator(org.org_id, entry.booking_id, PERIOD, "completed")
-    report = invoicing.reconcile(org.org_id, PERIOD)
+    report = invoicing.reconcile(org.org_id, PERIOD, CTX)
     assert len(report.differences) == 1
     assert "1 ledger entries are billed in 2025-03 but cannot be invoiced" in report.differences[0]
 
@@ -305,30 +319,30 @@ def test_an_org_without_a_price_book_is_skipped_and_reconciliation_reports_its_e
 def test_price_book_versions_follow_the_org_currency_and_never_rewrite_a_drawn_month(dynamodb_local):
     org = new_org(currency="GBP")
     with pytest.raises(InvalidInput) as wrong_currency:
-        invoicing.add_price_book_version(OPERATOR, org.org_id, book_input())
+        invoicing.add_price_book_version(OPERATOR, org.org_id, book_input(), CTX)
     assert wrong_currency.value.field == "currency"
-    invoicing.add_price_book_version(OPERATOR, org.org_id, book_input(currency="GBP"))
+    invoicing.add_price_book_version(OPERATOR, org.org_id, book_input(currency="GBP"), CTX)
     with pytest.raises(Forbidden):
-        invoicing.add_price_book_version(finance_of(org.org_id), org.org_id, book_input(currency="GBP"))
+        invoicing.add_price_book_version(finance_of(org.org_id), org.org_id, book_input(currency="GBP"), CTX)
 
     commit_usage(org.org_id, march(7))
-    invoicing.invoice_org(org.org_id, PERIOD, NOW)
+    invoicing.invoice_org(org.org_id, PERIOD, NOW, CTX)
     # Effective in February would change the version in effect in March, whose invoice is drawn.
     with pytest.raises(InvalidInput) as drawn:
         invoicing.add_price_book_version(
-            OPERATOR, org.org_id, book_input(currency="GBP", effective_from=date(2025, 2, 1))
+            OPERATOR, org.org_id, book_input(currency="GBP", effective_from=date(2025, 2, 1)), CTX
         )
     assert drawn.value.field == "effective_from"
     assert "2025-03 has already been drawn" in drawn.value.message
     assert "from 2025-04-01 at the earliest" in drawn.value.message
     book = invoicing.add_price_book_version(
-        OPERATOR, org.org_id, book_input(currency="GBP", effective_from=date(2025, 4, 1))
+        OPERATOR, org.org_id, book_input(currency="GBP", effective_from=date(2025, 4, 1)), CTX
     )
     assert [v.version for v in book.versions] == [1, 2]
-    assert invoicing.get_price_book(finance_of(org.org_id), org.org_id) == book
+    assert invoicing.get_price_book(finance_of(org.org_id), org.org_id, CTX) == book
     with pytest.raises(Forbidden):
-        invoicing.get_price_book(finance_of(str(uuid.uuid4())), org.org_id)
-    assert invoicing.get_price_book(OPERATOR, new_org().org_id).versions == []
+        invoicing.get_price_book(finance_of(str(uuid.uuid4())), org.org_id, CTX)
+    assert invoicing.get_price_book(OPERATOR, new_org().org_id, CTX).versions == []
 
 
 # ---------------------------------------------------------------------------- month to date
@@ -346,7 +360,7 @@ def test_month_to_date_counts_sessions_money_cap_and_commitment(dynamodb_local):
     commit_usage(org.org_id, datetime(2025, 5, 30, 9, tzinfo=UTC), billed_in="2025-06")
     CounterItem(f"ORG#{org.org_id}#", "USAGE#2025-06", kind="org_usage", used=7).save()
 
-    view = invoicing.month_to_date(finance_of(org.org_id), org.org_id, datetime(2025, 6, 10, 12, tzinfo=UTC))
+    view = invoicing.month_to_date(finance_of(org.org_id), org.org_id, datetime(2025, 6, 10, 12, tzinfo=UTC), CTX)
     assert view.period == "2025-06"
     assert (view.sessions_delivered, view.active_participants, view.no_shows, view.late_cancellations) == (3, 2, 1, 0)
     assert view.amount_so_far_minor == 3 * PRICE + PRICE // 2 + PRICE
@@ -360,12 +374,12 @@ def test_month_to_date_counts_sessions_money_cap_and_commitment(dynamodb_local):
     assert view.commitment_shortfall_minor == 100_000 - (3 * PRICE + PRICE // 2)
 
     # On the 1st of July in Berlin, the month to date is July, and empty.
-    july = invoicing.month_to_date(OPERATOR, org.org_id, datetime(2025, 6, 30, 23, tzinfo=UTC))
+    july = invoicing.month_to_date(OPERATOR, org.org_id, datetime(2025, 6, 30, 23, tzinfo=UTC), CTX)
     assert july.period == "2025-07"
     assert (july.sessions_delivered, july.amount_so_far_minor, july.commitment_shortfall_minor) == (0, 0, 100_000)
     employee = Principal(person_id="e", org_id=org.org_id, roles=frozenset({Role.EMPLOYEE}))
     with pytest.raises(Forbidden):
-        invoicing.month_to_date(employee, org.org_id, NOW)
+        invoicing.month_to_date(employee, org.org_id, NOW, CTX)
 
 
 # ---------------------------------------------------------------------------- reconciliation
@@ -378,9 +392,9 @@ def test_reconciliation_is_clean_then_finds_every_planted_difference(dynamodb_lo
     commit_usage(org.org_id, march(10), outcome=Outcome.LATE_CANCELLED, status="late_cancelled")
     write_locator(org.org_id, str(uuid.uuid4()), PERIOD, "cancelled")  # free cancellation: no entry
     write_locator(org.org_id, str(uuid.uuid4()), PERIOD, "booked")
-    invoicing.invoice_org(org.org_id, PERIOD, NOW)
+    invoicing.invoice_org(org.org_id, PERIOD, NOW, CTX)
 
-    clean = invoicing.reconcile(org.org_id, PERIOD)
+    clean = invoicing.reconcile(org.org_id, PERIOD, CTX)
     assert clean.differences == []
     assert (clean.sessions, clean.billable_sessions, clean.usage_entries_found, clean.ledger_entries) == (7, 5, 5, 5)
     assert clean.invoice_status is InvoiceStatus.DRAFT
@@ -394,7 +408,7 @@ def test_reconciliation_is_clean_then_finds_every_planted_difference(dynamodb_lo
     stored, version = BillingStore().invoice(org.org_id, PERIOD)
     BillingStore().save_invoice(stored.model_copy(update={"total_minor": stored.total_minor + 1}), version)
 
-    report = invoicing.reconcile(org.org_id, PERIOD)
+    report = invoicing.reconcile(org.org_id, PERIOD, CTX)
     assert len(report.differences) == 3, report.differences
     assert any(unbilled in d and "no usage entry" in d for d in report.differences)
     assert any(cancelled.booking_id in d and "cancelled (not billable)" in d for d in report.differences)
@@ -410,7 +424,7 @@ def test_reconciliation_finds_a_guard_without_its_entry_and_an_entry_without_its
     LocatorItem.get(*locator_key(orphan.booking_id)).delete()
     MainItem.get(ledger_pk(org.org_id, PERIOD), f"ENTRY#{entry.entry_id}").delete()
 
-    report = invoicing.reconcile(org.org_id, PERIOD)
+    report = invoicing.reconcile(org.org_id, PERIOD, CTX)
     assert sorted(report.differences) == sorted(
         [
             f"session {entry.booking_id}: its usage guard points to entry {PERIOD}/{entry.entry_id}, "
@@ -427,29 +441,64 @@ def test_reconciliation_finds_a_guard_without_its_entry_and_an_entry_without_its
 # ---------------------------------------------------------------------------- fan-out
 
 
-def test_the_monthly_run_and_the_daily_reconciliation_fan_out_one_event_per_org(dynamodb_local):
+class OnlyTheseOrgs:
+    """The org directory restricted to a test's own orgs: the table holds every other test's orgs,
+    and a fan-out over them would write (and a running local stack relay) events for all of them."""
+
+    def __init__(self, *org_ids: str) -> None:
+        self.org_ids = sorted(org_ids)
+
+    def get(self, org_id: str) -> Org | None:
+        return OrgRepository().get(org_id) if org_id in self.org_ids else None
+
+    def list(self, *, limit: int, cursor: str | None) -> Page[Org]:
+        start = int(cursor or 0)
+        page = [org for org_id in self.org_ids[start : start + limit] if (org := OrgRepository().get(org_id))]
+        more = start + limit < len(self.org_ids)
+        return Page(items=page, next_cursor=str(start + limit) if more else None)
+
+
+def outbox_detail(event_id: str) -> tuple[str, str, dict[str, object]] | None:
+    try:
+        item = OutboxItem.get(keys.outbox_pk(event_id), keys.OUTBOX_SK, consistent_read=True)
+    except OutboxItem.DoesNotExist:
+        return None
+    return item.source, item.detail_type, json.loads(item.detail)
+
+
+def test_the_monthly_run_and_the_daily_reconciliation_write_one_event_per_org_to_the_outbox(dynamodb_local):
+    # No price book and months long past: if a running local stack relays these, the runs are
+    # harmless (skipped, clean reconciliations).
     east = new_org(zone="Pacific/Kiritimati")  # UTC+14
     west = new_org(zone="Pacific/Pago_Pago")  # UTC-11
-    publisher = RecordingPublisher()
-    ctx = InvoicingContext(publisher=publisher)
+    ctx = replace(CTX, orgs=OnlyTheseOrgs(east.org_id, west.org_id))
 
-    monthly = invoicing.run_monthly_invoicing(datetime(2026, 12, 1, 12, 0, tzinfo=UTC), ctx)
-    assert monthly.period == "2026-11"
-    assert monthly.events == monthly.orgs == len(publisher.events)
-    details = {e.detail["org_id"]: e.detail for e in publisher.events}
-    assert details[east.org_id] == {"org_id": east.org_id, "period": "2026-11"}
-    assert details[west.org_id] == {"org_id": west.org_id, "period": "2026-11"}
-    assert {(e.source, e.detail_type) for e in publisher.events} == {("coaching.metering", "InvoiceDue")}
+    now = datetime(2025, 8, 1, 12, 0, tzinfo=UTC)
+    monthly = invoicing.run_monthly_invoicing(now, ctx)
+    assert (monthly.kind, monthly.period, monthly.orgs, monthly.events) == ("InvoiceDue", "2025-07", 2, 2)
+    for org in (east, west):
+        event_id = stable_event_id("InvoiceDue", org.org_id, "2025-07")
+        source, detail_type, detail = outbox_detail(event_id)
+        assert (source, detail_type) == ("coaching.metering", "InvoiceDue")
+        assert InvoiceDue.model_validate(detail) == InvoiceDue(
+            event_id=event_id, occurred_at=now, org_id=org.org_id, period="2025-07"
+        )
+    # A re-run builds the same ids: the items first written are kept, nothing is written twice.
+    assert invoicing.run_monthly_invoicing(now + timedelta(minutes=10), ctx) == monthly
+    kept = InvoiceDue.model_validate(outbox_detail(stable_event_id("InvoiceDue", east.org_id, "2025-07"))[2])
+    assert kept.occurred_at == now
 
-    publisher.events.clear()
-    daily = invoicing.run_daily_reconciliation(datetime(2026, 12, 1, 3, 0, tzinfo=UTC), ctx)
-    assert daily.events == 2 * daily.orgs == len(publisher.events)
-    periods: dict[str, set[str]] = {}
-    for event in publisher.events:
-        assert event.detail_type == "ReconciliationDue"
-        periods.setdefault(event.detail["org_id"], set()).add(event.detail["period"])
-    assert periods[east.org_id] == {"2026-11", "2026-12"}  # already 1 December there
-    assert periods[west.org_id] == {"2026-10", "2026-11"}  # still 30 November there
+    daily = invoicing.run_daily_reconciliation(datetime(2025, 8, 1, 3, 0, tzinfo=UTC), ctx)
+    assert (daily.kind, daily.period, daily.orgs, daily.events) == ("ReconciliationDue", None, 2, 4)
+    expected = {east.org_id: ("2025-07", "2025-08"), west.org_id: ("2025-06", "2025-07")}  # 1 Aug east, 31 Jul west
+    for org_id, periods in expected.items():
+        for period in periods:
+            event_id = stable_event_id("ReconciliationDue", org_id, period, "2025-08-01")
+            source, detail_type, detail = outbox_detail(event_id)
+            assert (source, detail_type) == ("coaching.metering", "ReconciliationDue")
+            assert ReconciliationDue.model_validate(detail).period == period
+    # The other months of the orgs got nothing.
+    assert outbox_detail(stable_event_id("ReconciliationDue", west.org_id, "2025-08", "2025-08-01")) is None
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from coaching.domain.errors import InvalidInput
+from coaching.domain.errors import Conflict, InvalidInput
 from coaching.domain.invoicing import (
     CSV_HEADER,
     LEDGER_LINE_KINDS,
@@ -18,9 +18,15 @@ from coaching.domain.invoicing import (
     InvoiceStatus,
     LedgerEntry,
     LineKind,
+    Period,
+    UsageFound,
+    check_period,
     compute_invoice,
     finalise,
+    first_day,
     invoice_csv,
+    next_period,
+    previous_period,
     reconcile_invoice,
     reversal_of,
     usage_entry,
@@ -36,7 +42,7 @@ from coaching.domain.pricing import (
 from coaching.domain.taxonomy import Program
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 ORG = "org-1"
 PERIOD = "2026-11"
@@ -412,8 +418,71 @@ def test_finalise_stamps_once():
     closed = finalise(invoice, now=NOW + timedelta(days=1))
     assert (closed.status, closed.finalised_at) == (InvoiceStatus.FINALISED, NOW + timedelta(days=1))
     assert invoice.status is InvoiceStatus.DRAFT
-    with pytest.raises(InvalidInput):
+    # A finalised invoice never changes: a second finalisation is a conflict naming the rule.
+    with pytest.raises(Conflict, match="already finalised and cannot change") as refused:
         finalise(closed, now=NOW)
+    assert refused.value.field == "period"
+    with pytest.raises(Conflict):
+        closed.finalised(now=NOW + timedelta(days=2))
+    assert closed.finalised_at == NOW + timedelta(days=1)
+
+
+def test_only_a_changed_draft_is_replaced_by_a_recomputation():
+    book = price_book()
+    draft = invoice_of([usage(book, "b1", day(3))], book)
+    assert not draft.replaced_by(invoice_of([usage(book, "b1", day(3))], book))  # identical: never rewritten
+    fresh = invoice_of([usage(book, "b1", day(3))], book, headcount=7)
+    assert draft.replaced_by(fresh)
+    assert not finalise(draft, now=NOW).replaced_by(fresh)  # a finalised invoice never changes
+    other = compute_invoice(org_id=ORG, period="2026-10", entries=[], price_book=book, eligible_headcount=1, now=NOW)
+    with pytest.raises(ValueError, match="cannot replace"):
+        draft.replaced_by(other)
+
+
+def test_a_late_entry_moves_to_the_next_month_unchanged_otherwise():
+    entry = usage(price_book(), "b1", day(30))
+    moved = entry.billed_next_month()
+    assert (moved.period, moved.billed_in) == (PERIOD, "2026-12")
+    assert moved.billed_next_month().billed_in == "2027-01"
+    assert moved.model_dump(exclude={"billed_in"}) == entry.model_dump(exclude={"billed_in"})
+    found = UsageFound(booking_id="b1", billed_in="2026-12", entry_id=moved.entry_id, entry=moved)
+    assert found.where == f"2026-12/{moved.entry_id}"
+
+
+# ---------------------------------------------------------------------------- periods
+
+GOOD_PERIODS = ["2000-01", "2026-11", "2026-12", "2999-12"]
+BAD_PERIODS = ["0000-01", "0001-01", "1999-12", "3000-01", "9999-12", "2026-13", "2026-00", "2026-1", "26-11",
+               "2026-11-01", "2026/11", " 2026-11", "2026-11 ", "", "२०२६-११"]  # fmt: skip
+
+
+@pytest.mark.parametrize("period", GOOD_PERIODS)
+def test_a_billable_month_passes_and_its_neighbours_are_computable(period):
+    assert check_period(period) == period
+    assert TypeAdapter(Period).validate_python(period) == period
+    assert first_day(period) == date(int(period[:4]), int(period[5:]), 1)
+    assert previous_period(next_period(period)) == period
+    assert next_period(previous_period(period)) == period
+
+
+@pytest.mark.parametrize("period", BAD_PERIODS)
+def test_a_month_the_platform_does_not_bill_is_refused_by_the_type_and_the_check(period):
+    with pytest.raises(InvalidInput) as refused:
+        check_period(period)
+    assert refused.value.field == "period"
+    with pytest.raises(InvalidInput) as named:
+        check_period(period, field="billed_in")
+    assert named.value.field == "billed_in"
+    with pytest.raises(ValidationError):
+        TypeAdapter(Period).validate_python(period)
+
+
+@pytest.mark.parametrize(
+    ("period", "after", "before"),
+    [("2026-01", "2026-02", "2025-12"), ("2026-12", "2027-01", "2026-11"), ("2000-01", "2000-02", "1999-12")],
+)
+def test_next_and_previous_period(period, after, before):
+    assert (next_period(period), previous_period(period)) == (after, before)
 
 
 # ---------------------------------------------------------------------------- export and reconciliation

@@ -16,8 +16,9 @@ completion can never bill a session twice, whichever month it would land in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
+from typing import Any
 
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
@@ -29,19 +30,23 @@ from coaching.adapters.dynamo import (
     MainItem,
     MainTableMeta,
     MarkerItem,
+    batch_read,
     connection,
     failed_keys,
     get_entity,
     modify_entity,
 )
 from coaching.domain.errors import AlreadyBilled, Conflict
-from coaching.domain.invoicing import EntryKind, Invoice, InvoiceStatus, LedgerEntry
+from coaching.domain.invoicing import EntryKind, Invoice, InvoiceStatus, LedgerEntry, UsageFound, next_period
 from coaching.domain.pricing import PriceBook
 
 PRICE_BOOK_SK = "PRICEBOOK"
 # An entry whose month is closed moves to the next open month; a year of closed months in a
 # row would mean invoicing ran ahead of the calendar, which is a bug to surface, not absorb.
 _MAX_MONTHS_AHEAD = 12
+# The sort key after every PERIOD#YYYY-MM.
+_LAST_PERIOD_SK = "PERIOD#9999-99"
+_BATCH_KEYS = 100  # BatchGetItem's limit
 
 
 def ledger_pk(org_id: str, billed_in: str) -> str:
@@ -63,12 +68,6 @@ def invoice_key(org_id: str, period: str) -> tuple[str, str]:
 def guard_key(org_id: str, booking_id: str, kind: EntryKind) -> tuple[str, str]:
     """The deterministic key that makes a session's usage (or its reversal) exist at most once."""
     return f"ORG#{org_id}#SESSION#{booking_id}", f"LEDGER#{kind.value}"
-
-
-def next_period(period: str) -> str:
-    year, month = (int(part) for part in period.split("-"))
-    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return f"{year:04d}-{month:02d}"
 
 
 class BillingPeriodItem(Model):
@@ -136,10 +135,17 @@ def commit_with_entry(
             if not failed:
                 raise Conflict("the change collided with another; try again") from exc
             # Only the month check failed: its invoice is drawn. Bill in the next month.
-            candidate = candidate.model_copy(update={"billed_in": next_period(candidate.billed_in)})
+            candidate = candidate.billed_next_month()
             continue
         return candidate
     raise Conflict(f"no open billing month within a year of {entry.period}", field="booking_id")
+
+
+def _read(wanted: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for start in range(0, len(wanted), _BATCH_KEYS):
+        found.update(batch_read(wanted[start : start + _BATCH_KEYS]))
+    return found
 
 
 class BillingStore:
@@ -183,6 +189,26 @@ class BillingStore:
             return None
         return LedgerEntry.model_validate_json(item.body)
 
+    def usage_of(self, org_id: str, booking_ids: Collection[str]) -> dict[str, UsageFound]:
+        """Each session's usage guard and the entry it points to; sessions without a guard are
+        absent. BatchGetItems only: one round trip per 100 guards, then per 100 entries."""
+        wanted = sorted(set(booking_ids))
+        guards = _read([guard_key(org_id, booking_id, EntryKind.USAGE) for booking_id in wanted])
+        pointers: dict[str, tuple[str, str]] = {}
+        for booking_id in wanted:
+            guard = guards.get(guard_key(org_id, booking_id, EntryKind.USAGE))
+            if guard is not None:
+                billed_in, entry_id = guard["ref"]["S"].split("#", 1)
+                pointers[booking_id] = (billed_in, entry_id)
+        entry_keys = {b: (ledger_pk(org_id, billed_in), f"ENTRY#{e}") for b, (billed_in, e) in pointers.items()}
+        items = _read(list(entry_keys.values()))
+        found: dict[str, UsageFound] = {}
+        for booking_id, (billed_in, entry_id) in pointers.items():
+            item = items.get(entry_keys[booking_id])
+            entry = LedgerEntry.model_validate_json(item["body"]["S"]) if item else None
+            found[booking_id] = UsageFound(booking_id=booking_id, billed_in=billed_in, entry_id=entry_id, entry=entry)
+        return found
+
     # ------------------------------------------------------------------ periods
     def close_period(self, org_id: str, period: str, now: datetime) -> str:
         """Close a month to new entries (idempotent); return when it was first closed."""
@@ -203,6 +229,19 @@ class BillingStore:
             return BillingPeriodItem.get(*period_key(org_id, period), consistent_read=True).closed_at
         except BillingPeriodItem.DoesNotExist:
             return None
+
+    def last_closed_from(self, org_id: str, period: str) -> str | None:
+        """The latest month from `period` on that is closed (its invoice drawn): one Query, newest first."""
+        closed = BillingPeriodItem.query(
+            billing_pk(org_id),
+            BillingPeriodItem.sk.between(f"PERIOD#{period}", _LAST_PERIOD_SK),
+            filter_condition=BillingPeriodItem.closed_at.exists(),
+            consistent_read=True,
+            scan_index_forward=False,
+        )
+        for item in closed:
+            return item.sk.removeprefix("PERIOD#")
+        return None
 
     # ------------------------------------------------------------------ invoices
     def invoice(self, org_id: str, period: str) -> tuple[Invoice, int] | None:

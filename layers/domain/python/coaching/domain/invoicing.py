@@ -14,6 +14,7 @@ import io
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -22,7 +23,7 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from coaching.domain.booking import period_of
 from coaching.domain.common import DeferredModel
-from coaching.domain.errors import InvalidInput
+from coaching.domain.errors import Conflict, InvalidInput
 from coaching.domain.pricing import (
     Outcome,
     PriceBook,
@@ -36,10 +37,33 @@ from coaching.domain.pricing import (
 )
 from coaching.domain.taxonomy import Program
 
-PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+# A billing month, YYYY-MM. Years 2000 to 2999 only: the platform bills nothing earlier, and
+# every month in the range has a previous and a next month that Python's dates can represent
+# (year 0 or 9999-12 would make the month arithmetic fail instead of refusing the input).
+PERIOD_PATTERN = r"^2\d{3}-(0[1-9]|1[0-2])$"
+PERIOD_DESCRIPTION = "A month as YYYY-MM (years 2000 to 2999)"
 _PERIOD = re.compile(PERIOD_PATTERN)
 Period = Annotated[str, Field(pattern=PERIOD_PATTERN)]
 MAX_REASON_LENGTH = 500
+
+
+def check_period(period: str, *, field: str = "period") -> str:
+    """The period itself, or InvalidInput naming `field` when it is not a month the platform bills."""
+    if not _PERIOD.match(period):
+        raise InvalidInput(f"{field} must be a month as YYYY-MM from 2000-01 to 2999-12, got {period!r}", field=field)
+    return period
+
+
+def next_period(period: str) -> str:
+    year, month = (int(part) for part in period.split("-"))
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return f"{year:04d}-{month:02d}"
+
+
+def previous_period(period: str) -> str:
+    year, month = (int(part) for part in period.split("-"))
+    year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return f"{year:04d}-{month:02d}"
 
 
 class EntryKind(StrEnum):
@@ -85,6 +109,10 @@ class LedgerEntry(DeferredModel):
             raise ValueError("amount_minor does not match list_price_minor and fee_bps")
         return self
 
+    def billed_next_month(self) -> LedgerEntry:
+        """The same entry on the next month's invoice: the month it was to be billed in is closed."""
+        return self.model_copy(update={"billed_in": next_period(self.billed_in)})
+
 
 def usage_entry(
     *,
@@ -123,6 +151,20 @@ def usage_entry(
         occurred_at=occurred_at,
         recorded_at=now,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class UsageFound:
+    """Where a session's usage guard points, and the entry found there (None: the guard dangles)."""
+
+    booking_id: str
+    billed_in: str
+    entry_id: str
+    entry: LedgerEntry | None
+
+    @property
+    def where(self) -> str:
+        return f"{self.billed_in}/{self.entry_id}"
 
 
 def reversal_of(entry: LedgerEntry, *, reason: str, actor: str, billed_in: str, now: datetime) -> LedgerEntry:
@@ -214,22 +256,35 @@ class Invoice(DeferredModel):
     def amount_of(self, *kinds: LineKind) -> int:
         return sum(line.amount_minor for line in self.lines if line.kind in kinds)
 
+    def finalised(self, *, now: datetime) -> Invoice:
+        """Draft -> finalised. A finalised invoice never changes: later entries for its period
+        are billed on a later invoice as adjustments."""
+        if self.status is InvoiceStatus.FINALISED:
+            raise Conflict(f"the invoice for {self.period} is already finalised and cannot change", field="period")
+        return self.model_copy(update={"status": InvoiceStatus.FINALISED, "finalised_at": now})
+
+    def replaced_by(self, fresh: Invoice) -> bool:
+        """Whether a fresh computation of this invoice must be stored over it: only a draft is
+        redrawn, and only when something changed (an unchanged draft is never rewritten)."""
+        if (fresh.org_id, fresh.period) != (self.org_id, self.period):
+            raise ValueError(f"invoice {fresh.invoice_id} cannot replace invoice {self.invoice_id}")
+        return self.status is InvoiceStatus.DRAFT and fresh.model_dump_json() != self.model_dump_json()
+
 
 def invoice_id_for(org_id: str, period: str) -> str:
     return f"{org_id}-{period}"
 
 
 def finalise(invoice: Invoice, *, now: datetime) -> Invoice:
-    """Close the invoice; later entries for its period are billed on a later one as adjustments."""
-    if invoice.status is InvoiceStatus.FINALISED:
-        raise InvalidInput(f"invoice {invoice.invoice_id} is already finalised", field="status")
-    return invoice.model_copy(update={"status": InvoiceStatus.FINALISED, "finalised_at": now})
+    """Close the invoice (see `Invoice.finalised`)."""
+    return invoice.finalised(now=now)
 
 
 # ---------------------------------------------------------------------------- computation
 
 
-def _first_day(period: str) -> date:
+def first_day(period: str) -> date:
+    """The 1st of the month: the day whose price book version prices the whole month."""
     year, month = (int(part) for part in period.split("-"))
     return date(year, month, 1)
 
@@ -267,7 +322,7 @@ def _checked_entries(org_id: str, period: str, entries: Iterable[LedgerEntry], c
     return sorted(checked, key=lambda e: e.entry_id)
 
 
-def _group_key(e: LedgerEntry, period: str) -> tuple:
+def _group_key(e: LedgerEntry, period: str) -> tuple[LineKind, *tuple[object, ...]]:
     """The line an entry lands on; the key's first element is the line kind."""
     if e.period < period:
         reason = e.reason if e.kind is EntryKind.REVERSAL else ""
@@ -290,7 +345,7 @@ def _group_key(e: LedgerEntry, period: str) -> tuple:
 
 
 def _grouped_lines(entries: list[LedgerEntry], period: str) -> list[InvoiceLine]:
-    groups: dict[tuple, list[LedgerEntry]] = defaultdict(list)
+    groups: dict[tuple[LineKind, *tuple[object, ...]], list[LedgerEntry]] = defaultdict(list)
     for entry in entries:
         groups[_group_key(entry, period)].append(entry)
 
@@ -367,7 +422,7 @@ def _tier_lines(delivered: list[LedgerEntry], version: PriceBookVersion) -> list
     ]
 
 
-def _line_order(line: InvoiceLine) -> tuple:
+def _line_order(line: InvoiceLine) -> tuple[int, str, int, int, str, int, int, int]:
     return (
         _LINE_ORDER[line.kind],
         line.period or "",
@@ -396,7 +451,7 @@ def compute_invoice(
         raise ValueError("eligible_headcount cannot be negative")
     if not _PERIOD.match(period):
         raise ValueError(f"period must be YYYY-MM, got {period!r}")
-    version = price_book.version_for(_first_day(period))
+    version = price_book.version_for(first_day(period))
     currency = version.currency
     checked = _checked_entries(org_id, period, entries, currency)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
@@ -33,7 +33,7 @@ Bps = Annotated[int, Field(ge=0, le=BPS_SCALE)]
 class NoPriceBook(InvalidInput):
     """No price book version covers the day: the org cannot be charged until an operator posts one."""
 
-    def __init__(self, message: str, *, field: str | None = "price_book", details: dict | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = "price_book", details: dict[str, Any] | None = None) -> None:
         super().__init__(message, field=field, details=details)
 
 

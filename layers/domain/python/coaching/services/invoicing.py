@@ -12,102 +12,157 @@ How a month is invoiced (see adapters/billing_store.py for the storage side):
 3. The invoice is stored conditionally: created if absent, replaced if a draft (on the version
    read), left alone once finalised. A run that loses a race re-reads and returns what is stored.
 
-The monthly schedule fans out: it publishes one ``InvoiceDue`` event per org, and the bus
-invokes the metering function once per org, so each invocation's work stays bounded
-whatever the number of orgs. Reconciliation fans out the same way (``ReconciliationDue``).
+The monthly schedule fans out: it writes one ``InvoiceDue`` event per org to the outbox (with
+an id stable per org and month, so a re-run writes nothing twice), the table's stream relays
+them to the bus, and the bus invokes the metering function once per org, so each invocation's
+work stays bounded whatever the number of orgs. Reconciliation fans out the same way
+(``ReconciliationDue``, one id per org, month and day).
+
+Every read and write goes through the ports of `InvoicingContext`; the metering function
+(functions/metering/app.py) builds it with the DynamoDB adapters.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+import random
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
 
-from coaching.adapters import keys
-from coaching.adapters.billing_store import (
-    BillingPeriodItem,
-    BillingStore,
-    billing_pk,
-    guard_key,
-    ledger_pk,
-    next_period,
-)
-from coaching.adapters.booking_store import BookingStore, locator_key
-from coaching.adapters.dynamo import MainItem, OrgRepository, backoff, batch_read
 from coaching.auth import Principal, Role
 from coaching.domain.booking import BILLABLE_STATES, Allowance, BookingPolicy, period_of, period_reset
-from coaching.domain.common import DeferredModel, utc_now
+from coaching.domain.common import Clock, DeferredModel
 from coaching.domain.errors import Conflict, InvalidInput, NotFound
-from coaching.domain.events import InvoiceDue, ReconciliationDue
+from coaching.domain.events import Event, InvoiceDue, ReconciliationDue, stable_event_id
 from coaching.domain.invoicing import (
-    PERIOD_PATTERN,
     EntryKind,
     Invoice,
     InvoiceStatus,
     LedgerEntry,
     LineKind,
+    UsageFound,
+    check_period,
     compute_invoice,
-    finalise,
+    first_day,
     invoice_csv,
+    next_period,
+    previous_period,
     reconcile_invoice,
 )
 from coaching.domain.orgs import Org
 from coaching.domain.pricing import NoPriceBook, Outcome, PriceBook, PriceBookVersion, PriceBookVersionInput
 from coaching.domain.taxonomy import Program
-from coaching.events import DomainEvent, EventBridgePublisher, EventPublisher
 
-EVENT_SOURCE = "coaching.metering"
-INVOICE_DUE = "InvoiceDue"
-RECONCILIATION_DUE = "ReconciliationDue"
 # Who reads an org's billing besides operators: its finance team and its administrators.
 BILLING_READERS = (Role.FINANCE, Role.ORG_ADMIN)
-_PERIOD = re.compile(PERIOD_PATTERN)
 _ORG_PAGE = 100
-_BATCH_KEYS = 100
 _SAVE_ATTEMPTS = 6
-# A person's item is the Person model's compact pydantic JSON. Inside a JSON string every `"` is
-# escaped, so the unescaped `"active":true` can only be the top-level field itself.
-_ACTIVE_PERSON = '"active":true'
-# The sort key after every PERIOD#YYYY-MM.
-_LAST_PERIOD_SK = "PERIOD#9999-99"
+_BACKOFF_SECONDS = 0.01
 
 
 # ---------------------------------------------------------------------------- ports
 
 
-class Headcount:
-    """Active people in an org: one Query on the org's people partition, counted by DynamoDB.
+class OrgPage(Protocol):
+    @property
+    def items(self) -> list[Org]: ...
 
-    Select=COUNT with a filter on the item body: DynamoDB reads the partition (and charges for
-    it) but returns only the count, so nothing is shipped or parsed. Never a Scan.
-    """
+    @property
+    def next_cursor(self) -> str | None: ...
 
+
+class Orgs(Protocol):
+    def get(self, org_id: str) -> Org | None: ...
+
+    def list(self, *, limit: int, cursor: str | None) -> OrgPage: ...
+
+
+class Billing(Protocol):
+    """Price books, the ledger, billing periods and invoices (adapters/billing_store.py)."""
+
+    def price_book(self, org_id: str) -> PriceBook | None: ...
+
+    def save_price_book(self, book: PriceBook, change: Callable[[PriceBook], PriceBook]) -> PriceBook:
+        """Apply `change` to the stored book, or create it from `book`."""
+        ...
+
+    def entries(self, org_id: str, billed_in: str) -> Iterable[LedgerEntry]:
+        """Every entry billed in a month (its own, late ones, reversals)."""
+        ...
+
+    def usage_of(self, org_id: str, booking_ids: Collection[str]) -> dict[str, UsageFound]:
+        """Each session's usage guard and the entry it points to; unbilled sessions are absent."""
+        ...
+
+    def close_period(self, org_id: str, period: str, now: datetime) -> str:
+        """Close the month to new entries (idempotent); when it was first closed, ISO 8601."""
+        ...
+
+    def period_closed_at(self, org_id: str, period: str) -> str | None: ...
+
+    def last_closed_from(self, org_id: str, period: str) -> str | None:
+        """The latest closed month from `period` on, or None."""
+        ...
+
+    def invoice(self, org_id: str, period: str) -> tuple[Invoice, int] | None:
+        """The stored invoice and its version."""
+        ...
+
+    def save_invoice(self, invoice: Invoice, version: int | None) -> bool:
+        """Create (version None) or replace the version read; False when someone wrote first."""
+        ...
+
+    def invoices(self, org_id: str) -> list[Invoice]:
+        """Newest first."""
+        ...
+
+
+class Sessions(Protocol):
+    """The org's sessions as booking records them."""
+
+    def statuses_in(self, org_id: str, period: str) -> dict[str, str]:
+        """Booking id -> status of every session of the month (may lag a moment behind)."""
+        ...
+
+    def current_statuses(self, booking_ids: Collection[str]) -> dict[str, str]:
+        """Booking id -> current status; bookings that do not exist are absent."""
+        ...
+
+    def cap_counted(self, org_id: str, period: str) -> int:
+        """Sessions booked in the month as the monthly session cap counts them."""
+        ...
+
+
+class Headcount(Protocol):
     def active(self, org_id: str) -> int:
-        return MainItem.count(
-            keys.people_pk(org_id),
-            MainItem.sk.startswith("PERSON#"),
-            filter_condition=MainItem.body.contains(_ACTIVE_PERSON),
-            consistent_read=True,
-        )
+        """Active people in the org (the invoice's eligible headcount)."""
+        ...
 
 
-@dataclass
+class CommitEvents(Protocol):
+    """Writes events that belong to no state change of their own to the outbox; an event id
+    already there is kept, so a re-run that builds the same ids writes nothing twice."""
+
+    def __call__(self, events: Sequence[Event], /) -> None: ...
+
+
+@dataclass(frozen=True)
 class InvoicingContext:
-    billing: BillingStore = field(default_factory=BillingStore)
-    bookings: BookingStore = field(default_factory=BookingStore)
-    orgs: OrgRepository = field(default_factory=OrgRepository)
-    headcount: Headcount = field(default_factory=Headcount)
-    publisher: EventPublisher = field(default_factory=EventBridgePublisher)
-    clock: Any = utc_now
+    billing: Billing
+    orgs: Orgs
+    sessions: Sessions
+    headcount: Headcount
+    commit_events: CommitEvents
+    clock: Clock
 
 
 # ---------------------------------------------------------------------------- views
 
 
 class FanOut(DeferredModel):
-    """What a scheduled run published: one event per org (and period)."""
+    """What a scheduled run wrote to the outbox: one event per org (and period)."""
 
     kind: str
     period: str | None  # None when each org gets its own periods (reconciliation)
@@ -176,10 +231,6 @@ class MonthToDate(DeferredModel):
 # ---------------------------------------------------------------------------- helpers
 
 
-def _context(ctx: InvoicingContext | None) -> InvoicingContext:
-    return ctx if ctx is not None else InvoicingContext()
-
-
 def _authorise(caller: Principal, org_id: str, *org_roles: Role) -> None:
     """Operators act on any org; the other roles only on their own."""
     caller.require(Role.OPERATOR, *org_roles)
@@ -187,20 +238,9 @@ def _authorise(caller: Principal, org_id: str, *org_roles: Role) -> None:
         caller.require_same_org(org_id, *org_roles)
 
 
-def _check_period(period: str) -> None:
-    if not _PERIOD.match(period):
-        raise InvalidInput(f"period must be a month as YYYY-MM, got {period!r}", field="period")
-
-
-def _first_day(period: str) -> date:
-    year, month = (int(part) for part in period.split("-"))
-    return date(year, month, 1)
-
-
-def previous_period(period: str) -> str:
-    year, month = (int(part) for part in period.split("-"))
-    year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-    return f"{year:04d}-{month:02d}"
+def _backoff(attempt: int) -> None:
+    """Jittered exponential pause before retrying a conditional write that lost a race."""
+    time.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
 
 
 def month_just_closed(now: datetime) -> str:
@@ -226,7 +266,7 @@ def _priced(book: PriceBook | None, org_id: str, period: str) -> tuple[PriceBook
     if book is None or not book.versions:
         raise NoPriceBook(f"organisation {org_id} has no price book; an operator must post one before it is invoiced")
     try:
-        return book, book.version_for(_first_day(period))
+        return book, book.version_for(first_day(period))
     except NoPriceBook as exc:
         raise NoPriceBook(f"no price book version of organisation {org_id} is in effect in {period}") from exc
 
@@ -240,10 +280,6 @@ def _orgs(ctx: InvoicingContext) -> Iterator[list[Org]]:
         cursor = page.next_cursor
         if not cursor:
             return
-
-
-def _same(a: Invoice, b: Invoice) -> bool:
-    return a.model_dump_json() == b.model_dump_json()
 
 
 def _computed(
@@ -261,30 +297,15 @@ def _computed(
 # ---------------------------------------------------------------------------- price books
 
 
-def get_price_book(caller: Principal, org_id: str, ctx: InvoicingContext | None = None) -> PriceBook:
+def get_price_book(caller: Principal, org_id: str, ctx: InvoicingContext) -> PriceBook:
     """The org's price book with its whole version history (no versions yet: an empty list)."""
-    ctx = _context(ctx)
     _authorise(caller, org_id, *BILLING_READERS)
     _org(ctx, org_id)
     return ctx.billing.price_book(org_id) or PriceBook(org_id=org_id)
 
 
-def _last_closed_from(org_id: str, period: str) -> str | None:
-    """The latest month from `period` on whose invoice has been drawn (one Query, newest first)."""
-    closed = BillingPeriodItem.query(
-        billing_pk(org_id),
-        BillingPeriodItem.sk.between(f"PERIOD#{period}", _LAST_PERIOD_SK),
-        filter_condition=BillingPeriodItem.closed_at.exists(),
-        consistent_read=True,
-        scan_index_forward=False,
-    )
-    for item in closed:
-        return item.sk.removeprefix("PERIOD#")
-    return None
-
-
 def add_price_book_version(
-    caller: Principal, org_id: str, data: PriceBookVersionInput, ctx: InvoicingContext | None = None
+    caller: Principal, org_id: str, data: PriceBookVersionInput, ctx: InvoicingContext
 ) -> PriceBook:
     """Append a version (operators only). Its currency must be the org's.
 
@@ -293,7 +314,6 @@ def add_price_book_version(
     the current month applies to the month's invoice (tiers, commitment, seat comparison);
     sessions already billed this month keep the price they were charged at.
     """
-    ctx = _context(ctx)
     caller.require(Role.OPERATOR)
     org = _org(ctx, org_id)
     if data.currency != org.currency:
@@ -301,8 +321,8 @@ def add_price_book_version(
             f"the price book must be in the organisation's currency {org.currency}, not {data.currency}",
             field="currency",
         )
-    effective = data.effective_from.strftime("%Y-%m")
-    closed = _last_closed_from(org_id, effective)
+    effective = f"{data.effective_from.year:04d}-{data.effective_from.month:02d}"
+    closed = ctx.billing.last_closed_from(org_id, effective)
     if closed is not None:
         raise InvalidInput(
             f"the invoice for {closed} has already been drawn; a new version can take effect from "
@@ -326,25 +346,24 @@ def _store(ctx: InvoicingContext, fresh: Invoice, stored: tuple[Invoice, int] | 
                 return fresh
         else:
             current, version = stored
-            if current.status is InvoiceStatus.FINALISED or _same(current, fresh):
+            if not current.replaced_by(fresh):
                 return current
             if ctx.billing.save_invoice(fresh, version):
                 return fresh
         # Someone wrote it between our read and our write: look at what they stored.
-        backoff(attempt)
+        _backoff(attempt)
         stored = ctx.billing.invoice(fresh.org_id, fresh.period)
     raise Conflict(f"the invoice for {fresh.period} is being written by someone else; try again", field="period")
 
 
-def invoice_org(org_id: str, period: str, now: datetime, ctx: InvoicingContext | None = None) -> Invoice:
+def invoice_org(org_id: str, period: str, now: datetime, ctx: InvoicingContext) -> Invoice:
     """Draw (or redraw) the org's invoice for a month that has ended in its time zone.
 
     Idempotent and safe to run concurrently: see the module docstring. An org without a price
     book version for the month raises NoPriceBook, and its month stays open, so that nothing
     moves to a later month before there is a price to bill it at.
     """
-    ctx = _context(ctx)
-    _check_period(period)
+    check_period(period)
     org = _org(ctx, org_id)
     ends = period_reset(period, org.time_zone)
     if now < ends:
@@ -363,47 +382,51 @@ def invoice_org(org_id: str, period: str, now: datetime, ctx: InvoicingContext |
     return _store(ctx, fresh, stored)
 
 
-def run_invoice(caller: Principal, org_id: str, period: str, ctx: InvoicingContext | None = None) -> Invoice:
+def run_invoice(caller: Principal, org_id: str, period: str, ctx: InvoicingContext) -> Invoice:
     """An operator's on-demand invoice run for one org (the same run as the monthly one)."""
-    ctx = _context(ctx)
     caller.require(Role.OPERATOR)
     return invoice_org(org_id, period, ctx.clock(), ctx)
 
 
-def _publish_per_org(
-    ctx: InvoicingContext, detail_type: str, periods_of: Callable[[Org], list[str]]
-) -> tuple[int, int]:
-    """One event per org and period, published a page of orgs at a time; (orgs, events)."""
+def _fan_out(ctx: InvoicingContext, events_of: Callable[[Org], list[Event]]) -> tuple[int, int]:
+    """The events of every org, written to the outbox a page of orgs at a time; (orgs, events).
+
+    A failed write raises, so the scheduler retries the whole run; the events' ids are stable,
+    so what the failed run already wrote is kept, not written again.
+    """
     orgs = events = 0
     for page in _orgs(ctx):
-        batch = [
-            DomainEvent(EVENT_SOURCE, detail_type, {"org_id": org.org_id, "period": period})
-            for org in page
-            for period in periods_of(org)
-        ]
-        ctx.publisher.publish(batch)
+        batch = [event for org in page for event in events_of(org)]
+        ctx.commit_events(batch)
         orgs += len(page)
         events += len(batch)
     return orgs, events
 
 
-def run_monthly_invoicing(now: datetime, ctx: InvoicingContext | None = None) -> FanOut:
-    """Publish one InvoiceDue per org for the month just closed (see `month_just_closed`).
+def invoice_due(org_id: str, period: str, now: datetime) -> InvoiceDue:
+    """The monthly run's event for one org: one id per org and month, whoever builds it."""
+    event_id = stable_event_id(InvoiceDue.detail_type, org_id, period)
+    return InvoiceDue(event_id=event_id, occurred_at=now, org_id=org_id, period=period)
 
-    A failed publish raises, so the scheduler retries the whole run; re-publishing is harmless
-    because every invoice run is idempotent.
-    """
-    ctx = _context(ctx)
+
+def reconciliation_due(org_id: str, period: str, now: datetime) -> ReconciliationDue:
+    """The daily run's event for one org month: one id per org, month and (UTC) day of the run."""
+    day = now.astimezone(UTC).date().isoformat()
+    event_id = stable_event_id(ReconciliationDue.detail_type, org_id, period, day)
+    return ReconciliationDue(event_id=event_id, occurred_at=now, org_id=org_id, period=period)
+
+
+def run_monthly_invoicing(now: datetime, ctx: InvoicingContext) -> FanOut:
+    """One InvoiceDue per org for the month just closed (see `month_just_closed`), through the
+    outbox. A re-run builds the same event ids, so each org's event is written once."""
     period = month_just_closed(now)
-    orgs, events = _publish_per_org(ctx, INVOICE_DUE, lambda _org: [period])
-    return FanOut(kind=INVOICE_DUE, period=period, orgs=orgs, events=events)
+    orgs, events = _fan_out(ctx, lambda org: [invoice_due(org.org_id, period, now)])
+    return FanOut(kind=InvoiceDue.detail_type, period=period, orgs=orgs, events=events)
 
 
-def on_invoice_due(event: InvoiceDue, ctx: InvoicingContext | None = None) -> InvoiceRun:
+def on_invoice_due(event: InvoiceDue, ctx: InvoicingContext) -> InvoiceRun:
     """One org's invoice run from its InvoiceDue event. No price book: skipped, with the reason."""
-    ctx = _context(ctx)
-    org_id, period = event.org_id, event.period
-    _check_period(period)
+    org_id, period = event.org_id, check_period(event.period)
     try:
         invoice = invoice_org(org_id, period, ctx.clock(), ctx)
     except NoPriceBook as exc:
@@ -422,43 +445,38 @@ def on_invoice_due(event: InvoiceDue, ctx: InvoicingContext | None = None) -> In
 # ---------------------------------------------------------------------------- invoices
 
 
-def finalise_invoice(caller: Principal, org_id: str, period: str, ctx: InvoicingContext | None = None) -> Invoice:
-    """Draft → finalised (finance of the org, operators). A finalised invoice never changes."""
-    ctx = _context(ctx)
+def finalise_invoice(caller: Principal, org_id: str, period: str, ctx: InvoicingContext) -> Invoice:
+    """Draft -> finalised (finance of the org, operators). A finalised invoice never changes."""
     _authorise(caller, org_id, Role.FINANCE)
-    _check_period(period)
+    check_period(period)
     for attempt in range(_SAVE_ATTEMPTS):
         stored = ctx.billing.invoice(org_id, period)
         if stored is None:
             raise Conflict(f"there is no draft invoice for {period} to finalise; run the invoice first", field="period")
         current, version = stored
-        if current.status is InvoiceStatus.FINALISED:
-            raise Conflict(f"the invoice for {period} is already finalised and cannot change", field="period")
-        done = finalise(current, now=ctx.clock())
+        done = current.finalised(now=ctx.clock())
         if ctx.billing.save_invoice(done, version):
             return done
-        backoff(attempt)  # an invoice run replaced the draft meanwhile: finalise the fresh one
+        _backoff(attempt)  # an invoice run replaced the draft meanwhile: finalise the fresh one
     raise Conflict(f"the invoice for {period} is being changed by someone else; try again", field="period")
 
 
-def list_invoices(caller: Principal, org_id: str, ctx: InvoicingContext | None = None) -> list[Invoice]:
-    ctx = _context(ctx)
+def list_invoices(caller: Principal, org_id: str, ctx: InvoicingContext) -> list[Invoice]:
     _authorise(caller, org_id, *BILLING_READERS)
     _org(ctx, org_id)
     return ctx.billing.invoices(org_id)
 
 
-def get_invoice(caller: Principal, org_id: str, period: str, ctx: InvoicingContext | None = None) -> Invoice:
-    ctx = _context(ctx)
+def get_invoice(caller: Principal, org_id: str, period: str, ctx: InvoicingContext) -> Invoice:
     _authorise(caller, org_id, *BILLING_READERS)
-    _check_period(period)
+    check_period(period)
     stored = ctx.billing.invoice(org_id, period)
     if stored is None:
         raise NotFound(f"no invoice for {period}")
     return stored[0]
 
 
-def invoice_csv_export(caller: Principal, org_id: str, period: str, ctx: InvoicingContext | None = None) -> str:
+def invoice_csv_export(caller: Principal, org_id: str, period: str, ctx: InvoicingContext) -> str:
     return invoice_csv(get_invoice(caller, org_id, period, ctx))
 
 
@@ -470,9 +488,8 @@ def _standing_usage(entries: list[LedgerEntry], period: str) -> list[LedgerEntry
     return [e for e in entries if e.kind is EntryKind.USAGE and e.period == period and e.entry_id not in reversed_ids]
 
 
-def month_to_date(caller: Principal, org_id: str, now: datetime, ctx: InvoicingContext | None = None) -> MonthToDate:
+def month_to_date(caller: Principal, org_id: str, now: datetime, ctx: InvoicingContext) -> MonthToDate:
     """Usage, money, cap and commitment of the current month so far (see MonthToDate)."""
-    ctx = _context(ctx)
     _authorise(caller, org_id, *BILLING_READERS)
     org = _org(ctx, org_id)
     period = period_of(now, org.time_zone)
@@ -495,7 +512,7 @@ def month_to_date(caller: Principal, org_id: str, now: datetime, ctx: InvoicingC
         currency = version.currency
     policy = org.booking or BookingPolicy()
     cap = policy.monthly_session_cap
-    counted = ctx.bookings.org_meter(org_id, "cap", period)
+    counted = ctx.sessions.cap_counted(org_id, period)
     return MonthToDate(
         org_id=org_id,
         period=period,
@@ -520,49 +537,16 @@ def month_to_date(caller: Principal, org_id: str, now: datetime, ctx: InvoicingC
 
 # ---------------------------------------------------------------------------- reconciliation
 
-
-def _chunks[T](items: list[T], size: int = _BATCH_KEYS) -> Iterable[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _read(keys_wanted: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    for chunk in _chunks(keys_wanted):
-        found.update(batch_read(chunk))
-    return found
-
-
-def _usage_of(org_id: str, booking_ids: list[str]) -> dict[str, tuple[str, LedgerEntry | None]]:
-    """Booking id -> (where its usage guard points, the entry there or None): BatchGetItems only."""
-    guards = _read([guard_key(org_id, booking_id, EntryKind.USAGE) for booking_id in booking_ids])
-    pointers: dict[str, tuple[str, str]] = {}
-    for booking_id in booking_ids:
-        guard = guards.get(guard_key(org_id, booking_id, EntryKind.USAGE))
-        if guard is not None:
-            billed_in, entry_id = guard["ref"]["S"].split("#", 1)
-            pointers[booking_id] = (ledger_pk(org_id, billed_in), f"ENTRY#{entry_id}")
-    items = _read(list(pointers.values()))
-    usage: dict[str, tuple[str, LedgerEntry | None]] = {}
-    for booking_id, key in pointers.items():
-        item = items.get(key)
-        where = f"{key[0].rsplit('#', 1)[-1]}/{key[1].removeprefix('ENTRY#')}"
-        usage[booking_id] = (where, LedgerEntry.model_validate_json(item["body"]["S"]) if item else None)
-    return usage
-
-
 _BILLABLE = frozenset(status.value for status in BILLABLE_STATES)
 
 
-def _session_problem(
-    org_id: str, period: str, booking_id: str, status: str, usage: tuple[str, LedgerEntry | None] | None
-) -> str | None:
+def _session_problem(org_id: str, period: str, booking_id: str, status: str, usage: UsageFound | None) -> str | None:
     """What is wrong between one session and its usage entry, or None."""
-    where, entry = usage or ("", None)
     if status not in _BILLABLE:
-        return f"session {booking_id} is {status} (not billable) but has usage entry {where}" if where else None
-    if not where:
+        return f"session {booking_id} is {status} (not billable) but has usage entry {usage.where}" if usage else None
+    if usage is None:
         return f"session {booking_id} is {status} but has no usage entry in the ledger"
+    entry, where = usage.entry, usage.where
     if entry is None:
         return f"session {booking_id}: its usage guard points to entry {where}, which does not exist"
     if entry.booking_id != booking_id or entry.kind is not EntryKind.USAGE or entry.org_id != org_id:
@@ -575,25 +559,21 @@ def _session_problem(
 
 
 def _session_differences(
-    org_id: str, period: str, statuses: dict[str, str], usage: dict[str, tuple[str, LedgerEntry | None]]
+    ctx: InvoicingContext, org_id: str, period: str, statuses: dict[str, str], usage: dict[str, UsageFound]
 ) -> list[str]:
-    """Check every session; a session that looks wrong is checked again on its table item.
+    """Check every session; a session that looks wrong is checked again on its current status.
 
     The sessions index is eventually consistent: a session completed a moment ago may still
     show its old status there while its (transactional) usage entry already exists.
     """
     suspects = [b for b, status in statuses.items() if _session_problem(org_id, period, b, status, usage.get(b))]
     if suspects:
-        current = _read([locator_key(booking_id) for booking_id in suspects])
-        for booking_id in suspects:
-            item = current.get(locator_key(booking_id))
-            if item is not None:
-                statuses[booking_id] = item["status"]["S"]
+        statuses.update(ctx.sessions.current_statuses(suspects))
     problems = (_session_problem(org_id, period, b, statuses[b], usage.get(b)) for b in sorted(suspects))
     return [problem for problem in problems if problem]
 
 
-def _orphans(entries: list[LedgerEntry], period: str, statuses: dict[str, str]) -> list[str]:
+def _orphans(ctx: InvoicingContext, entries: list[LedgerEntry], period: str, statuses: dict[str, str]) -> list[str]:
     """Usage entries billed in the month whose session is nowhere to be found.
 
     The month's own entries must belong to its sessions; a late entry (an earlier month's
@@ -612,30 +592,28 @@ def _orphans(entries: list[LedgerEntry], period: str, statuses: dict[str, str]) 
                 f"which is not among the sessions of {period}"
             )
     if late:
-        locators = _read([locator_key(booking_id) for booking_id in late])
+        existing = ctx.sessions.current_statuses(list(late))
         differences += [
             f"late usage entry {entry_id} billed in {period} bills session {booking_id}, which does not exist"
             for booking_id, entry_id in sorted(late.items())
-            if locator_key(booking_id) not in locators
+            if booking_id not in existing
         ]
     return differences
 
 
-def reconcile(org_id: str, period: str, ctx: InvoicingContext | None = None) -> ReconciliationReport:
+def reconcile(org_id: str, period: str, ctx: InvoicingContext) -> ReconciliationReport:
     """Every billable session has exactly one usage entry, no other session has one, and the
     month's invoice (if drawn) equals a recomputation from the entries billed in the month.
 
     The invoice is recomputed with the headcount it was drawn with: headcount is a snapshot
     taken at the run, not a ledger fact, so people joining later are not a difference.
     """
-    ctx = _context(ctx)
-    _check_period(period)
-    sessions = ctx.bookings.sessions_in(org_id, period)
-    statuses = {item.gsi1sk.removeprefix("BOOKING#"): item.status for item in sessions}
-    usage = _usage_of(org_id, sorted(statuses))
-    differences = _session_differences(org_id, period, statuses, usage)
+    check_period(period)
+    statuses = ctx.sessions.statuses_in(org_id, period)
+    usage = ctx.billing.usage_of(org_id, list(statuses))
+    differences = _session_differences(ctx, org_id, period, statuses, usage)
     entries = list(ctx.billing.entries(org_id, period))
-    differences += _orphans(entries, period, statuses)
+    differences += _orphans(ctx, entries, period, statuses)
 
     stored = ctx.billing.invoice(org_id, period)
     book = ctx.billing.price_book(org_id)
@@ -658,68 +636,71 @@ def reconcile(org_id: str, period: str, ctx: InvoicingContext | None = None) -> 
                     f"{len(entries)} ledger entries are billed in {period} but cannot be invoiced: {exc.message}"
                 )
     billable = [booking_id for booking_id, status in statuses.items() if status in _BILLABLE]
+    found = [usage[booking_id] for booking_id in billable if booking_id in usage]
     return ReconciliationReport(
         org_id=org_id,
         period=period,
         sessions=len(statuses),
         billable_sessions=len(billable),
-        usage_entries_found=sum(1 for booking_id in billable if usage.get(booking_id, ("", None))[1] is not None),
+        usage_entries_found=sum(1 for pointer in found if pointer.entry is not None),
         ledger_entries=len(entries),
         invoice_status=None if stored is None else stored[0].status,
         differences=differences,
     )
 
 
-def reconcile_for(
-    caller: Principal, org_id: str, period: str, ctx: InvoicingContext | None = None
-) -> ReconciliationReport:
+def reconcile_for(caller: Principal, org_id: str, period: str, ctx: InvoicingContext) -> ReconciliationReport:
     """On-demand reconciliation (operators, the org's finance)."""
-    ctx = _context(ctx)
     _authorise(caller, org_id, Role.FINANCE)
     _org(ctx, org_id)
     return reconcile(org_id, period, ctx)
 
 
-def run_daily_reconciliation(now: datetime, ctx: InvoicingContext | None = None) -> FanOut:
-    """Publish ReconciliationDue for every org's previous and current month (its own time zone)."""
-    ctx = _context(ctx)
+def run_daily_reconciliation(now: datetime, ctx: InvoicingContext) -> FanOut:
+    """One ReconciliationDue for every org's previous and current month (its own time zone),
+    through the outbox. A re-run the same day builds the same ids and writes nothing twice."""
 
-    def periods(org: Org) -> list[str]:
+    def events_of(org: Org) -> list[Event]:
         current = period_of(now, org.time_zone)
-        return [previous_period(current), current]
+        return [reconciliation_due(org.org_id, period, now) for period in (previous_period(current), current)]
 
-    orgs, events = _publish_per_org(ctx, RECONCILIATION_DUE, periods)
-    return FanOut(kind=RECONCILIATION_DUE, period=None, orgs=orgs, events=events)
+    orgs, events = _fan_out(ctx, events_of)
+    return FanOut(kind=ReconciliationDue.detail_type, period=None, orgs=orgs, events=events)
 
 
-def on_reconciliation_due(event: ReconciliationDue, ctx: InvoicingContext | None = None) -> ReconciliationReport:
-    _check_period(event.period)
-    return reconcile(event.org_id, event.period, ctx)
+def on_reconciliation_due(event: ReconciliationDue, ctx: InvoicingContext) -> ReconciliationReport:
+    return reconcile(event.org_id, check_period(event.period), ctx)
 
 
 __all__ = [
-    "EVENT_SOURCE",
-    "INVOICE_DUE",
-    "RECONCILIATION_DUE",
+    "BILLING_READERS",
+    "Billing",
+    "CommitEvents",
     "FanOut",
     "Headcount",
     "InvoiceRun",
     "InvoicingContext",
     "MonthToDate",
+    "OrgPage",
+    "Orgs",
     "ReconciliationReport",
+    "Sessions",
     "add_price_book_version",
     "finalise_invoice",
     "get_invoice",
     "get_price_book",
     "invoice_csv_export",
+    "invoice_due",
     "invoice_org",
     "list_invoices",
     "month_just_closed",
     "month_to_date",
     "on_invoice_due",
     "on_reconciliation_due",
+    "previous_period",
     "reconcile",
     "reconcile_for",
+    "reconciliation_due",
     "run_daily_reconciliation",
     "run_invoice",
     "run_monthly_invoicing",
