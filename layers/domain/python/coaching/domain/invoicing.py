@@ -40,7 +40,7 @@ from coaching.domain.taxonomy import Program
 # A billing month, YYYY-MM. Years 2000 to 2999 only: the platform bills nothing earlier, and
 # every month in the range has a previous and a next month that Python's dates can represent
 # (year 0 or 9999-12 would make the month arithmetic fail instead of refusing the input).
-PERIOD_PATTERN = r"^2\d{3}-(0[1-9]|1[0-2])$"
+PERIOD_PATTERN = r"^2[0-9]{3}-(0[1-9]|1[0-2])$"  # ASCII digits: `\d` also matches other scripts' digits
 PERIOD_DESCRIPTION = "A month as YYYY-MM (years 2000 to 2999)"
 _PERIOD = re.compile(PERIOD_PATTERN)
 Period = Annotated[str, Field(pattern=PERIOD_PATTERN)]
