@@ -546,10 +546,9 @@ def calendar_invite(booking: Booking, *, summary: str, now: datetime) -> str:
     event.add("uid", f"{booking.calendar_uid or booking.booking_id}@{CALENDAR_UID_DOMAIN}")
     event.add("sequence", booking.sequence)
     event.add("dtstamp", now.astimezone(UTC))
-    # Wall-clock times with the zone's TZID (also for UTC), matching the VTIMEZONE above.
-    tzid = {"TZID": booking.person_time_zone}
-    event.add("dtstart", booking.start.astimezone(zone).replace(tzinfo=None), parameters=tzid)
-    event.add("dtend", booking.end.astimezone(zone).replace(tzinfo=None), parameters=tzid)
+    # Wall-clock times with the zone's TZID, which the VTIMEZONE above describes (UTC: the Z form).
+    event.add("dtstart", booking.start.astimezone(zone))
+    event.add("dtend", booking.end.astimezone(zone))
     # The library escapes text values: a line break of any kind (a bare CR too) becomes an escaped `\n`,
     # so no value can end its content line early and smuggle in a property.
     event.add("summary", summary)
