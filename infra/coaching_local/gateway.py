@@ -244,20 +244,23 @@ class LocalGateway:
         return self
 
     def stop(self) -> None:
-        """Stop accepting requests, stop the scheduler and stream pollers, let deliveries finish (retries cut short)."""
+        """Stop the scheduler and stream pollers, let deliveries finish (retries cut short), then the server.
+
+        The server goes last: functions invoked by pollers and deliveries call back into it (PutEvents).
+        """
         if not self._started:
             return
         self._started = False
         self._stopping.set()
+        self.scheduler.stop()
+        self.streams.stop()
+        self.delivery.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
         if self._server_thread is not None:
             self._server_thread.join(timeout=10)
             self._server_thread = None
-        self.scheduler.stop()
-        self.streams.stop()
-        self.delivery.stop()
         self._restore_env()
         log.info("local gateway stopped")
 
