@@ -2,11 +2,12 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from coaching.domain.coaches import Coach, CoachCreate, check_vetting_thresholds
+from coaching.domain.coaches import Coach, CoachCreate, VettingThresholds, check_vetting_thresholds
 from coaching.domain.competencies import Competency, Framework, check_calibration, default_framework
 from coaching.domain.errors import InvalidInput
 from coaching.domain.orgs import OrgCreate
 from coaching.domain.people import ImportRow, rows_from_csv
+from coaching.domain.taxonomy import Level
 from coaching.ids import decode_cursor, encode_cursor, person_id_for
 from pydantic import ValidationError
 
@@ -115,3 +116,64 @@ def test_cursor_round_trip_and_tenant_check():
     assert foreign.value.field == "cursor"
     with pytest.raises(InvalidInput):
         decode_cursor("not-a-cursor!!", expected_pk="ORG#a#PEOPLE")
+
+
+# ---------------------------------------------------------------------------- partial updates
+
+
+def test_a_partial_update_is_validated_merged_and_null_for_a_required_field_names_it():
+    from coaching.domain.orgs import Org, OrgUpdate
+    from coaching.domain.updates import validated
+
+    org = Org.create("o1", OrgCreate(name="Acme", time_zone="UTC", currency="EUR", industry="retail"), NOW)
+    with pytest.raises(InvalidInput) as refused:
+        org.updated(OrgUpdate.model_validate({"name": None, "currency": None}), NOW)
+    assert refused.value.field == "name"
+    assert refused.value.details["problems"] == [
+        {"field": "name", "message": "cannot be null"},
+        {"field": "currency", "message": "cannot be null"},
+    ]
+    assert refused.value.status == 422
+    assert org.updated(OrgUpdate(name="Acme Group"), NOW).currency == "EUR"
+
+    with pytest.raises(InvalidInput) as nested:
+        validated(Coach, coach(15, 800).model_dump() | {"weekly_availability": [None]}, "coach")
+    assert nested.value.field == "weekly_availability[0]"
+
+
+def test_vetting_decisions_are_recorded_and_approval_keeps_the_bar():
+    from coaching.domain.coaches import CoachUpdate, VettingDecision, VettingStatus
+
+    bar = VettingThresholds(min_operating_years=10, min_paid_coaching_hours=250)
+    approved = coach(10, 250).vetted(VettingDecision(status=VettingStatus.APPROVED, reason="ok"), "op", NOW, bar)
+    assert (approved.vetting_status, approved.vetting_history[-1].actor) == (VettingStatus.APPROVED, "op")
+    assert approved.last_decision_changed_status
+    with pytest.raises(InvalidInput) as below:
+        approved.updated(CoachUpdate(operating_experience_years=3), NOW, bar)
+    assert below.value.field == "operating_experience_years"
+    suspended = approved.vetted(VettingDecision(status=VettingStatus.SUSPENDED), "op", NOW, bar)
+    assert suspended.updated(CoachUpdate(operating_experience_years=3), NOW, bar).operating_experience_years == 3
+    with pytest.raises(InvalidInput):
+        coach(9, 250).vetted(VettingDecision(status=VettingStatus.APPROVED), "op", NOW, bar)
+
+
+def test_a_person_update_refuses_self_management_and_null_names():
+    from coaching.domain.people import Person, PersonCreate, PersonUpdate
+
+    data = PersonCreate(
+        external_hr_id="E1",
+        name="Ana",
+        email="ana@example.com",
+        level="manager",
+        function="sales",
+        languages=["es"],
+        time_zone="Europe/Madrid",
+    )
+    person = Person.create("p1", "o1", data, NOW)
+    with pytest.raises(InvalidInput, match="own manager"):
+        person.updated(PersonUpdate(manager_id="p1"), NOW)
+    with pytest.raises(InvalidInput) as refused:
+        person.updated(PersonUpdate.model_validate({"languages": None}), NOW)
+    assert refused.value.field == "languages"
+    assert person.at_level(Level.SENIOR_LEADER).level is Level.SENIOR_LEADER
+    assert person.level is Level.MANAGER
