@@ -1,12 +1,16 @@
 """Domain services against DynamoDB Local over real HTTP: idempotency, concurrency, roster."""
 
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 
+import boto3
 import pytest
 from coaching.adapters.dynamo import CoachRepository, admin_ports
 from coaching.adapters.roster_store import RosterStore
 from coaching.auth import Principal, Role
+from coaching.domain.coaches import CoachUpdate, VettingDecision, VettingStatus
 from coaching.domain.orgs import OrgCreate
 from coaching.domain.people import PersonUpdate
 from coaching.services import admin
@@ -73,8 +77,6 @@ def test_concurrent_edits_of_one_person_lose_no_update(ctx, org_admin):
 
 
 def test_roster_snapshot_holds_only_approved_coaches_and_the_cache_follows_versions(ctx):
-    from coaching.domain.coaches import VettingDecision, VettingStatus
-
     store, coaches = RosterStore(), CoachRepository()
     created = [admin.create_coach(OPERATOR, profile, ctx) for profile in coach_profiles(3, seed=99)]
     admin.set_vetting(OPERATOR, created[0].coach_id, VettingDecision(status=VettingStatus.APPROVED), ctx)
@@ -89,3 +91,48 @@ def test_roster_snapshot_holds_only_approved_coaches_and_the_cache_follows_versi
     second = rebuild_roster(coaches, store)
     assert second.version == first.version + 1
     assert created[0].coach_id not in {c.coach_id for c in cache.get().coaches}
+
+
+def coach_events(detail_type: str, coach_id: str) -> list[dict]:
+    """The outbox items of one type about one coach (a test-side Scan)."""
+    table = boto3.resource("dynamodb").Table("test-MainTable")
+    scan = {
+        "FilterExpression": "kind = :kind AND detail_type = :type",
+        "ExpressionAttributeValues": {":kind": "outbox", ":type": detail_type},
+    }
+    details, page = [], table.scan(**scan)
+    while True:
+        details += [json.loads(item["detail"]) for item in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            break
+        page = table.scan(**scan, ExclusiveStartKey=page["LastEvaluatedKey"])
+    return [d for d in details if d["coach_id"] == coach_id]
+
+
+def test_coach_changes_commit_their_events_with_them_and_concurrent_decisions_lose_nothing(ctx):
+    coach = admin.create_coach(OPERATOR, coach_profiles(1, seed=77)[0], ctx)
+    admin.update_coach(OPERATOR, coach.coach_id, CoachUpdate(bio="Still pending"), ctx)
+    assert coach_events("CoachProfileUpdated", coach.coach_id) == []
+    approved = admin.set_vetting(OPERATOR, coach.coach_id, VettingDecision(status=VettingStatus.APPROVED), ctx)
+    [changed] = coach_events("CoachVettingChanged", coach.coach_id)
+    assert (changed["previous_status"], changed["vetting_status"]) == ("pending", "approved")
+    assert CoachRepository().list(status="approved", limit=100, cursor=None).items  # the index moved with it
+    admin.update_coach(OPERATOR, coach.coach_id, CoachUpdate(capacity=7), ctx)
+    assert len(coach_events("CoachProfileUpdated", coach.coach_id)) == 1
+
+    decisions = [VettingStatus.SUSPENDED, VettingStatus.APPROVED] * 3
+
+    def decide(status: VettingStatus) -> None:
+        admin.set_vetting(OPERATOR, coach.coach_id, VettingDecision(status=status), ctx)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(decide, decisions))
+    final = admin.get_coach(OPERATOR, coach.coach_id, ctx)
+    # Every decision is in the history (no lost update), and each change of status has exactly
+    # one event, whose previous status is the one that decision really replaced.
+    assert len(final.vetting_history) == len(approved.vetting_history) + len(decisions)
+    statuses = [VettingStatus.PENDING.value, *(entry.status.value for entry in final.vetting_history)]
+    expected = [(before, after) for before, after in pairwise(statuses) if before != after]
+    events = coach_events("CoachVettingChanged", coach.coach_id)
+    assert sorted((e["previous_status"], e["vetting_status"]) for e in events) == sorted(expected)
+    assert final.capacity == 7

@@ -1,7 +1,9 @@
-"""Matching services on DynamoDB Local, in-process: redelivered events and promotion levels."""
+"""Matching services on DynamoDB Local, in-process: redelivered events, promotion levels, the outbox."""
 
+import json
 import uuid
 
+import boto3
 import pytest
 from coaching.adapters.booking_store import BookingStore
 from coaching.adapters.dynamo import CoachRepository, PersonRepository, admin_ports
@@ -10,6 +12,7 @@ from coaching.adapters.roster_store import RosterStore
 from coaching.auth import Principal, Role
 from coaching.domain.coaches import CoachCreate, RoleHeld, VettingDecision, VettingStatus
 from coaching.domain.common import utc_now
+from coaching.domain.errors import ChooseRefused
 from coaching.domain.events import PersonPromoted
 from coaching.domain.matching import MatchRequestIn
 from coaching.domain.orgs import OrgCreate
@@ -19,6 +22,33 @@ from coaching.services.roster import RosterCache, rebuild_roster
 from coaching_local.seed import OPERATOR, coach_profiles
 
 pytestmark = pytest.mark.integration
+
+
+def outbox(detail_type: str, **match: object) -> list[dict]:
+    """The details of the outbox items of one type whose fields match (a test-side Scan)."""
+    table = boto3.resource("dynamodb").Table("test-MainTable")
+    scan = {
+        "FilterExpression": "kind = :kind AND detail_type = :type",
+        "ExpressionAttributeValues": {":kind": "outbox", ":type": detail_type},
+    }
+    details, page = [], table.scan(**scan)
+    while True:
+        details += [json.loads(item["detail"]) for item in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            break
+        page = table.scan(**scan, ExclusiveStartKey=page["LastEvaluatedKey"])
+    return [d for d in details if all(d.get(key) == value for key, value in match.items())]
+
+
+def matching_context() -> matching.MatchingContext:
+    return matching.MatchingContext(
+        roster=RosterCache(RosterStore(), ttl_seconds=0),
+        store=MatchingStore(),
+        people=PersonRepository(),
+        coaches=CoachRepository(),
+        bookings=BookingStore(),
+        clock=utc_now,
+    )
 
 
 def test_a_redelivered_promotion_event_creates_one_rematch_and_declines_keep_the_new_level(dynamodb_local):
@@ -58,16 +88,8 @@ def test_a_redelivered_promotion_event_creates_one_rematch_and_declines_keep_the
         created = admin.create_coach(OPERATOR, CoachCreate.model_validate(profile.model_dump() | changes), ctx_admin)
         admin.set_vetting(OPERATOR, created.coach_id, VettingDecision(status=VettingStatus.APPROVED), ctx_admin)
         coaches.append(created)
-    store = RosterStore()
-    rebuild_roster(CoachRepository(), store)
-    ctx = matching.MatchingContext(
-        roster=RosterCache(store, ttl_seconds=0),
-        store=MatchingStore(),
-        people=PersonRepository(),
-        coaches=CoachRepository(),
-        bookings=BookingStore(),
-        clock=utc_now,
-    )
+    rebuild_roster(CoachRepository(), RosterStore())
+    ctx = matching_context()
     employee = Principal(person_id=person.person_id, org_id=org.org_id, roles=frozenset({Role.EMPLOYEE}))
     view = matching.request_match(
         employee,
@@ -96,3 +118,77 @@ def test_a_redelivered_promotion_event_creates_one_rematch_and_declines_keep_the
     # Declining keeps the senior-leader bar although the person record still says manager.
     with pytest.raises(matching.NoEligibleCoachError):
         matching.decline_all(employee, rematch.match_id, ctx)
+
+    # The re-match's MatchProposed was committed once, under its stable id, with the match.
+    assert [e["coach_ids"] for e in outbox("MatchProposed", match_id=first.rematch_ids[0])] == [
+        [p.coach_id for p in rematch.proposals]
+    ]
+
+
+def test_choices_commit_their_events_with_them_and_a_full_coach_refuses_without_any(dynamodb_local):
+    ctx_admin = admin.AdminContext(**admin_ports())
+    org = admin.create_org(
+        OPERATOR, OrgCreate(name="Outbox", time_zone="UTC", currency="EUR", industry="technology"), ctx_admin
+    )
+    org_admin = Principal(person_id="a", org_id=org.org_id, roles=frozenset({Role.ORG_ADMIN}))
+    language = "ro"  # nobody else in this session's network speaks it
+    weekdays = [{"weekday": d, "start": "08:00", "end": "18:00"} for d in range(5)]
+    coaches = []
+    for profile, capacity in zip(coach_profiles(2, seed=41), [1, 5], strict=True):
+        changes = {
+            "languages": [language],
+            "time_zone": "Europe/Bucharest",
+            "weekly_availability": weekdays,
+            "programs": ["SCALE"],
+            "capacity": capacity,
+        }
+        created = admin.create_coach(OPERATOR, CoachCreate.model_validate(profile.model_dump() | changes), ctx_admin)
+        admin.set_vetting(OPERATOR, created.coach_id, VettingDecision(status=VettingStatus.APPROVED), ctx_admin)
+        coaches.append(created)
+    rebuild_roster(CoachRepository(), RosterStore())
+    ctx = matching_context()
+    people = []
+    for index in range(2):
+        person = admin.create_person(
+            org_admin,
+            PersonCreate(
+                external_hr_id=f"O-{index}-{uuid.uuid4().hex[:6]}",
+                name="Ola",
+                email="ola@example.com",
+                level="first_time_manager",
+                function="engineering",
+                languages=[language],
+                time_zone="Europe/Bucharest",
+            ),
+            ctx_admin,
+        )
+        people.append(Principal(person_id=person.person_id, org_id=org.org_id, roles=frozenset({Role.EMPLOYEE})))
+    request = MatchRequestIn(program="SCALE", focus_competencies=["delegation"], situation="A new team to lead soon.")
+    views = [matching.request_match(p, request, ctx) for p in people]
+    for view in views:
+        [proposed] = outbox("MatchProposed", match_id=view.match_id)
+        assert proposed["coach_ids"] == [p.coach_id for p in view.proposals]
+        assert proposed["trigger"] == "request"
+
+    small = coaches[0].coach_id
+    engagement = matching.choose(people[0], views[0].match_id, small, ctx)
+    [started] = outbox("EngagementStarted", engagement_id=engagement.engagement_id)
+    assert (started["coach_id"], started["match_id"], started["person_id"]) == (
+        small,
+        views[0].match_id,
+        people[0].person_id,
+    )
+    with pytest.raises(ChooseRefused) as refused:
+        matching.choose(people[1], views[1].match_id, small, ctx)
+    assert refused.value.field == "coach_id"
+    assert outbox("EngagementStarted", person_id=people[1].person_id) == []
+
+    # A change of coach: the engagement ends and the new request is stored in one transaction.
+    changed = matching.change_coach(people[0], engagement.engagement_id, "another style", ctx)
+    [ended] = outbox("EngagementEnded", engagement_id=engagement.engagement_id)
+    assert (ended["coach_id"], ended["end_reason"]) == (small, "another style")
+    [proposed] = outbox("MatchProposed", match_id=changed.match_id)
+    assert proposed["trigger"] == "change"
+    assert small not in proposed["coach_ids"]
+    # The place it freed is the other person's now.
+    assert matching.choose(people[1], views[1].match_id, small, ctx).coach_id == small
