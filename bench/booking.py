@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     endpoint = local_dynamodb()
     import boto3
-    from coaching.adapters.dynamo import CoachRepository, PersonRepository
+    from coaching.adapters.dynamo import CoachRepository, PersonRepository, admin_ports
     from coaching.adapters.matching_store import MatchingStore
     from coaching.adapters.roster_store import RosterStore
     from coaching.auth import Principal, Role
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.capacity import metered
 
-    ctx = admin.AdminContext()
+    ctx = admin.AdminContext(**admin_ports())
     policy = BookingPolicy(allowances={"SCALE": {"sessions": 50}}, max_upcoming=20)
     org = admin.create_org(OPERATOR, OrgCreate(name="Booking bench", time_zone="UTC", currency="EUR",
                                                industry="technology"), ctx)  # fmt: skip
@@ -83,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     starts = [slot.start_utc for slot in slots[::3]][: len(engagements)]  # 45 min apart: no overlaps
 
     key = b"bench-signing-key-0123456789abcdef"
+    # No stream sources: the outbox relay's own DynamoDB calls are not the booking's round trips.
     gateway = LocalGateway(port=0, prefix="bench", dynamodb_endpoint=endpoint, signing_key=key, run_scheduler=False,
-                           env={"ROSTER_CACHE_TTL_SECONDS": "0"})  # fmt: skip
+                           run_streams=False, env={"ROSTER_CACHE_TTL_SECONDS": "0"})  # fmt: skip
     gateway.start()
     session = requests.Session()
     latencies: list[float] = []
