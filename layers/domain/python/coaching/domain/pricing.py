@@ -33,7 +33,9 @@ Bps = Annotated[int, Field(ge=0, le=BPS_SCALE)]
 class NoPriceBook(InvalidInput):
     """No price book version covers the day: the org cannot be charged until an operator posts one."""
 
-    def __init__(self, message: str, *, field: str | None = "price_book", details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = "price_book", details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message, field=field, details=details)
 
 
