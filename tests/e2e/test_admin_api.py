@@ -285,3 +285,34 @@ def test_crafted_cursors_and_overlong_ids_are_refused(tenant_a, operator):
     refused = operator.call("POST", "/coaches", offset)
     assert refused.status_code == 422, refused.text
     assert "weekly_availability[0]" in field_names(refused)
+
+
+@pytest.mark.parametrize("field", ["name", "languages", "capacity"])
+def test_patching_a_coach_with_null_for_a_required_field_is_422_naming_it(operator, field):
+    coach = operator.call("POST", "/coaches", coach_profile()).json()
+    refused = operator.call("PATCH", f"/coaches/{coach['coach_id']}", {field: None})
+    assert refused.status_code == 422, refused.text
+    assert field_names(refused) == {field}
+    assert operator.call("GET", f"/coaches/{coach['coach_id']}").json()[field] == coach[field]
+
+
+@pytest.mark.parametrize("field", ["name", "currency", "min_reporting_group_size"])
+def test_patching_an_org_with_null_for_a_required_field_is_422_naming_it(operator, field):
+    created = operator.call(
+        "POST", "/orgs", {"name": "Nulls", "time_zone": "Europe/Berlin", "currency": "EUR", "industry": "retail"}
+    ).json()
+    refused = operator.call("PATCH", f"/orgs/{created['org_id']}", {field: None})
+    assert refused.status_code == 422, refused.text
+    assert field_names(refused) == {field}
+    assert operator.call("GET", f"/orgs/{created['org_id']}").json()[field] == created[field]
+    # null where the setting is optional still means "the platform's default".
+    reset = operator.call("PATCH", f"/orgs/{created['org_id']}", {"matching": None})
+    assert reset.status_code == 200, reset.text
+    assert reset.json()["matching"] is None
+
+
+def test_patching_a_person_with_null_for_a_required_field_is_422_naming_it(tenant_a):
+    person = tenant_a.admin.call("POST", "/people", person_row("NULL-1")).json()
+    refused = tenant_a.admin.call("PATCH", f"/people/{person['person_id']}", {"email": None})
+    assert refused.status_code == 422, refused.text
+    assert field_names(refused) == {"email"}
