@@ -1,38 +1,41 @@
-"""EventBridge Scheduler expressions: `rate(...)` and AWS six-field `cron(...)`.
+"""EventBridge Scheduler expressions: `rate(...)` and AWS six-field `cron(...)`, with `croniter` doing the cron part.
 
 Cron fields: minutes hours day-of-month month day-of-week year, evaluated in the schedule's IANA
-time zone. Day-of-week is AWS-numbered (1=SUN .. 7=SAT). Exactly one of day-of-month and
-day-of-week must be `?`. Supported: `*`, `?`, values, ranges, lists, `/` steps, names (JAN, MON-FRI)
-and `L` (last day of the month) in day-of-month. `W`, `#` and `L` in day-of-week raise ValueError.
+time zone. Day-of-week is AWS-numbered (1=SUN .. 7=SAT; croniter counts 0=SUN, so numbers are
+shifted before croniter sees them). Exactly one of day-of-month and day-of-week must be `?`.
+Supported: `*`, `?`, values, ranges, lists, `/` steps, names (JAN, MON-FRI) and `L` (last day of the
+month) in day-of-month; years 1970-2099 (croniter's range; AWS accepts up to 2199). `W`, `#` and `L`
+in day-of-week raise ValueError, as does a range that runs backwards. One-time `at(...)` schedules
+are refused locally.
 
-Daylight-saving behaviour: a wall-clock time that does not exist (spring forward) fires at the
-same instant as the wall clock shifted forward by the gap (02:30 → 03:30); a time that occurs twice
-(fall back) fires once, on its first occurrence.
+croniter walks wall-clock times (naive datetimes, so it applies no time zone rules of its own); this
+module maps each to an instant, which is where the daylight-saving behaviour lives: a wall-clock time
+that does not exist (spring forward) fires at the same instant as the wall clock shifted forward by
+the gap (02:30 → 03:30); a time that occurs twice (fall back) fires once, on its first occurrence.
 """
 
 from __future__ import annotations
 
-import calendar
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-MAX_YEAR = 2199  # the last year an AWS cron expression accepts
+from croniter import CroniterBadDateError, CroniterError, croniter
 
-_MONTHS = {
-    name: i
-    for i, name in enumerate(
-        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1
-    )
-}
-_DAYS = {name: i for i, name in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], start=1)}
+MAX_YEAR = 2099  # the last year croniter accepts (AWS: 2199)
 
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _CRON = re.compile(r"^cron\((.*)\)$")
 _UNITS = {"minute": 60, "hour": 3600, "day": 86400}
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")  # AWS numbering: SUN=1
+_NAMES = {name: number for names in (_MONTHS, _DAYS) for number, name in enumerate(names, start=1)}
+_FIELDS = ("minutes", "hours", "day-of-month", "month", "day-of-week", "year")
+_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (1, 7), (1970, MAX_YEAR))
+# After a "wall time → instant" shift a later wall time can map to an earlier instant only within one
+# DST gap (at most 2 h anywhere), so scanning this far around the first hit finds the earliest.
+_DST_REACH = timedelta(hours=3)
 
 
 @dataclass(frozen=True)
@@ -49,17 +52,7 @@ class Cron:
     months: frozenset[int]
     days_of_week: frozenset[int] | None  # AWS numbering 1=SUN..7=SAT; None when `?`
     years: frozenset[int]
-
-    def day_matches(self, day: date) -> bool:
-        if day.month not in self.months or day.year not in self.years:
-            return False
-        if self.days_of_week is not None:
-            # date.isoweekday(): MON=1..SUN=7  →  AWS: SUN=1..SAT=7
-            return (day.isoweekday() % 7) + 1 in self.days_of_week
-        last = calendar.monthrange(day.year, day.month)[1]
-        return (self.days_of_month is not None and day.day in self.days_of_month) or (
-            self.last_day_of_month and day.day == last
-        )
+    croniter_expression: str  # minute hour dom month dow(0=SUN) second year
 
 
 def parse(expression: str) -> Rate | Cron:
@@ -82,74 +75,68 @@ def parse(expression: str) -> Rate | Cron:
     raise ValueError(f"{expression}: not a rate() or cron() expression")
 
 
+def _check_aws_rules(fields: list[str], expression: str) -> None:
+    """What AWS refuses (or this stack does not support) but croniter would accept."""
+    dom, dow = fields[2], fields[4]
+    for token in ("W", "#"):
+        for name, value in (("day-of-month", dom), ("day-of-week", dow)):
+            if token in value.upper():
+                raise ValueError(f"{expression}: '{token}' in {name} is not supported locally")
+    if "L" in dow.upper():  # L and 5L (last weekday of the month); no day name contains an L
+        raise ValueError(f"{expression}: 'L' in day-of-week is not supported locally")
+    if (dom == "?") == (dow == "?"):
+        raise ValueError(f"{expression}: exactly one of day-of-month and day-of-week must be '?'")
+    if any("L" in part.upper() and part.upper() != "L" for part in dom.split(",")):
+        raise ValueError(f"{expression}: only a bare 'L' is supported in day-of-month")
+    for field, value, (low, high) in zip(_FIELDS, fields, _RANGES, strict=True):
+        for first, last in re.findall(r"(\w+)-(\w+)", value):
+            if _ordinal(first) > _ordinal(last):  # croniter reads 5-3 as a wrap-around; AWS rejects it
+                raise ValueError(f"{expression}: range {first}-{last} runs backwards in {field}")
+        for number in re.findall(r"(?<![/\d])\d+", value):
+            if not low <= int(number) <= high:
+                raise ValueError(f"{expression}: {number} is outside {low}-{high} in {field}")
+
+
+def _ordinal(token: str) -> int:
+    """A field value as a number: digits, or a month or day name (AWS numbering); -1 when neither."""
+    return int(token) if token.isdigit() else _NAMES.get(token.upper(), -1)
+
+
+def _croniter_day_of_week(value: str) -> str:
+    """AWS day-of-week numbers (1=SUN) as croniter's (0=SUN); step sizes after `/` stay as they are."""
+    return re.sub(r"(?<![/\d])\d+", lambda m: str(int(m.group(0)) - 1), value)
+
+
 def _parse_cron(body: str, expression: str) -> Cron:
     fields = body.split()
     if len(fields) != 6:
         raise ValueError(f"{expression}: cron needs 6 fields (minutes hours day-of-month month day-of-week year)")
-    minute_f, hour_f, dom_f, month_f, dow_f, year_f = fields
-    for token in ("W", "#"):
-        for name, value in (("day-of-month", dom_f), ("day-of-week", dow_f)):
-            if token in value:
-                raise ValueError(f"{expression}: '{token}' in {name} is not supported locally")
-    if "L" in dow_f.upper():  # L and 5L (last weekday of the month); no day name contains an L
-        raise ValueError(f"{expression}: 'L' in day-of-week is not supported locally")
-    if (dom_f == "?") == (dow_f == "?"):
-        raise ValueError(f"{expression}: exactly one of day-of-month and day-of-week must be '?'")
-    last_day = False
-    days_of_month: frozenset[int] | None = None
-    if dom_f != "?":
-        parts = dom_f.split(",")
-        if "L" in parts:
-            last_day = True
-            parts = [p for p in parts if p != "L"]
-        if any("L" in p for p in parts):
-            raise ValueError(f"{expression}: only a bare 'L' is supported in day-of-month")
-        days_of_month = _parse_field(",".join(parts), 1, 31, {}, "day-of-month", expression) if parts else frozenset()
+    _check_aws_rules(fields, expression)
+    minute, hour, dom, month, dow, year = fields
+    day_of_month = "*" if dom == "?" else dom
+    day_of_week = "*" if dow == "?" else _croniter_day_of_week(dow)
+    spec = f"{minute} {hour} {day_of_month} {month} {day_of_week} 0 {year}"  # second 0, year last
+    try:
+        expanded, _ = croniter.expand(spec)
+    except CroniterError as exc:
+        raise ValueError(f"{expression}: {str(exc).strip().splitlines()[-1]}") from exc
+
+    def values(index: int, low: int, high: int) -> frozenset[int]:
+        items = expanded[index]
+        return frozenset(range(low, high + 1)) if "*" in items else frozenset(int(v) for v in items if v != "l")
+
+    days_of_month = None if dom == "?" else values(2, 1, 31)
+    days_of_week = None if dow == "?" else frozenset(d + 1 for d in values(4, 0, 6))
     return Cron(
-        minutes=_parse_field(minute_f, 0, 59, {}, "minutes", expression),
-        hours=_parse_field(hour_f, 0, 23, {}, "hours", expression),
+        minutes=values(0, 0, 59),
+        hours=values(1, 0, 23),
         days_of_month=days_of_month,
-        last_day_of_month=last_day,
-        months=_parse_field(month_f, 1, 12, _MONTHS, "month", expression),
-        days_of_week=None if dow_f == "?" else _parse_field(dow_f, 1, 7, _DAYS, "day-of-week", expression),
-        years=_parse_field(year_f, 1970, MAX_YEAR, {}, "year", expression),
+        last_day_of_month="l" in expanded[2],
+        months=values(3, 1, 12),
+        days_of_week=days_of_week,
+        years=values(6, 1970, MAX_YEAR),
+        croniter_expression=spec,
     )
-
-
-def _parse_field(text: str, low: int, high: int, names: dict[str, int], field: str, expression: str) -> frozenset[int]:
-    def number(token: str) -> int:
-        token = token.upper()
-        if token in names:
-            return names[token]
-        if not token.isdigit():
-            raise ValueError(f"{expression}: {token!r} is not valid in {field}")
-        value = int(token)
-        if not low <= value <= high:
-            raise ValueError(f"{expression}: {value} is outside {low}-{high} in {field}")
-        return value
-
-    values: set[int] = set()
-    for item in text.split(","):
-        if not item:
-            raise ValueError(f"{expression}: empty list item in {field}")
-        base, _, step_text = item.partition("/")
-        step = 1
-        if step_text:
-            if not step_text.isdigit() or int(step_text) < 1:
-                raise ValueError(f"{expression}: bad step {step_text!r} in {field}")
-            step = int(step_text)
-        if base == "*":
-            start, end = low, high
-        elif "-" in base:
-            first, _, last = base.partition("-")
-            start, end = number(first), number(last)
-            if start > end:
-                raise ValueError(f"{expression}: range {base} runs backwards in {field}")
-        else:
-            start = number(base)
-            end = high if step_text else start
-        values.update(range(start, end + 1, step))
-    return frozenset(values)
 
 
 def _aware(after: datetime) -> datetime:
@@ -183,38 +170,23 @@ def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
 
 
 def _next_cron(cron: Cron, after_utc: datetime, zone: ZoneInfo, expression: str) -> datetime:
-    start_day = after_utc.astimezone(zone).date() - timedelta(days=1)  # gaps can pull instants earlier
+    start = after_utc.astimezone(zone).replace(tzinfo=None) - _DST_REACH
+    walls = croniter(cron.croniter_expression, start, ret_type=datetime)
     best: datetime | None = None
     best_wall: datetime | None = None
-    for day in _days(cron, start_day):
-        if best_wall is not None and datetime.combine(day, dtime()) > best_wall + timedelta(hours=3):
-            break
-        for hour in sorted(cron.hours):
-            for minute in sorted(cron.minutes):
-                wall = datetime.combine(day, dtime(hour, minute))
-                instant = _instant(wall, zone)
-                if instant > after_utc and (best is None or instant < best):
-                    best, best_wall = instant, wall
-                    # A later wall time can only map earlier within one DST gap (< 3 h), so keep
-                    # scanning a little past the first hit and take the earliest instant.
+    try:
+        while True:
+            wall = walls.get_next(datetime)
+            if best_wall is not None and wall > best_wall + _DST_REACH:
+                break
+            instant = _instant(wall, zone)
+            if instant > after_utc and (best is None or instant < best):
+                best, best_wall = instant, wall
+    except CroniterBadDateError:
+        pass  # no wall time left in the years the expression allows
     if best is None:
         raise ValueError(f"{expression}: never fires after {after_utc.isoformat()}")
     return best.astimezone(zone)
-
-
-def _days(cron: Cron, start: date) -> Iterator[date]:
-    for year in range(start.year, MAX_YEAR + 1):
-        if year not in cron.years:
-            continue
-        for month in sorted(cron.months):
-            if (year, month) < (start.year, start.month):
-                continue
-            last = calendar.monthrange(year, month)[1]
-            first = start.day if (year, month) == (start.year, start.month) else 1
-            for day_number in range(first, last + 1):
-                day = date(year, month, day_number)
-                if cron.day_matches(day):
-                    yield day
 
 
 def fires_at(expression: str, moment: datetime, timezone: str = "UTC") -> bool:
@@ -222,5 +194,5 @@ def fires_at(expression: str, moment: datetime, timezone: str = "UTC") -> bool:
     schedule = parse(expression)
     if not isinstance(schedule, Cron):
         raise ValueError("fires_at only applies to cron expressions")
-    local = _aware(moment).astimezone(ZoneInfo(timezone))
-    return local.minute in schedule.minutes and local.hour in schedule.hours and schedule.day_matches(local.date())
+    local = _aware(moment).astimezone(ZoneInfo(timezone)).replace(tzinfo=None, second=0, microsecond=0)
+    return bool(croniter.match(schedule.croniter_expression, local))

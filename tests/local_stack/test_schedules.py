@@ -90,6 +90,31 @@ def test_weekday_numbering() -> None:
     assert next_fire("cron(0 9 ? * 7 *)", utc(2024, 6, 1, 10, 0)) == utc(2024, 6, 8, 9, 0)
 
 
+def test_day_of_week_steps_lists_and_ranges_in_aws_numbering() -> None:
+    # 2024-06-03 is a Monday. AWS 2/2 is Mon, Wed, Fri; 1,7 is the weekend; 2-6 the working week.
+    week = [utc(2024, 6, 2) + timedelta(days=i) for i in range(7)]  # Sunday .. Saturday
+
+    def days(expression: str) -> list[int]:
+        return [d.day for d in week if fires_at(expression, d.replace(hour=9))]
+
+    assert days("cron(0 9 ? * 2/2 *)") == [3, 5, 7]
+    assert days("cron(0 9 ? * 1,7 *)") == [2, 8]
+    assert days("cron(0 9 ? * 2-6 *)") == [3, 4, 5, 6, 7]
+    assert days("cron(0 9 ? * MON-FRI *)") == [3, 4, 5, 6, 7]
+    assert next_fire("cron(0 9 ? * 2/2 *)", utc(2024, 6, 3, 10)) == utc(2024, 6, 5, 9)
+
+
+def test_last_day_and_a_day_in_one_list() -> None:
+    assert next_fire("cron(0 12 15,L * ? *)", utc(2024, 2, 16)) == utc(2024, 2, 29, 12)
+    assert next_fire("cron(0 12 15,L * ? *)", utc(2024, 2, 29, 12)) == utc(2024, 3, 15, 12)
+
+
+@pytest.mark.parametrize("expression", ["cron(0 3 ? * 0 *)", "cron(0 3 ? * 8 *)", "cron(0 3 1 * ? 2150)"])
+def test_out_of_range_days_of_week_and_years(expression: str) -> None:
+    with pytest.raises(ValueError, match=r"cron"):
+        parse(expression)
+
+
 def test_last_day_of_month() -> None:
     assert next_fire("cron(0 12 L * ? *)", utc(2024, 2, 1)) == utc(2024, 2, 29, 12, 0)  # leap year
     assert next_fire("cron(0 12 L * ? *)", utc(2023, 2, 1)) == utc(2023, 2, 28, 12, 0)
