@@ -14,6 +14,7 @@ from coaching.domain.events import InvoiceDue, ReconciliationDue, stable_event_i
 from coaching.domain.invoicing import Invoice, InvoiceStatus, LineKind, finalise, reversal_of
 from coaching.domain.pricing import NoPriceBook, Outcome
 from coaching.services import invoicing
+from pydantic import ValidationError
 
 from .fakes.invoicing import ORG, PRICE, FakeBilling, World, price_book, price_version, usage
 
@@ -124,6 +125,8 @@ def test_price_book_versions_are_posted_by_operators_in_the_org_currency_and_app
     with pytest.raises(InvalidInput) as not_after:
         invoicing.add_price_book_version(OPERATOR, ORG, price_version(), world.ctx)
     assert not_after.value.field == "effective_from"
+    with pytest.raises(ValidationError, match="first day of a month"):  # whole months only
+        price_version(effective_from=date(2026, 3, 15))
     second = invoicing.add_price_book_version(OPERATOR, ORG, price_version(effective_from=date(2026, 3, 1)), world.ctx)
     assert [v.version for v in second.versions] == [1, 2]
     assert invoicing.get_price_book(ORG_ADMIN, ORG, world.ctx) == second
