@@ -262,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (DynamoDBLocalError, LocalStackError, TemplateError) as exc:
+    except (DynamoDBLocalError, LocalStackError, TemplateError, tokens.SigningKeyError) as exc:
         # Known, explained failures: the message says what to do, a traceback would only hide it.
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -102,7 +102,7 @@ class LocalGateway:
         self.stage = stage or prefix
         self.dynamodb_endpoint = dynamodb_endpoint
         self.extra_env = dict(env or {})
-        self.signing_key = signing_key if signing_key is not None else tokens.signing_key()
+        self.signing_key = tokens.check_key(signing_key if signing_key is not None else tokens.signing_key())
         self.max_containers = max_containers
         self.run_scheduler = run_scheduler
         self.run_streams = run_streams

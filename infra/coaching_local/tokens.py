@@ -1,17 +1,12 @@
-"""Local development JWTs (HS256, stdlib only) shaped like Cognito ID tokens.
+"""Local development JWTs (HS256, signed and verified with PyJWT) shaped like Cognito ID tokens.
 
 These stand in for Cognito locally: the gateway verifies them exactly where API Gateway's Cognito
 authorizer would, and hands the handlers the same claim names. They are signed with a per-checkout
-random key and must never be accepted anywhere but the local stack.
+random key (at least 32 bytes) and must never be accepted anywhere but the local stack.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import os
 import secrets
 import time
@@ -19,6 +14,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import jwt
 
 from coaching_local.paths import local_dir
 
@@ -28,6 +25,20 @@ ROLES = ("employee", "coach", "org_admin", "leader", "finance", "operator")
 PLATFORM_ROLES = frozenset({"operator", "coach"})  # roles that act across organisations: no org claim
 SIGNING_KEY_ENV = "LOCAL_DEV_SIGNING_KEY"
 SIGNING_KEY_FILE_ENV = "LOCAL_DEV_SIGNING_KEY_FILE"
+MIN_KEY_BYTES = 32  # HS256 wants a key as long as its hash (RFC 7518 §3.2)
+ALGORITHM = "HS256"
+# PyJWT checks signature, algorithm and structure; the times are checked here, against `now`.
+_DECODE_OPTIONS: Any = {
+    "verify_signature": True,
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+    "verify_aud": False,
+    "verify_iss": False,
+    "verify_sub": False,
+    "verify_jti": False,
+    "enforce_minimum_key_length": True,
+}
 
 
 class InvalidToken(Exception):
@@ -36,19 +47,15 @@ class InvalidToken(Exception):
         self.reason = reason
 
 
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+class SigningKeyError(ValueError):
+    """The development signing key is missing or too short to sign with."""
 
 
-def _b64decode(text: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidToken("malformed: bad base64url") from exc
-
-
-def _sign(signing_input: bytes, key: bytes) -> str:
-    return _b64encode(hmac.new(key, signing_input, hashlib.sha256).digest())
+def check_key(key: bytes, source: str = "the signing key") -> bytes:
+    """`key`, if it is long enough for HS256; SigningKeyError naming `source` otherwise."""
+    if len(key) < MIN_KEY_BYTES:
+        raise SigningKeyError(f"{source} holds {len(key)} bytes; an HS256 signing key needs at least {MIN_KEY_BYTES}")
+    return key
 
 
 def mint(
@@ -57,33 +64,22 @@ def mint(
     """Sign `claims` as an HS256 JWT, adding `iat` and `exp` unless the caller set them."""
     issued = int(time.time() if now is None else now)
     body = {"iat": issued, "exp": issued + ttl_seconds, **claims}
-    header = {"alg": "HS256", "typ": "JWT"}
-    signing_input = (
-        _b64encode(json.dumps(header, separators=(",", ":")).encode())
-        + "."
-        + _b64encode(json.dumps(body, separators=(",", ":")).encode())
-    )
-    return signing_input + "." + _sign(signing_input.encode("ascii"), key)
+    return jwt.encode(body, check_key(key), algorithm=ALGORITHM, headers={"typ": "JWT"})
 
 
 def verify(token: str, key: bytes, now: float | None = None) -> dict[str, Any]:
     """The claims of a valid token; InvalidToken(reason) otherwise."""
     if not isinstance(token, str) or token.count(".") != 2:
         raise InvalidToken("malformed: a JWT has three dot-separated parts")
-    header_b64, payload_b64, signature_b64 = token.split(".")
     try:
-        header = json.loads(_b64decode(header_b64))
-        claims = json.loads(_b64decode(payload_b64))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidToken("malformed: header or payload is not JSON") from exc
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise InvalidToken("malformed: header and payload must be JSON objects")
-    # Check the algorithm before anything else: `none` and algorithm confusion are the classic attacks.
-    if header.get("alg") != "HS256":
-        raise InvalidToken(f"unsupported alg {header.get('alg')!r}: only HS256 is accepted")
-    expected = _sign(f"{header_b64}.{payload_b64}".encode("ascii"), key)
-    if not hmac.compare_digest(expected, signature_b64):
-        raise InvalidToken("bad signature")
+        # Only HS256: `none` and algorithm confusion are the classic attacks.
+        claims: dict[str, Any] = jwt.decode(token, check_key(key), algorithms=[ALGORITHM], options=_DECODE_OPTIONS)
+    except jwt.InvalidAlgorithmError as exc:
+        raise InvalidToken(f"unsupported alg {_header_alg(token)!r}: only HS256 is accepted") from exc
+    except jwt.InvalidSignatureError as exc:
+        raise InvalidToken("bad signature") from exc
+    except jwt.InvalidTokenError as exc:  # DecodeError and the rest: not a well-formed JWT
+        raise InvalidToken(f"malformed: {exc}") from exc
     current = time.time() if now is None else now
     exp = claims.get("exp")
     if not isinstance(exp, (int, float)) or isinstance(exp, bool):
@@ -94,6 +90,13 @@ def verify(token: str, key: bytes, now: float | None = None) -> dict[str, Any]:
     if isinstance(nbf, (int, float)) and current < nbf:
         raise InvalidToken("not yet valid")
     return claims
+
+
+def _header_alg(token: str) -> Any:
+    try:
+        return jwt.get_unverified_header(token).get("alg")
+    except jwt.InvalidTokenError:
+        return None
 
 
 def dev_token(
@@ -134,7 +137,11 @@ def dev_token(
 
 
 def signing_key(key_file: Path | None = None) -> bytes:
-    """The local signing key: `LOCAL_DEV_SIGNING_KEY` (text), else a file created on first use."""
+    """The local signing key: `LOCAL_DEV_SIGNING_KEY` (text), else a file created on first use.
+
+    An existing key file shorter than MIN_KEY_BYTES (an empty one included) is refused with
+    SigningKeyError rather than used or silently replaced: tokens signed with it would be forgeable.
+    """
     override = os.environ.get(SIGNING_KEY_ENV)
     if override:
         return override.encode("utf-8")
@@ -142,11 +149,9 @@ def signing_key(key_file: Path | None = None) -> bytes:
         env_file = os.environ.get(SIGNING_KEY_FILE_ENV)
         key_file = Path(env_file) if env_file else local_dir() / "dev-signing-key"
     if key_file.is_file():
-        key = key_file.read_bytes()
-        if len(key) >= 32:
-            return key
+        return _checked_file(key_file)
     key_file.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
+    key = secrets.token_bytes(MIN_KEY_BYTES)
     # Write aside then hard-link into place: the link fails if another process won the race, and
     # nobody ever reads a half-written key. Everyone then uses whichever key landed first.
     tmp = key_file.with_name(f".{key_file.name}.{os.getpid()}")
@@ -158,4 +163,11 @@ def signing_key(key_file: Path | None = None) -> bytes:
         pass
     finally:
         tmp.unlink()
-    return key_file.read_bytes()
+    return _checked_file(key_file)
+
+
+def _checked_file(key_file: Path) -> bytes:
+    try:
+        return check_key(key_file.read_bytes(), str(key_file))
+    except SigningKeyError as exc:
+        raise SigningKeyError(f"{exc}: delete it and a new random key is written on next use") from exc

@@ -116,3 +116,28 @@ def test_signing_key_file_is_created_once(tmp_path: Path, monkeypatch: pytest.Mo
 def test_signing_key_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(tokens.SIGNING_KEY_ENV, "override-key")
     assert tokens.signing_key() == b"override-key"
+
+
+@pytest.mark.parametrize("content", [b"", b"short-key", b"x" * 31])
+def test_empty_or_short_key_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes) -> None:
+    monkeypatch.delenv(tokens.SIGNING_KEY_ENV, raising=False)
+    key_file = tmp_path / "dev-signing-key"
+    key_file.write_bytes(content)
+    with pytest.raises(tokens.SigningKeyError, match=f"holds {len(content)} bytes.*at least 32.*delete it"):
+        tokens.signing_key(key_file)
+    assert key_file.read_bytes() == content  # refused, never silently replaced or used
+
+
+def test_short_keys_never_sign_or_verify() -> None:
+    with pytest.raises(tokens.SigningKeyError, match="at least 32"):
+        mint({"sub": "x"}, b"short")
+    with pytest.raises(tokens.SigningKeyError, match="at least 32"):
+        verify(mint({"sub": "x"}, KEY), b"")
+
+
+def test_gateway_refuses_a_short_key() -> None:
+    from coaching_local.gateway import LocalGateway
+
+    fixture = Path(__file__).parent / "fixture_stack" / "template.yaml"
+    with pytest.raises(tokens.SigningKeyError, match="at least 32"):
+        LocalGateway(fixture, port=0, signing_key=b"0123456789")
