@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
+import re
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +22,7 @@ import requests
 from coaching_local import tokens
 from coaching_local.dynamodb_local import ensure_tables
 from coaching_local.gateway import LocalGateway, build_openapi
+from coaching_local.server import make_http_server
 from coaching_local.template import load_template
 
 pytestmark = pytest.mark.integration
@@ -171,6 +176,41 @@ def test_unknown_path_and_wrong_method(gateway: LocalGateway) -> None:
     wrong = requests.delete(f"{gateway.url}/public", timeout=10)
     assert wrong.status_code == 403
     assert wrong.json() == {"message": "Missing Authentication Token"}
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND", "MKCOL", "LOCK"])
+@pytest.mark.parametrize("path", ["/public", "/echo/x", "/nope"])
+def test_methods_api_gateway_does_not_know_are_403_never_501(gateway: LocalGateway, method: str, path: str) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        assert response.status == 403
+        assert json.loads(response.read()) == {"message": "Missing Authentication Token"}
+        assert response.getheader("x-amzn-RequestId")
+    finally:
+        connection.close()
+
+
+def test_accepted_connections_have_tcp_nodelay() -> None:
+    """Headers and body leave in two sends; without TCP_NODELAY the body can wait for a delayed ACK."""
+
+    def probe(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        value = environ["werkzeug.socket"].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        body = str(value).encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    server = make_http_server("127.0.0.1", 0, probe)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        answers = {requests.get(f"http://127.0.0.1:{server.port}/", timeout=10).text for _ in range(3)}
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    assert answers != {"0"}
+    assert len(answers) == 1
 
 
 def test_handler_exception_is_502_and_logged(gateway: LocalGateway, caplog: pytest.LogCaptureFixture) -> None:
@@ -354,6 +394,22 @@ def test_openapi_and_docs(gateway: LocalGateway) -> None:
     assert docs.status_code == 200
     assert "swagger-ui" in docs.text
     assert "/openapi.json" in docs.text
+
+
+def test_docs_use_only_local_swagger_ui_assets(gateway: LocalGateway) -> None:
+    html = requests.get(f"{gateway.url}/docs", timeout=10).text
+    assert "://" not in html  # no CDN, no absolute URL of any kind: works offline
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+    assert {"/docs/static/swagger-ui-bundle.js", "/docs/static/swagger-ui.css"} <= set(assets)
+    assert all(asset.startswith("/docs/static/") for asset in assets), assets
+    kinds = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
+    for asset in assets:
+        response = requests.get(f"{gateway.url}{asset}", timeout=10)
+        assert response.status_code == 200, asset
+        assert kinds[Path(asset).suffix] in response.headers["Content-Type"], (asset, response.headers)
+        assert len(response.content) > 100
+    assert requests.get(f"{gateway.url}/docs/static/nope.js", timeout=10).status_code == 404
+    assert requests.get(f"{gateway.url}/docs/static/..%2F..%2Fpackage.json", timeout=10).status_code == 404
 
 
 def test_build_openapi_skips_functions_without_app(caplog: pytest.LogCaptureFixture) -> None:
