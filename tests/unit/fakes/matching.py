@@ -93,7 +93,7 @@ def make_org(org_id: str = "org-1", *, matching: MatchingSettings | None = None)
         name=f"Org {org_id}",
         time_zone="Europe/London",
         currency="EUR",
-        industry="technology",
+        industry=Industry.TECHNOLOGY,
         min_reporting_group_size=5,
         matching=matching,
         created_at=NOW,

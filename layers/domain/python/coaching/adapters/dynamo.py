@@ -6,12 +6,13 @@ beside it, so every single-item write is an optimistic, conditional write.
 
 from __future__ import annotations
 
+import builtins
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from pydantic import BaseModel
 from pynamodb.attributes import UnicodeAttribute, VersionAttribute
@@ -36,7 +37,7 @@ _CONFLICT_RETRIES = 8
 _BACKOFF_SECONDS = 0.01
 
 
-class _Gsi1(GlobalSecondaryIndex["MainItem"]):
+class _Gsi1(GlobalSecondaryIndex["MainItem"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = "gsi1"
         projection = AllProjection()
@@ -196,6 +197,11 @@ def _page[EntityT: BaseModel](
     return Page(items=items, next_cursor=encode_cursor(results.last_evaluated_key))
 
 
+def _start_key(cursor: str | None, expected_pk: str) -> dict[str, dict[str, Any]] | None:
+    """Where a listing resumes: the client's cursor, checked to belong to the partition listed."""
+    return cast("dict[str, dict[str, Any]] | None", decode_cursor(cursor, expected_pk=expected_pk))
+
+
 class OrgRepository:
     def add(self, org: Org) -> None:
         _insert(
@@ -216,7 +222,7 @@ class OrgRepository:
         return modify_entity(keys.org_pk(org_id), keys.ORG_PROFILE_SK, Org, change)
 
     def list(self, *, limit: int, cursor: str | None) -> Page[Org]:
-        start = decode_cursor(cursor, expected_pk=keys.ORGS_INDEX_PK)
+        start = _start_key(cursor, keys.ORGS_INDEX_PK)
         results = MainItem.gsi1.query(keys.ORGS_INDEX_PK, limit=limit, last_evaluated_key=start)
         return _page(results, Org)
 
@@ -233,7 +239,7 @@ class PersonRepository:
 
     def list(self, org_id: str, *, limit: int, cursor: str | None) -> Page[Person]:
         pk = keys.people_pk(org_id)
-        start = decode_cursor(cursor, expected_pk=pk)
+        start = _start_key(cursor, pk)
         results = MainItem.query(pk, MainItem.sk.startswith("PERSON#"), limit=limit, last_evaluated_key=start)
         return _page(results, Person)
 
@@ -346,17 +352,17 @@ class CoachRepository:
     def list(self, *, status: str | None, limit: int, cursor: str | None) -> Page[Coach]:
         if status:
             pk = keys.coaches_by_status_pk(status)
-            start = decode_cursor(cursor, expected_pk=pk)
+            start = _start_key(cursor, pk)
             results = MainItem.gsi1.query(pk, limit=limit, last_evaluated_key=start)
         else:
-            start = decode_cursor(cursor, expected_pk=keys.COACHES_PK)
+            start = _start_key(cursor, keys.COACHES_PK)
             # The network partition also holds each coach's load counter: list profiles only.
             results = MainItem.query(
                 keys.COACHES_PK, MainItem.sk.startswith("COACH#"), limit=limit, last_evaluated_key=start
             )
         return _page(results, Coach)
 
-    def all_approved(self) -> list[Coach]:
+    def all_approved(self) -> builtins.list[Coach]:
         """Every approved coach, through the status index (a Query, never a Scan)."""
         results = MainItem.gsi1.query(keys.coaches_by_status_pk("approved"))
         return [Coach.model_validate_json(item.body) for item in results]
