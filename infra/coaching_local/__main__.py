@@ -103,7 +103,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"  OpenAPI       {url}/openapi.json\n"
             f"  DynamoDB      {endpoint} (tables: {', '.join(table_names.values())})\n"
             f"  Schedules     {url}/_local/schedules  (fire: python -m coaching_local fire NAME)\n"
-            f"  Deliveries    {url}/_local/deliveries   Dead letters {url}/_local/dead-letters"
+            f"  Deliveries    {url}/_local/deliveries   Dead letters {url}/_local/dead-letters\n"
+            f"  Streams       {url}/_local/streams  (pause, resume, drain: POST {url}/_local/streams/NAME/pause)"
         )
         _print_tokens(summary, gateway.signing_key)
         print("\nCtrl-C stops everything.", flush=True)

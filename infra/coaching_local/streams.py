@@ -30,8 +30,8 @@ from coaching_local.template import StreamSource
 
 log = logging.getLogger("coaching_local.streams")
 
-POLL_INTERVAL = 0.2  # seconds between reads of a caught-up stream
-SHARD_REFRESH = 2.0  # seconds between DescribeStream calls while nothing changes
+POLL_INTERVAL = 0.25  # seconds between reads of a caught-up stream
+SHARD_REFRESH = 10.0  # seconds between DescribeStream calls while no shard closes
 BUFFER_LIMIT = 1000  # records read ahead per shard
 
 
