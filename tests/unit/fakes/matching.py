@@ -348,15 +348,6 @@ class FakeMatchingStore:
         del self.markers[(engagement.org_id, engagement.person_id, engagement.program.value)]
         self.load[engagement.coach_id] -= 1
 
-    def end(self, engagement: Engagement, version: int, events: Sequence[Event] = ()) -> None:
-        with self._lock:
-            self._race()
-            self._check_end(engagement, version)
-            if not self._check_events(events):
-                raise Conflict("this engagement changed at the same time; load it again")
-            self._apply_end(engagement, version)
-            self._commit_events(events)
-
     def end_and_propose(
         self, ended: Engagement, version: int, match: MatchRecord, situation: str | None, events: Sequence[Event] = ()
     ) -> None:

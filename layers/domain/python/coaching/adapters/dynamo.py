@@ -271,7 +271,7 @@ class PersonRepository:
                         item.version = version
                     transaction.save(item)
         except TransactWriteError as exc:
-            if failed_keys(transaction, exc):
+            if failed_keys(transaction, exc) or lost_to_another_transaction(exc):
                 raise Conflict("a person in this batch changed since it was read; read again") from exc
             raise
 
@@ -342,7 +342,7 @@ class CoachRepository:
                     transaction.save(item)
                     add_events(transaction, events)
             except TransactWriteError as exc:
-                if (pk, sk) in failed_keys(transaction, exc):
+                if (pk, sk) in failed_keys(transaction, exc) or lost_to_another_transaction(exc):
                     backoff(attempt)
                     continue
                 raise
@@ -366,6 +366,11 @@ class CoachRepository:
         """Every approved coach, through the status index (a Query, never a Scan)."""
         results = MainItem.gsi1.query(keys.coaches_by_status_pk("approved"))
         return [Coach.model_validate_json(item.body) for item in results]
+
+
+def lost_to_another_transaction(exc: TransactWriteError) -> bool:
+    """DynamoDB cancelled the transaction because another one was changing one of its items."""
+    return any(reason is not None and reason.code == "TransactionConflict" for reason in exc.cancellation_reasons or [])
 
 
 def is_transaction_conflict(exc: TransactWriteError) -> bool:
@@ -430,4 +435,5 @@ __all__ = [
     "admin_ports",
     "failed_keys",
     "is_transaction_conflict",
+    "lost_to_another_transaction",
 ]

@@ -241,16 +241,6 @@ class MatchingStore:
             message = _COHORT_REFUSALS.get(refusal.field or "", refusal.message)
             raise type(refusal)(message, field=refusal.field) from exc
 
-    def end(self, engagement: Engagement, version: int, events: Sequence[Event] = ()) -> None:
-        """End an engagement: free the person's program slot and the coach's capacity."""
-        transaction = TransactWrite(connection=connection())
-        try:
-            with transaction:
-                _add_end(transaction, engagement, version)
-                add_events(transaction, events)
-        except TransactWriteError as exc:
-            raise Conflict("this engagement changed at the same time; load it again") from exc
-
     def end_and_propose(
         self,
         ended: Engagement,
