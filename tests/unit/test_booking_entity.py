@@ -290,7 +290,7 @@ def test_a_budget_step_can_cross_both_thresholds_and_a_full_meter_crosses_none()
 
 
 def test_free_places_are_those_never_used_or_whose_session_has_ended():
-    reads = BookingReads(engagement=None, org=None, person=None, roster_pointer=None)
-    reads.places = {1: ("b1", "2027-03-10T15:30:00+00:00"), 2: ("b2", "2027-03-01T10:00:00+00:00")}
+    places = {1: ("b1", "2027-03-10T15:30:00+00:00"), 2: ("b2", "2027-03-01T10:00:00+00:00")}
+    reads = BookingReads(engagement=None, org=None, person=None, roster_pointer=None, places=places, org_usage={})
     assert reads.free_places(3, datetime(2027, 3, 5, tzinfo=UTC)) == [2, 3]
     assert reads.free_places(3, datetime(2027, 3, 11, tzinfo=UTC)) == [1, 2, 3]

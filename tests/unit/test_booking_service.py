@@ -287,8 +287,7 @@ class _LaggingStore(FakeBookingStore):
 
     def read_for_booking(self, org_id: str, person_id: str, engagement_id: str, periods: Iterable[str]) -> BookingReads:
         reads = super().read_for_booking(org_id, person_id, engagement_id, periods)
-        reads.org_usage = dict.fromkeys(reads.org_usage, 0)
-        return reads
+        return reads._replace(org_usage=dict.fromkeys(reads.org_usage, 0))
 
 
 def test_a_meter_that_moved_since_it_was_read_is_read_again_and_the_booking_retried():

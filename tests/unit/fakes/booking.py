@@ -192,6 +192,8 @@ class FakeBookingStore:
             org=self.orgs.get(org_id),
             person=self.people.get((org_id, person_id)),
             roster_pointer=self.roster_pointer,
+            places={},
+            org_usage={},
             price_book=self.price_books.get(org_id),
         )
         for place in range(1, MAX_UPCOMING_LIMIT + 1):

@@ -380,6 +380,8 @@ class BookingStore:
             org=Org.model_validate_json(org_item["body"]["S"]) if org_item else None,
             person=Person.model_validate_json(person_item["body"]["S"]) if person_item else None,
             roster_pointer=RosterPointer.from_raw_data(pointer_item) if pointer_item else None,
+            places={},
+            org_usage={},
             price_book=PriceBook.model_validate_json(found[book_key]["body"]["S"]) if book_key in found else None,
         )
         for place_key, number in place_keys.items():
