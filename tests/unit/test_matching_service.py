@@ -476,3 +476,17 @@ def test_a_leader_cannot_request_for_someone_else(world):
     leader = Principal(person_id="leader", org_id=world.org.org_id, roles=frozenset({Role.LEADER}))
     with pytest.raises(Forbidden):
         ask(world, leader)
+
+
+def test_a_coachs_new_hours_count_as_soon_as_the_roster_has_them(world):
+    coach = make_coach("changing")
+    world.coaches(coach)
+    employee = world.person()
+    assert ids(ask(world, employee)) == [coach.coach_id]
+    # The coach moved every hour to Sunday night; the next roster version says so.
+    world.network.coaches[coach.coach_id] = coach.model_validate(
+        coach.model_dump() | {"weekly_availability": [r.model_dump() for r in SUNDAY_NIGHT]}
+    )
+    world.network.publish()
+    with pytest.raises(NoEligibleCoachError, match="bookable hours"):
+        ask(world, employee)

@@ -231,24 +231,28 @@ def person_context(
     )
 
 
-_hours_cache: dict[tuple[str, str, str, datetime, tuple[Interval, ...]], float] = {}
+_hours_cache: dict[tuple[str, str, str, datetime, tuple[Interval, ...]], tuple[RosterCoach, float]] = {}
 
 
 def coach_bookable_hours(
     coach: RosterCoach, context: PersonContext, now: datetime, busy: tuple[Interval, ...] = ()
 ) -> float:
     """Exact, DST-correct free hours after the coach's bookings; cached per coach, person
-    zone, hour and set of bookings in a warm container (a new booking changes the key)."""
+    zone, hour and set of bookings in a warm container (a new booking changes the key).
+
+    An entry holds for the roster coach it was computed from: a new roster version (new
+    hours, time off) brings new coach objects, so its hours are computed afresh.
+    """
     hour = now.replace(minute=0, second=0, microsecond=0)
     key = (coach.coach_id, coach.time_zone, context.time_zone, hour, busy)
-    hours = _hours_cache.get(key)
-    if hours is None:
-        if len(_hours_cache) > 100_000:
-            _hours_cache.clear()
-        policy = AvailabilityPolicy.from_coach(coach)
-        hours = _hours_cache[key] = bookable_hours(
-            policy, busy, context.time_zone, hour, days=AVAILABILITY_WINDOW_DAYS, now=hour
-        )
+    cached = _hours_cache.get(key)
+    if cached is not None and cached[0] is coach:
+        return cached[1]
+    if len(_hours_cache) > 100_000:
+        _hours_cache.clear()
+    policy = AvailabilityPolicy.from_coach(coach)
+    hours = bookable_hours(policy, busy, context.time_zone, hour, days=AVAILABILITY_WINDOW_DAYS, now=hour)
+    _hours_cache[key] = (coach, hours)
     return hours
 
 
