@@ -23,7 +23,7 @@ from coaching_local.apigateway import HTTP_METHODS
 from coaching_local.paths import default_template, repo_root
 from coaching_local.runtime import load_function_module
 from coaching_local.server import LocalRequest, json_response, response
-from coaching_local.template import function_specs, load_template
+from coaching_local.template import LOCAL_REGION, function_specs, load_template
 
 log = logging.getLogger("coaching_local.openapi")
 
@@ -113,7 +113,9 @@ def build_openapi(template_path: str | Path | None = None, *, prefix: str = "loc
         if not spec.handler_file.is_file():
             log.warning("OpenAPI: %s has no %s; skipped", spec.logical_id, spec.handler_file)
             continue
-        module = load_function_module(spec, f"_coaching_openapi_{spec.logical_id}", spec.environment)
+        # Handlers read their settings at import; a region is all the template does not give them.
+        env = {"AWS_REGION": LOCAL_REGION, "AWS_DEFAULT_REGION": LOCAL_REGION, **spec.environment}
+        module = load_function_module(spec, f"_coaching_openapi_{spec.logical_id}", env)
         try:
             app = getattr(module, "app", None)
             if app is None or not hasattr(app, "get_openapi_json_schema"):
