@@ -156,10 +156,10 @@ ENGAGEMENT_ENDED_REASON = "the engagement with this coach ended"
 LATE_RESCHEDULE_REASON = "rescheduled inside the late-cancel window"
 
 
+# A session and its state machine. Every change is a method that checks its rule and returns a new,
+# validated booking (or raises a domain error naming the rule). A comment, not a docstring: the
+# docstring would become the API schema's description.
 class Booking(DeferredModel):
-    """A session and its state machine. Every change is a method that checks its rule and
-    returns a new, validated booking (or raises a domain error naming the rule)."""
-
     booking_id: str
     org_id: str
     person_id: str
