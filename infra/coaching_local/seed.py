@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from coaching.adapters.billing_store import BillingStore
-from coaching.adapters.dynamo import CoachRepository
+from coaching.adapters.dynamo import CoachRepository, admin_ports
 from coaching.adapters.roster_store import RosterStore
 from coaching.auth import Principal, Role
 from coaching.domain.coaches import AvailabilityRule, CoachCreate, RoleHeld, VettingDecision, VettingStatus
@@ -181,7 +181,7 @@ def give_price_book(org_id: str, currency: str) -> PriceBook:
 
 def seed_demo(table_names: dict[str, str] | None = None) -> dict[str, Any]:
     """Seed through the domain services; the caller has set the environment for the tables."""
-    ctx = admin.AdminContext()
+    ctx = admin.AdminContext(**admin_ports())
     summary: dict[str, Any] = {"orgs": [], "people": 0, "coaches": 0, "languages": []}
     first_people: dict[str, list[dict[str, Any]]] = {}
     for number, spec in enumerate(DEMO_ORGS, start=1):
