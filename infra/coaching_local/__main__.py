@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,7 +139,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_fire(args: argparse.Namespace) -> int:
-    name = urllib.request.quote(args.name, safe="")
+    name = urllib.parse.quote(args.name, safe="")
     if not args.url.startswith(("http://", "https://")):
         print(f"error: --url must be an http(s) URL, got {args.url}", file=sys.stderr)
         return 2

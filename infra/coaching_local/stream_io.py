@@ -30,7 +30,7 @@ _CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2}
 
 
 def _client(service: str, endpoint: str, region: str) -> Any:
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]  # the stubs type each service name separately
         service,
         endpoint_url=endpoint,
         region_name=region,

@@ -62,6 +62,8 @@ class StreamPoller:
         region: str,
         delivery_log: DeliveryLog,
         retry_base_delay: float,
+        client: StreamClient | None = None,
+        checkpoints: CheckpointStore | None = None,
     ) -> None:
         self.source = source
         self.pool = pool
@@ -70,8 +72,8 @@ class StreamPoller:
         self.region = region
         self.log = delivery_log
         self.retry_base_delay = retry_base_delay
-        self.client = StreamClient(endpoint, region)
-        self.checkpoints = CheckpointStore(self.client)
+        self.client = client or StreamClient(endpoint, region)
+        self.checkpoints = checkpoints or CheckpointStore(self.client)
         self.stream_arn: str | None = None
         self.counts = {"invocations": 0, "delivered": 0, "filtered": 0, "dead_lettered": 0}
         self.last_error: str | None = None
@@ -193,14 +195,9 @@ class StreamPoller:
 
     def _poll(self) -> bool:
         """One pass over the ready shards; True when anything was read, delivered or is still waiting."""
-        if self.stream_arn is None:
-            self.stream_arn = self.client.stream_arn(self.table_name)
-            if self.stream_arn is None:
-                self.last_error = f"table {self.table_name} is missing or has no stream"
+        if self.stream_arn is None or time.monotonic() >= self._next_refresh:
+            if not self._follow_stream():
                 return True
-            self._saved = self.checkpoints.load(self._mapping)
-            self._next_refresh = 0.0
-        if time.monotonic() >= self._next_refresh:
             self._refresh_shards()
         busy = False
         for state in self._ready_shards():
@@ -208,6 +205,17 @@ class StreamPoller:
             if self._paused or self._stopping.is_set():
                 return True
         return busy
+
+    def _follow_stream(self) -> bool:
+        """Keep to the table's current stream; a re-created one is followed once the old one is read to its end."""
+        latest = self.client.stream_arn(self.table_name)
+        if latest != self.stream_arn and (self.stream_arn is None or all(s.done for s in self._shards.values())):
+            self.stream_arn, self._shards = latest, {}
+            self._saved = None if latest is None else self.checkpoints.load(self._mapping)
+        if self.stream_arn is None:
+            self.last_error = f"table {self.table_name} is missing or has no stream"
+            return False
+        return True
 
     def _refresh_shards(self) -> None:
         assert self.stream_arn is not None

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -143,7 +144,7 @@ class StackProcess:
             return exc.code, json.loads(exc.read() or b"null")
 
     def fire(self, schedule_name: str) -> dict[str, Any]:
-        return self._call("POST", f"/_local/schedules/{urllib.request.quote(schedule_name, safe='')}/fire")[1]
+        return self._call("POST", f"/_local/schedules/{urllib.parse.quote(schedule_name, safe='')}/fire")[1]
 
     def deliveries(self) -> list[dict[str, Any]]:
         return self._call("GET", "/_local/deliveries")[1]
@@ -169,12 +170,12 @@ class StackProcess:
         return self._call("GET", "/_local/streams/dead-letters")[1]
 
     def pause_stream(self, name: str) -> dict[str, Any]:
-        return self._call("POST", f"/_local/streams/{urllib.request.quote(name, safe='')}/pause")[1]
+        return self._call("POST", f"/_local/streams/{urllib.parse.quote(name, safe='')}/pause")[1]
 
     def resume_stream(self, name: str) -> dict[str, Any]:
-        return self._call("POST", f"/_local/streams/{urllib.request.quote(name, safe='')}/resume")[1]
+        return self._call("POST", f"/_local/streams/{urllib.parse.quote(name, safe='')}/resume")[1]
 
     def drain_streams(self, timeout: float = 30.0, name: str | None = None) -> dict[str, Any]:
         """Wait until the stream(s) are read to their end and delivered; `drained` says whether they were."""
-        where = "" if name is None else f"/{urllib.request.quote(name, safe='')}"
+        where = "" if name is None else f"/{urllib.parse.quote(name, safe='')}"
         return self._call("POST", f"/_local/streams{where}/drain?timeout={timeout}", timeout=timeout + 30)[1]
