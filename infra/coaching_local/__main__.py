@@ -128,6 +128,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         prefix=args.table_prefix,
         dynamodb_endpoint=args.dynamodb_endpoint,
         run_scheduler=not args.no_scheduler,
+        streams_paused=args.streams_paused,
     )
     gateway.start()
     try:
@@ -225,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--table-prefix", default=UP_PREFIX)
     serve.add_argument("--template", default=None)
     serve.add_argument("--no-scheduler", action="store_true", help="only fire schedules on request")
+    serve.add_argument(
+        "--streams-paused", action="store_true", help="start stream pollers paused (POST /_local/streams/NAME/resume)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     fire = sub.add_parser("fire", help="fire a schedule now on the running stack")

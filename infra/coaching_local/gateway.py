@@ -90,6 +90,7 @@ class LocalGateway:
         retry_base_delay: float = 0.2,
         run_scheduler: bool = True,
         run_streams: bool = True,
+        streams_paused: bool = False,
         preload: bool = True,
         stage: str | None = None,
     ) -> None:
@@ -106,6 +107,7 @@ class LocalGateway:
         self.max_containers = max_containers
         self.run_scheduler = run_scheduler
         self.run_streams = run_streams
+        self.streams_paused = streams_paused
         self.preload = preload
         self.specs = function_specs(self.template, prefix=prefix, parameters=parameters, region=region)
         names = LocalNames(prefix=prefix, parameters=dict(parameters or {}), region=region)
@@ -218,6 +220,8 @@ class LocalGateway:
             if self.preload:
                 for pool in self.pools.values():
                     pool.preload()
+            if self.run_streams:
+                self.streams.prepare()
         except BaseException:
             self._server.server_close()
             self._server = None
@@ -231,7 +235,7 @@ class LocalGateway:
         if self.run_scheduler:
             self.scheduler.start()
         if self.run_streams:
-            self.streams.start()
+            self.streams.start(paused=self.streams_paused)
         self._started = True
         log.info(
             "local gateway listening on %s (%d routes, %d rules, %d schedules, %d streams)",

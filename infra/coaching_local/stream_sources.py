@@ -32,14 +32,21 @@ class StreamSources:
         poller = StreamPoller(source, pool, table_name, endpoint, self.region, self.log, self.retry_base_delay)
         self.pollers.append(poller)
 
-    def start(self) -> None:
+    def prepare(self) -> None:
+        """Create the checkpoint table (before anything starts, so a DynamoDB problem fails the start)."""
+        if self.pollers and self.endpoint is not None:
+            CheckpointStore(StreamClient(self.endpoint, self.region)).ensure()
+
+    def start(self, *, paused: bool = False) -> None:
+        """Start every poller; `paused` starts them paused (resume each through its control route)."""
         if not self.pollers:
             return
         if self.endpoint is None:
             log.warning("no DynamoDB endpoint: the %d stream source(s) are not polled", len(self.pollers))
             return
-        CheckpointStore(StreamClient(self.endpoint, self.region)).ensure()
         for poller in self.pollers:
+            if paused:
+                poller.pause()
             poller.start()
         log.info("polling %s", ", ".join(f"{p.table_name} → {p.name}" for p in self.pollers))
 

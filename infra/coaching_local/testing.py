@@ -33,6 +33,7 @@ class StackProcess:
         env: Mapping[str, str] | None = None,
         signing_key: bytes | None = None,
         scheduler: bool = True,
+        streams_paused: bool = False,
     ) -> None:
         self.dynamodb_endpoint = dynamodb_endpoint
         self.prefix = prefix
@@ -41,6 +42,7 @@ class StackProcess:
         self.extra_env = dict(env or {})
         self.signing_key = signing_key if signing_key is not None else tokens.signing_key()
         self.scheduler = scheduler
+        self.streams_paused = streams_paused
         self.url = ""
         self.output: list[str] = []
         self._process: subprocess.Popen[str] | None = None
@@ -64,6 +66,8 @@ class StackProcess:
             command += ["--template", str(self.template)]
         if not self.scheduler:
             command.append("--no-scheduler")
+        if self.streams_paused:
+            command.append("--streams-paused")
         env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",

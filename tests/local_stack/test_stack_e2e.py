@@ -120,7 +120,7 @@ def test_stream_record_committed_before_a_crash_is_delivered_once_after_restart(
 ) -> None:
     """The outbox promise: a change committed while its event is unpublished is published after a crash."""
 
-    def start() -> StackProcess:
+    def start(*, paused: bool = False) -> StackProcess:
         return StackProcess(
             dynamodb_endpoint=dynamodb_local,
             prefix="restart",  # its own tables and checkpoints, apart from the module's stack
@@ -128,6 +128,7 @@ def test_stream_record_committed_before_a_crash_is_delivered_once_after_restart(
             signing_key=KEY,
             env={"FIXTURE_SINK_DIR": str(tmp_path)},
             scheduler=False,
+            streams_paused=paused,
         ).start()
 
     ddb = boto3.client(
@@ -157,8 +158,11 @@ def test_stream_record_committed_before_a_crash_is_delivered_once_after_restart(
     finally:
         first.kill()
     assert relayed() == ["before-crash"]
-    second = start()
+    second = start(paused=True)
     try:
+        assert second.drain_streams(timeout=0.5)["paused"] == ["RelayFunction.Outbox"]
+        assert relayed() == ["before-crash"]
+        assert second.resume_stream("RelayFunction.Outbox")["paused"] is False
         result = second.drain_streams()
         assert result["drained"] is True, result
         (state,) = second.streams()
