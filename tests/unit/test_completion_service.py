@@ -9,7 +9,13 @@ import pytest
 from coaching.auth import Principal, Role
 from coaching.domain.booking import Booking, BookingStatus, Confirmation
 from coaching.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from coaching.domain.events import SessionCompleted, SessionCredited, SessionDisputeRejected
+from coaching.domain.events import (
+    SessionCompleted,
+    SessionConfirmed,
+    SessionCredited,
+    SessionDisputed,
+    SessionDisputeRejected,
+)
 from coaching.domain.invoicing import EntryKind
 from coaching.services import booking, completion
 
@@ -170,6 +176,8 @@ def test_the_person_confirms_within_72_hours_once(world, made):
     assert confirmed.confirmation is Confirmation.CONFIRMED
     assert world.store.stored(made) == confirmed
     assert completion.confirm(employee(), made.booking_id, world.completion_ctx) == confirmed
+    [event] = world.store.events(SessionConfirmed)  # the repeated answer committed nothing again
+    assert (event.booking_id, event.status) == (made.booking_id, confirmed.status.value)
     with pytest.raises(Conflict, match="already confirmed"):
         completion.dispute(employee(), made.booking_id, "It never happened.", world.completion_ctx)
 
@@ -190,6 +198,13 @@ def _disputed(world: World, made: Booking) -> Booking:
     completed(world, made)
     world.clock.now += timedelta(hours=5)
     return completion.dispute(employee(), made.booking_id, "The coach never joined the call.", world.completion_ctx)
+
+
+def test_a_dispute_commits_an_event_that_never_carries_what_the_person_wrote(world, made):
+    disputed = _disputed(world, made)
+    [event] = world.store.events(SessionDisputed)
+    assert event.booking_id == disputed.booking_id
+    assert "never joined" not in event.model_dump_json()
 
 
 def test_a_rejected_dispute_keeps_the_session_billed(world, made):

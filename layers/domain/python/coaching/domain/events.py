@@ -98,11 +98,11 @@ class MatchProposed(Event):
 class EngagementStarted(Event):
     source = MATCHING
     detail_type = "EngagementStarted"
-    description = "A person chose a coach: an engagement in a programme began."
+    description = "A person chose a coach (or a cohort launch assigned one): an engagement in a programme began."
 
     org_id: str
     person_id: str
-    match_id: str
+    match_id: str | None = None  # None for an engagement a cohort launch committed
     engagement_id: str
     coach_id: str
     program: str
@@ -199,6 +199,22 @@ class SessionCredited(_SessionEvent):
     amount_minor: int
 
 
+class SessionConfirmed(_SessionEvent):
+    source = SESSIONS
+    detail_type = "SessionConfirmed"
+    description = "The person confirmed the coach's record of the session."
+
+    status: str
+
+
+class SessionDisputed(_SessionEvent):
+    source = SESSIONS
+    detail_type = "SessionDisputed"
+    description = "The person disputed the coach's record; an operator resolves it. The reason stays off the bus."
+
+    status: str
+
+
 class SessionDisputeRejected(_SessionEvent):
     source = SESSIONS
     detail_type = "SessionDisputeRejected"
@@ -261,6 +277,8 @@ CATALOGUE: tuple[type[Event], ...] = (
     SessionRescheduled,
     BudgetThresholdReached,
     SessionCompleted,
+    SessionConfirmed,
+    SessionDisputed,
     SessionCredited,
     SessionDisputeRejected,
     InvoiceDue,

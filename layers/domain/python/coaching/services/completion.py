@@ -16,7 +16,14 @@ from coaching.auth import Principal, Role
 from coaching.domain.booking import Booking, BookingState
 from coaching.domain.common import Clock
 from coaching.domain.errors import AlreadyBilled, Conflict, NotFound
-from coaching.domain.events import SessionCompleted, SessionCredited, SessionDisputeRejected, stable_event_id
+from coaching.domain.events import (
+    SessionCompleted,
+    SessionConfirmed,
+    SessionCredited,
+    SessionDisputed,
+    SessionDisputeRejected,
+    stable_event_id,
+)
 from coaching.domain.invoicing import EntryKind, LedgerEntry, reversal_of
 from coaching.domain.pricing import Outcome
 from coaching.services.booking import BookingReader, BookingWriter, billable_entry, coach_booking, own_booking
@@ -92,7 +99,20 @@ def _answer(caller: Principal, booking_id: str, ctx: CompletionContext, dispute_
     changed = booking.confirm(now) if dispute_reason is None else booking.dispute(dispute_reason, now)
     if changed.confirmation is booking.confirmation:
         return booking  # the same answer again
-    ctx.store.end(changed, state.version, release=False, refund=False, entry=None, events=[])
+    kind = SessionConfirmed if dispute_reason is None else SessionDisputed
+    # What the person wrote stays in the booking; the bus only learns that they answered.
+    answered = kind(
+        event_id=stable_event_id(kind.detail_type, changed.booking_id),
+        occurred_at=now,
+        org_id=changed.org_id,
+        person_id=changed.person_id,
+        booking_id=changed.booking_id,
+        coach_id=changed.coach_id,
+        program=changed.program.value,
+        start=changed.start,
+        status=changed.status.value,
+    )
+    ctx.store.end(changed, state.version, release=False, refund=False, entry=None, events=[answered])
     return changed
 
 
