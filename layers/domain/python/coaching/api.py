@@ -61,43 +61,58 @@ def created[T](body: T) -> Response[T]:
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=body)
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
+type JsonResponse = Response[dict[str, Any]]
+
+
+def _json(status: int, body: dict[str, Any]) -> JsonResponse:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _domain_error(error: DomainError) -> JsonResponse:
+    fields = [{"field": error.field, "message": error.message}] if error.field else []
+    body = error_body(error.code, error.message, fields)
+    if error.details:
+        body["error"]["details"] = error.details
+    return _json(error.status, body)
+
+
+def _too_deep(error: RecursionError) -> JsonResponse:
+    # json.loads gives up on absurd nesting; that is the client's body, not our bug.
+    fields = [{"field": "body", "message": "the body is nested too deeply"}]
+    return _json(422, error_body("validation_failed", "the body is nested too deeply", fields))
+
+
+def _not_utf8(error: UnicodeDecodeError) -> JsonResponse:
+    fields = [{"field": "body", "message": "the body is not valid UTF-8"}]
+    return _json(422, error_body("validation_failed", "the body is not valid UTF-8", fields))
+
+
+def _unsupported(error: RequestUnsupportedContentType) -> JsonResponse:
+    return _json(415, error_body("unsupported_media_type", "send the body as application/json"))
+
+
+def _invalid(error: RequestValidationError) -> JsonResponse:
+    fields = validation_fields(error.errors())
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+    return _json(422, error_body("validation_failed", f"the request is invalid: {summary}", fields))
+
+
+# The one error mapping: every domain error and every malformed request becomes a 4xx here.
+ERROR_MAPPING: tuple[tuple[type[Exception], Callable[[Any], JsonResponse]], ...] = (
+    (DomainError, _domain_error),
+    (RecursionError, _too_deep),
+    (UnicodeDecodeError, _not_utf8),
+    (RequestUnsupportedContentType, _unsupported),
+    (RequestValidationError, _invalid),
+)
 
 
 def rest_resolver() -> APIGatewayRestResolver:
     """A REST resolver with pydantic validation and the platform's error mapping."""
     app = APIGatewayRestResolver(enable_validation=True)
-
-    @app.exception_handler(DomainError)
-    def _domain_error(error: DomainError) -> Response:
-        fields = [{"field": error.field, "message": error.message}] if error.field else []
-        body = error_body(error.code, error.message, fields)
-        if error.details:
-            body["error"]["details"] = error.details
-        return _json(error.status, body)
-
-    @app.exception_handler(RecursionError)
-    def _too_deep(error: RecursionError) -> Response:
-        # json.loads gives up on absurd nesting; that is the client's body, not our bug.
-        fields = [{"field": "body", "message": "the body is nested too deeply"}]
-        return _json(422, error_body("validation_failed", "the body is nested too deeply", fields))
-
-    @app.exception_handler(UnicodeDecodeError)
-    def _not_utf8(error: UnicodeDecodeError) -> Response:
-        fields = [{"field": "body", "message": "the body is not valid UTF-8"}]
-        return _json(422, error_body("validation_failed", "the body is not valid UTF-8", fields))
-
-    @app.exception_handler(RequestUnsupportedContentType)
-    def _unsupported(error: RequestUnsupportedContentType) -> Response:
-        return _json(415, error_body("unsupported_media_type", "send the body as application/json"))
-
-    @app.exception_handler(RequestValidationError)
-    def _invalid(error: RequestValidationError) -> Response:
-        fields = validation_fields(error.errors())
-        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-        return _json(422, error_body("validation_failed", f"the request is invalid: {summary}", fields))
-
+    for error, handler in ERROR_MAPPING:
+        # Registered by call, not as a decorator: Powertools' decorator is untyped.
+        app.exception_handler(error)(handler)
     return app
 
 

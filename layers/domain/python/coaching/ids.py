@@ -47,7 +47,8 @@ def decode_cursor(cursor: str | None, *, expected_pk: str) -> dict[str, object] 
     partition = key["gsi1pk"]["S"] if "gsi1pk" in key else key["pk"]["S"]
     if partition != expected_pk:
         raise InvalidInput("cursor does not belong to this listing", field="cursor")
-    return key
+    found: dict[str, object] = key
+    return found
 
 
 _KEY_SHAPES = ({"pk", "sk"}, {"pk", "sk", "gsi1pk", "gsi1sk"})

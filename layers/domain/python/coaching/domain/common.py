@@ -71,8 +71,8 @@ def _check_language(value: str) -> str:
     return code
 
 
-def _unique(values: list) -> list:
-    seen: list = []
+def _unique[T](values: list[T]) -> list[T]:
+    seen: list[T] = []
     for value in values:
         if value not in seen:
             seen.append(value)

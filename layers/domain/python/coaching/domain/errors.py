@@ -5,6 +5,8 @@ Adapters never define errors: they map a failed transaction's cancellation reaso
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class DomainError(Exception):
     """Base class: a request the domain refuses. Never a bug."""
@@ -12,11 +14,11 @@ class DomainError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, field: str | None = None, details: dict | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, details: Mapping[str, object] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
-        self.details = details or {}
+        self.details: dict[str, object] = dict(details or {})
 
 
 class Unauthorized(DomainError):

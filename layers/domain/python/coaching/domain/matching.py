@@ -422,7 +422,7 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------------------- soft score
 
 
-def _job_value(person: PersonContext, coach: CompiledCoach) -> float:
+def _job_value(person: PersonContext, coach: CompiledCoach) -> int:
     level = person.level.value
     if (level, person.function) in coach.exact_years:
         return SCALE
