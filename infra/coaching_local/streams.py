@@ -87,7 +87,7 @@ class StreamPoller:
         self._cycle = 0  # poll cycles started
         self._idle_cycle = -1  # the last cycle that found nothing to read, deliver or wait for
         self._caught_up = False  # the last finished cycle was idle
-        self._invoking = False
+        self._active = False  # a poll cycle is running
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ control
@@ -104,11 +104,16 @@ class StreamPoller:
             self._thread = None
 
     def pause(self, timeout: float = 30.0) -> None:
-        """Stop delivering; returns once no invocation is in flight (or after `timeout`)."""
+        """Stop reading and delivering; returns once the poll cycle in progress (if any) has ended.
+
+        A cycle ends early when it sees the pause: after the read or invocation in flight, or at once
+        from a retry backoff. `timeout` bounds the wait for a slow invocation.
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
             self._paused = True
-            while self._invoking and time.monotonic() < deadline:
+            self._wake.set()  # cut a retry backoff short
+            while self._active and time.monotonic() < deadline:
                 self._cond.wait(max(0.0, deadline - time.monotonic()))
 
     def resume(self) -> None:
@@ -168,13 +173,16 @@ class StreamPoller:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            if self._paused:
+            with self._cond:
+                running = not self._paused
+                if running:
+                    self._cycle += 1
+                    self._active = True
+                cycle = self._cycle
+            if not running:
                 self._wake.wait(POLL_INTERVAL)
                 self._wake.clear()
                 continue
-            with self._cond:
-                self._cycle += 1
-                cycle = self._cycle
             try:
                 busy = self._poll()
                 self.last_error = None
@@ -185,6 +193,7 @@ class StreamPoller:
                 busy = True
                 self._stopping.wait(1.0)
             with self._cond:
+                self._active = False
                 self._caught_up = not busy and not self._paused
                 if self._caught_up:
                     self._idle_cycle = cycle
@@ -201,9 +210,9 @@ class StreamPoller:
             self._refresh_shards()
         busy = False
         for state in self._ready_shards():
-            busy = self._poll_shard(state) or busy
             if self._paused or self._stopping.is_set():
                 return True
+            busy = self._poll_shard(state) or busy
         return busy
 
     def _follow_stream(self) -> bool:
@@ -321,24 +330,18 @@ class StreamPoller:
                 state.attempts = 0
                 self._consume(state, batch[-1].sequence)
                 continue
-            if self._stopping.wait(backoff(self.retry_base_delay, state.attempts)):
-                break
+            self._wake.wait(backoff(self.retry_base_delay, state.attempts))  # stop, pause and drain cut it short
+            self._wake.clear()
         return did
 
     def _invoke(self, state: _ShardState, batch: list[Pending]) -> Outcome:
         self.counts["invocations"] += 1
-        with self._cond:
-            self._invoking = True
         try:
             result = self.pool.invoke({"Records": [p.record for p in batch]})
             outcome = outcome_of(result, batch, self.source.report_batch_item_failures)
         except Exception as exc:
             log.exception("stream %s → %s failed", self.name, self.pool.spec.logical_id)
             outcome = Outcome("failed", 0, f"{type(exc).__name__}: {exc}")
-        finally:
-            with self._cond:
-                self._invoking = False
-                self._cond.notify_all()
         self.log.record(
             "stream",
             self.source.event_name,
