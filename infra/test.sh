@@ -16,6 +16,8 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+step "mypy --strict (coaching/)"
+.venv/bin/mypy
 step "cfn-lint template.yaml"
 .venv/bin/cfn-lint template.yaml
 step "sam validate --lint"
