@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from coaching.adapters.booking_store import BookingStore
 from coaching.adapters.dynamo import CoachRepository
 from coaching.adapters.roster_store import RosterStore
-from coaching.api import Caller, add_health_route, created, function_entry, rest_resolver
+from coaching.api import Caller, PathId, add_health_route, created, function_entry, rest_resolver
 from coaching.config import settings
 from coaching.domain.booking import Booking, BookingRequest, CancelRequest, RescheduleRequest
 from coaching.domain.common import utc_now
@@ -36,8 +36,6 @@ ctx = BookingContext(
     clock=utc_now,
 )
 
-Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
-
 
 class SlotList(BaseModel):
     items: list[SlotView]
@@ -54,7 +52,7 @@ class BookingList(BaseModel):
 )
 def slots(
     caller: Caller,
-    engagement_id: Id,
+    engagement_id: PathId,
     start: Annotated[AwareDatetime, Query(alias="from", description="ISO 8601 with offset")],
     end: Annotated[AwareDatetime, Query(alias="to", description="ISO 8601 with offset; at most 31 days after from")],
 ) -> SlotList:
@@ -74,12 +72,12 @@ def list_bookings(caller: Caller) -> BookingList:
 
 
 @app.get("/bookings/<booking_id>", summary="One of your bookings (employee)", tags=["booking"])
-def get_booking(caller: Caller, booking_id: Id) -> Booking:
+def get_booking(caller: Caller, booking_id: PathId) -> Booking:
     return booking.get_booking(caller, booking_id, ctx)
 
 
 @app.post("/bookings/<booking_id>/cancel", summary="Cancel a booking (employee)", tags=["booking"])
-def cancel_booking(caller: Caller, booking_id: Id, body: Annotated[CancelRequest, Body()]) -> Booking:
+def cancel_booking(caller: Caller, booking_id: PathId, body: Annotated[CancelRequest, Body()]) -> Booking:
     return booking.cancel(caller, booking_id, body.reason, ctx)
 
 
@@ -90,7 +88,7 @@ def cancel_booking(caller: Caller, booking_id: Id, body: Annotated[CancelRequest
     "the calendar UID stays and its SEQUENCE goes up.",
     tags=["booking"],
 )
-def reschedule_booking(caller: Caller, booking_id: Id, body: Annotated[RescheduleRequest, Body()]) -> Booking:
+def reschedule_booking(caller: Caller, booking_id: PathId, body: Annotated[RescheduleRequest, Body()]) -> Booking:
     return booking.reschedule(caller, booking_id, body, ctx)
 
 
@@ -108,7 +106,7 @@ def coach_sessions(
     summary="Cancel a session as its coach: never billed, the unit comes back (coach)",
     tags=["booking"],
 )
-def coach_cancel(caller: Caller, booking_id: Id, body: Annotated[CancelRequest, Body()]) -> Booking:
+def coach_cancel(caller: Caller, booking_id: PathId, body: Annotated[CancelRequest, Body()]) -> Booking:
     return booking.coach_cancel(caller, booking_id, body.reason, ctx)
 
 
@@ -117,7 +115,7 @@ def coach_cancel(caller: Caller, booking_id: Id, body: Annotated[CancelRequest, 
     summary="The calendar invite (RFC 5545, your time zone, stable UID)",
     tags=["booking"],
 )
-def calendar(caller: Caller, booking_id: Id) -> Response[str]:
+def calendar(caller: Caller, booking_id: PathId) -> Response[str]:
     return Response(
         status_code=200, content_type="text/calendar; charset=utf-8", body=booking.invite(caller, booking_id, ctx)
     )
