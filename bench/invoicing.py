@@ -115,11 +115,11 @@ def _templates(book: Any) -> list[dict[str, Any]]:
 
 
 def ledger_items(org_id: str, book: Any, sessions: int, people: int) -> list[dict[str, Any]]:
-    from coaching.adapters.billing_store import ledger_pk
+    from coaching.adapters import keys
 
     templates = _templates(book)
     step = timedelta(days=29) / max(sessions, 1)
-    pk = ledger_pk(org_id, PERIOD)
+    pk = keys.ledger_pk(org_id, PERIOD)
     items = []
     for n in range(sessions):
         entry = dict(templates[n % len(templates)])
@@ -137,7 +137,7 @@ def ledger_items(org_id: str, book: Any, sessions: int, people: int) -> list[dic
         items.append(
             {
                 "pk": {"S": pk},
-                "sk": {"S": f"ENTRY#{entry['entry_id']}"},
+                "sk": {"S": keys.entry_sk(entry["entry_id"])},
                 "kind": {"S": "ledger_entry"},
                 "body": {"S": body},
                 "version": {"N": "1"},
@@ -226,7 +226,7 @@ def _timed(org_id: str) -> tuple[float, float, float, dict[str, int], Any]:
 
 def _bare_query(seeder: Seeder, org_id: str) -> float:
     """The floor: the month partition read with boto3 alone (same consistent Query, no parsing)."""
-    from coaching.adapters.billing_store import ledger_pk
+    from coaching.adapters import keys
 
     paginator = seeder.client.get_paginator("query")
     samples = []
@@ -235,7 +235,10 @@ def _bare_query(seeder: Seeder, org_id: str) -> float:
         for _page in paginator.paginate(
             TableName=seeder.table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :entry)",
-            ExpressionAttributeValues={":pk": {"S": ledger_pk(org_id, PERIOD)}, ":entry": {"S": "ENTRY#"}},
+            ExpressionAttributeValues={
+                ":pk": {"S": keys.ledger_pk(org_id, PERIOD)},
+                ":entry": {"S": keys.ENTRY_PREFIX},
+            },
             ConsistentRead=True,
         ):
             pass

@@ -6,6 +6,7 @@ import time
 
 import pytest
 import requests
+from coaching.adapters import keys
 
 from .helpers import Api, coach_profile, person_row
 
@@ -271,7 +272,7 @@ def test_crafted_cursors_and_overlong_ids_are_refused(tenant_a, operator):
     def cursor(key: object) -> str:
         return base64.urlsafe_b64encode(jsonlib.dumps(key).encode()).decode().rstrip("=")
 
-    pk = {"S": f"ORG#{tenant_a.org_id}#PEOPLE"}
+    pk = {"S": keys.people_pk(tenant_a.org_id)}
     for key in [{"pk": pk}, {"pk": pk, "sk": {"N": "1"}}, {"pk": pk, "sk": {"S": "x"}, "extra": {"S": "y"}}]:
         response = tenant_a.admin.call("GET", "/people", params={"cursor": cursor(key)})
         assert response.status_code == 422, response.text

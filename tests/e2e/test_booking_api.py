@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
+from coaching.adapters import keys
 
 from .helpers import Api, Tenant, make_tenant
 from .test_matching_api import ask, coach, employee_person_id, person, refresh
@@ -57,7 +58,7 @@ def booking_body(engagement_id: str, start: str) -> dict:
 def locks(coach_id: str, booking_id: str | None = None) -> list[dict]:
     table = boto3.resource("dynamodb").Table("test-MainTable")
     items = table.query(
-        KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": f"NETWORK#COACH#{coach_id}#CAL"}
+        KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": keys.coach_calendar_pk(coach_id)}
     )["Items"]
     return [i for i in items if booking_id is None or i["ref"] == booking_id]
 
@@ -275,14 +276,14 @@ def test_allowance_max_upcoming_cap_and_thresholds(local_stack, operator):
     # A free cancel gives the unit back; the allowance of 2 then refuses a third in the month.
     assert employee.call("POST", f"/bookings/{second.json()['booking_id']}/cancel", {}).status_code == 200
     person_id = employee_person_id(employee)
-    assert counter(f"ORG#{org.org_id}#PERSON#{person_id}", f"ALLOWANCE#SCALE#{period}") == 1
+    assert counter(*keys.allowance_key(org.org_id, person_id, "SCALE", period)) == 1
     again = employee.call("POST", "/bookings", booking_body(engagement["engagement_id"], same_month[1]))
     assert again.status_code == 201, again.text
     over = employee.call("POST", "/bookings", booking_body(engagement["engagement_id"], same_month[3]))
     assert over.status_code == 422
     refusal = over.json()["error"]
     assert refusal["details"]["rule"] in {"max_upcoming", "allowance"}
-    assert counter(f"ORG#{org.org_id}#", f"USAGE#{period}") == 2
+    assert counter(*keys.meter_key(org.org_id, "cap", period)) == 2
 
     # Colleagues fill the org's monthly cap of 5: markers at 80 % and 100 %, then a refusal.
     table = boto3.resource("dynamodb").Table("test-MainTable")
@@ -292,9 +293,9 @@ def test_allowance_max_upcoming_cap_and_thresholds(local_stack, operator):
         for i, (other, other_engagement) in enumerate(others)
     ]
     assert [r.status_code for r in results] == [201, 201, 201], [r.text for r in results]
-    assert counter(f"ORG#{org.org_id}#", f"USAGE#{period}") == 5
+    assert counter(*keys.meter_key(org.org_id, "cap", period)) == 5
     for percent in (80, 100):
-        marker = table.get_item(Key={"pk": f"ORG#{org.org_id}#", "sk": f"USAGE#{period}#THRESHOLD#{percent}"})
+        marker = table.get_item(Key={"pk": keys.org_pk(org.org_id), "sk": keys.threshold_sk("cap", period, percent)})
         assert "Item" in marker, percent
     capped = others[0][0].call("POST", "/bookings", booking_body(others[0][1]["engagement_id"], same_month[8]))
     assert capped.status_code == 422
@@ -321,7 +322,7 @@ def test_a_late_cancel_is_billable_and_keeps_the_unit(local_stack, operator):
     assert (cancelled["status"], cancelled["billable"]) == ("late_cancelled", True)
     period = booked["policy"]["allowance_period"]
     person_id = employee_person_id(employee)
-    assert counter(f"ORG#{org.org_id}#PERSON#{person_id}", f"ALLOWANCE#SCALE#{period}") == 1
+    assert counter(*keys.allowance_key(org.org_id, person_id, "SCALE", period)) == 1
     # The coach's time is free again for others even though the unit stays used.
     assert employee.call("GET", f"/bookings/{booked['booking_id']}/calendar.ics").text.count("STATUS:CANCELLED") == 1
 
@@ -361,9 +362,8 @@ def test_counters_stay_exact_under_200_concurrent_books_and_cancels(local_stack,
             if b["status"] == "booked":
                 by_period[b["policy"]["allowance_period"]] = by_period.get(b["policy"]["allowance_period"], 0) + 1
         for period in {b["policy"]["allowance_period"] for b in mine}:
-            assert counter(f"ORG#{org.org_id}#PERSON#{person_id}", f"ALLOWANCE#SCALE#{period}") == by_period.get(
-                period, 0
-            ), (person_id, period)
+            used = counter(*keys.allowance_key(org.org_id, person_id, "SCALE", period))
+            assert used == by_period.get(period, 0), (person_id, period)
         assert sum(by_period.values()) <= 3
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from coaching.adapters import keys
 
 from .helpers import Api, Tenant, make_tenant
 from .test_booking_api import ALL_WEEK, booking_body, counter, engaged, open_starts
@@ -35,7 +36,7 @@ def table():
 
 def time_travel(org_id: str, person_id: str, booking_id: str, hours_ago: float) -> None:
     """Move a stored booking so that it started `hours_ago` hours ago (the clock moving on)."""
-    key = {"pk": f"ORG#{org_id}#PERSON#{person_id}", "sk": f"BOOKING#{booking_id}"}
+    key = {"pk": keys.person_pk(org_id, person_id), "sk": keys.booking_sk(booking_id)}
     item = table().get_item(Key=key, ConsistentRead=True)["Item"]
     body = json.loads(item["body"])
     length = datetime.fromisoformat(body["end"]) - datetime.fromisoformat(body["start"])
@@ -49,7 +50,7 @@ def ledger_entries(org_id: str, booking_id: str) -> list[dict]:
     found = []
     for month in months:
         found += table().query(
-            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": f"ORG#{org_id}#LEDGER#{month}"}
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": keys.ledger_pk(org_id, month)}
         )["Items"]
     return [item for item in found if booking_id in item["sk"]]
 
@@ -82,7 +83,7 @@ def test_reschedule_keeps_the_invite_uid_and_a_coach_cancel_is_free(local_stack,
     assert (cancelled["status"], cancelled["billable"], cancelled["cancelled_by"]) == ("cancelled", False, "coach")
     period = moved.json()["policy"]["allowance_period"]
     person_id = employee_person_id(employee)
-    assert counter(f"ORG#{tenant.org_id}#PERSON#{person_id}", f"ALLOWANCE#SCALE#{period}") == 0
+    assert counter(*keys.allowance_key(tenant.org_id, person_id, "SCALE", period)) == 0
     assert ledger_entries(tenant.org_id, booked["booking_id"]) == []
 
 
@@ -105,10 +106,10 @@ def test_changing_coach_cancels_the_old_engagements_future_sessions(local_stack,
     assert (status["status"], status["cancelled_by"], status["billable"]) == ("cancelled", "platform", False)
     person_id = employee_person_id(employee)
     period = booked["policy"]["allowance_period"]
-    assert counter(f"ORG#{tenant.org_id}#PERSON#{person_id}", f"ALLOWANCE#SCALE#{period}") == 0
+    assert counter(*keys.allowance_key(tenant.org_id, person_id, "SCALE", period)) == 0
     # The coach's calendar is free again.
     locks = table().query(
-        KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": f"NETWORK#COACH#{booked['coach_id']}#CAL"}
+        KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": keys.coach_calendar_pk(booked["coach_id"])}
     )["Items"]
     assert [lock for lock in locks if lock["ref"] == booked["booking_id"]] == []
 
@@ -238,8 +239,8 @@ def test_cancel_and_rebook_race_over_http_never_leaves_two_holders(local_stack, 
         winners = [r.json()["booking_id"] for r in results[1:] if r.status_code == 201]
         assert all(r.status_code in {201, 409} for r in results[1:]), [r.text for r in results[1:]]
         assert len(winners) <= 1
-        slot_key = datetime.fromisoformat(slot).astimezone(UTC).strftime("T#%Y%m%dT%H%MZ")
-        coach_pk = f"NETWORK#COACH#{held.json()['coach_id']}#CAL"
+        slot_key = keys.calendar_lock_sk(datetime.fromisoformat(slot).astimezone(UTC).strftime("%Y%m%dT%H%MZ"))
+        coach_pk = keys.coach_calendar_pk(held.json()["coach_id"])
         holders = {
             lock["ref"]
             for lock in table().query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": coach_pk})[

@@ -18,8 +18,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import requests
 from coaching.adapters import keys
-from coaching.adapters.billing_store import BillingStore, billing_pk, commit_with_entry, guard_key, ledger_pk
-from coaching.adapters.booking_store import CounterItem, LocatorItem, locator_key, sessions_index_pk
+from coaching.adapters.billing_store import BillingStore, commit_with_entry
+from coaching.adapters.booking_store import CounterItem, LocatorItem
 from coaching.adapters.dynamo import MainItem, OrgRepository, Page, admin_ports
 from coaching.adapters.metering_reads import ActiveHeadcount, SessionReads
 from coaching.adapters.outbox import OutboxItem, commit_events
@@ -137,13 +137,13 @@ def commit_usage(
 
 def write_locator(org_id: str, booking_id: str, period: str, status: str) -> None:
     LocatorItem(
-        *locator_key(booking_id),
+        *keys.locator_key(booking_id),
         org_id=org_id,
         person_id="p1",
         coach_id="c1",
         status=status,
-        gsi1pk=sessions_index_pk(org_id, period),
-        gsi1sk=f"BOOKING#{booking_id}",
+        gsi1pk=keys.sessions_index_pk(org_id, period),
+        gsi1sk=keys.sessions_index_sk(booking_id),
     ).save()
 
 
@@ -152,7 +152,9 @@ def march(day: int, hour: int = 9) -> datetime:
 
 
 def invoice_items(org_id: str) -> list[MainItem]:
-    return list(MainItem.query(billing_pk(org_id), MainItem.sk.startswith("INVOICE#"), consistent_read=True))
+    return list(
+        MainItem.query(keys.billing_pk(org_id), MainItem.sk.startswith(keys.INVOICE_PREFIX), consistent_read=True)
+    )
 
 
 def finance_of(org_id: str) -> Principal:
@@ -358,7 +360,7 @@ def test_month_to_date_counts_sessions_money_cap_and_commitment(dynamodb_local):
     commit_usage(org.org_id, datetime(2025, 6, 5, 9, tzinfo=UTC), outcome=Outcome.NO_SHOW)
     # A May session that arrived after May closed: billed in June, shown as a late adjustment.
     commit_usage(org.org_id, datetime(2025, 5, 30, 9, tzinfo=UTC), billed_in="2025-06")
-    CounterItem(f"ORG#{org.org_id}#", "USAGE#2025-06", kind="org_usage", used=7).save()
+    CounterItem(*keys.meter_key(org.org_id, "cap", "2025-06"), kind="org_usage", used=7).save()
 
     view = invoicing.month_to_date(finance_of(org.org_id), org.org_id, datetime(2025, 6, 10, 12, tzinfo=UTC), CTX)
     assert view.period == "2025-06"
@@ -421,8 +423,8 @@ def test_reconciliation_finds_a_guard_without_its_entry_and_an_entry_without_its
     org = new_org(price_book=book_input())
     entry = commit_usage(org.org_id, march(3))
     orphan = commit_usage(org.org_id, march(4))
-    LocatorItem.get(*locator_key(orphan.booking_id)).delete()
-    MainItem.get(ledger_pk(org.org_id, PERIOD), f"ENTRY#{entry.entry_id}").delete()
+    LocatorItem.get(*keys.locator_key(orphan.booking_id)).delete()
+    MainItem.get(keys.ledger_pk(org.org_id, PERIOD), keys.entry_sk(entry.entry_id)).delete()
 
     report = invoicing.reconcile(org.org_id, PERIOD, CTX)
     assert sorted(report.differences) == sorted(
@@ -433,7 +435,7 @@ def test_reconciliation_finds_a_guard_without_its_entry_and_an_entry_without_its
             f"of {PERIOD}",
         ]
     )
-    guard_pk, guard_sk = guard_key(org.org_id, entry.booking_id, EntryKind.USAGE)
+    guard_pk, guard_sk = keys.guard_key(org.org_id, entry.booking_id, EntryKind.USAGE)
     assert MainItem.count(guard_pk, MainItem.sk == guard_sk) == 1
     assert BillingStore().entry(org.org_id, entry.booking_id, EntryKind.USAGE) is None
 

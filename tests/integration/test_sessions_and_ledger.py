@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from coaching.adapters import keys
 from coaching.adapters.billing_store import BillingStore
 from coaching.adapters.booking_store import BookingStore
 from coaching.adapters.dynamo import CoachRepository, OrgRepository, admin_ports
@@ -81,7 +82,7 @@ def ledger_items(org_id: str) -> list[dict]:
     found = []
     for month in ("2027-02", "2027-03", "2027-04", "2027-05"):
         found += table.query(
-            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": f"ORG#{org_id}#LEDGER#{month}"}
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": keys.ledger_pk(org_id, month)}
         )["Items"]
     return found
 
@@ -308,7 +309,7 @@ def test_reschedules_keep_the_calendar_uid_and_a_late_one_is_billed(world):
     assert usage.outcome == "late_cancelled"
     # The old time is free for the coach again; the new one is held.
     table = boto3.resource("dynamodb").Table("test-MainTable")
-    coach_pk = f"NETWORK#COACH#{replacement.coach_id}#CAL"
+    coach_pk = keys.coach_calendar_pk(replacement.coach_id)
     refs = {i["ref"] for i in table.query(KeyConditionExpression="pk = :pk",
                                           ExpressionAttributeValues={":pk": coach_pk})["Items"]}  # fmt: skip
     assert moved.booking_id not in refs
@@ -359,9 +360,9 @@ def test_cancel_and_rebook_race_leaves_one_holder_and_exact_counters(world):
     winners = [r for r in rebooks if r]
     assert len(winners) <= 1
     table = boto3.resource("dynamodb").Table("test-MainTable")
-    coach_pk = f"NETWORK#COACH#{made.coach_id}#CAL"
+    coach_pk = keys.coach_calendar_pk(made.coach_id)
     locks = table.query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": coach_pk})["Items"]
-    in_slot = {i["ref"] for i in locks if i["sk"] == f"T#{slot.strftime('%Y%m%dT%H%MZ')}"}
+    in_slot = {i["ref"] for i in locks if i["sk"] == keys.calendar_lock_sk(slot.strftime("%Y%m%dT%H%MZ"))}
     assert in_slot == set(winners)  # the cancelled booking's locks are gone; only a winner holds it
     if not winners:  # every rebook ran before the cancel released the slot: it is bookable now
         who, engagement = others[0]

@@ -2,6 +2,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from coaching.adapters import keys
 from coaching.domain.coaches import Coach, CoachCreate, VettingThresholds, check_vetting_thresholds
 from coaching.domain.competencies import Competency, Framework, check_calibration, default_framework
 from coaching.domain.errors import InvalidInput
@@ -108,14 +109,14 @@ def test_person_ids_are_stable_per_org_and_hr_id():
 
 
 def test_cursor_round_trip_and_tenant_check():
-    key = {"pk": {"S": "ORG#a#PEOPLE"}, "sk": {"S": "PERSON#1"}}
+    key = {"pk": {"S": keys.people_pk("a")}, "sk": {"S": keys.person_sk("1")}}
     cursor = encode_cursor(key)
-    assert decode_cursor(cursor, expected_pk="ORG#a#PEOPLE") == key
+    assert decode_cursor(cursor, expected_pk=keys.people_pk("a")) == key
     with pytest.raises(InvalidInput) as foreign:
-        decode_cursor(cursor, expected_pk="ORG#b#PEOPLE")
+        decode_cursor(cursor, expected_pk=keys.people_pk("b"))
     assert foreign.value.field == "cursor"
     with pytest.raises(InvalidInput):
-        decode_cursor("not-a-cursor!!", expected_pk="ORG#a#PEOPLE")
+        decode_cursor("not-a-cursor!!", expected_pk=keys.people_pk("a"))
 
 
 # ---------------------------------------------------------------------------- partial updates

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from coaching.adapters import keys
 from coaching.adapters.outbox import EventBridgeRelay, outbox_item
 from coaching.domain.events import EngagementEnded, SessionBooked
 
@@ -122,7 +123,12 @@ def test_items_that_are_not_outbox_inserts_are_never_relayed(relay_with: Any) ->
     bus = FakeBus()
     booked = SessionBooked(org_id="o", person_id="p", booking_id="b", coach_id="c", program="SCALE",
                            start="2026-12-01T09:00:00+00:00")  # fmt: skip
-    other = {"pk": {"S": "ORG#o#PERSON#p"}, "sk": {"S": "BOOKING#b"}, "kind": {"S": "booking"}, "body": {"S": "{}"}}
+    other = {
+        "pk": {"S": keys.person_pk("o", "p")},
+        "sk": {"S": keys.booking_sk("b")},
+        "kind": {"S": "booking"},
+        "body": {"S": "{}"},
+    }
     response = relay_with(bus)({"Records": [_record(1, other), _record(2, _image(booked))]}, _Context())
     assert response == {"batchItemFailures": []}
     assert [entry["DetailType"] for entry in bus.entries] == ["SessionBooked"]

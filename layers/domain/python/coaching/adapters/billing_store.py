@@ -40,34 +40,17 @@ from coaching.domain.errors import AlreadyBilled, Conflict
 from coaching.domain.invoicing import EntryKind, Invoice, InvoiceStatus, LedgerEntry, UsageFound, next_period
 from coaching.domain.pricing import PriceBook
 
-PRICE_BOOK_SK = "PRICEBOOK"
+# Key builders other modules import from here; their one home is `keys`.
+PRICE_BOOK_SK = keys.PRICE_BOOK_SK
+ledger_pk = keys.ledger_pk
+billing_pk = keys.billing_pk
+period_key = keys.period_key
+invoice_key = keys.invoice_key
+guard_key = keys.guard_key
 # An entry whose month is closed moves to the next open month; a year of closed months in a
 # row would mean invoicing ran ahead of the calendar, which is a bug to surface, not absorb.
 _MAX_MONTHS_AHEAD = 12
-# The sort key after every PERIOD#YYYY-MM.
-_LAST_PERIOD_SK = "PERIOD#9999-99"
 _BATCH_KEYS = 100  # BatchGetItem's limit
-
-
-def ledger_pk(org_id: str, billed_in: str) -> str:
-    return f"ORG#{org_id}#LEDGER#{billed_in}"
-
-
-def billing_pk(org_id: str) -> str:
-    return f"ORG#{org_id}#BILLING"
-
-
-def period_key(org_id: str, period: str) -> tuple[str, str]:
-    return billing_pk(org_id), f"PERIOD#{period}"
-
-
-def invoice_key(org_id: str, period: str) -> tuple[str, str]:
-    return billing_pk(org_id), f"INVOICE#{period}"
-
-
-def guard_key(org_id: str, booking_id: str, kind: EntryKind) -> tuple[str, str]:
-    """The deterministic key that makes a session's usage (or its reversal) exist at most once."""
-    return f"ORG#{org_id}#SESSION#{booking_id}", f"LEDGER#{kind.value}"
 
 
 class BillingPeriodItem(Model):
@@ -84,8 +67,8 @@ class BillingPeriodItem(Model):
 
 def _entry_item(entry: LedgerEntry) -> MainItem:
     return MainItem(
-        ledger_pk(entry.org_id, entry.billed_in),
-        f"ENTRY#{entry.entry_id}",
+        keys.ledger_pk(entry.org_id, entry.billed_in),
+        keys.entry_sk(entry.entry_id),
         kind="ledger_entry",
         body=entry.model_dump_json(),
     )
@@ -95,14 +78,14 @@ def add_entry(transaction: TransactWrite, entry: LedgerEntry) -> None:
     """Add the entry, its guard and the open-month check to a transaction the caller builds."""
     transaction.condition_check(
         BillingPeriodItem,
-        *period_key(entry.org_id, entry.billed_in),
+        *keys.period_key(entry.org_id, entry.billed_in),
         condition=BillingPeriodItem.closed_at.does_not_exist(),
     )
     transaction.save(_entry_item(entry), condition=MainItem.pk.does_not_exist())
     guard = MarkerItem(
-        *guard_key(entry.org_id, entry.booking_id, entry.kind),
+        *keys.guard_key(entry.org_id, entry.booking_id, entry.kind.value),
         kind="ledger_guard",
-        ref=f"{entry.billed_in}#{entry.entry_id}",
+        ref=keys.guard_ref(entry.billed_in, entry.entry_id),
     )
     transaction.save(guard, condition=MarkerItem.pk.does_not_exist())
 
@@ -127,9 +110,9 @@ def commit_with_entry(
                 pass
         except TransactWriteError as exc:
             failed = failed_keys(transaction, exc)
-            if guard_key(entry.org_id, entry.booking_id, entry.kind) in failed:
+            if keys.guard_key(entry.org_id, entry.booking_id, entry.kind.value) in failed:
                 raise AlreadyBilled("this session is already billed", field="booking_id") from exc
-            others = [key for key in failed if key != period_key(entry.org_id, candidate.billed_in)]
+            others = [key for key in failed if key != keys.period_key(entry.org_id, candidate.billed_in)]
             if others:
                 raise refusal(others) from exc
             if not failed:
@@ -151,15 +134,15 @@ def _read(wanted: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]
 class BillingStore:
     # ------------------------------------------------------------------ price books
     def price_book(self, org_id: str) -> PriceBook | None:
-        return get_entity(keys.org_pk(org_id), PRICE_BOOK_SK, PriceBook)
+        return get_entity(keys.org_pk(org_id), keys.PRICE_BOOK_SK, PriceBook)
 
     def save_price_book(self, book: PriceBook, change: Callable[[PriceBook], PriceBook]) -> PriceBook:
         """Apply `change` to the stored book (optimistically), or create it from `book`."""
-        changed = modify_entity(keys.org_pk(book.org_id), PRICE_BOOK_SK, PriceBook, change)
+        changed = modify_entity(keys.org_pk(book.org_id), keys.PRICE_BOOK_SK, PriceBook, change)
         if changed is not None:
             return changed
         created = change(book)
-        item = MainItem(keys.org_pk(book.org_id), PRICE_BOOK_SK, kind="price_book", body=created.model_dump_json())
+        item = MainItem(keys.org_pk(book.org_id), keys.PRICE_BOOK_SK, kind="price_book", body=created.model_dump_json())
         try:
             item.save(condition=MainItem.pk.does_not_exist())
         except PutError as exc:
@@ -172,19 +155,19 @@ class BillingStore:
     def entries(self, org_id: str, billed_in: str) -> Iterator[LedgerEntry]:
         """Every entry billed in a month: one Query on the month's own partition."""
         for item in MainItem.query(
-            ledger_pk(org_id, billed_in), MainItem.sk.startswith("ENTRY#"), consistent_read=True
+            keys.ledger_pk(org_id, billed_in), MainItem.sk.startswith(keys.ENTRY_PREFIX), consistent_read=True
         ):
             yield LedgerEntry.model_validate_json(item.body)
 
     def entry(self, org_id: str, booking_id: str, kind: EntryKind) -> LedgerEntry | None:
         """A session's usage (or reversal) entry, found through its guard."""
         try:
-            guard = MarkerItem.get(*guard_key(org_id, booking_id, kind), consistent_read=True)
+            guard = MarkerItem.get(*keys.guard_key(org_id, booking_id, kind.value), consistent_read=True)
         except MarkerItem.DoesNotExist:
             return None
-        billed_in, entry_id = guard.ref.split("#", 1)
+        billed_in, entry_id = keys.parse_guard_ref(guard.ref)
         try:
-            item = MainItem.get(ledger_pk(org_id, billed_in), f"ENTRY#{entry_id}", consistent_read=True)
+            item = MainItem.get(keys.ledger_pk(org_id, billed_in), keys.entry_sk(entry_id), consistent_read=True)
         except MainItem.DoesNotExist:
             return None
         return LedgerEntry.model_validate_json(item.body)
@@ -193,14 +176,16 @@ class BillingStore:
         """Each session's usage guard and the entry it points to; sessions without a guard are
         absent. BatchGetItems only: one round trip per 100 guards, then per 100 entries."""
         wanted = sorted(set(booking_ids))
-        guards = _read([guard_key(org_id, booking_id, EntryKind.USAGE) for booking_id in wanted])
+        usage = EntryKind.USAGE.value
+        guards = _read([keys.guard_key(org_id, booking_id, usage) for booking_id in wanted])
         pointers: dict[str, tuple[str, str]] = {}
         for booking_id in wanted:
-            guard = guards.get(guard_key(org_id, booking_id, EntryKind.USAGE))
+            guard = guards.get(keys.guard_key(org_id, booking_id, usage))
             if guard is not None:
-                billed_in, entry_id = guard["ref"]["S"].split("#", 1)
-                pointers[booking_id] = (billed_in, entry_id)
-        entry_keys = {b: (ledger_pk(org_id, billed_in), f"ENTRY#{e}") for b, (billed_in, e) in pointers.items()}
+                pointers[booking_id] = keys.parse_guard_ref(guard["ref"]["S"])
+        entry_keys = {
+            b: (keys.ledger_pk(org_id, billed_in), keys.entry_sk(e)) for b, (billed_in, e) in pointers.items()
+        }
         items = _read(list(entry_keys.values()))
         found: dict[str, UsageFound] = {}
         for booking_id, (billed_in, entry_id) in pointers.items():
@@ -212,7 +197,7 @@ class BillingStore:
     # ------------------------------------------------------------------ periods
     def close_period(self, org_id: str, period: str, now: datetime) -> str:
         """Close a month to new entries (idempotent); return when it was first closed."""
-        item = BillingPeriodItem(*period_key(org_id, period))
+        item = BillingPeriodItem(*keys.period_key(org_id, period))
         try:
             item.update(
                 actions=[BillingPeriodItem.closed_at.set(now.isoformat())],
@@ -222,31 +207,32 @@ class BillingStore:
         except UpdateError as exc:
             if exc.cause_response_code != "ConditionalCheckFailedException":
                 raise
-        return BillingPeriodItem.get(*period_key(org_id, period), consistent_read=True).closed_at or now.isoformat()
+        stored = BillingPeriodItem.get(*keys.period_key(org_id, period), consistent_read=True)
+        return stored.closed_at or now.isoformat()
 
     def period_closed_at(self, org_id: str, period: str) -> str | None:
         try:
-            return BillingPeriodItem.get(*period_key(org_id, period), consistent_read=True).closed_at
+            return BillingPeriodItem.get(*keys.period_key(org_id, period), consistent_read=True).closed_at
         except BillingPeriodItem.DoesNotExist:
             return None
 
     def last_closed_from(self, org_id: str, period: str) -> str | None:
         """The latest month from `period` on that is closed (its invoice drawn): one Query, newest first."""
         closed = BillingPeriodItem.query(
-            billing_pk(org_id),
-            BillingPeriodItem.sk.between(f"PERIOD#{period}", _LAST_PERIOD_SK),
+            keys.billing_pk(org_id),
+            BillingPeriodItem.sk.between(keys.period_sk(period), keys.LAST_PERIOD_SK),
             filter_condition=BillingPeriodItem.closed_at.exists(),
             consistent_read=True,
             scan_index_forward=False,
         )
         for item in closed:
-            return item.sk.removeprefix("PERIOD#")
+            return keys.period_from_sk(item.sk)
         return None
 
     # ------------------------------------------------------------------ invoices
     def invoice(self, org_id: str, period: str) -> tuple[Invoice, int] | None:
         try:
-            item = MainItem.get(*invoice_key(org_id, period), consistent_read=True)
+            item = MainItem.get(*keys.invoice_key(org_id, period), consistent_read=True)
         except MainItem.DoesNotExist:
             return None
         return Invoice.model_validate_json(item.body), int(item.version or 0)
@@ -256,7 +242,9 @@ class BillingStore:
 
         False when someone else wrote it first; two concurrent runs then keep one invoice.
         """
-        item = MainItem(*invoice_key(invoice.org_id, invoice.period), kind="invoice", body=invoice.model_dump_json())
+        item = MainItem(
+            *keys.invoice_key(invoice.org_id, invoice.period), kind="invoice", body=invoice.model_dump_json()
+        )
         if version is not None:
             item.version = version
         try:
@@ -270,7 +258,10 @@ class BillingStore:
     def invoices(self, org_id: str) -> list[Invoice]:
         """The org's invoices, newest first (one Query on the org's billing partition)."""
         items = MainItem.query(
-            billing_pk(org_id), MainItem.sk.startswith("INVOICE#"), scan_index_forward=False, consistent_read=True
+            keys.billing_pk(org_id),
+            MainItem.sk.startswith(keys.INVOICE_PREFIX),
+            scan_index_forward=False,
+            consistent_read=True,
         )
         return [Invoice.model_validate_json(item.body) for item in items]
 

@@ -18,7 +18,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from coaching.adapters import keys, outbox
-from coaching.adapters.billing_store import PRICE_BOOK_SK, commit_with_entry
+from coaching.adapters.billing_store import commit_with_entry
 from coaching.adapters.dynamo import (
     MainItem,
     MainTableMeta,
@@ -50,6 +50,15 @@ from coaching.domain.orgs import Org
 from coaching.domain.people import Person
 from coaching.domain.pricing import PriceBook
 
+# Key builders other modules import from here; their one home is `keys`.
+coach_calendar_pk = keys.coach_calendar_pk
+person_calendar_pk = keys.person_calendar_pk
+locator_key = keys.locator_key
+sessions_index_pk = keys.sessions_index_pk
+meter_key = keys.meter_key
+upcoming_key = keys.upcoming_key
+METER_PREFIXES = keys.METER_PREFIXES
+
 _MESSAGES = {
     "engagement": ("this engagement is no longer active", "engagement_id", Conflict),
     "coach": ("that time was just booked; pick another slot", "start", SlotTaken),
@@ -66,21 +75,17 @@ _THRESHOLD_ATTEMPTS = 4
 
 def _label(key: tuple[str, str]) -> str:
     pk, sk = key
-    if pk.startswith("NETWORK#COACH#") and pk.endswith("#CAL"):
+    if keys.is_coach_calendar_pk(pk):
         return "coach"
-    if pk.endswith("#CAL"):
+    if keys.is_calendar_pk(pk):
         return "person"
-    if sk.startswith("ACTIVE#"):
+    if sk.startswith(keys.ACTIVE_PREFIX):
         return "engagement"
-    if sk.startswith("UPCOMING#"):
+    if sk.startswith(keys.UPCOMING_PREFIX):
         return "upcoming"
-    if sk.startswith("ALLOWANCE#"):
+    if sk.startswith(keys.ALLOWANCE_PREFIX):
         return "allowance"
-    if sk.startswith("USAGE#") and "#THRESHOLD#" not in sk:
-        return "cap"
-    if sk.startswith("BUDGET#") and "#THRESHOLD#" not in sk:
-        return "budget"
-    return "booking"
+    return keys.meter_rule(sk) or "booking"
 
 
 def _refusal(failed: list[tuple[str, str]]) -> Exception:
@@ -96,38 +101,28 @@ def _refusal(failed: list[tuple[str, str]]) -> Exception:
     return kind(message, field=field_name)
 
 
-def coach_calendar_pk(coach_id: str) -> str:
-    return f"NETWORK#COACH#{coach_id}#CAL"
-
-
-def person_calendar_pk(org_id: str, person_id: str) -> str:
-    return f"ORG#{org_id}#PERSON#{person_id}#CAL"
-
-
 def _booking_item(booking: Booking, version: int | None) -> MainItem:
     item = MainItem(
         keys.person_pk(booking.org_id, booking.person_id),
-        f"BOOKING#{booking.booking_id}",
+        keys.booking_sk(booking.booking_id),
         kind="booking",
         body=booking.model_dump_json(),
     )
-    item.gsi1pk = f"COACH#{booking.coach_id}#BOOKINGS"
-    item.gsi1sk = f"{booking.start.isoformat()}#{booking.booking_id}"
+    item.gsi1pk = keys.coach_bookings_pk(booking.coach_id)
+    item.gsi1sk = keys.coach_booking_index_sk(booking.start, booking.booking_id)
     if version is not None:
         item.version = version
     return item
 
 
 def _locks(booking: Booking) -> list[MarkerItem]:
-    coach = [
-        MarkerItem(coach_calendar_pk(booking.coach_id), f"T#{b}", kind="coach_lock", ref=booking.booking_id)
-        for b in coach_buckets(booking)
-    ]
+    ref = booking.booking_id
+    coach_pk = keys.coach_calendar_pk(booking.coach_id)
+    person_pk = keys.person_calendar_pk(booking.org_id, booking.person_id)
+    coach = [MarkerItem(coach_pk, keys.calendar_lock_sk(b), kind="coach_lock", ref=ref) for b in coach_buckets(booking)]
     person = [
-        MarkerItem(person_calendar_pk(booking.org_id, booking.person_id), f"T#{b}", kind="person_lock",
-                   ref=booking.booking_id)
-        for b in person_buckets(booking)
-    ]  # fmt: skip
+        MarkerItem(person_pk, keys.calendar_lock_sk(b), kind="person_lock", ref=ref) for b in person_buckets(booking)
+    ]
     return coach + person
 
 
@@ -157,25 +152,12 @@ class UpcomingPlace(Model):
 
 
 def allowance_key(booking: Booking) -> tuple[str, str]:
-    return (keys.person_pk(booking.org_id, booking.person_id),
-            f"ALLOWANCE#{booking.program.value}#{booking.policy.allowance_period}")  # fmt: skip
-
-
-def upcoming_key(org_id: str, person_id: str, place: int) -> tuple[str, str]:
-    return keys.person_pk(org_id, person_id), f"UPCOMING#{place:02d}"
+    return keys.allowance_key(booking.org_id, booking.person_id, booking.program.value, booking.policy.allowance_period)
 
 
 def _engagement_and_version(item: dict[str, Any]) -> tuple[Engagement, int]:
     version = int(item["version"]["N"]) if "version" in item else 0
     return Engagement.model_validate_json(item["body"]["S"]), version
-
-
-# The org's monthly meters: sessions against a session cap, money against a budget.
-METER_PREFIXES = {"cap": "USAGE", "budget": "BUDGET"}
-
-
-def meter_key(org_id: str, rule: str, period: str) -> tuple[str, str]:
-    return keys.org_pk(org_id), f"{METER_PREFIXES[rule]}#{period}"
 
 
 def _meter_condition(meter: OrgMeter) -> Any:
@@ -217,28 +199,20 @@ class LocatorItem(Model):
     sessions = _SessionsIndex()
 
 
-def locator_key(booking_id: str) -> tuple[str, str]:
-    return f"BOOKING#{booking_id}", "LOCATOR"
-
-
-def sessions_index_pk(org_id: str, period: str) -> str:
-    return f"ORG#{org_id}#SESSIONS#{period}"
-
-
 def _locator(booking: Booking) -> LocatorItem:
     return LocatorItem(
-        *locator_key(booking.booking_id),
+        *keys.locator_key(booking.booking_id),
         org_id=booking.org_id,
         person_id=booking.person_id,
         coach_id=booking.coach_id,
         status=booking.status.value,
-        gsi1pk=sessions_index_pk(booking.org_id, booking.policy.allowance_period),
-        gsi1sk=f"BOOKING#{booking.booking_id}",
+        gsi1pk=keys.sessions_index_pk(booking.org_id, booking.policy.allowance_period),
+        gsi1sk=keys.sessions_index_sk(booking.booking_id),
     )
 
 
 def _place(booking: Booking) -> UpcomingPlace:
-    return UpcomingPlace(*upcoming_key(booking.org_id, booking.person_id, booking.upcoming_slot),
+    return UpcomingPlace(*keys.upcoming_key(booking.org_id, booking.person_id, booking.upcoming_slot),
                          ref=booking.booking_id, ends_at=booking.end.astimezone(UTC).isoformat())  # fmt: skip
 
 
@@ -250,7 +224,7 @@ def _add_counters(transaction: TransactWrite, booking: Booking, limits: Limits) 
     )
     for meter in limits.meters:
         transaction.update(
-            CounterItem(*meter_key(booking.org_id, meter.rule, booking.policy.allowance_period)),
+            CounterItem(*keys.meter_key(booking.org_id, meter.rule, booking.policy.allowance_period)),
             actions=[CounterItem.used.add(meter.step), CounterItem.kind.set(f"org_{meter.rule}")],
             condition=_meter_condition(meter),
         )
@@ -261,11 +235,11 @@ def _return_counters(transaction: TransactWrite, booking: Booking) -> None:
                        condition=CounterItem.used > 0)  # fmt: skip
     period = booking.policy.allowance_period
     if booking.policy.counted_against_cap:
-        transaction.update(CounterItem(*meter_key(booking.org_id, "cap", period)), actions=[CounterItem.used.add(-1)],
-                           condition=CounterItem.used > 0)  # fmt: skip
+        cap = CounterItem(*keys.meter_key(booking.org_id, "cap", period))
+        transaction.update(cap, actions=[CounterItem.used.add(-1)], condition=CounterItem.used > 0)
     if booking.policy.budget_minor:
         amount = booking.policy.budget_minor
-        transaction.update(CounterItem(*meter_key(booking.org_id, "budget", period)),
+        transaction.update(CounterItem(*keys.meter_key(booking.org_id, "budget", period)),
                            actions=[CounterItem.used.add(-amount)], condition=CounterItem.used >= amount)  # fmt: skip
 
 
@@ -282,14 +256,14 @@ def _add_new_booking(
 
     `replaces` is the booking whose upcoming place this one takes over in the same transaction.
     """
-    active = MarkerItem(keys.person_pk(booking.org_id, booking.person_id), f"ACTIVE#{booking.program.value}")
+    active = MarkerItem(keys.person_pk(booking.org_id, booking.person_id), keys.active_sk(booking.program.value))
     transaction.condition_check(MarkerItem, active.pk, active.sk, condition=MarkerItem.ref == booking.engagement_id)
     transaction.save(_booking_item(booking, None))
     if situation is not None:
         transaction.save(
             SituationItem(
                 keys.person_pk(booking.org_id, booking.person_id),
-                f"SITUATION#BOOKING#{booking.booking_id}",
+                keys.booking_situation_sk(booking.booking_id),
                 text=situation,
                 created_at=booking.created_at.isoformat(),
             )
@@ -308,13 +282,13 @@ def _add_end(transaction: TransactWrite, booking: Booking, version: int, *, rele
     cancellation, the calendar and the upcoming place back; `refund` returns the unit."""
     transaction.save(_booking_item(booking, version))
     transaction.update(
-        LocatorItem(*locator_key(booking.booking_id)),
+        LocatorItem(*keys.locator_key(booking.booking_id)),
         actions=[LocatorItem.status.set(booking.status.value)],
         condition=LocatorItem.pk.exists(),
     )
     if release:
         transaction.delete(
-            UpcomingPlace(*upcoming_key(booking.org_id, booking.person_id, booking.upcoming_slot)),
+            UpcomingPlace(*keys.upcoming_key(booking.org_id, booking.person_id, booking.upcoming_slot)),
             condition=UpcomingPlace.ref == booking.booking_id,
         )
         for lock in _locks(booking):
@@ -346,13 +320,9 @@ def _commit(transaction: TransactWrite) -> None:
         raise _refusal(failed_keys(transaction, exc)) from exc
 
 
-def _engagement_sk(engagement_id: str) -> str:
-    return f"ENGAGEMENT#{engagement_id}"
-
-
 def _threshold_marker(reached: BudgetThresholdReached) -> MarkerItem:
-    pk, sk = meter_key(reached.org_id, reached.meter, reached.period)
-    return MarkerItem(pk, f"{sk}#THRESHOLD#{reached.percent}", kind="threshold", ref=reached.period)
+    sk = keys.threshold_sk(reached.meter, reached.period, reached.percent)
+    return MarkerItem(keys.org_pk(reached.org_id), sk, kind="threshold", ref=reached.period)
 
 
 class BookingStore:
@@ -365,13 +335,15 @@ class BookingStore:
         """Engagement, org, person, the roster pointer, every upcoming place and the org's usage
         counters for `periods`: one round trip, so a booking costs this read plus its transaction."""
         person_partition = keys.person_pk(org_id, person_id)
-        engagement_key = (person_partition, _engagement_sk(engagement_id))
+        engagement_key = (person_partition, keys.engagement_sk(engagement_id))
         org_key = (keys.org_pk(org_id), keys.ORG_PROFILE_SK)
         person_key = (keys.people_pk(org_id), keys.person_sk(person_id))
         pointer_key = (keys.ROSTER_PK, keys.ROSTER_POINTER_SK)
-        place_keys = {upcoming_key(org_id, person_id, n): n for n in range(1, MAX_UPCOMING_LIMIT + 1)}
-        usage_keys = {meter_key(org_id, rule, period): (rule, period) for period in periods for rule in METER_PREFIXES}
-        book_key = (keys.org_pk(org_id), PRICE_BOOK_SK)
+        place_keys = {keys.upcoming_key(org_id, person_id, n): n for n in range(1, MAX_UPCOMING_LIMIT + 1)}
+        usage_keys = {
+            keys.meter_key(org_id, rule, period): (rule, period) for period in periods for rule in keys.METER_PREFIXES
+        }
+        book_key = (keys.org_pk(org_id), keys.PRICE_BOOK_SK)
         found = batch_read([engagement_key, org_key, person_key, pointer_key, book_key, *place_keys, *usage_keys])
         engagement_item = found.get(engagement_key)
         org_item, person_item, pointer_item = found.get(org_key), found.get(person_key), found.get(pointer_key)
@@ -395,9 +367,9 @@ class BookingStore:
 
     def read_booking(self, org_id: str, person_id: str, booking_id: str) -> BookingState | None:
         """The booking, its org and the price book in one BatchGetItem."""
-        booking_key = (keys.person_pk(org_id, person_id), f"BOOKING#{booking_id}")
+        booking_key = (keys.person_pk(org_id, person_id), keys.booking_sk(booking_id))
         org_key = (keys.org_pk(org_id), keys.ORG_PROFILE_SK)
-        book_key = (keys.org_pk(org_id), PRICE_BOOK_SK)
+        book_key = (keys.org_pk(org_id), keys.PRICE_BOOK_SK)
         found = batch_read([booking_key, org_key, book_key])
         if booking_key not in found or org_key not in found:
             return None
@@ -411,34 +383,34 @@ class BookingStore:
 
     def engagement(self, org_id: str, person_id: str, engagement_id: str) -> Engagement | None:
         """The engagement as stored now (strongly consistent), or None."""
-        return get_entity(keys.person_pk(org_id, person_id), _engagement_sk(engagement_id), Engagement)
+        return get_entity(keys.person_pk(org_id, person_id), keys.engagement_sk(engagement_id), Engagement)
 
     def locate(self, booking_id: str) -> SessionLocator | None:
         try:
-            item = LocatorItem.get(*locator_key(booking_id), consistent_read=True)
+            item = LocatorItem.get(*keys.locator_key(booking_id), consistent_read=True)
         except LocatorItem.DoesNotExist:
             return None
         return SessionLocator(org_id=item.org_id, person_id=item.person_id, coach_id=item.coach_id, status=item.status)
 
     def for_person(self, org_id: str, person_id: str) -> list[Booking]:
         items = MainItem.query(
-            keys.person_pk(org_id, person_id), MainItem.sk.startswith("BOOKING#"), consistent_read=True
+            keys.person_pk(org_id, person_id), MainItem.sk.startswith(keys.BOOKING_PREFIX), consistent_read=True
         )
         return [Booking.model_validate_json(item.body) for item in items]
 
     def for_coach(self, coach_id: str, start: datetime, end: datetime) -> list[Booking]:
         """The coach's sessions starting in [start - 1 day, end): enough to find every overlap."""
-        low = (start.replace(hour=0, minute=0, second=0, microsecond=0)).isoformat()
-        items = MainItem.gsi1.query(f"COACH#{coach_id}#BOOKINGS", MainItem.gsi1sk.between(low, f"{end.isoformat()}~"))
+        low, high = keys.coach_bookings_between(start.replace(hour=0, minute=0, second=0, microsecond=0), end)
+        items = MainItem.gsi1.query(keys.coach_bookings_pk(coach_id), MainItem.gsi1sk.between(low, high))
         return [Booking.model_validate_json(item.body) for item in items]
 
     def sessions_in(self, org_id: str, period: str) -> list[LocatorItem]:
         """Every session of an org's month with its status (gsi1; for reconciliation)."""
-        return list(LocatorItem.sessions.query(sessions_index_pk(org_id, period)))
+        return list(LocatorItem.sessions.query(keys.sessions_index_pk(org_id, period)))
 
     def org_meter(self, org_id: str, rule: str, period: str) -> int:
         try:
-            return int(CounterItem.get(*meter_key(org_id, rule, period), consistent_read=True).used or 0)
+            return int(CounterItem.get(*keys.meter_key(org_id, rule, period), consistent_read=True).used or 0)
         except CounterItem.DoesNotExist:
             return 0
 

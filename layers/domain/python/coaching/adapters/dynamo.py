@@ -240,7 +240,7 @@ class PersonRepository:
     def list(self, org_id: str, *, limit: int, cursor: str | None) -> Page[Person]:
         pk = keys.people_pk(org_id)
         start = _start_key(cursor, pk)
-        results = MainItem.query(pk, MainItem.sk.startswith("PERSON#"), limit=limit, last_evaluated_key=start)
+        results = MainItem.query(pk, MainItem.sk.startswith(keys.PERSON_PREFIX), limit=limit, last_evaluated_key=start)
         return _page(results, Person)
 
     def get_many(self, org_id: str, person_ids: Iterable[str]) -> dict[str, tuple[Person, int]]:
@@ -358,7 +358,7 @@ class CoachRepository:
             start = _start_key(cursor, keys.COACHES_PK)
             # The network partition also holds each coach's load counter: list profiles only.
             results = MainItem.query(
-                keys.COACHES_PK, MainItem.sk.startswith("COACH#"), limit=limit, last_evaluated_key=start
+                keys.COACHES_PK, MainItem.sk.startswith(keys.COACH_PREFIX), limit=limit, last_evaluated_key=start
             )
         return _page(results, Coach)
 

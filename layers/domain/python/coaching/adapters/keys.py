@@ -1,24 +1,68 @@
-"""Every key the platform writes, in one place (see docs/data-model.md).
+"""Every DynamoDB key the platform writes or reads, in one place (see docs/data-model.md).
 
 Tenant-owned keys start with ``ORG#<org uuid>#`` so that a tenant's items can be found,
-exported or erased by prefix and can never collide with another tenant's.
+exported or erased by prefix and can never collide with another tenant's (the closing ``#``
+keeps org ``a`` from matching org ``ab``). The partitions that are not tenant-owned, on purpose:
+the coach network (``NETWORK#…``: one network serves every org), the platform indexes
+(``PLATFORM#…``), the coach-side indexes (``COACH#<coach>#…``: a coach works for many orgs), the
+booking locator (``BOOKING#<booking>``: found by booking id alone), the outbox and the
+idempotency records.
+
+Functions take plain strings (ids, enum values, ``yyyy-mm`` periods); the stores compose them
+from domain objects. The strings are persisted: changing one is a data migration.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
+# ------------------------------------------------------------------ organisation: ORG#<org>#
 ORG_PROFILE_SK = "PROFILE"
-ORGS_INDEX_PK = "PLATFORM#ORGS"
-COACHES_PK = "NETWORK#COACHES"
-ROSTER_PK = "NETWORK#ROSTER"
-ROSTER_POINTER_SK = "CURRENT"
+PRICE_BOOK_SK = "PRICEBOOK"
 
 
 def org_pk(org_id: str) -> str:
     return f"ORG#{org_id}#"
 
 
+# The org's monthly meters (rule -> sort-key prefix): sessions against a cap, money against a budget.
+METER_PREFIXES = {"cap": "USAGE", "budget": "BUDGET"}
+# Separates a meter's sort key from the once-only markers of the thresholds it crossed.
+_THRESHOLD = "#THRESHOLD#"
+
+
+def meter_sk(rule: str, period: str) -> str:
+    return f"{METER_PREFIXES[rule]}#{period}"
+
+
+def meter_key(org_id: str, rule: str, period: str) -> tuple[str, str]:
+    return org_pk(org_id), meter_sk(rule, period)
+
+
+def threshold_sk(rule: str, period: str, percent: int) -> str:
+    # Beside its meter in the org partition; exists once the meter crossed `percent` that month.
+    return f"{meter_sk(rule, period)}{_THRESHOLD}{percent}"
+
+
+def meter_rule(sk: str) -> str | None:
+    """The rule ("cap", "budget") whose meter this sort key is, or None (threshold markers included)."""
+    if _THRESHOLD in sk:
+        return None
+    return next((rule for rule, prefix in METER_PREFIXES.items() if sk.startswith(f"{prefix}#")), None)
+
+
+# ------------------------------------------------------------------ platform indexes (gsi1, not tenant-owned)
+ORGS_INDEX_PK = "PLATFORM#ORGS"
+# Network gaps of every org, newest first, for operators.
+GAPS_INDEX_PK = "PLATFORM#GAPS"
+
+
 def org_index_sk(org_id: str) -> str:
     return f"ORG#{org_id}"
+
+
+# ------------------------------------------------------------------ people: ORG#<org>#PEOPLE
+PERSON_PREFIX = "PERSON#"
 
 
 def people_pk(org_id: str) -> str:
@@ -26,19 +70,157 @@ def people_pk(org_id: str) -> str:
 
 
 def person_sk(person_id: str) -> str:
-    return f"PERSON#{person_id}"
+    return f"{PERSON_PREFIX}{person_id}"
+
+
+# ------------------------------------------------------------------ a person's partition: ORG#<org>#PERSON#<person>
+# Matches, engagements, markers, bookings and counters: one Query returns a person's history.
+BOOKING_PREFIX = "BOOKING#"
+ACTIVE_PREFIX = "ACTIVE#"
+ALLOWANCE_PREFIX = "ALLOWANCE#"
+UPCOMING_PREFIX = "UPCOMING#"
 
 
 def person_pk(org_id: str, person_id: str) -> str:
     return f"ORG#{org_id}#PERSON#{person_id}"
 
 
+def match_sk(match_id: str) -> str:
+    return f"MATCH#{match_id}"
+
+
+def engagement_sk(engagement_id: str) -> str:
+    # Also the engagement's gsi1 sort key under `coach_engagements_pk`.
+    return f"ENGAGEMENT#{engagement_id}"
+
+
+def active_sk(program: str) -> str:
+    # One active engagement per person and program: the marker's existence is the rule.
+    return f"{ACTIVE_PREFIX}{program}"
+
+
+def booking_sk(booking_id: str) -> str:
+    return f"{BOOKING_PREFIX}{booking_id}"
+
+
+def allowance_sk(program: str, period: str) -> str:
+    return f"{ALLOWANCE_PREFIX}{program}#{period}"
+
+
+def allowance_key(org_id: str, person_id: str, program: str, period: str) -> tuple[str, str]:
+    return person_pk(org_id, person_id), allowance_sk(program, period)
+
+
+def upcoming_sk(place: int) -> str:
+    # One of the person's `max_upcoming` places, numbered from 01.
+    return f"{UPCOMING_PREFIX}{place:02d}"
+
+
+def upcoming_key(org_id: str, person_id: str, place: int) -> tuple[str, str]:
+    return person_pk(org_id, person_id), upcoming_sk(place)
+
+
+# ------------------------------------------------------------------ coach-side indexes (gsi1, not tenant-owned)
+def coach_engagements_pk(coach_id: str) -> str:
+    return f"COACH#{coach_id}#ENGAGEMENTS"
+
+
+def coach_bookings_pk(coach_id: str) -> str:
+    return f"COACH#{coach_id}#BOOKINGS"
+
+
+def coach_booking_index_sk(start: datetime, booking_id: str) -> str:
+    # Starts in ISO order, so a date range is one `between` on the sort key.
+    return f"{start.isoformat()}#{booking_id}"
+
+
+def coach_bookings_between(low: datetime, high: datetime) -> tuple[str, str]:
+    """Sort-key bounds for the sessions starting from `low` up to and including `high` ("~" sorts after "#")."""
+    return low.isoformat(), f"{high.isoformat()}~"
+
+
+# ------------------------------------------------------------------ the confidential table (same person partition)
+def match_situation_sk(match_id: str) -> str:
+    return f"SITUATION#{match_id}"
+
+
+def booking_situation_sk(booking_id: str) -> str:
+    return f"SITUATION#BOOKING#{booking_id}"
+
+
+# ------------------------------------------------------------------ calendar locks: one item per 5-minute bucket
+_COACH_CALENDAR_PREFIX = "NETWORK#COACH#"
+_CALENDAR_SUFFIX = "#CAL"
+
+
+def coach_calendar_pk(coach_id: str) -> str:
+    # In the network, not an org: a coach's sessions for every org share one calendar.
+    return f"{_COACH_CALENDAR_PREFIX}{coach_id}{_CALENDAR_SUFFIX}"
+
+
+def person_calendar_pk(org_id: str, person_id: str) -> str:
+    return f"ORG#{org_id}#PERSON#{person_id}{_CALENDAR_SUFFIX}"
+
+
+def calendar_lock_sk(bucket: str) -> str:
+    """`bucket` is the domain's UTC bucket id (`YYYYMMDDTHHMMZ`, see `coaching.domain.booking`)."""
+    return f"T#{bucket}"
+
+
+def is_coach_calendar_pk(pk: str) -> bool:
+    return pk.startswith(_COACH_CALENDAR_PREFIX) and pk.endswith(_CALENDAR_SUFFIX)
+
+
+def is_calendar_pk(pk: str) -> bool:
+    """A coach's or a person's calendar."""
+    return pk.endswith(_CALENDAR_SUFFIX)
+
+
+# ------------------------------------------------------------------ booking locator: BOOKING#<booking>
+LOCATOR_SK = "LOCATOR"
+
+
+def locator_key(booking_id: str) -> tuple[str, str]:
+    # Not tenant-owned: coaches and operators know only the booking id. The item names the org.
+    return booking_sk(booking_id), LOCATOR_SK
+
+
+def sessions_index_pk(org_id: str, period: str) -> str:
+    # gsi1 of the locators: an org's sessions of a month, for reconciliation.
+    return f"ORG#{org_id}#SESSIONS#{period}"
+
+
+def sessions_index_sk(booking_id: str) -> str:
+    return booking_sk(booking_id)
+
+
+def booking_id_from_sessions_index_sk(sk: str) -> str:
+    return sk.removeprefix(BOOKING_PREFIX)
+
+
+# ------------------------------------------------------------------ coach network: NETWORK#… (not tenant-owned)
+COACHES_PK = "NETWORK#COACHES"
+COACH_PREFIX = "COACH#"
+LOAD_PREFIX = "LOAD#"
+ROSTER_PK = "NETWORK#ROSTER"
+ROSTER_POINTER_SK = "CURRENT"
+
+
 def coach_sk(coach_id: str) -> str:
-    return f"COACH#{coach_id}"
+    return f"{COACH_PREFIX}{coach_id}"
 
 
 def coaches_by_status_pk(status: str) -> str:
     return f"NETWORK#COACHES#{status}"
+
+
+def load_sk(coach_id: str) -> str:
+    # Beside the profiles in COACHES_PK: one Query reads every load (cohort launch).
+    return f"{LOAD_PREFIX}{coach_id}"
+
+
+def coach_id_from_load_sk(sk: str) -> str:
+    return sk.removeprefix(LOAD_PREFIX)
 
 
 def roster_part_sk(version: int, build_id: str, part: int) -> str:
@@ -46,7 +228,86 @@ def roster_part_sk(version: int, build_id: str, part: int) -> str:
     return f"V#{version:012d}#{build_id}#PART#{part:04d}"
 
 
-# ------------------------------------------------------------------ outbox
+# ------------------------------------------------------------------ network gaps: ORG#<org>#GAPS
+def gaps_pk(org_id: str) -> str:
+    return f"ORG#{org_id}#GAPS"
+
+
+def gap_sk(at: datetime, gap_id: str) -> str:
+    # Also the gsi1 sort key under GAPS_INDEX_PK: time first, so the index lists newest first.
+    return f"{at.isoformat()}#{gap_id}"
+
+
+# ------------------------------------------------------------------ billing: ledger, periods, invoices, guards
+ENTRY_PREFIX = "ENTRY#"
+INVOICE_PREFIX = "INVOICE#"
+_PERIOD_PREFIX = "PERIOD#"
+
+
+def ledger_pk(org_id: str, billed_in: str) -> str:
+    # One partition per org and invoice month: an invoice reads exactly its own entries.
+    return f"ORG#{org_id}#LEDGER#{billed_in}"
+
+
+def entry_sk(entry_id: str) -> str:
+    return f"{ENTRY_PREFIX}{entry_id}"
+
+
+def billing_pk(org_id: str) -> str:
+    return f"ORG#{org_id}#BILLING"
+
+
+def period_sk(period: str) -> str:
+    return f"{_PERIOD_PREFIX}{period}"
+
+
+def period_key(org_id: str, period: str) -> tuple[str, str]:
+    return billing_pk(org_id), period_sk(period)
+
+
+# The sort key after every PERIOD#YYYY-MM.
+LAST_PERIOD_SK = period_sk("9999-99")
+
+
+def period_from_sk(sk: str) -> str:
+    return sk.removeprefix(_PERIOD_PREFIX)
+
+
+def invoice_sk(period: str) -> str:
+    return f"{INVOICE_PREFIX}{period}"
+
+
+def invoice_key(org_id: str, period: str) -> tuple[str, str]:
+    return billing_pk(org_id), invoice_sk(period)
+
+
+def session_pk(org_id: str, booking_id: str) -> str:
+    # A session's billing guards; deterministic per session whatever month its entry lands in.
+    return f"ORG#{org_id}#SESSION#{booking_id}"
+
+
+def guard_sk(kind: str) -> str:
+    """`kind` is an EntryKind value: "usage" or "reversal"."""
+    return f"LEDGER#{kind}"
+
+
+def guard_key(org_id: str, booking_id: str, kind: str) -> tuple[str, str]:
+    """The deterministic key that makes a session's usage (or its reversal) exist at most once."""
+    return session_pk(org_id, booking_id), guard_sk(kind)
+
+
+def guard_ref(billed_in: str, entry_id: str) -> str:
+    """A guard's `ref`: where its entry is (`ledger_pk(org, billed_in)` / `entry_sk(entry_id)`)."""
+    return f"{billed_in}#{entry_id}"
+
+
+def parse_guard_ref(ref: str) -> tuple[str, str]:
+    """(billed_in, entry_id) of a guard's `ref`; entry ids contain `#`, months do not."""
+    billed_in, entry_id = ref.split("#", 1)
+    return billed_in, entry_id
+
+
+# ------------------------------------------------------------------ outbox: OUTBOX#<event id> (not tenant-owned)
 # One partition per event: the stream relay reads inserts, nothing ever queries them.
 OUTBOX_SK = "EVENT"
 
@@ -55,6 +316,10 @@ def outbox_pk(event_id: str) -> str:
     return f"OUTBOX#{event_id}"
 
 
+# ------------------------------------------------------------------ idempotency: IDEMPOTENCY#<function>
 def idempotency_pk(function_name: str) -> str:
-    """Where Powertools Idempotency remembers the event ids a function consumed."""
+    """Where Powertools Idempotency remembers the event ids a function consumed.
+
+    Powertools writes the sort key itself (`<key prefix>#<hash of the event id>`) and the expiry.
+    """
     return f"IDEMPOTENCY#{function_name}"

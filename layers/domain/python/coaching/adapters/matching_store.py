@@ -46,29 +46,26 @@ class LoadItem(Model):
     active = NumberAttribute(null=True)
 
 
-GAPS_INDEX_PK = "PLATFORM#GAPS"
-
-
-def _load_sk(coach_id: str) -> str:
-    return f"LOAD#{coach_id}"
+# Imported from here by other modules; its one home is `keys`.
+GAPS_INDEX_PK = keys.GAPS_INDEX_PK
 
 
 def _engagement_item(engagement: Engagement) -> MainItem:
     item = MainItem(
         keys.person_pk(engagement.org_id, engagement.person_id),
-        f"ENGAGEMENT#{engagement.engagement_id}",
+        keys.engagement_sk(engagement.engagement_id),
         kind="engagement",
         body=engagement.model_dump_json(),
     )
-    item.gsi1pk = f"COACH#{engagement.coach_id}#ENGAGEMENTS"
-    item.gsi1sk = f"ENGAGEMENT#{engagement.engagement_id}"
+    item.gsi1pk = keys.coach_engagements_pk(engagement.coach_id)
+    item.gsi1sk = keys.engagement_sk(engagement.engagement_id)
     return item
 
 
 def _marker(engagement: Engagement) -> MarkerItem:
     return MarkerItem(
         keys.person_pk(engagement.org_id, engagement.person_id),
-        f"ACTIVE#{engagement.program.value}",
+        keys.active_sk(engagement.program.value),
         kind="active_engagement",
         ref=engagement.engagement_id,
     )
@@ -77,20 +74,19 @@ def _marker(engagement: Engagement) -> MarkerItem:
 def _situation(match: MatchRecord, text: str) -> SituationItem:
     return SituationItem(
         keys.person_pk(match.org_id, match.person_id),
-        f"SITUATION#{match.match_id}",
+        keys.match_situation_sk(match.match_id),
         text=text,
         created_at=match.created_at.isoformat(),
     )
 
 
 def _match_key(match: MatchRecord) -> tuple[str, str]:
-    return keys.person_pk(match.org_id, match.person_id), f"MATCH#{match.match_id}"
+    return keys.person_pk(match.org_id, match.person_id), keys.match_sk(match.match_id)
 
 
 def _match_item(match: MatchRecord, version: int | None) -> MainItem:
     item = MainItem(
-        keys.person_pk(match.org_id, match.person_id),
-        f"MATCH#{match.match_id}",
+        *_match_key(match),
         kind="match",
         body=match.model_dump_json(),
     )
@@ -114,21 +110,23 @@ class MatchingStore:
 
     def match(self, org_id: str, person_id: str, match_id: str) -> tuple[MatchRecord, int] | None:
         try:
-            item = MainItem.get(keys.person_pk(org_id, person_id), f"MATCH#{match_id}", consistent_read=True)
+            item = MainItem.get(keys.person_pk(org_id, person_id), keys.match_sk(match_id), consistent_read=True)
         except MainItem.DoesNotExist:
             return None
         return MatchRecord.model_validate_json(item.body), int(item.version or 0)
 
     def engagement(self, org_id: str, person_id: str, engagement_id: str) -> tuple[Engagement, int] | None:
         try:
-            item = MainItem.get(keys.person_pk(org_id, person_id), f"ENGAGEMENT#{engagement_id}", consistent_read=True)
+            item = MainItem.get(
+                keys.person_pk(org_id, person_id), keys.engagement_sk(engagement_id), consistent_read=True
+            )
         except MainItem.DoesNotExist:
             return None
         return Engagement.model_validate_json(item.body), int(item.version or 0)
 
     def coach_engagement(self, coach_id: str, engagement_id: str) -> Engagement | None:
         for item in MainItem.gsi1.query(
-            f"COACH#{coach_id}#ENGAGEMENTS", MainItem.gsi1sk == f"ENGAGEMENT#{engagement_id}"
+            keys.coach_engagements_pk(coach_id), MainItem.gsi1sk == keys.engagement_sk(engagement_id)
         ):
             return Engagement.model_validate_json(item.body)
         return None
@@ -137,20 +135,20 @@ class MatchingStore:
         """Active coachees per coach (BatchGetItem; a coach without a load item has none)."""
         wanted = list(dict.fromkeys(coach_ids))
         found = dict.fromkeys(wanted, 0)
-        for item in LoadItem.batch_get([(keys.COACHES_PK, _load_sk(c)) for c in wanted]):
-            found[item.sk.removeprefix("LOAD#")] = int(item.active or 0)
+        for item in LoadItem.batch_get([(keys.COACHES_PK, keys.load_sk(c)) for c in wanted]):
+            found[keys.coach_id_from_load_sk(item.sk)] = int(item.active or 0)
         return found
 
     def all_loads(self) -> dict[str, int]:
         """Every coach's load in one Query (the cohort matcher needs them all)."""
         return {
-            item.sk.removeprefix("LOAD#"): int(item.active or 0)
-            for item in LoadItem.query(keys.COACHES_PK, LoadItem.sk.startswith("LOAD#"))
+            keys.coach_id_from_load_sk(item.sk): int(item.active or 0)
+            for item in LoadItem.query(keys.COACHES_PK, LoadItem.sk.startswith(keys.LOAD_PREFIX))
         }
 
     def gaps(self, limit: int) -> list[dict[str, Any]]:
         """Newest first across orgs, through the platform index (operators only)."""
-        results = MainItem.gsi1.query(GAPS_INDEX_PK, scan_index_forward=False, limit=limit)
+        results = MainItem.gsi1.query(keys.GAPS_INDEX_PK, scan_index_forward=False, limit=limit)
         return [json.loads(item.body) for item in results]
 
     # ------------------------------------------------------------------ writes
@@ -185,8 +183,8 @@ class MatchingStore:
 
     def record_gap(self, org_id: str, at: datetime, gap_id: str, detail: dict[str, Any]) -> None:
         """Kept in the org's partition; the platform index lets operators see every org's gaps."""
-        item = MainItem(f"ORG#{org_id}#GAPS", f"{at.isoformat()}#{gap_id}", kind="gap", body=json.dumps(detail))
-        item.gsi1pk, item.gsi1sk = GAPS_INDEX_PK, f"{at.isoformat()}#{gap_id}"
+        item = MainItem(keys.gaps_pk(org_id), keys.gap_sk(at, gap_id), kind="gap", body=json.dumps(detail))
+        item.gsi1pk, item.gsi1sk = keys.GAPS_INDEX_PK, keys.gap_sk(at, gap_id)
         item.save()
 
     def choose(
@@ -274,7 +272,7 @@ _COHORT_REFUSALS = {
 
 def _take_place(transaction: TransactWrite, coach_id: str, capacity: int) -> None:
     transaction.update(
-        LoadItem(keys.COACHES_PK, _load_sk(coach_id)),
+        LoadItem(keys.COACHES_PK, keys.load_sk(coach_id)),
         actions=[LoadItem.active.add(1)],
         condition=LoadItem.active.does_not_exist() | (LoadItem.active < capacity),
     )
@@ -282,7 +280,7 @@ def _take_place(transaction: TransactWrite, coach_id: str, capacity: int) -> Non
 
 def _free_place(transaction: TransactWrite, coach_id: str) -> None:
     transaction.update(
-        LoadItem(keys.COACHES_PK, _load_sk(coach_id)),
+        LoadItem(keys.COACHES_PK, keys.load_sk(coach_id)),
         actions=[LoadItem.active.add(-1)],
         condition=LoadItem.active > 0,
     )
@@ -291,7 +289,9 @@ def _free_place(transaction: TransactWrite, coach_id: str) -> None:
 def _add_end(transaction: TransactWrite, engagement: Engagement, version: int) -> None:
     item = _engagement_item(engagement)
     item.version = version
-    marker = MarkerItem(keys.person_pk(engagement.org_id, engagement.person_id), f"ACTIVE#{engagement.program.value}")
+    marker = MarkerItem(
+        keys.person_pk(engagement.org_id, engagement.person_id), keys.active_sk(engagement.program.value)
+    )
     transaction.save(item)
     transaction.delete(marker, condition=MarkerItem.ref == engagement.engagement_id)
     _free_place(transaction, engagement.coach_id)
@@ -303,8 +303,8 @@ def _refusal(failed: list[tuple[str, str]], match: MatchRecord | None, engagemen
     for key in failed:
         if match is not None and key == _match_key(match):
             return ChooseRefused("this match was already decided; load it again", field="match_id")
-        if key == (person, f"ACTIVE#{engagement.program.value}"):
+        if key == (person, keys.active_sk(engagement.program.value)):
             return ChooseRefused("you already have an active engagement in this programme", field="program")
-        if key == (keys.COACHES_PK, _load_sk(engagement.coach_id)):
+        if key == (keys.COACHES_PK, keys.load_sk(engagement.coach_id)):
             return ChooseRefused("this coach has just reached capacity; choose another coach", field="coach_id")
     return Conflict("the choice could not be saved; try again")

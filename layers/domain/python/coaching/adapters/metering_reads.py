@@ -11,14 +11,13 @@ from collections.abc import Collection
 from typing import Any
 
 from coaching.adapters import keys
-from coaching.adapters.booking_store import BookingStore, locator_key
+from coaching.adapters.booking_store import BookingStore
 from coaching.adapters.dynamo import MainItem, batch_read
 
 # A person's item is the Person model's compact pydantic JSON. Inside a JSON string every `"` is
 # escaped, so the unescaped `"active":true` can only be the top-level field itself.
 _ACTIVE_PERSON = '"active":true'
 _BATCH_KEYS = 100  # BatchGetItem's limit
-_SESSION_SK_PREFIX = "BOOKING#"
 
 
 class ActiveHeadcount:
@@ -31,7 +30,7 @@ class ActiveHeadcount:
     def active(self, org_id: str) -> int:
         return MainItem.count(
             keys.people_pk(org_id),
-            MainItem.sk.startswith(keys.person_sk("")),
+            MainItem.sk.startswith(keys.PERSON_PREFIX),
             filter_condition=MainItem.body.contains(_ACTIVE_PERSON),
             consistent_read=True,
         )
@@ -47,21 +46,21 @@ class SessionReads:
         """Booking id -> status of every session of the month, from the sessions index
         (eventually consistent: a session that just changed may show its old status)."""
         return {
-            item.gsi1sk.removeprefix(_SESSION_SK_PREFIX): item.status
+            keys.booking_id_from_sessions_index_sk(item.gsi1sk): item.status
             for item in self._bookings.sessions_in(org_id, period)
         }
 
     def current_statuses(self, booking_ids: Collection[str]) -> dict[str, str]:
         """Booking id -> status read from the sessions themselves (strongly consistent);
         a booking that does not exist is absent."""
-        wanted = [locator_key(booking_id) for booking_id in sorted(set(booking_ids))]
+        wanted = [keys.locator_key(booking_id) for booking_id in sorted(set(booking_ids))]
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for start in range(0, len(wanted), _BATCH_KEYS):
             found.update(batch_read(wanted[start : start + _BATCH_KEYS]))
         return {
-            booking_id: found[locator_key(booking_id)]["status"]["S"]
+            booking_id: found[keys.locator_key(booking_id)]["status"]["S"]
             for booking_id in booking_ids
-            if locator_key(booking_id) in found
+            if keys.locator_key(booking_id) in found
         }
 
     def cap_counted(self, org_id: str, period: str) -> int:
