@@ -37,7 +37,7 @@ _CONFLICT_RETRIES = 8
 _BACKOFF_SECONDS = 0.01
 
 
-class _Gsi1(GlobalSecondaryIndex["MainItem"]):  # type: ignore[no-untyped-call]
+class _Gsi1(GlobalSecondaryIndex["MainItem"]):
     class Meta:
         index_name = "gsi1"
         projection = AllProjection()
