@@ -110,6 +110,8 @@ def build_openapi(template_path: str | Path | None = None, *, prefix: str = "loc
     }
     documented: set[tuple[str, str]] = set()
     for spec in specs:
+        if not spec.routes:
+            continue  # a function the API never invokes (the stream relay) has nothing to document
         if not spec.handler_file.is_file():
             log.warning("OpenAPI: %s has no %s; skipped", spec.logical_id, spec.handler_file)
             continue
