@@ -15,7 +15,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTIONS = ["admin", "matching", "booking", "session_completion", "metering", "report_generation", "hr_webhooks"]
+FUNCTIONS = [
+    "admin",
+    "matching",
+    "booking",
+    "session_completion",
+    "metering",
+    "report_generation",
+    "hr_webhooks",
+    "event_relay",
+]
 TARGET_RATIO = 1.25
 
 # The card's packages, used as the card prescribes: boto3, pydantic, PynamoDB, and Powertools'

@@ -8,11 +8,13 @@ sessions of a month with the ledger (their statuses).
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coaching.adapters import keys
-from coaching.adapters.booking_store import BookingStore
 from coaching.adapters.dynamo import MainItem, batch_read
+
+if TYPE_CHECKING:
+    from coaching.adapters.booking_store import BookingStore
 
 # A person's item is the Person model's compact pydantic JSON. Inside a JSON string every `"` is
 # escaped, so the unescaped `"active":true` can only be the top-level field itself.
@@ -40,7 +42,17 @@ class SessionReads:
     """The sessions of an org's month as booking records them (its locator items)."""
 
     def __init__(self, bookings: BookingStore | None = None) -> None:
-        self._bookings = bookings if bookings is not None else BookingStore()
+        self._given = bookings
+
+    @property
+    def _bookings(self) -> BookingStore:
+        # Imported on first use: the booking store brings the booking domain with it, and most
+        # metering invocations (price books, invoices) never read a session (cold start).
+        if self._given is None:
+            from coaching.adapters.booking_store import BookingStore
+
+            self._given = BookingStore()
+        return self._given
 
     def statuses_in(self, org_id: str, period: str) -> dict[str, str]:
         """Booking id -> status of every session of the month, from the sessions index

@@ -38,7 +38,8 @@ def stable_event_id(*parts: str) -> str:
 class Event(BaseModel):
     """Base of every catalogue entry. Subclasses set `source`, `detail_type` and `version`."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Built on first use: every function imports the whole catalogue and uses a few events.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     source: ClassVar[str]
     detail_type: ClassVar[str]
