@@ -30,7 +30,7 @@ from coaching.domain.errors import Conflict
 from coaching.domain.events import Event
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
-from coaching.ids import decode_cursor, encode_cursor
+from coaching.ids import CursorIndex, decode_cursor, encode_cursor
 
 TRANSACTION_LIMIT = 100
 _CONFLICT_RETRIES = 8
@@ -197,9 +197,10 @@ def _page[EntityT: BaseModel](
     return Page(items=items, next_cursor=encode_cursor(results.last_evaluated_key))
 
 
-def _start_key(cursor: str | None, expected_pk: str) -> dict[str, dict[str, Any]] | None:
-    """Where a listing resumes: the client's cursor, checked to belong to the partition listed."""
-    return cast("dict[str, dict[str, Any]] | None", decode_cursor(cursor, expected_pk=expected_pk))
+def _start_key(cursor: str | None, expected_pk: str, *, index: CursorIndex | None) -> dict[str, dict[str, Any]] | None:
+    """Where a listing resumes: the client's cursor, checked to be a start key of the table or
+    index the listing queries (``index``) and to belong to the partition listed."""
+    return cast("dict[str, dict[str, Any]] | None", decode_cursor(cursor, expected_pk=expected_pk, index=index))
 
 
 class OrgRepository:
@@ -222,7 +223,7 @@ class OrgRepository:
         return modify_entity(keys.org_pk(org_id), keys.ORG_PROFILE_SK, Org, change)
 
     def list(self, *, limit: int, cursor: str | None) -> Page[Org]:
-        start = _start_key(cursor, keys.ORGS_INDEX_PK)
+        start = _start_key(cursor, keys.ORGS_INDEX_PK, index="gsi1")
         results = MainItem.gsi1.query(keys.ORGS_INDEX_PK, limit=limit, last_evaluated_key=start)
         return _page(results, Org)
 
@@ -239,7 +240,7 @@ class PersonRepository:
 
     def list(self, org_id: str, *, limit: int, cursor: str | None) -> Page[Person]:
         pk = keys.people_pk(org_id)
-        start = _start_key(cursor, pk)
+        start = _start_key(cursor, pk, index=None)
         results = MainItem.query(pk, MainItem.sk.startswith(keys.PERSON_PREFIX), limit=limit, last_evaluated_key=start)
         return _page(results, Person)
 
@@ -352,10 +353,10 @@ class CoachRepository:
     def list(self, *, status: str | None, limit: int, cursor: str | None) -> Page[Coach]:
         if status:
             pk = keys.coaches_by_status_pk(status)
-            start = _start_key(cursor, pk)
+            start = _start_key(cursor, pk, index="gsi1")
             results = MainItem.gsi1.query(pk, limit=limit, last_evaluated_key=start)
         else:
-            start = _start_key(cursor, keys.COACHES_PK)
+            start = _start_key(cursor, keys.COACHES_PK, index=None)
             # The network partition also holds each coach's load counter: list profiles only.
             results = MainItem.query(
                 keys.COACHES_PK, MainItem.sk.startswith(keys.COACH_PREFIX), limit=limit, last_evaluated_key=start
