@@ -1,5 +1,6 @@
 """Admin API: orgs, people, coaches and competency frameworks."""
 
+import io
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -15,7 +16,7 @@ from coaching.domain.orgs import Org, OrgCreate, OrgUpdate
 from coaching.domain.people import MAX_IMPORT_ROWS, Person, PersonCreate, PersonUpdate, rows_from_csv
 from coaching.services import admin
 from coaching.services.admin import AdminContext, ImportReport
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 logger = Logger()
 tracer = Tracer()
@@ -104,14 +105,25 @@ def list_people(caller: Caller, limit: PageLimit = 50, cursor: PageCursor = None
 )
 def import_people(caller: Caller) -> ImportReport:
     # Two media types share this route, so the body is parsed here rather than by the resolver.
+    # Bounds, checked before any row is validated: the body is at most 6 MB (Lambda's payload limit,
+    # admin.MAX_IMPORT_BODY_CHARS), and both paths refuse row 10,001 whole (422) without reading on:
+    # a streaming csv.reader counts the CSV's rows first, and pydantic stops validating the JSON list
+    # at the item past its max_length.
     event = app.current_event
+    admin.check_import_body(event.body or "")
     content_type = (event.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
     if content_type == "text/csv":
-        rows = rows_from_csv(event.decoded_body or "")
+        text = event.decoded_body or ""
+        admin.check_csv_rows(io.StringIO(text.removeprefix("\ufeff")))
+        rows = rows_from_csv(text)
     elif content_type == "application/json":
         try:
             rows = PeopleImport.model_validate_json(event.decoded_body or "").people
         except ValueError as exc:
+            if isinstance(exc, ValidationError) and any(
+                error["type"] == "too_long" and error["loc"] == ("people",) for error in exc.errors()
+            ):
+                raise admin.too_many_rows("people") from exc
             raise InvalidInput(f'the body must be JSON {{"people": [...]}}: {exc}', field="people") from exc
     else:
         raise InvalidInput("send application/json or text/csv", field="content-type")

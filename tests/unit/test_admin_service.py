@@ -218,7 +218,7 @@ def test_an_import_rereads_a_chunk_someone_changed_and_refuses_the_oversized(wor
     person = world.people.get(org_id, someone)
     assert person is not None
     assert person.department == "New"
-    with pytest.raises(InvalidInput, match="at most 10000 rows") as refused:
+    with pytest.raises(InvalidInput, match="at most 10,000 rows") as refused:
         admin.import_people(org_admin(org_id), [{}] * 10_001, world.ctx)
     assert refused.value.field == "people"
 
