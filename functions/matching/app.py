@@ -1,7 +1,8 @@
 """Matching: contextual coach matching, engagements, promotion re-match and the roster.
 
 HTTP routes serve people and operators; coach events and a schedule keep the roster
-snapshot current; PersonPromoted events trigger a continuity check and, if needed, a re-match.
+snapshot current; a coach's suspension ends their engagements with a re-match each;
+PersonPromoted events trigger a continuity check and, if needed, a re-match.
 """
 
 from typing import Annotated, Any
@@ -158,8 +159,19 @@ def on_person_promoted(event: PersonPromoted) -> dict[str, Any]:
     return outcome.model_dump()
 
 
-def on_coach_changed(event: CoachVettingChanged | CoachProfileUpdated) -> dict[str, Any]:
+def on_coach_changed(event: CoachProfileUpdated) -> dict[str, Any]:
     return refresh_roster(trigger=event.detail_type)
+
+
+def on_vetting_changed(event: CoachVettingChanged) -> dict[str, Any]:
+    """Rebuild the roster; a suspension also ends the coach's engagements with a re-match each."""
+    rebuilt = refresh_roster(trigger=event.detail_type)
+    roster_cache.invalidate()  # re-matches below read the roster just published
+    outcome = matching.on_coach_vetting_changed(event, ctx)
+    if outcome.ended:
+        metrics.add_metric(name="EngagementsEndedBySuspension", unit=MetricUnit.Count, value=len(outcome.ended))
+        logger.info("suspended coach's engagements ended", extra=outcome.model_dump())
+    return rebuilt | outcome.model_dump()
 
 
 lambda_handler = function_entry(
@@ -170,7 +182,7 @@ lambda_handler = function_entry(
     metrics=metrics,
     on_events={
         PersonPromoted: on_person_promoted,
-        CoachVettingChanged: on_coach_changed,
+        CoachVettingChanged: on_vetting_changed,
         CoachProfileUpdated: on_coach_changed,
     },
     on_schedule=lambda name: refresh_roster(trigger=name),

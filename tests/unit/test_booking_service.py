@@ -30,6 +30,7 @@ from .fakes.booking import (
     FakeBookingStore,
     World,
     as_coach,
+    coach_profile,
     employee,
     make_engagement,
     price_book,
@@ -571,6 +572,7 @@ def test_people_see_their_own_bookings_in_order_and_coaches_their_sessions(world
         sooner.booking_id,
         later.booking_id,
     }
+    world.coaches.coaches["coach-2"] = coach_profile("coach-2", "Bo Coach")
     assert booking.coach_sessions(as_coach("coach-2"), *window, world.booking_ctx) == []
     with pytest.raises(InvalidInput):
         booking.coach_sessions(as_coach(), slots[0], slots[0] + timedelta(days=40), world.booking_ctx)

@@ -119,8 +119,9 @@ def test_an_empty_network_and_bad_requests_are_refused(world):
     assert focus_refused.value.field == "focus_competencies"
     with pytest.raises(Forbidden):
         ask(world, world.admin())
-    with pytest.raises(NotFound):
+    with pytest.raises(Forbidden, match="is inactive in this organisation") as inactive:
         ask(world, world.person(active=False))
+    assert inactive.value.field == "person_id"
 
 
 def test_the_availability_bar_and_the_weights_are_the_orgs_to_tune(world):

@@ -9,8 +9,8 @@ versions match, the locator exists, a ledger entry's guard is new and its month 
 the next open month). A failed condition raises the error the adapter maps it to. What a
 change commits with it (its events) is kept in `committed`, one per event id, like the outbox.
 
-`World` builds one org, person, coach and engagement with a clock, and the contexts of both
-services on these fakes.
+`World` builds one org, person, (approved) coach and engagement with a clock, and the contexts
+of both services on these fakes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from coaching.domain.booking import (
     coach_buckets,
     person_buckets,
 )
-from coaching.domain.coaches import AvailabilityRule, Coach, CoachCreate
+from coaching.domain.coaches import AvailabilityRule, Coach, CoachCreate, VettingStatus
 from coaching.domain.engagements import Engagement, EngagementStatus
 from coaching.domain.errors import AllowanceExhausted, AlreadyBilled, Conflict, SlotTaken, UsageMoved
 from coaching.domain.events import BudgetThresholdReached, Event
@@ -165,6 +165,10 @@ class FakeBookingStore:
     thresholds: set[tuple[str, str, str, int]] = field(default_factory=set)
     ledger: FakeLedger = field(default_factory=FakeLedger)
     committed: list[Event] = field(default_factory=list)
+    # The coach network's records (the same items `FakeCoaches` reads: one table) and how often
+    # a coach route read one.
+    coach_records: dict[str, Coach] = field(default_factory=dict)
+    coach_reads: int = 0
     # Fault injection: another writer commits this booking (from the same version) just before the next `end`.
     lose_next_end_to: Booking | None = None
 
@@ -215,6 +219,10 @@ class FakeBookingStore:
 
     def locate(self, booking_id: str) -> SessionLocator | None:
         return self.locators.get(booking_id)
+
+    def locate_for_coach(self, booking_id: str, coach_id: str) -> tuple[SessionLocator | None, Coach | None]:
+        self.coach_reads += 1
+        return self.locators.get(booking_id), self.coach_records.get(coach_id)
 
     def for_person(self, org_id: str, person_id: str) -> list[Booking]:
         return [b for (o, p, _), (b, _) in self.bookings.items() if (o, p) == (org_id, person_id)]
@@ -532,7 +540,9 @@ def roster_coach(coach_id: str = COACH, **overrides: object) -> RosterCoach:
     return RosterCoach.model_validate(fields | overrides)
 
 
-def coach_profile(coach_id: str = COACH, name: str = "Ada Coach") -> Coach:
+def coach_profile(
+    coach_id: str = COACH, name: str = "Ada Coach", status: VettingStatus = VettingStatus.APPROVED
+) -> Coach:
     profile = CoachCreate(
         name=name,
         email="ada@example.com",
@@ -543,7 +553,7 @@ def coach_profile(coach_id: str = COACH, name: str = "Ada Coach") -> Coach:
         programs=["SCALE"],
         capacity=5,
     )
-    return Coach(coach_id=coach_id, created_at=START, updated_at=START, **profile.model_dump())
+    return Coach(coach_id=coach_id, vetting_status=status, created_at=START, updated_at=START, **profile.model_dump())
 
 
 def make_engagement(
@@ -590,7 +600,18 @@ class World:
         engagement = make_engagement()
         store.add_engagement(engagement)
         roster = FakeRoster({COACH: roster_coach()})
-        return cls(store, roster, FakeCoaches({COACH: coach_profile()}), Clock(START), engagement)
+        coaches = FakeCoaches({COACH: coach_profile()})
+        store.coach_records = coaches.coaches  # one coach record, read by both ports
+        return cls(store, roster, coaches, Clock(START), engagement)
+
+    def set_coach_status(self, status: VettingStatus, coach_id: str = COACH) -> None:
+        """An operator's vetting decision on the coach's record (the roster is left as it was)."""
+        coach = self.coaches.coaches[coach_id]
+        self.coaches.coaches[coach_id] = Coach.model_validate(coach.model_dump() | {"vetting_status": status})
+
+    def set_active(self, active: bool, person_id: str = PERSON) -> None:
+        person = self.store.people[(ORG, person_id)]
+        self.store.people[(ORG, person_id)] = Person.model_validate(person.model_dump() | {"active": active})
 
     @property
     def booking_ctx(self) -> BookingContext:

@@ -1,6 +1,7 @@
 """In-memory ports of the matching services (coaching.services.matching and .cohorts).
 
-`FakeMatchingStore` keeps match requests and engagements with their versions, the
+`FakeMatchingStore` keeps match requests and engagements with their versions (and the
+coach's engagement index, which can be made to lag), the
 one-active-engagement-per-programme markers and the coaches' loads, and enforces in each
 write exactly the conditions adapters/matching_store.py puts in its DynamoDB transaction
 (match version, new items must not exist, marker, load below capacity, outbox ids unique):
@@ -188,6 +189,8 @@ class FakeMatchingStore:
     events: list[Event] = field(default_factory=list)
     outbox: set[str] = field(default_factory=set)
     before_commit: Callable[[FakeMatchingStore], None] | None = None
+    # Engagements the coach's index (gsi1) does not show yet.
+    index_lag: set[str] = field(default_factory=set)
     writes: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -211,6 +214,15 @@ class FakeMatchingStore:
             if engagement.coach_id == coach_id and engagement.engagement_id == engagement_id:
                 return engagement
         return None
+
+    def coach_engagements(self, coach_id: str) -> list[Engagement]:
+        """The coach's index; `index_lag` hides engagements from it, as a lagging GSI would."""
+        with self._lock:
+            return [
+                e
+                for e, _ in self.engagements.values()
+                if e.coach_id == coach_id and e.engagement_id not in self.index_lag
+            ]
 
     def loads(self, coach_ids: Iterable[str]) -> dict[str, int]:
         return {coach_id: self.load.get(coach_id, 0) for coach_id in coach_ids}
@@ -360,6 +372,15 @@ class FakeMatchingStore:
             self.matches[self._key(match, match.match_id)] = (match, 1)
             if situation is not None:
                 self.situations[match.match_id] = situation
+            self._commit_events(events)
+
+    def end_engagement(self, ended: Engagement, version: int, events: Sequence[Event] = ()) -> None:
+        with self._lock:
+            self._race()
+            self._check_end(ended, version)
+            if not self._check_events(events):
+                raise Conflict("this engagement changed at the same time; load it again")
+            self._apply_end(ended, version)
             self._commit_events(events)
 
 

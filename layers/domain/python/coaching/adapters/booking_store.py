@@ -42,6 +42,7 @@ from coaching.domain.booking import (
     coach_buckets,
     person_buckets,
 )
+from coaching.domain.coaches import Coach
 from coaching.domain.engagements import Engagement
 from coaching.domain.errors import AllowanceExhausted, Conflict, SlotTaken, UsageMoved
 from coaching.domain.events import BudgetThresholdReached, Event
@@ -391,6 +392,25 @@ class BookingStore:
         except LocatorItem.DoesNotExist:
             return None
         return SessionLocator(org_id=item.org_id, person_id=item.person_id, coach_id=item.coach_id, status=item.status)
+
+    def locate_for_coach(self, booking_id: str, coach_id: str) -> tuple[SessionLocator | None, Coach | None]:
+        """The booking's locator and the calling coach's record in one BatchGetItem (strongly
+        consistent): the coach's vetting status costs no round trip of its own."""
+        locator_key, coach_key = keys.locator_key(booking_id), (keys.COACHES_PK, keys.coach_sk(coach_id))
+        found = batch_read([locator_key, coach_key])
+        item, coach_item = found.get(locator_key), found.get(coach_key)
+        locator = (
+            SessionLocator(
+                org_id=item["org_id"]["S"],
+                person_id=item["person_id"]["S"],
+                coach_id=item["coach_id"]["S"],
+                status=item["status"]["S"],
+            )
+            if item
+            else None
+        )
+        coach = Coach.model_validate_json(coach_item["body"]["S"]) if coach_item else None
+        return locator, coach
 
     def for_person(self, org_id: str, person_id: str) -> list[Booking]:
         items = MainItem.query(

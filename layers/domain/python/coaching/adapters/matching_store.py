@@ -131,6 +131,14 @@ class MatchingStore:
             return Engagement.model_validate_json(item.body)
         return None
 
+    def coach_engagements(self, coach_id: str) -> list[Engagement]:
+        """Every engagement of a coach, past and present, through the coach's index (gsi1).
+
+        The index is eventually consistent: callers re-read an engagement before changing it.
+        """
+        items = MainItem.gsi1.query(keys.coach_engagements_pk(coach_id))
+        return [Engagement.model_validate_json(item.body) for item in items]
+
     def loads(self, coach_ids: Iterable[str]) -> dict[str, int]:
         """Active coachees per coach (BatchGetItem; a coach without a load item has none)."""
         wanted = list(dict.fromkeys(coach_ids))
@@ -259,6 +267,17 @@ class MatchingStore:
                 transaction.save(_match_item(match, None), condition=MainItem.pk.does_not_exist())
                 if situation is not None:
                     transaction.save(_situation(match, situation))
+                add_events(transaction, events)
+        except TransactWriteError as exc:
+            raise Conflict("this engagement changed at the same time; load it again") from exc
+
+    def end_engagement(self, ended: Engagement, version: int, events: Sequence[Event] = ()) -> None:
+        """The platform ends an engagement with nothing to propose instead (nobody else fits,
+        or the person is inactive): the engagement, its marker and the coach's place, with its events."""
+        transaction = TransactWrite(connection=connection())
+        try:
+            with transaction:
+                _add_end(transaction, ended, version)
                 add_events(transaction, events)
         except TransactWriteError as exc:
             raise Conflict("this engagement changed at the same time; load it again") from exc

@@ -12,17 +12,21 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
+from coaching.domain.coaches import Coach
 from coaching.domain.common import DeferredModel
 from coaching.domain.competencies import default_framework
-from coaching.domain.errors import Conflict, InvalidInput
+from coaching.domain.errors import Conflict, Forbidden, InvalidInput
 from coaching.domain.matching import History, Proposal
+from coaching.domain.people import Person
 from coaching.domain.taxonomy import Level, Program
 from coaching.domain.updates import evolved
 
 # Who ended an engagement: the person (change of coach: that coach is never proposed to them
-# again) or the platform (replaced by a re-match).
+# again) or the platform (replaced by a re-match, or the coach was suspended).
 EndedBy = Literal["person", "platform"]
-MatchTrigger = Literal["request", "change", "promotion"]
+MatchTrigger = Literal["request", "change", "promotion", "coach_suspended"]
+# Why the platform ends a suspended coach's engagements (the re-match's trigger names it too).
+COACH_SUSPENDED = "coach suspended"
 
 
 class MatchStatus(StrEnum):
@@ -47,7 +51,7 @@ class MatchRecord(DeferredModel):
     program: Program
     focus_competencies: list[str]
     preferred_languages: list[str] = []
-    trigger: str = "request"  # request | change | promotion
+    trigger: str = "request"  # request | change | promotion | coach_suspended
     level: Level | None = None  # set when made for a level the person record does not show yet
     replaces_engagement_id: str | None = None
     status: MatchStatus = MatchStatus.PROPOSED
@@ -221,6 +225,33 @@ class Engagement(DeferredModel):
         """A coach sees their coachee's context only while the engagement runs: one the person
         left, or that a re-match replaced, shows them nothing any more."""
         return self.is_active and self.coach_id == coach_id
+
+
+def require_active_person(person: Person) -> None:
+    """Only an active member of the organisation is matched or books sessions on its bill.
+
+    Cancelling a booking stays open to them: it frees the coach and costs nothing more.
+    """
+    if not person.active:
+        raise Forbidden(
+            f"person {person.person_id} is inactive in this organisation: an inactive person cannot be matched "
+            "to a coach or book sessions",
+            field="person_id",
+        )
+
+
+def require_approved_coach(coach_id: str, coach: Coach | None) -> None:
+    """A coach reaches their coachees' context and sessions only while approved.
+
+    A suspended (or not yet, or no longer, approved) coach is refused every coachee-facing
+    action; so is a token naming no coach record at all.
+    """
+    if coach is None or not coach.is_approved:
+        status = coach.vetting_status.value if coach is not None else "not in the coach network"
+        raise Forbidden(
+            f"coach {coach_id} is {status}: only an approved coach can see or change a coachee's sessions and context",
+            field="coach_id",
+        )
 
 
 @dataclass(frozen=True, slots=True)

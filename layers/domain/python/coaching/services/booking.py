@@ -36,7 +36,12 @@ from coaching.domain.booking import (
 from coaching.domain.coaches import Coach
 from coaching.domain.common import Clock, DeferredModel
 from coaching.domain.competencies import default_framework
-from coaching.domain.engagements import Engagement, EngagementStatus
+from coaching.domain.engagements import (
+    Engagement,
+    EngagementStatus,
+    require_active_person,
+    require_approved_coach,
+)
 from coaching.domain.errors import AllowanceExhausted, Conflict, InvalidInput, NotFound, PolicyRefused, UsageMoved
 from coaching.domain.events import (
     BudgetThresholdReached,
@@ -72,6 +77,10 @@ class BookingReader(Protocol):
     def read_booking(self, org_id: str, person_id: str, booking_id: str) -> BookingState | None: ...
 
     def locate(self, booking_id: str) -> SessionLocator | None: ...
+
+    def locate_for_coach(self, booking_id: str, coach_id: str) -> tuple[SessionLocator | None, Coach | None]:
+        """The booking's locator and the calling coach's record, in one round trip."""
+        ...
 
 
 class BookingWriter(Protocol):
@@ -166,11 +175,18 @@ def own_booking(caller: Principal, booking_id: str, store: BookingReader) -> Boo
 
 
 def coach_booking(caller: Principal, booking_id: str, store: BookingReader) -> BookingState:
-    """A booking of the calling coach's, found through its locator; another coach's is a 404."""
+    """A booking of the calling coach's, found through its locator; another coach's is a 404.
+
+    Only an approved coach gets one: the coach's record is read with the locator, and a
+    suspended coach is refused (403) whatever the id.
+    """
     caller.require(Role.COACH)
-    locator = store.locate(booking_id)
+    locator, coach = store.locate_for_coach(booking_id, caller.person_id)
+    if coach is not None:
+        require_approved_coach(caller.person_id, coach)
     if locator is None or locator.coach_id != caller.person_id:
         raise NotFound(f"session {booking_id} not found")
+    require_approved_coach(caller.person_id, coach)  # a token naming no coach record
     state = store.read_booking(locator.org_id, locator.person_id, booking_id)
     if state is None:
         raise NotFound(f"session {booking_id} not found")
@@ -280,12 +296,20 @@ def _busy(bookings: list[Booking]) -> list[Interval]:
     return [Interval(b.start, b.end) for b in bookings if b.status is BookingStatus.BOOKED]
 
 
-def _bookable(caller: Principal, engagement_id: str, ctx: BookingContext, periods: frozenset[str]) -> _Bookable:
-    """The caller's active engagement and its coach, org and person, from one read."""
+def _bookable(
+    caller: Principal, engagement_id: str, ctx: BookingContext, periods: frozenset[str], *, to_book: bool = True
+) -> _Bookable:
+    """The caller's active engagement and its coach, org and person, from one read.
+
+    `to_book`: the caller is about to book (or move) a session on the org's bill, which only an
+    active member of the org may do.
+    """
     org_id = caller.require_org(Role.EMPLOYEE)
     reads = ctx.store.read_for_booking(org_id, caller.person_id, engagement_id, periods)
     if reads.engagement is None or reads.org is None or reads.person is None:
         raise NotFound(f"engagement {engagement_id} not found")
+    if to_book:
+        require_active_person(reads.person)
     engagement = reads.engagement[0]
     if engagement.status is not EngagementStatus.ACTIVE:
         raise Conflict("this engagement has ended; book with your current coach", field="engagement_id")
@@ -308,7 +332,7 @@ def slots(caller: Principal, engagement_id: str, start: datetime, end: datetime,
         raise InvalidInput("'to' must be after 'from'", field="to")
     if end - start > timedelta(days=MAX_SLOT_RANGE_DAYS):
         raise InvalidInput(f"ask for at most {MAX_SLOT_RANGE_DAYS} days at a time", field="to")
-    found = _bookable(caller, engagement_id, ctx, frozenset())
+    found = _bookable(caller, engagement_id, ctx, frozenset(), to_book=False)
     busy = _busy(ctx.store.for_coach(found.coach.coach_id, start, end))
     length = SESSION_MINUTES[found.engagement.program]
     offered = open_slots(
@@ -471,7 +495,9 @@ def list_bookings(caller: Principal, ctx: BookingContext) -> list[Booking]:
 
 
 def coach_sessions(caller: Principal, start: datetime, end: datetime, ctx: BookingContext) -> list[Booking]:
+    """The calling coach's sessions overlapping [start, end); an approved coach's only."""
     caller.require(Role.COACH)
+    require_approved_coach(caller.person_id, ctx.coaches.get(caller.person_id))
     if end <= start or end - start > timedelta(days=MAX_SLOT_RANGE_DAYS):
         raise InvalidInput(f"'to' must be after 'from' and at most {MAX_SLOT_RANGE_DAYS} days later", field="to")
     return [b for b in ctx.store.for_coach(caller.person_id, start, end) if b.end > start and b.start < end]

@@ -14,12 +14,22 @@ from typing import Any, Protocol
 from coaching.auth import Principal, Role
 from coaching.domain.availability import AvailabilityPolicy, Interval, bookable_hours
 from coaching.domain.booking import Booking, BookingStatus
-from coaching.domain.coaches import Coach
+from coaching.domain.coaches import Coach, VettingStatus
 from coaching.domain.common import Clock, DeferredModel
 from coaching.domain.competencies import default_framework
-from coaching.domain.engagements import Engagement, MatchRecord, MatchStatus, MatchTrigger, PersonHistory
+from coaching.domain.engagements import (
+    COACH_SUSPENDED,
+    Engagement,
+    MatchRecord,
+    MatchStatus,
+    MatchTrigger,
+    PersonHistory,
+    require_active_person,
+    require_approved_coach,
+)
 from coaching.domain.errors import Conflict, InvalidInput, NoEligibleCoachError, NotFound
 from coaching.domain.events import (
+    CoachVettingChanged,
     EngagementEnded,
     EngagementStarted,
     Event,
@@ -56,6 +66,7 @@ from coaching.ids import new_id
 
 __all__ = [
     "CoachBookings",
+    "CoachVettingChanged",
     "EngagementContext",
     "MatchStore",
     "MatchView",
@@ -64,6 +75,7 @@ __all__ = [
     "PersonPromoted",
     "PromotionOutcome",
     "RosterReader",
+    "SuspensionOutcome",
 ]
 
 AVAILABILITY_WINDOW_DAYS = 14
@@ -102,6 +114,10 @@ class MatchStore(CoachLoads, Protocol):
 
     def coach_engagement(self, coach_id: str, engagement_id: str) -> Engagement | None: ...
 
+    def coach_engagements(self, coach_id: str) -> Sequence[Engagement]:
+        """Every engagement of the coach, past and present (the coach's index; may lag a write)."""
+        ...
+
     def gaps(self, limit: int) -> list[dict[str, Any]]: ...
 
     def record_gap(self, org_id: str, at: datetime, gap_id: str, detail: dict[str, Any]) -> None: ...
@@ -134,6 +150,11 @@ class MatchStore(CoachLoads, Protocol):
         self, ended: Engagement, version: int, match: MatchRecord, situation: str | None, events: Sequence[Event] = ()
     ) -> None:
         """One transaction: the engagement ends (place and marker freed), the new request and events stored."""
+        ...
+
+    def end_engagement(self, ended: Engagement, version: int, events: Sequence[Event] = ()) -> None:
+        """One transaction: the engagement ends (place and marker freed) with its events; Conflict
+        when it changed since `version` was read."""
         ...
 
 
@@ -343,11 +364,18 @@ def _refuse(ctx: MatchingContext, context: PersonContext, error: NoEligibleCoach
 
 
 def load_person(ctx: MatchingContext, org_id: str, person_id: str) -> tuple[Org, Person]:
+    """The org and the person, who must be an active member to be matched (Forbidden otherwise)."""
+    org, person = _org_and_person(ctx, org_id, person_id)
+    require_active_person(person)
+    return org, person
+
+
+def _org_and_person(ctx: MatchingContext, org_id: str, person_id: str) -> tuple[Org, Person]:
     org, person = ctx.people.get_with_org(org_id, person_id)
     if org is None:
         raise NotFound(f"organisation {org_id} not found")
-    if person is None or not person.active:
-        raise NotFound(f"person {person_id} is not an active member of this organisation")
+    if person is None:
+        raise NotFound(f"person {person_id} is not a member of this organisation")
     return org, person
 
 
@@ -379,9 +407,10 @@ def _started_event(engagement: Engagement, match: MatchRecord) -> EngagementStar
     )
 
 
-def _ended_event(engagement: Engagement) -> EngagementEnded:
+def _ended_event(engagement: Engagement, event_id: str | None = None) -> EngagementEnded:
     """Booking listens: the ended engagement's future sessions are cancelled, unbilled."""
     return EngagementEnded(
+        event_id=event_id or new_event_id(),
         occurred_at=engagement.ended_at or engagement.created_at,
         org_id=engagement.org_id,
         person_id=engagement.person_id,
@@ -471,8 +500,8 @@ def list_matches(caller: Principal, ctx: MatchingContext) -> list[MatchView]:
 def decline_all(caller: Principal, match_id: str, ctx: MatchingContext) -> MatchView:
     """Decline the three shown; the next three come from those not yet shown."""
     match, version = _own_match(ctx, caller, match_id)
-    match.check_declinable()
     org, person = load_person(ctx, match.org_id, match.person_id)
+    match.check_declinable()
     if match.level is not None:
         # A promotion re-match is made for the new level, even before HR updates the record.
         person = person.at_level(match.level)
@@ -495,6 +524,10 @@ def decline_all(caller: Principal, match_id: str, ctx: MatchingContext) -> Match
 def choose(caller: Principal, match_id: str, coach_id: str, ctx: MatchingContext) -> Engagement:
     """Start an engagement with a proposed coach, atomically against the coach's capacity."""
     match, version = _own_match(ctx, caller, match_id)
+    person = ctx.people.get(match.org_id, match.person_id)
+    if person is None:
+        raise NotFound(f"person {match.person_id} is not a member of this organisation")
+    require_active_person(person)
     now = ctx.clock()
     chosen = match.choose(coach_id, new_id(), now)
     coach = ctx.coaches.get(coach_id)
@@ -525,8 +558,8 @@ def change_coach(caller: Principal, engagement_id: str, reason: str, ctx: Matchi
     if found is None:
         raise NotFound(f"engagement {engagement_id} not found")
     engagement, version = found
-    ended = engagement.end(reason, "person", ctx.clock())
     org, person = load_person(ctx, org_id, caller.person_id)
+    ended = engagement.end(reason, "person", ctx.clock())
     history = ctx.store.history(org_id, caller.person_id)
     focus = history.latest_focus(engagement.program)
     context = person_context(org, person, engagement.program, check_focus(org, focus), [])
@@ -556,10 +589,15 @@ class EngagementContext(DeferredModel):
 
 def engagement_context(caller: Principal, engagement_id: str, ctx: MatchingContext) -> EngagementContext:
     caller.require(Role.COACH)
+    # One read of the coach's record: a suspended coach sees nothing of anyone, whatever the id.
+    coach = ctx.coaches.get(caller.person_id)
+    if coach is not None:
+        require_approved_coach(caller.person_id, coach)
     engagement = ctx.store.coach_engagement(caller.person_id, engagement_id)
     if engagement is None or not engagement.visible_to_coach(caller.person_id):
         # A coach the person left, or who was replaced, no longer sees anything of them.
         raise NotFound(f"engagement {engagement_id} not found")
+    require_approved_coach(caller.person_id, coach)  # a token naming no coach record
     person = ctx.people.get(engagement.org_id, engagement.person_id)
     if person is None:
         raise NotFound(f"engagement {engagement_id} not found")
@@ -600,12 +638,15 @@ def on_person_promoted(event: PersonPromoted, ctx: MatchingContext) -> Promotion
     """Keep a coach who is still eligible at the new level; otherwise propose a new match.
 
     Idempotent per event: the re-match's id and its event's id derive from the event and
-    the engagement, so a redelivered event finds them stored and writes nothing.
+    the engagement, so a redelivered event finds them stored and writes nothing. An inactive
+    person is proposed nothing: they can no longer be matched.
     """
-    org, person = load_person(ctx, event.org_id, event.person_id)
+    org, person = _org_and_person(ctx, event.org_id, event.person_id)
+    outcome = PromotionOutcome(person_id=person.person_id)
+    if not person.active:
+        return outcome
     person = person.at_level(event.new_level)
     history = ctx.store.history(org.org_id, person.person_id)
-    outcome = PromotionOutcome(person_id=person.person_id)
     roster = {c.coach_id: c for c in compiled_roster(ctx.roster).coaches}
     for engagement in history.active_engagements():
         focus = history.latest_focus(engagement.program)
@@ -638,6 +679,96 @@ def on_person_promoted(event: PersonPromoted, ctx: MatchingContext) -> Promotion
         ctx.store.save_new_match(match, None, [proposed], exists_ok=True)
         outcome.rematch_ids.append(match.match_id)
     return outcome
+
+
+# ---------------------------------------------------------------------------- coach suspension
+
+# A suspended coach's engagement that changes under us (the person changes coach at that
+# moment) is read again this many times before the event is left to the bus to retry.
+_SUSPENSION_ATTEMPTS = 3
+
+
+class SuspensionOutcome(DeferredModel):
+    coach_id: str
+    ended: list[str] = []  # engagements this delivery ended
+    rematch_ids: list[str] = []  # the re-matches proposed with them
+    unmatched: list[str] = []  # ended with nothing to propose: nobody else fits, or the person is inactive
+
+
+def on_coach_vetting_changed(event: CoachVettingChanged, ctx: MatchingContext) -> SuspensionOutcome:
+    """A suspended coach's active engagements end, and each person is offered a re-match.
+
+    Each engagement ends by the platform ("coach suspended") in one transaction with a new
+    proposal that excludes the coach (trigger `coach_suspended`) and both events:
+    EngagementEnded (booking cancels its future sessions, unbilled, units back) and
+    MatchProposed. When nobody else fits, the gap is recorded and the engagement ends alone;
+    an inactive person is proposed nothing.
+
+    The event is a hint: the coach is read again, and a coach approved again since changes
+    nothing. Idempotent per event and re-runnable: the re-match's id and the events' ids derive
+    from the event and the engagement, and an engagement already ended is skipped, so a re-run
+    finishes what an interrupted one left and writes nothing twice.
+    """
+    outcome = SuspensionOutcome(coach_id=event.coach_id)
+    if event.vetting_status != VettingStatus.SUSPENDED.value:
+        return outcome
+    coach = ctx.coaches.get(event.coach_id)
+    if coach is not None and coach.is_approved:
+        return outcome
+    for listed in ctx.store.coach_engagements(event.coach_id):
+        if listed.is_active and listed.coach_id == event.coach_id:
+            _end_for_suspension(event, listed, ctx, outcome)
+    return outcome
+
+
+def _end_for_suspension(
+    event: CoachVettingChanged, listed: Engagement, ctx: MatchingContext, outcome: SuspensionOutcome
+) -> None:
+    for _ in range(_SUSPENSION_ATTEMPTS):
+        # The coach's index may lag: the engagement itself, read consistently, decides.
+        found = ctx.store.engagement(listed.org_id, listed.person_id, listed.engagement_id)
+        if found is None or not found[0].is_active:
+            return  # already ended: a re-run, or the person changed coach meanwhile
+        engagement, version = found
+        ended = engagement.end(COACH_SUSPENDED, "platform", ctx.clock())
+        events: list[Event] = [
+            _ended_event(ended, event_id=stable_event_id(EngagementEnded.detail_type, ended.engagement_id))
+        ]
+        match = _suspension_rematch(event, ended, ctx)
+        try:
+            if match is None:
+                ctx.store.end_engagement(ended, version, events)
+            else:
+                events.append(_proposed_event(match, event_id=stable_event_id("MatchProposed", match.match_id)))
+                ctx.store.end_and_propose(ended, version, match, None, events)
+        except Conflict:
+            continue  # it changed since it was read: read it again
+        outcome.ended.append(ended.engagement_id)
+        if match is None:
+            outcome.unmatched.append(ended.engagement_id)
+        else:
+            outcome.rematch_ids.append(match.match_id)
+        return
+    raise Conflict(f"engagement {listed.engagement_id} kept changing while its coach's suspension ended it")
+
+
+def _suspension_rematch(event: CoachVettingChanged, ended: Engagement, ctx: MatchingContext) -> MatchRecord | None:
+    """New proposals for the person without the suspended coach; None when there are none to make."""
+    org, person = ctx.people.get_with_org(ended.org_id, ended.person_id)
+    if org is None or person is None or not person.active:
+        return None  # an inactive person (or one no longer on record) is not matched again
+    history = ctx.store.history(org.org_id, person.person_id)
+    focus = history.latest_focus(ended.program)
+    context = person_context(org, person, ended.program, map_focus(focus, _calibration(org)), [])
+    try:
+        chosen = propose(ctx, context, settings_of(org), history.for_matching(), exclude=frozenset({event.coach_id}))
+    except NoEligibleCoach as error:
+        _refuse(ctx, context, error)  # the gap is recorded for operators; the engagement still ends
+        return None
+    match_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"coach_suspended:{event.event_id}:{ended.engagement_id}"))
+    return _new_match(
+        org, person, ended.program, focus, chosen, ctx.clock(), match_id=match_id, trigger="coach_suspended"
+    )
 
 
 # ---------------------------------------------------------------------------- operators

@@ -91,6 +91,10 @@ class RosterCache[PointerT: RosterPointerLike]:
             self._roster = self._store.load(pointer)
         return self._roster
 
+    def invalidate(self) -> None:
+        """Re-check the pointer on the next read (this container has just published a roster)."""
+        self._checked_at = float("-inf")
+
     def at(self, pointer: PointerT | None) -> Roster | None:
         """The roster a pointer the caller has just read names: no extra read unless it is new.
 
