@@ -1,12 +1,13 @@
-"""Cohort launches through the service, on in-memory ports: optimal assignment, reasons, commit."""
+"""Cohort launches through the service, on in-memory ports: optimal assignment, neutral reasons, commit."""
 
 from __future__ import annotations
 
 import pytest
-from coaching.domain.errors import Forbidden, InvalidInput, NotFound
+from coaching.auth import Principal
+from coaching.domain.errors import Forbidden, InvalidInput, NoEligibleCoachError, NotFound
 from coaching.domain.matching import MatchingSettings
 from coaching.services import cohorts, matching
-from coaching.services.cohorts import CohortRequest
+from coaching.services.cohorts import NOT_ASSIGNABLE, CohortRequest
 
 from .fakes.matching import MatchingWorld, make_coach, make_org, role
 
@@ -16,7 +17,7 @@ def launch(world: MatchingWorld, people: list[str], **extra: object) -> cohorts.
     return cohorts.match_cohort_for_org(world.admin(), request, world.cohort_ctx)
 
 
-def test_a_cohort_fills_every_place_optimally_and_explains_who_is_left_out():
+def test_a_cohort_fills_every_place_optimally_and_names_who_is_left_out_neutrally():
     world = MatchingWorld()
     network = world.coaches(*(make_coach(f"c{i}", languages=["eu"], capacity=2, programs=["GROW"]) for i in range(3)))
     cohort = [world.person(languages=["eu"]).person_id for _ in range(8)]
@@ -25,8 +26,10 @@ def test_a_cohort_fills_every_place_optimally_and_explains_who_is_left_out():
     assert (plan.participants, plan.matched, plan.mode, plan.committed) == (9, 6, "best_fit", False)
     assert plan.load == {c.coach_id: 2 for c in network}
     reasons = {u["person_id"]: u["reason"] for u in plan.unmatched}
-    assert reasons[stranded] == "no approved GROW coach speaks Tagalog"
-    assert sum(1 for r in reasons.values() if r == "every eligible coach was at capacity") == 2
+    assert stranded in reasons
+    assert set(reasons.values()) == {NOT_ASSIGNABLE}
+    # The detail is kept for operators as counts by reason, without anyone's id.
+    assert plan.unassigned_by_reason == {"at_capacity": 2, "no_eligible_coach:language": 1}
     assert not any(a.engagement_id for a in plan.assignments)
     assert world.store.engagements == {}  # a plan without commit writes nothing
 
@@ -85,27 +88,78 @@ def test_a_coach_who_filled_up_meanwhile_is_reported_not_overbooked():
     person = world.person().person_id
     world.store.before_commit = lambda store: store.load.__setitem__(only.coach_id, 1)
     plan = launch(world, [person], commit=True)
-    assert plan.refused == [{"person_id": person, "reason": "the coach reached capacity before this engagement"}]
+    assert plan.refused == [{"person_id": person, "reason": NOT_ASSIGNABLE}]
+    assert plan.unassigned_by_reason == {"refused_at_commit:coach_id": 1}
     assert plan.assignments[0].engagement_id is None
     assert world.store.load == {only.coach_id: 1}
 
 
-def test_someone_already_in_the_programme_is_refused_at_commit():
+def enrol(world: MatchingWorld, person: Principal, program: str = "GROW") -> None:
+    """The person asks for a coach in `program` themselves and takes the first proposal."""
+    request = matching.MatchRequestIn(
+        program=program, focus_competencies=["delegation"], situation="Leading my first larger team."
+    )
+    proposed = matching.request_match(person, request, world.ctx)
+    matching.choose(person, proposed.match_id, proposed.proposals[0].coach_id, world.ctx)
+
+
+def test_someone_already_in_the_programme_is_left_out_of_the_plan_and_the_commit_alike():
     world = MatchingWorld()
     world.coaches(*(make_coach(f"c{i}", programs=["GROW"]) for i in range(2)))
+    coached = world.person()
+    enrol(world, coached)
+    newcomer = world.person().person_id
+    plan = launch(world, [coached.person_id, newcomer])
+    committed = launch(world, [coached.person_id, newcomer], commit=True)
+    for result in (plan, committed):
+        assert result.unmatched == [{"person_id": coached.person_id, "reason": NOT_ASSIGNABLE}]
+        assert [a.person_id for a in result.assignments] == [newcomer]
+        assert result.refused == []
+        assert result.unassigned_by_reason == {"active_engagement": 1}
+    assert len(world.store.active(world.org.org_id, coached.person_id)) == 1  # untouched
+
+
+def test_an_engagement_in_another_programme_does_not_keep_anyone_out():
+    world = MatchingWorld()
+    world.coaches(*(make_coach(f"c{i}", programs=["GROW", "SCALE"]) for i in range(2)))
     person = world.person()
-    grow = matching.request_match(
-        person,
-        matching.MatchRequestIn(
-            program="GROW", focus_competencies=["delegation"], situation="Leading my first larger team."
-        ),
+    enrol(world, person, program="SCALE")
+    plan = launch(world, [person.person_id])
+    assert [a.person_id for a in plan.assignments] == [person.person_id]
+
+
+def test_no_reason_an_org_admin_sees_tells_one_unassigned_person_from_another():
+    """Coached, declined every coach, speaks no network language, or lost to capacity: one reason."""
+    world = MatchingWorld()
+    world.coaches(*(make_coach(f"c{i}", languages=["en"], capacity=1, programs=["GROW"]) for i in range(3)))
+    picky = world.person()
+    proposed = matching.request_match(
+        picky,
+        matching.MatchRequestIn(program="GROW", focus_competencies=["delegation"], situation="Growing my team."),
         world.ctx,
     )
-    matching.choose(person, grow.match_id, grow.proposals[0].coach_id, world.ctx)
-    plan = launch(world, [person.person_id], commit=True)
-    assert plan.refused == [
-        {"person_id": person.person_id, "reason": "already has an active engagement in this programme"}
-    ]
+    with pytest.raises(NoEligibleCoachError):  # declined all three: the match is exhausted
+        matching.decline_all(picky, proposed.match_id, world.ctx)
+    coached = world.person()
+    enrol(world, coached)  # takes one of the three places
+    stranded = world.person(languages=["tl"]).person_id
+    crowd = [world.person().person_id for _ in range(3)]  # two places left for three
+    everyone = [coached.person_id, picky.person_id, stranded, *crowd]
+    for commit in (False, True):
+        result = launch(world, everyone, commit=commit)
+        left_out = result.unmatched + result.refused
+        assert {u["person_id"] for u in left_out} >= {coached.person_id, picky.person_id, stranded}
+        assert {u["reason"] for u in left_out} == {NOT_ASSIGNABLE}
+        shown = result.model_dump_json()
+        for detail in ("active", "declined", "speaks", "capacity", "better", "unassigned_by_reason"):
+            assert detail not in shown
+        assert result.unassigned_by_reason == {
+            "active_engagement": 1,
+            "at_capacity": 1,
+            "no_eligible_coach:language": 1,
+            "no_eligible_coach:not_declined": 1,
+        }
+        assert not any(pid in code for code in result.unassigned_by_reason for pid in everyone)
 
 
 def test_participants_must_be_active_people_of_the_callers_org():

@@ -1,17 +1,32 @@
-"""Cohort launches: assign a whole cohort to coaches at once, optimally, under the same hard constraints."""
+"""Cohort launches: assign a whole cohort to coaches at once, optimally, under the same hard constraints.
+
+What an org admin learns about people who are not assigned: one neutral reason, the same for
+everyone (NOT_ASSIGNABLE), whether nobody in the network fits them, every coach who fits is full,
+the solver left them out for a better total, they already have an active engagement in the
+programme, they declined or left every coach who fits, or their engagement was refused at commit.
+Several of those are a person's coaching history, which an org admin must not read person by
+person; a reason given only for some would single those people out, and so would counts by reason
+next to the list of names (a count equal to the list says it of each of them). So the response
+carries no reason but the neutral one; the detailed reasons are kept as counts by reason code,
+without ids (CohortPlan.unassigned_by_reason, not serialised), for the handler's logs and metrics.
+People already in the programme are left out while planning, not refused at commit, so the plan
+and the commit show the same people unassigned and comparing the two reveals nothing either.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Protocol
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from coaching.auth import Principal, Role
 from coaching.domain.availability import Interval
+from coaching.domain.cohort import REASON_AT_CAPACITY, REASON_BETTER_FIT, REASON_NO_EDGES
 from coaching.domain.cohort import match_cohort as solve_cohort
 from coaching.domain.common import Clock, DeferredModel, EntityId, StrictModel
 from coaching.domain.engagements import Engagement, PersonHistory
@@ -45,6 +60,18 @@ from coaching.services.matching import (
 
 MAX_COHORT = 1_000  # synchronous through API Gateway's 29 s; larger launches are split
 COHORT_EDGES = 20  # top candidates per participant handed to the solver
+
+# The one reason an org admin is shown for anyone not assigned (see the module docstring).
+NOT_ASSIGNABLE = "not assignable in this launch"
+# Reason codes, kept only as counts (CohortPlan.unassigned_by_reason): never with a person's id.
+ACTIVE_ENGAGEMENT = "active_engagement"
+NO_BOOKABLE_COACH = "no_bookable_coach"
+REFUSED_AT_COMMIT = "refused_at_commit"
+_SOLVER_CODES = {
+    REASON_NO_EDGES: "no_eligible_coach",
+    REASON_AT_CAPACITY: "at_capacity",
+    REASON_BETTER_FIT: "better_fit",
+}
 
 
 # ---------------------------------------------------------------------------- ports
@@ -110,6 +137,13 @@ class CohortPlan(DeferredModel):
     load: dict[str, int]
     committed: bool
     refused: list[dict[str, str]] = []
+    # Why people were not assigned, as counts by reason code, never shown to the caller.
+    _unassigned_by_reason: Counter[str] = PrivateAttr(default_factory=Counter)
+
+    @property
+    def unassigned_by_reason(self) -> dict[str, int]:
+        """Counts by reason code of everyone unmatched or refused: for logs and metrics, not the response."""
+        return dict(sorted(self._unassigned_by_reason.items()))
 
 
 # ---------------------------------------------------------------------------- use case
@@ -122,6 +156,9 @@ def match_cohort_for_org(caller: Principal, request: CohortRequest, ctx: CohortC
     min-cost-flow solver (coaching.domain.cohort), never greedy. With `commit`, each
     assignment becomes an engagement through the same capacity-checked transaction as a
     person's own choice; a coach who filled up meanwhile is reported, not overbooked.
+
+    Everyone not assigned is reported with NOT_ASSIGNABLE only (the module docstring says why);
+    someone with an active engagement in the programme is not assignable and never planned.
     """
     org_id = caller.require_org(Role.ORG_ADMIN)
     org = ctx.orgs.get(org_id)
@@ -143,23 +180,24 @@ def match_cohort_for_org(caller: Principal, request: CohortRequest, ctx: CohortC
     loads = ctx.store.all_loads()
     now = ctx.clock()
     with ThreadPoolExecutor(max_workers=8) as pool:
-        histories = dict(
-            zip(ids, pool.map(lambda pid: ctx.store.history(org_id, pid).for_matching(), ids), strict=True)
-        )
+        histories = dict(zip(ids, pool.map(lambda pid: ctx.store.history(org_id, pid), ids), strict=True))
 
     edges: list[tuple[str, str, int]] = []
-    reasons: dict[str, str] = {}
+    reasons: dict[str, str] = {}  # person -> reason code; the solver reports it back, the caller never sees it
     busy: dict[str, tuple[Interval, ...]] = {}  # each coach's sessions, read once per launch
     capacities: dict[str, int] = {}
     for person_id in ids:
+        if any(e.program == request.program for e in histories[person_id].active_engagements()):
+            reasons[person_id] = ACTIVE_ENGAGEMENT
+            continue
         person = found[person_id][0]
         context = person_context(org, person, request.program, tuple(focus), [])
-        history = histories[person_id]
+        history = histories[person_id].for_matching()
         constraints = static_constraints(context, History(history.declined))
         try:
             candidates = eligible(roster.speaking(context.languages) or roster.coaches, constraints)
         except NoEligibleCoach as error:
-            reasons[person_id] = error.message
+            reasons[person_id] = f"no_eligible_coach:{error.constraint}"
             continue
         overlap = OverlapCalculator(context.time_zone, now)
         taken = 0
@@ -177,7 +215,7 @@ def match_cohort_for_org(caller: Principal, request: CohortRequest, ctx: CohortC
             if taken == COHORT_EDGES:
                 break
         if not taken:
-            reasons[person_id] = "every eligible coach is at capacity or has too few bookable hours"
+            reasons[person_id] = NO_BOOKABLE_COACH
     result = solve_cohort(ids, capacities, edges, mode=mode, reasons=reasons)
     scores = {(p, c): points for p, c, points in edges}
     plan = CohortPlan(
@@ -189,10 +227,11 @@ def match_cohort_for_org(caller: Principal, request: CohortRequest, ctx: CohortC
             CohortAssignment(person_id=p, coach_id=c, score=round(scores[(p, c)] / SCALE, 2))
             for p, c in result.assignments.items()
         ],
-        unmatched=[{"person_id": p, "reason": reason} for p, reason in result.unmatched],
+        unmatched=[{"person_id": p, "reason": NOT_ASSIGNABLE} for p, _ in result.unmatched],
         load={coach: count for coach, count in result.load.items() if count},
         committed=request.commit,
     )
+    plan._unassigned_by_reason.update(_SOLVER_CODES.get(reason, reason) for _, reason in result.unmatched)
     if request.commit:
         _commit_cohort(plan, org_id, request.program, roster, ctx, now)
     return plan
@@ -214,6 +253,8 @@ def _commit_cohort(
         try:
             ctx.store.start_engagement(engagement, capacity[assignment.coach_id])
         except Conflict as refusal:
-            plan.refused.append({"person_id": assignment.person_id, "reason": refusal.message})
+            # A lost race (the coach filled up, the person started an engagement meanwhile): neutral too.
+            plan.refused.append({"person_id": assignment.person_id, "reason": NOT_ASSIGNABLE})
+            plan._unassigned_by_reason[f"{REFUSED_AT_COMMIT}:{refusal.field or 'conflict'}"] += 1
             continue
         assignment.engagement_id = engagement.engagement_id
