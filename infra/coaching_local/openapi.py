@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from coaching.api import error_response
 from werkzeug.exceptions import NotFound
 from werkzeug.utils import send_from_directory
 from werkzeug.wrappers import Response
@@ -109,6 +110,7 @@ def build_openapi(template_path: str | Path | None = None, *, prefix: str = "loc
         "security": [{SECURITY_SCHEME: []}],
     }
     documented: set[tuple[str, str]] = set()
+    tags: dict[str, dict[str, Any]] = {}
     for spec in specs:
         if not spec.routes:
             continue  # a function the API never invokes (the stream relay) has nothing to document
@@ -141,11 +143,17 @@ def build_openapi(template_path: str | Path | None = None, *, prefix: str = "loc
                     else:
                         documented.add((route.path, route.method))
                         operation["security"] = [] if route.auth_none else [{SECURITY_SCHEME: []}]
+                        if not route.auth_none:
+                            # The authorizer answers 401 before any handler runs, whatever the handler takes.
+                            operation.setdefault("responses", {}).setdefault("401", error_response(401))
                 if method in merged and merged[method] != operation:
                     raise OpenAPIConflict(
                         f"{method.upper()} {path} is declared differently by two functions (second: {spec.logical_id})"
                     )
                 merged[method] = operation
+        for tag in part.get("tags") or []:
+            if tags.setdefault(tag["name"], tag) != tag:
+                raise OpenAPIConflict(f"tag {tag['name']} is described differently by two functions")
         for name, schema in ((part.get("components") or {}).get("schemas") or {}).items():
             existing = doc["components"]["schemas"].get(name)
             if existing is not None and existing != schema:
@@ -157,6 +165,9 @@ def build_openapi(template_path: str | Path | None = None, *, prefix: str = "loc
         log.warning("OpenAPI: template route %s %s has no operation in its function's resolver", key[1], key[0])
     if not doc["components"]["schemas"]:
         del doc["components"]["schemas"]
+    used = {tag for item in doc["paths"].values() for operation in item.values() for tag in operation.get("tags", [])}
+    if used:
+        doc["tags"] = [tags.get(name, {"name": name}) for name in sorted(used)]
     return doc
 
 

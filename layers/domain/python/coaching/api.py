@@ -6,12 +6,16 @@ Every domain error and validation failure becomes a 4xx here, in one place.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_origin
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -19,13 +23,20 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.request import Request
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from coaching.adapters import keys
 from coaching.auth import Principal, principal_from_event
 from coaching.config import settings
 from coaching.domain.errors import DomainError
 from coaching.domain.events import Event, UnknownEvent, event_type
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.api_gateway import Route
+    from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+    from aws_lambda_powertools.event_handler.types import EventHandlerInstance
+    from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 CORRELATION_HEADER = "X-Correlation-Id"
 
@@ -76,19 +87,15 @@ def _domain_error(error: DomainError) -> JsonResponse:
     return _json(error.status, body)
 
 
-def _too_deep(error: RecursionError) -> JsonResponse:
-    # json.loads gives up on absurd nesting; that is the client's body, not our bug.
-    fields = [{"field": "body", "message": "the body is nested too deeply"}]
-    return _json(422, error_body("validation_failed", "the body is nested too deeply", fields))
-
-
 def _not_utf8(error: UnicodeDecodeError) -> JsonResponse:
     fields = [{"field": "body", "message": "the body is not valid UTF-8"}]
     return _json(422, error_body("validation_failed", "the body is not valid UTF-8", fields))
 
 
 def _unsupported(error: RequestUnsupportedContentType) -> JsonResponse:
-    return _json(415, error_body("unsupported_media_type", "send the body as application/json"))
+    message = f"send the body as {JSON_MEDIA_TYPE} in UTF-8"
+    fields = [{"field": "Content-Type", "message": message}]
+    return _json(415, error_body("unsupported_media_type", message, fields))
 
 
 def _invalid(error: RequestValidationError) -> JsonResponse:
@@ -100,16 +107,327 @@ def _invalid(error: RequestValidationError) -> JsonResponse:
 # The one error mapping: every domain error and every malformed request becomes a 4xx here.
 ERROR_MAPPING: tuple[tuple[type[Exception], Callable[[Any], JsonResponse]], ...] = (
     (DomainError, _domain_error),
-    (RecursionError, _too_deep),
-    (UnicodeDecodeError, _not_utf8),
+    (UnicodeDecodeError, _not_utf8),  # a route that reads its own body (the people import) and gets no UTF-8
     (RequestUnsupportedContentType, _unsupported),
     (RequestValidationError, _invalid),
 )
 
+# --- The request body: JSON, in UTF-8, of the type the route takes, checked before Powertools parses it ---
 
-def rest_resolver() -> APIGatewayRestResolver:
-    """A REST resolver with pydantic validation and the platform's error mapping."""
-    app = APIGatewayRestResolver(enable_validation=True)
+JSON_MEDIA_TYPE = "application/json"
+# Deeper than any body the API takes (a price book is 5 levels), shallow enough for every parser and validator.
+MAX_BODY_DEPTH = 32
+
+
+def _body_error(message: str) -> RequestValidationError:
+    return RequestValidationError([{"type": "body_invalid", "loc": ("body",), "msg": message}])
+
+
+def _unsupported_media_type(content_type: str) -> RequestUnsupportedContentType:
+    error = {"type": "unsupported_content_type", "loc": ("body",), "msg": f"unsupported content type {content_type}"}
+    return RequestUnsupportedContentType("unsupported content type", errors=[error])
+
+
+def _check_media_type(content_type: str) -> None:
+    """JSON only: `application/json`, with no charset or UTF-8. A missing Content-Type is read as JSON."""
+    if not content_type:
+        return
+    media_type, *params = (part.strip() for part in content_type.split(";"))
+    if media_type.lower() != JSON_MEDIA_TYPE:
+        # Forms and multipart (with or without a boundary) included: no route takes them.
+        raise _unsupported_media_type(content_type)
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in {"utf-8", "utf8"}:
+            raise _unsupported_media_type(content_type)
+
+
+def _decoded(event: BaseProxyEvent) -> str:
+    raw = event.body or ""
+    if not event.is_base64_encoded:
+        return raw
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _body_error("the body is not valid base64") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _body_error("the body is not valid UTF-8") from exc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest (a scalar is 0), without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_BODY_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _json_kind(annotation: Any) -> str | None:
+    """The JSON type a body parameter takes: "object", "array", or None when it is not one of those."""
+    origin = get_origin(annotation) or annotation
+    if isinstance(origin, type):
+        if issubclass(origin, (BaseModel, dict, Mapping)):
+            return "object"
+        if issubclass(origin, (list, tuple, set, frozenset)):
+            return "array"
+    return None
+
+
+_JSON_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def check_json_body(event: BaseProxyEvent, annotation: Any, *, required: bool) -> Any:
+    """Check a request body before Powertools parses it; return the parsed value.
+
+    Every way a body can be malformed becomes a 4xx naming the body: a media type other than JSON (415,
+    multipart without a boundary included), no body where one is required, bytes that are not UTF-8,
+    text that is not JSON (NaN and Infinity included), nesting deeper than MAX_BODY_DEPTH, and a JSON type
+    the route does not take (an array for an object).
+    """
+    _check_media_type((event.headers.get("content-type") or "").strip())
+    text = _decoded(event)
+    if not text.strip():
+        if required:
+            raise _body_error("a JSON body is required")
+        return None
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError as exc:
+        raise _body_error(f"the body is nested deeper than {MAX_BODY_DEPTH} levels") from exc
+    except json.JSONDecodeError as exc:
+        raise _body_error(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except ValueError as exc:
+        raise _body_error(f"the body is not valid JSON: {exc}") from exc
+    if _depth(value) > MAX_BODY_DEPTH:
+        raise _body_error(f"the body is nested deeper than {MAX_BODY_DEPTH} levels")
+    kind = _json_kind(annotation)
+    expected = {"object": dict, "array": list}.get(kind or "")
+    if expected is not None and not isinstance(value, expected):
+        sent = _JSON_TYPE_NAMES.get(type(value), "a number")
+        raise _body_error(f"the body must be a JSON {kind}, not {sent}")
+    return value
+
+
+class _RequestValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, after the body check above for routes that take a body."""
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Powertools' __init__ is unannotated
+
+    def handler(self, app: EventHandlerInstance, next_middleware: Any) -> Response[Any]:
+        route: Route = app.context["_route"]
+        body_params = route.dependant.body_params
+        if body_params:
+            field = body_params[0]
+            check_json_body(app.current_event, field.type_, required=field.required)
+        return super().handler(app, next_middleware)
+
+
+# --- The contract: every operation documents each error it can answer, all with the one error schema ---
+
+
+class FieldError(BaseModel):
+    """One input at fault."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    field: str = Field(
+        description="The input at fault: a body path such as `people[3].email`, a path or query parameter, "
+        "`body` for the body as a whole, or `Content-Type`."
+    )
+    message: str = Field(description="What is wrong with it.")
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    code: str = Field(
+        description="Stable and machine-readable: `validation_failed` (malformed request), `unsupported_media_type`, "
+        "`unauthorized`, `forbidden`, `not_found`, `conflict`, `invalid` (a business rule), `policy_refused`, "
+        "`no_eligible_coach`."
+    )
+    message: str = Field(description="What went wrong, for people.")
+    fields: list[FieldError] = Field(description="Each input at fault; empty when the request as a whole is refused.")
+    details: dict[str, Any] = Field(
+        default_factory=dict, description="Facts some errors add, such as the rule that refused a booking."
+    )
+
+
+class Error(BaseModel):
+    """The body of every error the platform's handlers answer."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    error: ErrorDetail
+
+
+class GatewayError(BaseModel):
+    """What API Gateway answers itself, before any handler runs: `Unauthorized` for a missing or invalid token."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    message: str
+
+
+ERROR_MODELS: tuple[type[BaseModel], ...] = (Error, GatewayError)
+_SCHEMA_REF = "#/components/schemas/{model}"
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    401: "No valid bearer token (API Gateway answers with `GatewayError`), or a token that names no person.",
+    403: "The caller's roles or organisation do not allow this.",
+    404: "An object the request names does not exist, or is not the caller's to see.",
+    409: "The request collides with the object's current state or another request (e.g. a slot just taken); "
+    "re-read and retry.",
+    415: f"The body is not `{JSON_MEDIA_TYPE}` in UTF-8.",
+    422: "The request is malformed (not JSON, a wrong type, a value out of range) or breaks a business rule; "
+    "`fields` names each input at fault.",
+}
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Routes that serve a file answer its media type (deterministic here, unlike the `mimetypes` module).
+FILE_MEDIA_TYPES = {".ics": "text/calendar", ".csv": "text/csv"}
+# Each operation group (tag) and what it holds.
+OPERATION_GROUPS: dict[str, str] = {
+    "health": "Liveness of each function; unauthenticated, touches no dependency.",
+    "orgs": "Organisations: settings, reporting floor, matching settings, competency framework.",
+    "people": "People of an organisation, one at a time or by bulk import (JSON or CSV).",
+    "coaches": "The global coach network: profiles, availability and vetting (operators).",
+    "matching": "Coach matches with reasons, choosing a coach, engagements, changes of coach, cohort launches.",
+    "booking": "Open slots, bookings, cancels and reschedules, coach calendars and calendar invites.",
+    "sessions": "Session outcomes: completed or no-show, confirmations, disputes and their resolution, credits.",
+    "billing": "Price books, month-to-date usage, invoices (JSON and CSV) and reconciliation.",
+}
+
+
+def error_schemas() -> dict[str, dict[str, Any]]:
+    """The component schemas of the error bodies (Error and the schemas it uses, GatewayError)."""
+    schemas: dict[str, dict[str, Any]] = {}
+    for model in ERROR_MODELS:
+        schema = model.model_json_schema(ref_template=_SCHEMA_REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas
+
+
+def error_response(status: int) -> OpenAPIResponse:
+    """The documented response for an error status, with the error schema (401: or the gateway's)."""
+    error = {"$ref": _SCHEMA_REF.format(model=Error.__name__)}
+    schema = {"oneOf": [error, {"$ref": _SCHEMA_REF.format(model=GatewayError.__name__)}]} if status == 401 else error
+    return {"description": ERROR_DESCRIPTIONS[status], "content": {JSON_MEDIA_TYPE: {"schema": schema}}}
+
+
+def _takes_caller(route: Route) -> bool:
+    return any(dependency.depends.dependency is current_caller for dependency in route.dependant.dependencies)
+
+
+def _success_status(route: Route) -> int:
+    """A route's own status_code, else 201 for a handler that answers with `created()`, else 200."""
+    if route.status_code != 200:
+        return route.status_code
+    if getattr(route.func, "__globals__", {}).get("created") is created and _reads_global(route.func, "created"):
+        return 201
+    return 200
+
+
+def _reads_global(func: Callable[..., Any], name: str) -> bool:
+    """Whether a function's own code reads the global `name` (an attribute of that name does not count)."""
+    import dis
+
+    return any(op.opname == "LOAD_GLOBAL" and op.argval == name for op in dis.get_instructions(func))
+
+
+def documented_responses(route: Route) -> dict[int, OpenAPIResponse]:
+    """Every response a route can give, from its method, path and signature.
+
+    Authenticated routes (they take the `Caller`) answer 401 and 403, and 422 for a business rule; 404 when the
+    path or the body names an object; 409 when they write. A route with parameters or a body answers 422 for a
+    malformed one, and one with a body 415 for a media type other than JSON. Health routes take nothing and
+    answer only 200. The success response is the route's status (201 for `created()`), in JSON, or the media
+    type of the file the path names (`FILE_MEDIA_TYPES`).
+    """
+    dependant = route.dependant
+    status = _success_status(route)
+    success: OpenAPIResponse = {"description": "Created" if status == 201 else "Successful Response"}
+    suffix = route.path[route.path.rfind(".") :] if "." in route.path.rsplit("/", 1)[-1] else ""
+    if suffix in FILE_MEDIA_TYPES:
+        success["content"] = {FILE_MEDIA_TYPES[suffix]: {"schema": {"type": "string"}}}
+    names_objects = bool(dependant.path_params or dependant.body_params)
+    errors: set[int] = set()
+    if _takes_caller(route):
+        errors |= {401, 403, 422}
+        if names_objects:
+            errors.add(404)
+        if route.method in WRITE_METHODS:
+            errors.add(409)
+    if dependant.path_params or dependant.query_params or dependant.body_params:
+        errors.add(422)
+    if dependant.body_params:
+        errors.add(415)
+    return {status: success, **{code: error_response(code) for code in sorted(errors)}}
+
+
+# Powertools' own validation error schemas: unused once every 422 documents the platform's Error.
+_POWERTOOLS_ERROR_SCHEMAS = ("HTTPValidationError", "ResponseValidationError", "ValidationError")
+
+
+class CoachingResolver(APIGatewayRestResolver):
+    """The REST resolver every function uses: pydantic validation, the body check, the documented errors."""
+
+    def __init__(self) -> None:
+        super().__init__(enable_validation=True)
+        # The request validation middleware Powertools would create, with the body check in front of it.
+        self._request_validation_middleware = _RequestValidation()
+        self._declared_responses: dict[int, dict[int, OpenAPIResponse] | None] = {}
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> OpenAPI:
+        """Powertools' document, with each operation's errors, the error schemas and the tags described."""
+        from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, Tag
+
+        routes = [*self._static_routes, *self._dynamic_routes]
+        for route in routes:
+            # Responses a route declares itself win over the generic ones.
+            declared = self._declared_responses.setdefault(id(route), route.responses)
+            route.responses = {**documented_responses(route), **(declared or {})}
+        if kwargs.get("tags") is None:
+            used = sorted({tag for route in routes if route.include_in_schema for tag in route.tags})
+            undescribed = [tag for tag in used if tag not in OPERATION_GROUPS]
+            if undescribed:
+                raise ValueError(f"tags without a description in coaching.api.OPERATION_GROUPS: {undescribed}")
+            kwargs["tags"] = [Tag(name=tag, description=OPERATION_GROUPS[tag]) for tag in used]
+        document = super().get_openapi_schema(*args, **kwargs)
+        data = json.loads(document.model_dump_json(by_alias=True, exclude_none=True))
+        for route in routes:
+            # Powertools adds a 422 to every operation; one that takes no input cannot give it.
+            operation = data.get("paths", {}).get(route.openapi_path, {}).get(route.method.lower())
+            if operation is not None:
+                documented = {str(status) for status in route.responses or {}}
+                operation["responses"] = {k: v for k, v in operation["responses"].items() if k in documented}
+        schemas = data.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in error_schemas().items():
+            if schemas.setdefault(name, schema) != schema:
+                raise ValueError(f"a model named {name} clashes with the error schema of that name")
+        for name in _POWERTOOLS_ERROR_SCHEMAS:
+            unused = schemas.pop(name, None)
+            if unused is not None and f'"{_SCHEMA_REF.format(model=name)}"' in json.dumps(data):
+                schemas[name] = unused
+        return OpenAPI.model_validate(data)
+
+
+def rest_resolver() -> CoachingResolver:
+    """A REST resolver with pydantic validation, the body check and the platform's error mapping."""
+    app = CoachingResolver()
     for error, handler in ERROR_MAPPING:
         # Registered by call, not as a decorator: Powertools' decorator is untyped.
         app.exception_handler(error)(handler)

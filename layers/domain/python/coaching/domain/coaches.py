@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema, field_validator, model_validator
 
 from coaching.domain.common import Email, Entity, EntityId, Languages, ShortText, StrictModel, TimeZoneName
 from coaching.domain.competencies import default_framework
@@ -34,12 +35,37 @@ class RoleHeld(StrictModel):
     years: Annotated[int, Field(ge=1, le=50)]
 
 
+# A wall-clock time in the coach's zone: "HH:MM" (seconds allowed, never an offset or a fraction). Declared as a
+# pattern rather than `format: time`, whose RFC 3339 full-time needs an offset that a wall time must not have.
+WALL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+
+
+def _wall_time_input(value: object) -> object:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str) and re.fullmatch(WALL_TIME_PATTERN, value.strip()):
+        return value.strip()
+    raise ValueError("use HH:MM, a wall-clock time in the coach's time zone without an offset")
+
+
+def _wall_time_text(value: time) -> str:
+    return value.strftime("%H:%M:%S" if value.second else "%H:%M")
+
+
+WallTime = Annotated[
+    time,
+    BeforeValidator(_wall_time_input),
+    PlainSerializer(_wall_time_text, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": WALL_TIME_PATTERN, "examples": ["09:00", "17:30"]}),
+]
+
+
 class AvailabilityRule(StrictModel):
     """A weekly window in the coach's own time zone; weekday 0 is Monday (ISO weekday - 1)."""
 
     weekday: Annotated[int, Field(ge=0, le=6)]
-    start: time
-    end: time
+    start: WallTime
+    end: WallTime
 
     @model_validator(mode="after")
     def _start_before_end(self) -> AvailabilityRule:
@@ -71,8 +97,8 @@ class AvailabilityException(StrictModel):
 
     date: CalendarDate
     kind: Literal["time_off", "extra"]
-    start: time | None = None
-    end: time | None = None
+    start: WallTime | None = None
+    end: WallTime | None = None
 
     @model_validator(mode="after")
     def _window_is_valid(self) -> AvailabilityException:
