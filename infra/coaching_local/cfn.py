@@ -18,6 +18,9 @@ import yaml
 
 LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_REGION = "eu-west-1"
+# Every Cognito app client of the template, locally: the development tokens (`tokens`) stand in for
+# all user pools and carry this `aud`, so the handlers' client check passes for them and only them.
+LOCAL_USER_POOL_CLIENT_ID = "coaching-platform-local-client"
 
 
 class TemplateError(ValueError):
@@ -178,6 +181,8 @@ class Resolver:
             return local_table_name(self.names.prefix, name)
         if kind == "AWS::Events::EventBus":
             return self.bus_name(name)
+        if kind == "AWS::Cognito::UserPoolClient":
+            return LOCAL_USER_POOL_CLIENT_ID
         raise TemplateError(f"{where}: !Ref {name} ({kind}) has no local equivalent")
 
     def bus_name(self, logical_id: str) -> str:

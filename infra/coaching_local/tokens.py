@@ -17,6 +17,7 @@ from typing import Any
 
 import jwt
 
+from coaching_local.cfn import LOCAL_USER_POOL_CLIENT_ID
 from coaching_local.paths import local_dir
 
 ISSUER = "coaching-platform-local"
@@ -125,7 +126,7 @@ def dev_token(
         "email_verified": True,
         "token_use": "id",
         "iss": ISSUER,
-        "aud": "coaching-platform-local-client",
+        "aud": LOCAL_USER_POOL_CLIENT_ID,  # what the template's app clients resolve to locally (cfn)
         "auth_time": int(time.time()),
         "cognito:username": sub,
     }
