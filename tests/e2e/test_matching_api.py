@@ -320,8 +320,9 @@ def test_cohort_match_assigns_optimally_within_capacity_and_commits(local_stack,
     assert (result["participants"], result["matched"], result["mode"]) == (9, 6, "best_fit")
     assert result["load"] == {c["coach_id"]: 2 for c in network}
     reasons = {u["person_id"]: u["reason"] for u in result["unmatched"]}
-    assert reasons[ids[-1]] == "no approved GROW coach speaks Tagalog"
-    assert sum(1 for r in reasons.values() if r == "every eligible coach was at capacity") == 2
+    assert ids[-1] in reasons
+    # One neutral reason for everyone left out: an org admin is not told why, person by person.
+    assert set(reasons.values()) == {"not assignable in this launch"}
     assert not any(a["engagement_id"] for a in result["assignments"])
 
     everyone = tenant.admin.call("POST", "/cohorts/match", body | {"mode": "everyone_matched"}).json()
