@@ -136,6 +136,9 @@ def engagement_context(caller: Caller, engagement_id: PathId) -> EngagementConte
 def cohort_match(caller: Caller, body: Annotated[CohortRequest, Body()]) -> CohortPlan:
     plan = cohorts.match_cohort_for_org(caller, body, cohort_ctx)
     metrics.add_metric(name="CohortMatched", unit=MetricUnit.Count, value=plan.matched)
+    if plan.unassigned_by_reason:
+        # Counts by reason, never who: the response gives every unassigned person the same reason.
+        logger.info("cohort launch: not assigned, by reason", extra={"unassigned_by_reason": plan.unassigned_by_reason})
     return plan
 
 

@@ -62,7 +62,10 @@ ADMIN = "coaching.admin"
 class CoachVettingChanged(Event):
     source = ADMIN
     detail_type = "CoachVettingChanged"
-    description = "A coach's vetting status changed (approved, suspended, ...). Matching rebuilds its roster."
+    description = (
+        "A coach's vetting status changed (approved, suspended, ...). Matching rebuilds its roster; a suspension "
+        "ends the coach's engagements, and each person is offered a re-match."
+    )
 
     coach_id: str
     vetting_status: str
@@ -127,7 +130,9 @@ class EngagementEnded(Event):
 BOOKING = "coaching.booking"
 
 
-class _SessionEvent(Event):
+class SessionEvent(Event):
+    """What every event about one session carries."""
+
     org_id: str
     person_id: str
     booking_id: str
@@ -136,13 +141,13 @@ class _SessionEvent(Event):
     start: datetime
 
 
-class SessionBooked(_SessionEvent):
+class SessionBooked(SessionEvent):
     source = BOOKING
     detail_type = "SessionBooked"
     description = "A session was booked into the coach's availability."
 
 
-class SessionCancelled(_SessionEvent):
+class SessionCancelled(SessionEvent):
     source = BOOKING
     detail_type = "SessionCancelled"
     description = "A session was cancelled by the person, the coach or the platform; `late` ones are billed."
@@ -151,7 +156,7 @@ class SessionCancelled(_SessionEvent):
     late: bool = False
 
 
-class SessionRescheduled(_SessionEvent):
+class SessionRescheduled(SessionEvent):
     source = BOOKING
     detail_type = "SessionRescheduled"
     description = "A session moved to another time (in place, or as a billed late reschedule)."
@@ -180,7 +185,7 @@ class BudgetThresholdReached(Event):
 SESSIONS = "coaching.sessions"
 
 
-class SessionCompleted(_SessionEvent):
+class SessionCompleted(SessionEvent):
     source = SESSIONS
     detail_type = "SessionCompleted"
     description = "A session reached its outcome (completed or no-show); billing already happened in its commit."
@@ -190,7 +195,7 @@ class SessionCompleted(_SessionEvent):
     amount_minor: int | None = None
 
 
-class SessionCredited(_SessionEvent):
+class SessionCredited(SessionEvent):
     source = SESSIONS
     detail_type = "SessionCredited"
     description = "An operator credited a billed session with a reversing ledger entry."
@@ -200,7 +205,7 @@ class SessionCredited(_SessionEvent):
     amount_minor: int
 
 
-class SessionConfirmed(_SessionEvent):
+class SessionConfirmed(SessionEvent):
     source = SESSIONS
     detail_type = "SessionConfirmed"
     description = "The person confirmed the coach's record of the session."
@@ -208,7 +213,7 @@ class SessionConfirmed(_SessionEvent):
     status: str
 
 
-class SessionDisputed(_SessionEvent):
+class SessionDisputed(SessionEvent):
     source = SESSIONS
     detail_type = "SessionDisputed"
     description = "The person disputed the coach's record; an operator resolves it. The reason stays off the bus."
@@ -216,7 +221,7 @@ class SessionDisputed(_SessionEvent):
     status: str
 
 
-class SessionDisputeRejected(_SessionEvent):
+class SessionDisputeRejected(SessionEvent):
     source = SESSIONS
     detail_type = "SessionDisputeRejected"
     description = "An operator rejected a person's dispute; the session stays billed."

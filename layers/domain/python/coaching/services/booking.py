@@ -49,6 +49,7 @@ from coaching.domain.events import (
     Event,
     SessionBooked,
     SessionCancelled,
+    SessionEvent,
     SessionRescheduled,
     stable_event_id,
 )
@@ -218,9 +219,10 @@ def billable_entry(state: BookingState, booking: Booking, outcome: Outcome, acto
 # ---------------------------------------------------------------------------- events
 
 
-def _booked(booking: Booking, now: datetime) -> SessionBooked:
-    return SessionBooked(
-        event_id=stable_event_id(SessionBooked.detail_type, booking.booking_id),
+def session_event[E: SessionEvent](kind: type[E], booking: Booking, now: datetime, *id_parts: str, **fields: Any) -> E:
+    """An event about one session, its id stable per booking (and `id_parts`): a retried commit writes it once."""
+    return kind(
+        event_id=stable_event_id(kind.detail_type, booking.booking_id, *id_parts),
         occurred_at=now,
         org_id=booking.org_id,
         person_id=booking.person_id,
@@ -228,39 +230,19 @@ def _booked(booking: Booking, now: datetime) -> SessionBooked:
         coach_id=booking.coach_id,
         program=booking.program.value,
         start=booking.start,
+        **fields,
     )
 
 
 def _cancelled(booking: Booking, now: datetime) -> SessionCancelled:
-    return SessionCancelled(
-        event_id=stable_event_id(SessionCancelled.detail_type, booking.booking_id),
-        occurred_at=now,
-        org_id=booking.org_id,
-        person_id=booking.person_id,
-        booking_id=booking.booking_id,
-        coach_id=booking.coach_id,
-        program=booking.program.value,
-        start=booking.start,
-        cancelled_by=booking.cancelled_by or "",
-        late=booking.status is BookingStatus.LATE_CANCELLED,
-    )
+    late = booking.status is BookingStatus.LATE_CANCELLED
+    return session_event(SessionCancelled, booking, now, cancelled_by=booking.cancelled_by or "", late=late)
 
 
 def _rescheduled(moved: Booking, previous: Booking, *, late: bool, billed: bool, now: datetime) -> SessionRescheduled:
-    return SessionRescheduled(
-        event_id=stable_event_id(SessionRescheduled.detail_type, moved.booking_id, str(moved.sequence)),
-        occurred_at=now,
-        org_id=moved.org_id,
-        person_id=moved.person_id,
-        booking_id=moved.booking_id,
-        coach_id=moved.coach_id,
-        program=moved.program.value,
-        start=moved.start,
-        previous_start=previous.start,
-        late=late,
-        billed=billed,
-        replaces_booking_id=previous.booking_id if billed else None,
-    )
+    replaces = previous.booking_id if billed else None
+    return session_event(SessionRescheduled, moved, now, str(moved.sequence), previous_start=previous.start, late=late,
+                         billed=billed, replaces_booking_id=replaces)  # fmt: skip
 
 
 def _thresholds(booking: Booking, limits: Limits, ctx: BookingContext, now: datetime) -> None:
@@ -407,7 +389,7 @@ def book(caller: Principal, request: BookingRequest, ctx: BookingContext) -> Boo
         created_at=now,
         updated_at=now,
     )
-    events = [_booked(booking, now)]
+    events = [session_event(SessionBooked, booking, now)]
     limits = Limits(limit, now, _meters(policy, booking, found.reads.org_usage))
     limits = _with_retries(lambda lim: ctx.store.book(booking, request.situation, lim, events), limits, booking,
                            policy, org)  # fmt: skip

@@ -22,11 +22,17 @@ from coaching.domain.events import (
     SessionCredited,
     SessionDisputed,
     SessionDisputeRejected,
-    stable_event_id,
 )
 from coaching.domain.invoicing import EntryKind, LedgerEntry, reversal_of
 from coaching.domain.pricing import Outcome
-from coaching.services.booking import BookingReader, BookingWriter, billable_entry, coach_booking, own_booking
+from coaching.services.booking import (
+    BookingReader,
+    BookingWriter,
+    billable_entry,
+    coach_booking,
+    own_booking,
+    session_event,
+)
 
 
 class CompletionStore(BookingReader, BookingWriter, Protocol):
@@ -45,19 +51,8 @@ class CompletionContext:
 
 
 def _completed(booking: Booking, outcome: Outcome, amount_minor: int, now: datetime) -> SessionCompleted:
-    return SessionCompleted(
-        event_id=stable_event_id(SessionCompleted.detail_type, booking.booking_id),
-        occurred_at=now,
-        org_id=booking.org_id,
-        person_id=booking.person_id,
-        booking_id=booking.booking_id,
-        coach_id=booking.coach_id,
-        program=booking.program.value,
-        start=booking.start,
-        status=booking.status.value,
-        outcome=outcome.value,
-        amount_minor=amount_minor,
-    )
+    return session_event(SessionCompleted, booking, now, status=booking.status.value, outcome=outcome.value,
+                         amount_minor=amount_minor)  # fmt: skip
 
 
 def _record(
@@ -101,17 +96,7 @@ def _answer(caller: Principal, booking_id: str, ctx: CompletionContext, dispute_
         return booking  # the same answer again
     kind = SessionConfirmed if dispute_reason is None else SessionDisputed
     # What the person wrote stays in the booking; the bus only learns that they answered.
-    answered = kind(
-        event_id=stable_event_id(kind.detail_type, changed.booking_id),
-        occurred_at=now,
-        org_id=changed.org_id,
-        person_id=changed.person_id,
-        booking_id=changed.booking_id,
-        coach_id=changed.coach_id,
-        program=changed.program.value,
-        start=changed.start,
-        status=changed.status.value,
-    )
+    answered = session_event(kind, changed, now, status=changed.status.value)
     ctx.store.end(changed, state.version, release=False, refund=False, entry=None, events=[answered])
     return changed
 
@@ -145,19 +130,8 @@ def _credit(state: BookingState, ruled: Booking, reason: str, caller: Principal,
     if usage is None:
         raise Conflict("this session has no usage to credit", field="booking_id")
     reversal = reversal_of(usage, reason=reason, actor=caller.person_id, billed_in=usage.billed_in, now=now)
-    event = SessionCredited(
-        event_id=stable_event_id(SessionCredited.detail_type, credited.booking_id),
-        occurred_at=now,
-        org_id=credited.org_id,
-        person_id=credited.person_id,
-        booking_id=credited.booking_id,
-        coach_id=credited.coach_id,
-        program=credited.program.value,
-        start=credited.start,
-        status=credited.status.value,
-        reason=reason,
-        amount_minor=-usage.amount_minor,
-    )
+    event = session_event(SessionCredited, credited, now, status=credited.status.value, reason=reason,
+                          amount_minor=-usage.amount_minor)  # fmt: skip
     try:
         ctx.store.end(credited, state.version, release=False, refund=False, entry=reversal, events=[event])
     except AlreadyBilled as done:
@@ -174,18 +148,7 @@ def resolve_dispute(
     ruled = state.booking.resolve_dispute(upheld=upheld, now=now)
     if upheld:
         return _credit(state, ruled, f"dispute upheld: {reason}", caller, ctx)
-    rejected = SessionDisputeRejected(
-        event_id=stable_event_id(SessionDisputeRejected.detail_type, ruled.booking_id),
-        occurred_at=now,
-        org_id=ruled.org_id,
-        person_id=ruled.person_id,
-        booking_id=ruled.booking_id,
-        coach_id=ruled.coach_id,
-        program=ruled.program.value,
-        start=ruled.start,
-        status=ruled.status.value,
-        reason=reason,
-    )
+    rejected = session_event(SessionDisputeRejected, ruled, now, status=ruled.status.value, reason=reason)
     ctx.store.end(ruled, state.version, release=False, refund=False, entry=None, events=[rejected])
     return ruled
 
