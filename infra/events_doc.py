@@ -17,7 +17,7 @@ TARGET = ROOT / "docs" / "events.md"
 
 # Which function consumes what: the template's rules, stated here so the page reads alone.
 CONSUMERS = {
-    "CoachVettingChanged": "matching (rebuilds the roster; a suspension ends the coach's engagements, each with a re-match)",
+    "CoachVettingChanged": "matching (rebuilds the roster; a suspension ends the coach's engagements, with re-matches)",
     "CoachProfileUpdated": "matching (rebuilds the roster)",
     "EngagementEnded": "booking (cancels the engagement's future sessions, unbilled)",
     "PersonPromoted": "matching (keeps an eligible coach or proposes a re-match)",
