@@ -5,7 +5,7 @@ PY := .venv/bin/python
 SAM := .venv-sam/bin/sam
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup up test lint fire token openapi docs bench deploy validate clean
+.PHONY: help setup up test lint fire token openapi docs bench deploy validate clean fuzz
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,12 @@ fire: ## Fire a schedule of the running local stack now: make fire SCHEDULE=Rost
 
 token: ## Print a local development token: make token ROLE=org_admin [ORG=..] [PERSON=..]
 	@$(PY) -m coaching_local token --role $(ROLE) $(if $(ORG),--org $(ORG)) $(if $(PERSON),--person $(PERSON))
+
+fuzz: ## Fuzz every API operation with every role for 10+ minutes: make fuzz [FUZZ_MINUTES=10] [FUZZ_MAX_EXAMPLES=50]
+	@bash infra/bootstrap.sh
+	@FUZZ_MINUTES=$(or $(FUZZ_MINUTES),10) FUZZ_ROUNDS=$(or $(FUZZ_ROUNDS),1000) \
+	  FUZZ_MAX_EXAMPLES=$(or $(FUZZ_MAX_EXAMPLES),50) FUZZ_SEED=$(or $(FUZZ_SEED),$$(date +%s)) \
+	  $(PY) -m pytest tests/fuzz -m fuzz -p no:cacheprovider -q -rfE
 
 openapi: ## Regenerate docs/openapi.json from the handlers
 	@$(PY) -m coaching_local openapi --write docs/openapi.json
