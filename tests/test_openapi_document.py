@@ -203,3 +203,23 @@ def test_wall_times_are_hh_mm_patterns(document):
         assert not pattern.match("8:00")
         assert not pattern.match("08:00:00Z")
         assert not pattern.match("24:00")
+
+
+def test_wall_times_are_served_as_they_are_declared_and_read_as_tests_send_them(document):
+    from coaching.domain.coaches import AvailabilityException, AvailabilityRule
+
+    pattern = re.compile(document["components"]["schemas"]["AvailabilityRule"]["properties"]["start"]["pattern"])
+    rule = AvailabilityRule.model_validate({"weekday": 0, "start": "08:00", "end": "12:30:15"})
+    served = rule.model_dump(mode="json")
+    assert served == {"weekday": 0, "start": "08:00", "end": "12:30:15"}
+    assert all(pattern.match(served[name]) for name in ("start", "end"))
+    # What earlier versions stored ("08:00:00") still reads; Python callers keep datetime.time values.
+    assert AvailabilityRule.model_validate({"weekday": 0, "start": "08:00:00", "end": "09:00"}).start == time(8)
+    assert rule.model_dump()["start"] == time(8)
+    for wrong in ("8:00", "08:00Z", "08:00:00+01:00", "08:00:00.5", "24:00", 28800):
+        with pytest.raises(ValueError, match="HH:MM"):
+            AvailabilityRule.model_validate({"weekday": 0, "start": wrong, "end": "23:00"})
+    day_off = AvailabilityException.model_validate(
+        {"date": "2026-06-02", "kind": "extra", "start": "10:00", "end": "11:00"}
+    )
+    assert day_off.model_dump(mode="json")["start"] == "10:00"
