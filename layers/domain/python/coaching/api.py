@@ -1,7 +1,9 @@
 """What every HTTP handler shares: the resolver, the caller, and the one error mapping.
 
 Handlers stay thin: parse (Powertools + pydantic), call one domain function, return.
-Every domain error and validation failure becomes a 4xx here, in one place.
+Every domain error and validation failure becomes a 4xx here, in one place: a body is checked before
+Powertools parses it (JSON only, UTF-8, bounded nesting, the JSON type the route takes), and the
+resolver documents, for every operation, each error it can answer with the one `Error` schema.
 """
 
 from __future__ import annotations
@@ -232,8 +234,10 @@ class _RequestValidation(OpenAPIRequestValidationMiddleware):
         route: Route = app.context["_route"]
         body_params = route.dependant.body_params
         if body_params:
+            # Several body parameters are embedded in one object by name.
             field = body_params[0]
-            check_json_body(app.current_event, field.type_, required=field.required)
+            annotation = field.type_ if len(body_params) == 1 else dict
+            check_json_body(app.current_event, annotation, required=any(param.required for param in body_params))
         return super().handler(app, next_middleware)
 
 
