@@ -30,7 +30,7 @@ from coaching_local.bus import EventBus
 from coaching_local.control import ControlRoutes
 from coaching_local.deliveries import AsyncDelivery, DeliveryLog, Target
 from coaching_local.openapi import OpenAPIConflict, build_openapi, docs_response, dump_openapi
-from coaching_local.paths import default_template
+from coaching_local.paths import default_template, local_dir
 from coaching_local.powertools_patch import make_powertools_thread_safe
 from coaching_local.runtime import (
     MAX_CONTAINERS,
@@ -165,6 +165,8 @@ class LocalGateway:
                 # project's own code and docs name, so both point at this server.
                 "AWS_ENDPOINT_URL_EVENTBRIDGE": self.url,
                 "AWS_ENDPOINT_URL_EVENTS": self.url,
+                # Locally, HR webhook secrets per org live in a git-ignored file (coaching.adapters.hr_store).
+                "HR_WEBHOOK_SECRETS_FILE": str(local_dir() / "hr-webhook-secrets.json"),
             }
         )
         if self.dynamodb_endpoint:

@@ -116,6 +116,10 @@ def test_the_authorizer_accepts_both_pools_and_the_handlers_pin_their_clients() 
         assert not {auth.CLIENT_IDS_ENV, auth.STAFF_CLIENT_IDS_ENV} & set(variables), function
 
 
+# Routes without a token that verify each request's signature instead (Standard Webhooks, per-org secret).
+SIGNED_ROUTES = {("HrWebhooksFunction", "/webhooks/hr/{org_id}")}
+
+
 def test_every_route_but_health_needs_a_token() -> None:
     open_routes = []
     for name, function in FUNCTIONS.items():
@@ -123,7 +127,8 @@ def test_every_route_but_health_needs_a_token() -> None:
             if event["Type"] == "Api" and (event["Properties"].get("Auth") or {}).get("Authorizer") == "NONE":
                 open_routes.append((name, event["Properties"]["Path"]))
     assert open_routes
-    assert all(path.endswith("/health") for _, path in open_routes), open_routes
+    unsigned = [route for route in open_routes if route not in SIGNED_ROUTES]
+    assert all(path.endswith("/health") for _, path in unsigned), unsigned
 
 
 # ------------------------------------------------------------------ alarms
@@ -263,10 +268,15 @@ MAIN_TABLE_WRITERS: dict[str, set[str]] = {
     "MeteringFunction": {"org", "billing", "outbox", "idempotency:metering"},
     "EventRelayFunction": set(),
     "ReportGenerationFunction": set(),
-    "HrWebhooksFunction": set(),
+    # HrWebhookStore: people with their delivery receipts and per-event markers, PersonPromoted/PersonTerminated.
+    "HrWebhooksFunction": {"people", "outbox"},
 }
 # The confidential table: situations, in the person's partition.
-CONFIDENTIAL_WRITERS: dict[str, set[str]] = {"MatchingFunction": {"person"}, "BookingFunction": {"person"}}
+CONFIDENTIAL_WRITERS: dict[str, set[str]] = {
+    "MatchingFunction": {"person"},
+    "BookingFunction": {"person"},
+    "HrWebhooksFunction": {"people"},  # the raw HR payloads, beside the org's people
+}
 WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 NEVER_GRANTED = ("dynamodb:BatchWriteItem", "dynamodb:Scan", "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate",
                  "dynamodb:PartiQLDelete", "dynamodb:DeleteTable", "dynamodb:UpdateTable")  # fmt: skip

@@ -323,3 +323,29 @@ def idempotency_pk(function_name: str) -> str:
     Powertools writes the sort key itself (`<key prefix>#<hash of the event id>`) and the expiry.
     """
     return f"IDEMPOTENCY#{function_name}"
+
+
+# ------------------------------------------------------------------ HR webhooks: beside the people, ORG#<org>#PEOPLE
+# A delivery's receipt and one marker per event it carries, in the org's people partition (the family the HR
+# function already writes); the raw payload sits under the same keys in the confidential table. The webhook
+# id is checked against coaching.domain.hr.WEBHOOK_ID_PATTERN (no '#') before any key is built.
+HR_WEBHOOK_PREFIX = "HRWEBHOOK#"
+
+
+def hr_receipt_sk(webhook_id: str) -> str:
+    return f"{HR_WEBHOOK_PREFIX}{webhook_id}#RECEIPT"
+
+
+def hr_payload_sk(webhook_id: str) -> str:
+    # In the confidential table: the raw body as received, for audit and replay.
+    return f"{HR_WEBHOOK_PREFIX}{webhook_id}#PAYLOAD"
+
+
+def hr_event_sk(webhook_id: str, index: int) -> str:
+    # Exists once the delivery's event `index` took effect: the marker and the effect commit together.
+    return f"{HR_WEBHOOK_PREFIX}{webhook_id}#EVENT#{index:03d}"
+
+
+def hr_record_sk(person_id: str) -> str:
+    # What the HR system has said about the person (coaching.domain.hr.HrRecord), beside the person item.
+    return f"{HR_WEBHOOK_PREFIX}RECORD#{person_id}"

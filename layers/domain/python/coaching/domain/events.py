@@ -270,6 +270,20 @@ class PersonPromoted(Event):
     effective_date: str
 
 
+class PersonTerminated(Event):
+    source = HR
+    detail_type = "PersonTerminated"
+    description = (
+        "HR ended a person's employment. Matching ends their active engagements (booking then cancels their future "
+        "sessions without billing); the date and the regrettable flag feed the attrition measure."
+    )
+
+    org_id: str
+    person_id: str
+    terminated_on: str
+    regrettable: bool
+
+
 # ------------------------------------------------------------------------- catalogue
 
 CATALOGUE: tuple[type[Event], ...] = (
@@ -290,6 +304,7 @@ CATALOGUE: tuple[type[Event], ...] = (
     InvoiceDue,
     ReconciliationDue,
     PersonPromoted,
+    PersonTerminated,
 )
 
 BY_TYPE: Mapping[str, type[Event]] = {event.detail_type: event for event in CATALOGUE}

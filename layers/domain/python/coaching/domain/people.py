@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
@@ -58,6 +58,31 @@ class ImportRow(PersonFields):
     manager_external_hr_id: ExternalHrId | None = None
 
 
+class HrStamp(StrictModel):
+    """When an HR event takes effect, and its place among the HR system's events of that instant.
+
+    A person's HR registers (role, manager, each profile field, status) keep the stamp of the event
+    that last set them; an event with an older stamp changes nothing (`coaching.domain.hr.HrRecord`).
+    """
+
+    effective_at: datetime
+    sequence: int = Field(ge=0)
+    rank: int = Field(ge=0, description="The event kind's place, breaking a tie of time and sequence.")
+
+    def key(self) -> tuple[datetime, int, int]:
+        return self.effective_at, self.sequence, self.rank
+
+
+class LevelChange(StrictModel):
+    """One role the HR system recorded for the person (hire, promotion, rehire), in the history."""
+
+    stamp: HrStamp
+    kind: str
+    level: Level
+    function: JobFunction
+    title: str = ""
+
+
 class Person(Entity):
     person_id: str
     org_id: str
@@ -74,6 +99,11 @@ class Person(Entity):
     active: bool = True
     created_at: datetime
     updated_at: datetime
+    # Set by HR webhooks (coaching.domain.hr); people created by the admin API or an import have none.
+    title: str = ""
+    terminated_on: date | None = None
+    regrettable: bool | None = None
+    level_history: list[LevelChange] = []
 
     @classmethod
     def create(cls, person_id: str, org_id: str, data: PersonCreate, now: datetime) -> Person:

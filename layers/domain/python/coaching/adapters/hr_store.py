@@ -1,0 +1,254 @@
+"""HR webhooks on DynamoDB: receipts, per-event markers committed with their effect, and the org secrets.
+
+A delivery's receipt (main table) and its raw payload (confidential table, KMS-encrypted) are written
+in one transaction before any event is processed. Each event then commits in its own transaction:
+its marker (conditional on not existing), the person (conditional on the version read) and the
+catalogue events' outbox items. A second delivery of the same webhook id, concurrent or days later,
+fails the marker's condition and reads back the outcome the first one recorded: one change.
+Receipts, markers and payloads expire through the tables' TTL after `RETENTION`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from coaching.adapters import keys
+from coaching.adapters.dynamo import MainItem, MainTableMeta, connection, failed_keys, lost_to_another_transaction
+from coaching.adapters.outbox import add_events
+from coaching.config import settings
+from coaching.domain.errors import Conflict
+from coaching.domain.events import Event
+from coaching.domain.hr import EventOutcome, HrRecord, HrState
+from coaching.domain.people import Person
+
+# Longer than the Standard Webhooks retry schedule (about 3 days) and the 7 days a replay must be recognised.
+RETENTION = timedelta(days=8)
+# Locally and in tests: {"<org id>": ["whsec_…", …]}, inline or in a file the local stack names (re-read when it
+# changes). Deployed, each org's secret is in Secrets Manager.
+SECRETS_ENV = "HR_WEBHOOK_SECRETS"
+SECRETS_FILE_ENV = "HR_WEBHOOK_SECRETS_FILE"
+SECRET_PREFIX_ENV = "HR_WEBHOOK_SECRET_PREFIX"  # noqa: S105 (the variable's name, not a secret)
+SECRET_CACHE_SECONDS = 300
+
+
+class HrMarker(Model):
+    class Meta(MainTableMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    ref = UnicodeAttribute()  # the receipt: the body's digest; an event marker: its outcome as JSON
+    expires_at = NumberAttribute()
+
+
+class HrPayload(Model):
+    """The raw body as received, in the confidential table."""
+
+    class Meta:
+        table_name = settings().confidential_table
+        host = settings().dynamodb_endpoint
+        region = settings().region
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    text = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    expires_at = NumberAttribute()
+
+
+def _expiry(now: datetime) -> int:
+    return int((now + RETENTION).timestamp())
+
+
+class HrWebhookStore:
+    def record_receipt(self, org_id: str, webhook_id: str, digest: str, raw: str, now: datetime) -> str | None:
+        """Store the receipt and the raw payload; None when new, else the digest the first delivery stored."""
+        pk = keys.people_pk(org_id)
+        receipt = HrMarker(pk, keys.hr_receipt_sk(webhook_id), kind="hr_receipt", ref=digest, expires_at=_expiry(now))
+        payload = HrPayload(
+            pk, keys.hr_payload_sk(webhook_id), text=raw, created_at=now.isoformat(), expires_at=_expiry(now)
+        )
+        transaction = TransactWrite(connection=connection())
+        try:
+            with transaction:
+                transaction.save(receipt, condition=HrMarker.pk.does_not_exist())
+                transaction.save(payload, condition=HrPayload.pk.does_not_exist())
+        except TransactWriteError as exc:
+            if not (failed_keys(transaction, exc) or lost_to_another_transaction(exc)):
+                raise
+            try:
+                return str(HrMarker.get(pk, keys.hr_receipt_sk(webhook_id), consistent_read=True).ref)
+            except HrMarker.DoesNotExist as missing:
+                # Lost to a concurrent first delivery whose transaction has not landed: the sender retries.
+                raise Conflict("this webhook-id is being received right now; retry") from missing
+        return None
+
+    def read(self, org_id: str, person_id: str) -> HrState:
+        """The person's HR record and person item with their versions, in one BatchGetItem."""
+        pk = keys.people_pk(org_id)
+        record_key, person_key = (pk, keys.hr_record_sk(person_id)), (pk, keys.person_sk(person_id))
+        state = HrState()
+        for item in MainItem.batch_get([record_key, person_key], consistent_read=True):
+            version = int(item.version or 0)
+            if (item.pk, item.sk) == record_key:
+                state.record, state.record_version = HrRecord.model_validate_json(item.body), version
+            else:
+                state.person, state.person_version = Person.model_validate_json(item.body), version
+        return state
+
+    def commit_event(
+        self,
+        org_id: str,
+        webhook_id: str,
+        outcome: EventOutcome,
+        read: HrState,
+        after: HrState,
+        events: Sequence[Event],
+        now: datetime,
+    ) -> EventOutcome | None:
+        """Commit one event's marker with its effect; None if the record or person changed since `read`.
+
+        `after` holds the record and person to write (None: unchanged). When the marker already exists,
+        nothing is written and the outcome it recorded is returned (marked as a duplicate).
+        """
+        pk = keys.people_pk(org_id)
+        marker_sk = keys.hr_event_sk(webhook_id, outcome.index)
+        marker = HrMarker(pk, marker_sk, kind="hr_event", ref=outcome.model_dump_json(), expires_at=_expiry(now))
+        transaction = TransactWrite(connection=connection())
+        try:
+            with transaction:
+                transaction.save(marker, condition=HrMarker.pk.does_not_exist())
+                if after.record is not None:
+                    record = MainItem(
+                        pk,
+                        keys.hr_record_sk(after.record.person_id),
+                        kind="hr_record",
+                        body=after.record.model_dump_json(),
+                    )
+                    if read.record_version is not None:  # else PynamoDB's condition is "must not exist yet"
+                        record.version = read.record_version
+                    transaction.save(record)
+                if after.person is not None:
+                    person = MainItem(
+                        pk, keys.person_sk(after.person.person_id), kind="person", body=after.person.model_dump_json()
+                    )
+                    if read.person_version is not None:
+                        person.version = read.person_version
+                    transaction.save(person)
+                add_events(transaction, events)
+        except TransactWriteError as exc:
+            failed = failed_keys(transaction, exc)
+            if (pk, marker_sk) in failed:
+                recorded = self._recorded(pk, marker_sk)
+                if recorded is not None:
+                    return recorded
+            if failed or lost_to_another_transaction(exc):
+                return None
+            raise
+        return outcome
+
+    @staticmethod
+    def _recorded(pk: str, sk: str) -> EventOutcome | None:
+        try:
+            marker = HrMarker.get(pk, sk, consistent_read=True)
+        except HrMarker.DoesNotExist:
+            return None
+        return EventOutcome.model_validate_json(str(marker.ref)).model_copy(update={"duplicate": True})
+
+
+def configured_secrets(environ: Mapping[str, str]) -> dict[str, list[str]] | None:
+    """The secrets the environment holds (tests), or None when they come from elsewhere."""
+    raw = environ.get(SECRETS_ENV)
+    if raw is None:
+        return None
+    return parse_secrets_config(raw)
+
+
+def parse_secrets_config(raw: str) -> dict[str, list[str]]:
+    parsed: Any = json.loads(raw)
+    if not isinstance(parsed, dict) or not all(isinstance(v, list) for v in parsed.values()):
+        raise ValueError(f"{SECRETS_ENV} must be a JSON object of org id -> list of whsec_ secrets")
+    return {str(org): [str(secret) for secret in secrets] for org, secrets in parsed.items()}
+
+
+class ConfiguredSecrets:
+    def __init__(self, secrets: Mapping[str, Sequence[str]]) -> None:
+        self._secrets = {org: list(values) for org, values in secrets.items()}
+
+    def secrets_for(self, org_id: str) -> list[str]:
+        return list(self._secrets.get(org_id, []))
+
+
+class FileSecrets:
+    """The local stack's secrets file (`.local/hr-webhook-secrets.json`), read again whenever it changes."""
+
+    def __init__(self, path: str) -> None:
+        self._path = Path(path)
+        self._seen: tuple[float, dict[str, list[str]]] | None = None
+
+    def secrets_for(self, org_id: str) -> list[str]:
+        try:
+            modified = self._path.stat().st_mtime
+        except FileNotFoundError:
+            return []
+        if self._seen is None or self._seen[0] != modified:
+            self._seen = (modified, parse_secrets_config(self._path.read_text() or "{}"))
+        return list(self._seen[1].get(org_id, []))
+
+
+class SecretsManagerSecrets:
+    """One secret per org, `<prefix><org id>`, read through Powertools Parameters and cached.
+
+    Its value is JSON `{"secrets": ["whsec_…", …]}` (the current secret first, the previous one during
+    a rotation's grace period), or a bare `whsec_…` string.
+    """
+
+    def __init__(self, prefix: str, max_age: int = SECRET_CACHE_SECONDS) -> None:
+        self._prefix = prefix
+        self._max_age = max_age
+
+    def secrets_for(self, org_id: str) -> list[str]:
+        from aws_lambda_powertools.utilities.parameters import get_secret
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+        try:
+            value = get_secret(f"{self._prefix}{org_id}", max_age=self._max_age)
+        except GetParameterError:
+            return []  # no secret for this org (or none readable): refused like a bad signature
+        return parse_secret_value(value)
+
+
+def parse_secret_value(value: str) -> list[str]:
+    text = value.strip()
+    if text.startswith("{"):
+        parsed = json.loads(text)
+        secrets = parsed.get("secrets") if isinstance(parsed, dict) else None
+        return [str(secret) for secret in secrets] if isinstance(secrets, list) else []
+    return [text] if text else []
+
+
+def secrets_from_environment(
+    environ: Mapping[str, str] | None = None,
+) -> ConfiguredSecrets | FileSecrets | SecretsManagerSecrets:
+    """Inline (tests), a file (the local stack), else Secrets Manager under the template's prefix."""
+    environ = os.environ if environ is None else environ
+    configured = configured_secrets(environ)
+    if configured is not None:
+        return ConfiguredSecrets(configured)
+    if environ.get(SECRETS_FILE_ENV):
+        return FileSecrets(environ[SECRETS_FILE_ENV])
+    prefix = environ.get(SECRET_PREFIX_ENV)
+    if not prefix:
+        return ConfiguredSecrets({})  # no org has a secret: every delivery is refused (401)
+    return SecretsManagerSecrets(prefix)

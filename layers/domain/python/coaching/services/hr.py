@@ -1,0 +1,100 @@
+"""Receive an HR webhook: verify it, keep the raw payload, apply each event once, in effective order."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from coaching.domain.common import Clock
+from coaching.domain.errors import Conflict
+from coaching.domain.events import Event
+from coaching.domain.hr import (
+    EventOutcome,
+    HrEvent,
+    HrState,
+    WebhookResult,
+    apply_hr_event,
+    parse_payload,
+    verify_delivery,
+)
+from coaching.ids import person_id_for
+
+# A concurrent change of the same person: read again and re-apply, this many times.
+_ATTEMPTS = 8
+
+
+class WebhookSecrets(Protocol):
+    def secrets_for(self, org_id: str) -> Sequence[str]: ...
+
+
+class HrWebhookPort(Protocol):
+    def record_receipt(self, org_id: str, webhook_id: str, digest: str, raw: str, now: datetime) -> str | None: ...
+
+    def read(self, org_id: str, person_id: str) -> HrState: ...
+
+    def commit_event(
+        self,
+        org_id: str,
+        webhook_id: str,
+        outcome: EventOutcome,
+        read: HrState,
+        after: HrState,
+        events: Sequence[Event],
+        now: datetime,
+    ) -> EventOutcome | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HrContext:
+    secrets: WebhookSecrets
+    store: HrWebhookPort
+    clock: Clock
+
+
+def receive(org_id: str, headers: Mapping[str, str], body: bytes, ctx: HrContext) -> WebhookResult:
+    """Apply a signed delivery once per webhook-id; a replay answers the outcomes the first one recorded.
+
+    401 for a bad, missing or stale signature or an org without that secret; 400 naming the field for a
+    payload that is not a batch of known events; 409 for a webhook-id reused with another body.
+    """
+    delivery = verify_delivery(ctx.secrets.secrets_for(org_id), headers, body)
+    payload = parse_payload(body)
+    now = ctx.clock()
+    digest = hashlib.sha256(body).hexdigest()
+    earlier = ctx.store.record_receipt(org_id, delivery.webhook_id, digest, body.decode("utf-8"), now)
+    if earlier is not None and earlier != digest:
+        raise Conflict("this webhook-id was delivered before with another body", field="webhook-id")
+    outcomes = [
+        _apply_once(org_id, delivery.webhook_id, index, event, ctx) for index, event in enumerate(payload.events)
+    ]
+    return WebhookResult(webhook_id=delivery.webhook_id, outcomes=outcomes)
+
+
+def _apply_once(org_id: str, webhook_id: str, index: int, event: HrEvent, ctx: HrContext) -> EventOutcome:
+    """One event, once: its marker commits in the same transaction as its effect."""
+    person_id = person_id_for(org_id, event.external_hr_id)
+    for _ in range(_ATTEMPTS):
+        read = ctx.store.read(org_id, person_id)
+        now = ctx.clock()
+        applied = apply_hr_event(
+            read.record, read.person, org_id, event, event_id=f"{org_id}:{webhook_id}:{index}", now=now
+        )
+        outcome = EventOutcome(
+            index=index,
+            type=event.type,
+            external_hr_id=event.external_hr_id,
+            person_id=applied.person.person_id if applied.person else None,
+            outcome=applied.outcome,
+            message=applied.message,
+        )
+        after = HrState(
+            record=applied.record if applied.record != read.record else None,
+            person=applied.person if applied.person is not None and applied.person != read.person else None,
+        )
+        committed = ctx.store.commit_event(org_id, webhook_id, outcome, read, after, applied.events, now)
+        if committed is not None:
+            return committed
+    raise Conflict(f"events[{index}]: the person is being changed by another delivery; retry", field=f"events[{index}]")

@@ -1,0 +1,74 @@
+"""In-memory HR webhook store: the DynamoDB store's conditions (marker absent, versions unchanged), thread-safe."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+
+from coaching.domain.events import Event
+from coaching.domain.hr import EventOutcome, HrRecord, HrState
+from coaching.domain.people import Person
+
+
+class FakeHrStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.receipts: dict[tuple[str, str], str] = {}
+        self.payloads: dict[tuple[str, str], str] = {}
+        self.markers: dict[tuple[str, str, int], EventOutcome] = {}
+        self.records: dict[tuple[str, str], tuple[HrRecord, int]] = {}
+        self.people: dict[tuple[str, str], tuple[Person, int]] = {}
+        self.outbox: list[Event] = []
+        self.person_writes = 0
+
+    def record_receipt(self, org_id: str, webhook_id: str, digest: str, raw: str, now: datetime) -> str | None:
+        with self._lock:
+            key = (org_id, webhook_id)
+            if key in self.receipts:
+                return self.receipts[key]
+            self.receipts[key] = digest
+            self.payloads[key] = raw
+            return None
+
+    def read(self, org_id: str, person_id: str) -> HrState:
+        with self._lock:
+            state = HrState()
+            if (org_id, person_id) in self.records:
+                state.record, state.record_version = self.records[(org_id, person_id)]
+            if (org_id, person_id) in self.people:
+                state.person, state.person_version = self.people[(org_id, person_id)]
+            return state
+
+    def commit_event(
+        self,
+        org_id: str,
+        webhook_id: str,
+        outcome: EventOutcome,
+        read: HrState,
+        after: HrState,
+        events: Sequence[Event],
+        now: datetime,
+    ) -> EventOutcome | None:
+        with self._lock:
+            marker = (org_id, webhook_id, outcome.index)
+            if marker in self.markers:
+                return self.markers[marker].model_copy(update={"duplicate": True})
+            if after.record is not None:
+                current = self.records.get((org_id, after.record.person_id))
+                if (current[1] if current else None) != read.record_version:
+                    return None
+            if after.person is not None:
+                current_person = self.people.get((org_id, after.person.person_id))
+                if (current_person[1] if current_person else None) != read.person_version:
+                    return None
+            if {e.event_id for e in events} & {e.event_id for e in self.outbox}:
+                raise AssertionError("an outbox event id was committed twice")
+            self.markers[marker] = outcome
+            if after.record is not None:
+                self.records[(org_id, after.record.person_id)] = (after.record, (read.record_version or 0) + 1)
+            if after.person is not None:
+                self.people[(org_id, after.person.person_id)] = (after.person, (read.person_version or 0) + 1)
+                self.person_writes += 1
+            self.outbox.extend(events)
+            return outcome
