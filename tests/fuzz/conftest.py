@@ -239,7 +239,7 @@ class Progress:
             self._reporter.write_line(line)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fuzz_progress(request: pytest.FixtureRequest, fuzz_world: FuzzWorld) -> Any:
     progress = Progress(request.config, fuzz_world.started)
     yield progress
@@ -257,7 +257,7 @@ def raw_openapi(fuzz_world: FuzzWorld) -> dict[str, Any]:
     return document
 
 
-@pytest.fixture(scope="session", params=range(ROUNDS), ids=lambda n: f"round{n}")
+@pytest.fixture(scope="module", params=range(ROUNDS), ids=lambda n: f"round{n}")
 def fuzz_round(request: pytest.FixtureRequest, fuzz_world: FuzzWorld, fuzz_progress: Progress) -> int:
     """A round of every operation and role; `make fuzz` starts rounds until FUZZ_MINUTES have passed."""
     number: int = request.param
