@@ -8,10 +8,12 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from coaching.adapters.dynamo import admin_ports
+from coaching.adapters.hr_store import secret_vault_from_environment
 from coaching.api import Caller, PageCursor, PageLimit, PathId, add_health_route, created, http_entry, rest_resolver
 from coaching.domain.coaches import Coach, CoachCreate, CoachUpdate, VettingDecision, VettingStatus
 from coaching.domain.competencies import Framework
 from coaching.domain.errors import InvalidInput
+from coaching.domain.hr import RotatedSecret, RotateSecret
 from coaching.domain.orgs import Org, OrgCreate, OrgUpdate
 from coaching.domain.people import MAX_IMPORT_ROWS, Person, PersonCreate, PersonUpdate, rows_from_csv
 from coaching.services import admin
@@ -23,7 +25,7 @@ tracer = Tracer()
 metrics = Metrics()
 app = rest_resolver()
 # The composition root: the admin service's ports on the real tables.
-ctx = AdminContext(**admin_ports())
+ctx = AdminContext(**admin_ports(), hr_secrets=secret_vault_from_environment())
 
 
 class OrgPage(BaseModel):
@@ -70,6 +72,15 @@ def get_org(caller: Caller, org_id: PathId) -> Org:
 @app.patch("/orgs/<org_id>", summary="Update an organisation (operator)", tags=["orgs"])
 def update_org(caller: Caller, org_id: PathId, body: Annotated[OrgUpdate, Body()]) -> Org:
     return admin.update_org(caller, org_id, body, ctx)
+
+
+@app.post(
+    "/orgs/<org_id>/hr-webhook-secret/rotate",
+    summary="Rotate the org's HR webhook secret (org_admin); the new secret is shown once",
+    tags=["orgs"],
+)
+def rotate_hr_webhook_secret(caller: Caller, org_id: PathId, body: Annotated[RotateSecret, Body()]) -> RotatedSecret:
+    return created(admin.rotate_hr_webhook_secret(caller, org_id, body, ctx))
 
 
 @app.get("/orgs/<org_id>/framework", summary="The org's competency framework", tags=["orgs"])

@@ -19,7 +19,7 @@ from coaching.api import Caller, PathId, add_health_route, created, function_ent
 from coaching.config import settings
 from coaching.domain.common import utc_now
 from coaching.domain.engagements import Engagement
-from coaching.domain.events import CoachProfileUpdated, CoachVettingChanged, PersonPromoted
+from coaching.domain.events import CoachProfileUpdated, CoachVettingChanged, PersonPromoted, PersonTerminated
 from coaching.domain.matching import MatchRequestIn
 from coaching.services import cohorts, matching
 from coaching.services.cohorts import CohortContext, CohortPlan, CohortRequest
@@ -162,6 +162,13 @@ def on_person_promoted(event: PersonPromoted) -> dict[str, Any]:
     return outcome.model_dump()
 
 
+def on_person_terminated(event: PersonTerminated) -> dict[str, Any]:
+    """HR ended the person's employment: their engagements end (booking cancels the future sessions)."""
+    outcome = matching.on_person_terminated(event, ctx)
+    metrics.add_metric(name="EngagementsEndedByTermination", unit=MetricUnit.Count, value=len(outcome.ended))
+    return outcome.model_dump()
+
+
 def on_coach_changed(event: CoachProfileUpdated) -> dict[str, Any]:
     return refresh_roster(trigger=event.detail_type)
 
@@ -185,6 +192,7 @@ lambda_handler = function_entry(
     metrics=metrics,
     on_events={
         PersonPromoted: on_person_promoted,
+        PersonTerminated: on_person_terminated,
         CoachVettingChanged: on_vetting_changed,
         CoachProfileUpdated: on_coach_changed,
     },

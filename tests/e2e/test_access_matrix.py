@@ -26,6 +26,7 @@ RULES: dict[tuple[str, str], tuple[set[str], object]] = {
     ("GET", "/orgs/{org_id}"): ({"operator", *ORG_ROLES}, None),
     ("PATCH", "/orgs/{org_id}"): ({"operator"}, {"name": "Renamed by matrix"}),
     ("GET", "/orgs/{org_id}/framework"): ({"operator", *ORG_ROLES}, None),
+    ("POST", "/orgs/{org_id}/hr-webhook-secret/rotate"): ({"operator", "org_admin"}, {"grace_hours": 24}),
     ("PUT", "/orgs/{org_id}/framework"): (
         {"operator", "org_admin"},
         {

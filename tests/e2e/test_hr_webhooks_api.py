@@ -226,3 +226,69 @@ def test_random_headers_and_bodies_never_get_a_5xx(local_stack, tenant):
             timeout=30,
         )
         assert answer.status_code == 400, (body, answer.text)
+
+
+def test_an_org_admin_rotates_the_secret_and_both_verify_during_the_grace_period(local_stack, operator):
+    org = make_tenant(local_stack, operator, "HR rotation org")
+    _add_secrets(org.org_id, [SECRET])
+    event = promotion(f"HR-{uuid.uuid4().hex[:8]}")
+    rotated = org.admin.call("POST", f"/orgs/{org.org_id}/hr-webhook-secret/rotate", {"grace_hours": 1})
+    assert rotated.status_code == 201, rotated.text
+    new_secret = rotated.json()["secret"]
+    assert new_secret.startswith("whsec_")
+    assert rotated.json()["previous_valid_until"]
+    assert deliver(local_stack, org.org_id, [event], secret=new_secret).status_code == 200
+    assert deliver(local_stack, org.org_id, [event], secret=SECRET).status_code == 200  # the grace period
+    # A rotation without grace: only the newest secret verifies.
+    latest = org.admin.call("POST", f"/orgs/{org.org_id}/hr-webhook-secret/rotate", {"grace_hours": 0}).json()
+    assert deliver(local_stack, org.org_id, [event], secret=new_secret).status_code == 401
+    assert deliver(local_stack, org.org_id, [event], secret=SECRET).status_code == 401
+    assert deliver(local_stack, org.org_id, [event], secret=latest["secret"]).status_code == 200
+    # Only that org's admin rotates it.
+    assert org.admin.call("POST", f"/orgs/{uuid.uuid4()}/hr-webhook-secret/rotate", {}).status_code == 403
+    employee = Api(local_stack.url, local_stack.token(["employee"], org_id=org.org_id, person_id=str(uuid.uuid4())))
+    assert employee.call("POST", f"/orgs/{org.org_id}/hr-webhook-secret/rotate", {}).status_code == 403
+
+
+def test_a_termination_deactivates_the_person_and_ends_their_engagement(local_stack, operator, tenant):
+    lang = "mn"
+    profile = coach_profile(languages=[lang], time_zone="Europe/London", weekly_availability=WEEKDAYS_9_TO_17)
+    coach = operator.call("POST", "/coaches", profile).json()
+    assert operator.call("PUT", f"/coaches/{coach['coach_id']}/vetting", {"status": "approved"}).status_code == 200
+    assert local_stack.fire("RosterRefresh")["status"] == "succeeded"
+    hr_id = f"HR-{uuid.uuid4().hex[:8]}"
+    row = person_row(hr_id, languages=[lang], time_zone="Europe/London")
+    person_id = tenant.admin.call("POST", "/people", row).json()["person_id"]
+    employee = Api(local_stack.url, local_stack.token(["employee"], org_id=tenant.org_id, person_id=person_id))
+    match = employee.call(
+        "POST",
+        "/matches",
+        {"program": "SCALE", "focus_competencies": ["delegation"], "situation": "Leaving the company soon, probably."},
+    ).json()
+    engagement = employee.call("POST", f"/matches/{match['match_id']}/choose", {"coach_id": coach["coach_id"]})
+    assert engagement.status_code == 201, engagement.text
+
+    termination = {
+        "type": "employee.terminated",
+        "external_hr_id": hr_id,
+        "effective_at": "2026-05-31T17:00:00+02:00",
+        "regrettable": True,
+    }
+    answer = deliver(local_stack, tenant.org_id, [termination])
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outcomes"][0]["outcome"] == "applied"
+    person = tenant.admin.call("GET", f"/people/{person_id}").json()
+    assert (person["active"], person["terminated_on"], person["regrettable"]) == (False, "2026-05-31", True)
+
+    deadline = time.monotonic() + 30
+    statuses: list[str] = []
+    while time.monotonic() < deadline:
+        statuses = [e["status"] for e in employee.call("GET", "/engagements").json()["items"]]
+        if statuses == ["ended"]:
+            break
+        time.sleep(0.2)
+    assert statuses == ["ended"], local_stack.deliveries()[-5:]
+    # A promotion dated after the termination cannot bring them back; only a rehire can.
+    late = deliver(local_stack, tenant.org_id, [promotion(hr_id, level="manager", at="2026-06-15T09:00:00Z")])
+    assert late.status_code == 200
+    assert tenant.admin.call("GET", f"/people/{person_id}").json()["active"] is False

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,9 +28,10 @@ from coaching.adapters import keys
 from coaching.adapters.dynamo import MainItem, MainTableMeta, connection, failed_keys, lost_to_another_transaction
 from coaching.adapters.outbox import add_events
 from coaching.config import settings
+from coaching.domain.common import utc_now
 from coaching.domain.errors import Conflict
 from coaching.domain.events import Event
-from coaching.domain.hr import EventOutcome, HrRecord, HrState
+from coaching.domain.hr import EventOutcome, HrRecord, HrState, OrgSecrets
 from coaching.domain.people import Person
 
 # Longer than the Standard Webhooks retry schedule (about 3 days) and the 7 days a replay must be recognised.
@@ -172,14 +175,16 @@ def configured_secrets(environ: Mapping[str, str]) -> dict[str, list[str]] | Non
     raw = environ.get(SECRETS_ENV)
     if raw is None:
         return None
-    return parse_secrets_config(raw)
+    now = utc_now()
+    return {org: secrets.usable(now) for org, secrets in parse_secrets_config(raw).items()}
 
 
-def parse_secrets_config(raw: str) -> dict[str, list[str]]:
+def parse_secrets_config(raw: str) -> dict[str, OrgSecrets]:
+    """`{"<org id>": <secrets>}`, each a list of `whsec_` strings or an `OrgSecrets` object."""
     parsed: Any = json.loads(raw)
-    if not isinstance(parsed, dict) or not all(isinstance(v, list) for v in parsed.values()):
+    if not isinstance(parsed, dict) or not all(isinstance(v, list | dict | str) for v in parsed.values()):
         raise ValueError(f"{SECRETS_ENV} must be a JSON object of org id -> list of whsec_ secrets")
-    return {str(org): [str(secret) for secret in secrets] for org, secrets in parsed.items()}
+    return {str(org): OrgSecrets.parse(value) for org, value in parsed.items()}
 
 
 class ConfiguredSecrets:
@@ -190,28 +195,50 @@ class ConfiguredSecrets:
         return list(self._secrets.get(org_id, []))
 
 
+_FILE_LOCK = threading.Lock()
+
+
 class FileSecrets:
-    """The local stack's secrets file (`.local/hr-webhook-secrets.json`), read again whenever it changes."""
+    """The local stack's secrets file (`.local/hr-webhook-secrets.json`): read again whenever it changes,
+    written by the admin API's rotation (atomically, by replacing the file)."""
 
     def __init__(self, path: str) -> None:
         self._path = Path(path)
-        self._seen: tuple[float, dict[str, list[str]]] | None = None
+        self._seen: tuple[float, dict[str, OrgSecrets]] | None = None
 
-    def secrets_for(self, org_id: str) -> list[str]:
+    def _all(self) -> dict[str, OrgSecrets]:
         try:
             modified = self._path.stat().st_mtime
         except FileNotFoundError:
-            return []
+            return {}
         if self._seen is None or self._seen[0] != modified:
             self._seen = (modified, parse_secrets_config(self._path.read_text() or "{}"))
-        return list(self._seen[1].get(org_id, []))
+        return self._seen[1]
+
+    def secrets_for(self, org_id: str) -> list[str]:
+        return self._all().get(org_id, OrgSecrets()).usable(utc_now())
+
+    def read(self, org_id: str) -> OrgSecrets:
+        with _FILE_LOCK:
+            self._seen = None
+            return self._all().get(org_id, OrgSecrets())
+
+    def write(self, org_id: str, secrets: OrgSecrets) -> None:
+        with _FILE_LOCK:
+            current: dict[str, Any] = json.loads(self._path.read_text() or "{}") if self._path.exists() else {}
+            current[org_id] = secrets.model_dump(mode="json")
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self._path.with_name(f"{self._path.name}.{uuid.uuid4().hex}.tmp")
+            temporary.write_text(json.dumps(current, indent=2))
+            temporary.replace(self._path)
+            self._seen = None
 
 
 class SecretsManagerSecrets:
-    """One secret per org, `<prefix><org id>`, read through Powertools Parameters and cached.
+    """One secret per org, `<prefix><org id>`, its value `OrgSecrets` JSON (or a bare `whsec_…`).
 
-    Its value is JSON `{"secrets": ["whsec_…", …]}` (the current secret first, the previous one during
-    a rotation's grace period), or a bare `whsec_…` string.
+    The webhook function reads it through Powertools Parameters, cached `SECRET_CACHE_SECONDS`; the admin
+    function's rotation reads it fresh and writes a new version (creating the secret the first time).
     """
 
     def __init__(self, prefix: str, max_age: int = SECRET_CACHE_SECONDS) -> None:
@@ -228,14 +255,35 @@ class SecretsManagerSecrets:
             return []  # no secret for this org (or none readable): refused like a bad signature
         return parse_secret_value(value)
 
+    def read(self, org_id: str) -> OrgSecrets:
+        client = self._client()
+        try:
+            value = client.get_secret_value(SecretId=f"{self._prefix}{org_id}")
+        except client.exceptions.ResourceNotFoundException:
+            return OrgSecrets()
+        return OrgSecrets.parse(value.get("SecretString", ""))
+
+    def write(self, org_id: str, secrets: OrgSecrets) -> None:
+        client = self._client()
+        name, value = f"{self._prefix}{org_id}", secrets.model_dump_json()
+        try:
+            client.put_secret_value(SecretId=name, SecretString=value)
+        except client.exceptions.ResourceNotFoundException:
+            client.create_secret(Name=name, SecretString=value, Description=f"HR webhook secrets of org {org_id}")
+
+    @staticmethod
+    def _client() -> Any:
+        import boto3
+
+        return boto3.client("secretsmanager", region_name=settings().region)
+
 
 def parse_secret_value(value: str) -> list[str]:
-    text = value.strip()
-    if text.startswith("{"):
-        parsed = json.loads(text)
-        secrets = parsed.get("secrets") if isinstance(parsed, dict) else None
-        return [str(secret) for secret in secrets] if isinstance(secrets, list) else []
-    return [text] if text else []
+    """The secrets a stored value holds that verify now."""
+    try:
+        return OrgSecrets.parse(value).usable(utc_now())
+    except ValueError:
+        return []
 
 
 def secrets_from_environment(
@@ -252,3 +300,14 @@ def secrets_from_environment(
     if not prefix:
         return ConfiguredSecrets({})  # no org has a secret: every delivery is refused (401)
     return SecretsManagerSecrets(prefix)
+
+
+def secret_vault_from_environment(
+    environ: Mapping[str, str] | None = None,
+) -> FileSecrets | SecretsManagerSecrets | None:
+    """Where the admin API's rotation writes: the local file, or Secrets Manager; None if neither is configured."""
+    environ = os.environ if environ is None else environ
+    if environ.get(SECRETS_FILE_ENV):
+        return FileSecrets(environ[SECRETS_FILE_ENV])
+    prefix = environ.get(SECRET_PREFIX_ENV)
+    return SecretsManagerSecrets(prefix) if prefix else None

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -22,6 +23,7 @@ from coaching.domain.common import Clock, DeferredModel
 from coaching.domain.competencies import Framework, check_calibration, default_framework
 from coaching.domain.errors import Conflict, InvalidInput, NotFound
 from coaching.domain.events import CoachProfileUpdated, CoachVettingChanged, Event
+from coaching.domain.hr import OrgSecrets, RotatedSecret, RotateSecret, new_webhook_secret
 from coaching.domain.orgs import Org, OrgCreate, OrgUpdate
 from coaching.domain.people import (
     MAX_IMPORT_ROWS,
@@ -100,6 +102,14 @@ class Coaches(Protocol):
         ...
 
 
+class HrSecretVault(Protocol):
+    """Where an org's HR webhook secrets live: Secrets Manager deployed, the local secrets file locally."""
+
+    def read(self, org_id: str) -> OrgSecrets: ...
+
+    def write(self, org_id: str, secrets: OrgSecrets) -> None: ...
+
+
 @dataclass(slots=True)
 class AdminContext:
     orgs: Orgs
@@ -107,6 +117,7 @@ class AdminContext:
     coaches: Coaches
     clock: Clock
     vetting: VettingThresholds
+    hr_secrets: HrSecretVault | None = None
 
 
 def _backoff(attempt: int) -> None:
@@ -148,6 +159,21 @@ def update_org(caller: Principal, org_id: str, changes: OrgUpdate, ctx: AdminCon
     if org is None:
         raise NotFound(f"organisation {org_id} not found")
     return org
+
+
+def rotate_hr_webhook_secret(caller: Principal, org_id: str, body: RotateSecret, ctx: AdminContext) -> RotatedSecret:
+    """A new HR webhook secret for the org, shown once; the previous one verifies for `grace_hours` more."""
+    if not caller.has(Role.OPERATOR):
+        caller.require_same_org(org_id, Role.ORG_ADMIN)
+    _visible_org(caller, org_id, ctx)
+    if ctx.hr_secrets is None:
+        raise Conflict("HR webhook secrets are not configured for this deployment")
+    now = ctx.clock()
+    secret = new_webhook_secret()
+    rotated = ctx.hr_secrets.read(org_id).rotated(secret, now, timedelta(hours=body.grace_hours))
+    ctx.hr_secrets.write(org_id, rotated)
+    previous = [s.expires_at for s in rotated.secrets[1:] if s.expires_at is not None]
+    return RotatedSecret(org_id=org_id, secret=secret, previous_valid_until=max(previous, default=None))
 
 
 def get_framework(caller: Principal, org_id: str, ctx: AdminContext) -> Framework:

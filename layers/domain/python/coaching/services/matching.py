@@ -35,6 +35,7 @@ from coaching.domain.events import (
     Event,
     MatchProposed,
     PersonPromoted,
+    PersonTerminated,
     new_event_id,
     stable_event_id,
 )
@@ -678,6 +679,47 @@ def on_person_promoted(event: PersonPromoted, ctx: MatchingContext) -> Promotion
         proposed = _proposed_event(match, event_id=stable_event_id("MatchProposed", match_id))
         ctx.store.save_new_match(match, None, [proposed], exists_ok=True)
         outcome.rematch_ids.append(match.match_id)
+    return outcome
+
+
+# ---------------------------------------------------------------------------- termination
+
+# Why the platform ended an engagement whose person left the organisation (Engagement.end_reason).
+PERSON_TERMINATED = "person terminated"
+_TERMINATION_ATTEMPTS = 3
+
+
+class TerminationOutcome(DeferredModel):
+    person_id: str
+    ended: list[str] = []  # engagements this delivery ended
+
+
+def on_person_terminated(event: PersonTerminated, ctx: MatchingContext) -> TerminationOutcome:
+    """A person who left ends every active engagement: the coach's place is freed in the same transaction,
+    and each EngagementEnded makes booking cancel the engagement's future sessions, unbilled.
+
+    Idempotent per event and re-runnable: an engagement already ended is skipped, and each EngagementEnded's
+    id derives from the engagement, so a redelivery writes nothing twice. Nothing is proposed instead.
+    """
+    outcome = TerminationOutcome(person_id=event.person_id)
+    for listed in ctx.store.history(event.org_id, event.person_id).active_engagements():
+        for _ in range(_TERMINATION_ATTEMPTS):
+            found = ctx.store.engagement(listed.org_id, listed.person_id, listed.engagement_id)
+            if found is None or not found[0].is_active:
+                break  # already ended: a re-run, or the person ended it meanwhile
+            engagement, version = found
+            ended = engagement.end(PERSON_TERMINATED, "platform", ctx.clock())
+            ended_event = _ended_event(
+                ended, event_id=stable_event_id(EngagementEnded.detail_type, ended.engagement_id)
+            )
+            try:
+                ctx.store.end_engagement(ended, version, [ended_event])
+            except Conflict:
+                continue  # it changed since it was read: read it again
+            outcome.ended.append(ended.engagement_id)
+            break
+        else:
+            raise Conflict(f"engagement {listed.engagement_id} kept changing while its person's termination ended it")
     return outcome
 
 
