@@ -77,6 +77,7 @@ def test_a_batch_applies_each_event_and_reports_each_outcome() -> None:
     result = receive(ORG, *_delivery(events), _ctx(store))
     assert [o.outcome for o in result.outcomes] == ["applied", "applied", "applied", "applied", "pending"]
     assert [o.index for o in result.outcomes] == [0, 1, 2, 3, 4]
+    assert store.batch_reads == 1  # every person of the batch in one read; later events start from the last write
     person, _ = store.people[(ORG, person_id_for(ORG, "E-1"))]
     assert person.level == Level.FIRST_TIME_MANAGER
     assert [change.level for change in person.level_history] == ["individual_contributor", "first_time_manager"]

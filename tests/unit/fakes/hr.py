@@ -21,6 +21,7 @@ class FakeHrStore:
         self.people: dict[tuple[str, str], tuple[Person, int]] = {}
         self.outbox: list[Event] = []
         self.person_writes = 0
+        self.batch_reads = 0
 
     def record_receipt(self, org_id: str, webhook_id: str, digest: str, raw: str, now: datetime) -> str | None:
         with self._lock:
@@ -39,6 +40,10 @@ class FakeHrStore:
             if (org_id, person_id) in self.people:
                 state.person, state.person_version = self.people[(org_id, person_id)]
             return state
+
+    def read_many(self, org_id: str, person_ids: Sequence[str]) -> dict[str, HrState]:
+        self.batch_reads += 1
+        return {person_id: self.read(org_id, person_id) for person_id in person_ids}
 
     def commit_event(
         self,

@@ -110,6 +110,21 @@ class HrWebhookStore:
                 state.person, state.person_version = Person.model_validate_json(item.body), version
         return state
 
+    def read_many(self, org_id: str, person_ids: Sequence[str]) -> dict[str, HrState]:
+        """`read` for many people in BatchGetItem calls of 100 keys (two per person)."""
+        pk = keys.people_pk(org_id)
+        wanted = [(pk, sk) for pid in person_ids for sk in (keys.hr_record_sk(pid), keys.person_sk(pid))]
+        states = {pid: HrState() for pid in person_ids}
+        for item in MainItem.batch_get(wanted, consistent_read=True):
+            version = int(item.version or 0)
+            if item.kind == "hr_record":
+                record = HrRecord.model_validate_json(item.body)
+                states[record.person_id].record, states[record.person_id].record_version = record, version
+            else:
+                person = Person.model_validate_json(item.body)
+                states[person.person_id].person, states[person.person_id].person_version = person, version
+        return states
+
     def commit_event(
         self,
         org_id: str,

@@ -35,6 +35,8 @@ class HrWebhookPort(Protocol):
 
     def read(self, org_id: str, person_id: str) -> HrState: ...
 
+    def read_many(self, org_id: str, person_ids: Sequence[str]) -> dict[str, HrState]: ...
+
     def commit_event(
         self,
         org_id: str,
@@ -67,17 +69,22 @@ def receive(org_id: str, headers: Mapping[str, str], body: bytes, ctx: HrContext
     earlier = ctx.store.record_receipt(org_id, delivery.webhook_id, digest, body.decode("utf-8"), now)
     if earlier is not None and earlier != digest:
         raise Conflict("this webhook-id was delivered before with another body", field="webhook-id")
+    # One BatchGetItem for every person the batch names; a person changed since is read again.
+    states = ctx.store.read_many(org_id, sorted({person_id_for(org_id, e.external_hr_id) for e in payload.events}))
     outcomes = [
-        _apply_once(org_id, delivery.webhook_id, index, event, ctx) for index, event in enumerate(payload.events)
+        _apply_once(org_id, delivery.webhook_id, index, event, ctx, states)
+        for index, event in enumerate(payload.events)
     ]
     return WebhookResult(webhook_id=delivery.webhook_id, outcomes=outcomes)
 
 
-def _apply_once(org_id: str, webhook_id: str, index: int, event: HrEvent, ctx: HrContext) -> EventOutcome:
+def _apply_once(
+    org_id: str, webhook_id: str, index: int, event: HrEvent, ctx: HrContext, states: dict[str, HrState]
+) -> EventOutcome:
     """One event, once: its marker commits in the same transaction as its effect."""
     person_id = person_id_for(org_id, event.external_hr_id)
     for _ in range(_ATTEMPTS):
-        read = ctx.store.read(org_id, person_id)
+        read = states.pop(person_id, None) or ctx.store.read(org_id, person_id)
         now = ctx.clock()
         applied = apply_hr_event(
             read.record, read.person, org_id, event, event_id=f"{org_id}:{webhook_id}:{index}", now=now
@@ -95,6 +102,21 @@ def _apply_once(org_id: str, webhook_id: str, index: int, event: HrEvent, ctx: H
             person=applied.person if applied.person is not None and applied.person != read.person else None,
         )
         committed = ctx.store.commit_event(org_id, webhook_id, outcome, read, after, applied.events, now)
-        if committed is not None:
-            return committed
+        if committed is None:
+            continue  # the record or person changed since it was read: read it again
+        if not committed.duplicate:
+            states[person_id] = _written(read, after)  # what the next event of this person starts from
+        return committed
     raise Conflict(f"events[{index}]: the person is being changed by another delivery; retry", field=f"events[{index}]")
+
+
+def _written(read: HrState, after: HrState) -> HrState:
+    """The stored state after a commit: each item written is one version newer."""
+    state = HrState(
+        record=read.record, person=read.person, record_version=read.record_version, person_version=read.person_version
+    )
+    if after.record is not None:
+        state.record, state.record_version = after.record, (read.record_version or 0) + 1
+    if after.person is not None:
+        state.person, state.person_version = after.person, (read.person_version or 0) + 1
+    return state
