@@ -264,8 +264,9 @@ def fuzz_round(request: pytest.FixtureRequest, fuzz_world: FuzzWorld, fuzz_progr
     spent = time.monotonic() - fuzz_world.started
     if number > 0 and MINUTES and spent >= MINUTES * 60:
         failed = request.session.testsfailed
-        fuzz_progress.report(f"the {MINUTES:g}-minute budget is spent after {number} rounds; {failed} failed")
-        pytest.exit(f"fuzzed for {spent / 60:.1f} minutes in {number} rounds", returncode=1 if failed else 0)
+        rounds = f"{number} round{'s' if number > 1 else ''}"
+        fuzz_progress.report(f"the {MINUTES:g}-minute budget is spent after {rounds}; {failed} failed")
+        pytest.exit(f"fuzzed for {spent / 60:.1f} minutes in {rounds}", returncode=1 if failed else 0)
     fuzz_progress.report(f"round {number} starts (seed {SEED + number})")
     return number
 
