@@ -48,7 +48,7 @@ _TIMESTAMP_PATTERN = re.compile(r"^[0-9]{1,12}$")
 class WebhookHeaders(BaseModel):
     """The verified delivery: its id (the idempotency key) and the attempt's timestamp."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     webhook_id: str
     timestamp: int
@@ -376,7 +376,7 @@ def _caused(before: Person | None, after: Person, event: HrEvent, event_id: str)
 class EventOutcome(BaseModel):
     """What became of one event of the delivery."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     index: int = Field(description="The event's position in `events`, from 0.")
     type: str
@@ -394,6 +394,9 @@ class EventOutcome(BaseModel):
 
 
 class WebhookResult(BaseModel):
+    # Built on first use: every function that imports this module uses a few of its models.
+    model_config = ConfigDict(defer_build=True)
+
     webhook_id: str
     outcomes: list[EventOutcome]
 
@@ -406,6 +409,9 @@ SECRET_BYTES = 32  # the spec asks for 24 to 64 random bytes
 
 
 class OrgSecret(BaseModel):
+    # Built on first use: every function that imports this module uses a few of its models.
+    model_config = ConfigDict(defer_build=True)
+
     secret: str
     created_at: datetime | None = None
     expires_at: datetime | None = Field(default=None, description="After this, the secret no longer verifies.")
@@ -417,6 +423,8 @@ class OrgSecrets(BaseModel):
     Stored as JSON (Secrets Manager deployed, the local secrets file locally). A bare list of `whsec_`
     strings or a single string is read as secrets without expiry.
     """
+
+    model_config = ConfigDict(defer_build=True)
 
     secrets: list[OrgSecret] = []
 
@@ -464,6 +472,9 @@ class RotateSecret(StrictModel):
 
 
 class RotatedSecret(BaseModel):
+    # Built on first use: every function that imports this module uses a few of its models.
+    model_config = ConfigDict(defer_build=True)
+
     org_id: str
     secret: str = Field(description="The new `whsec_` secret. Shown once: it cannot be read back.")
     previous_valid_until: datetime | None = Field(
