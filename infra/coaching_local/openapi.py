@@ -117,8 +117,11 @@ def build_openapi(template_path: str | Path | None = None, *, prefix: str = "loc
         if not spec.handler_file.is_file():
             log.warning("OpenAPI: %s has no %s; skipped", spec.logical_id, spec.handler_file)
             continue
-        # Handlers read their settings at import; a region is all the template does not give them.
+        # Handlers read their settings at import; a region is all the template does not give them. What the
+        # process already has wins: the domain package binds table names when first imported, and building the
+        # document must not point a test session's adapters at the template's tables.
         env = {"AWS_REGION": LOCAL_REGION, "AWS_DEFAULT_REGION": LOCAL_REGION, **spec.environment}
+        env |= {name: os.environ[name] for name in env if name in os.environ}
         module = load_function_module(spec, f"_coaching_openapi_{spec.logical_id}", env)
         try:
             app = getattr(module, "app", None)
