@@ -504,7 +504,7 @@ EventHandlers = Mapping[type[Event], Callable[[Any], dict[str, Any]]]
 EVENT_MEMORY_SECONDS = 7 * 24 * 3600
 
 
-def _run_once(name: str) -> Callable[[Callable[[Event], dict[str, Any]], Event], dict[str, Any]]:
+def _run_once(name: str) -> Callable[[Callable[[Event], dict[str, Any]], Event, Any], dict[str, Any]]:
     """Run a consumer at most once per event id (Powertools Idempotency on the main table).
 
     Built on first use: functions that only serve the API never import it. The records live
@@ -529,7 +529,10 @@ def _run_once(name: str) -> Callable[[Callable[[Event], dict[str, Any]], Event],
     idempotency = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=EVENT_MEMORY_SECONDS)
     consumers: dict[Callable[[Event], dict[str, Any]], Callable[..., dict[str, Any]]] = {}
 
-    def run(consume: Callable[[Event], dict[str, Any]], event: Event) -> dict[str, Any]:
+    def run(consume: Callable[[Event], dict[str, Any]], event: Event, context: Any) -> dict[str, Any]:
+        if context is not None:
+            # Lets an in-progress record expire with the invocation, so a timed-out run is retried.
+            idempotency.register_lambda_context(context)
         once = consumers.get(consume)
         if once is None:
 
@@ -609,17 +612,17 @@ def function_entry(
     handlers = dict(on_events or {})
     runner: list[Callable[..., dict[str, Any]]] = []
 
-    def run_once(consume: Callable[[Event], dict[str, Any]], event: Event) -> dict[str, Any]:
+    def run_once(consume: Callable[[Event], dict[str, Any]], event: Event, context: Any) -> dict[str, Any]:
         if not runner:
             runner.append(_run_once(name))
-        return runner[0](consume, event)
+        return runner[0](consume, event, context)
 
     @logger.inject_lambda_context(correlation_id_path="id")
     @tracer.capture_lambda_handler
     @metrics.log_metrics(capture_cold_start_metric=True)
     def background(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if event_kind(event) == "eventbridge":
-            return dispatch_event(name, handlers, event, run_once)
+            return dispatch_event(name, handlers, event, lambda consume, parsed: run_once(consume, parsed, context))
         if on_schedule is not None:
             return on_schedule(str(event["schedule"]))
         raise ValueError(f"{name} has no schedule handler")
