@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import TransactWriteError
@@ -18,7 +18,6 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from coaching.adapters import keys, outbox
-from coaching.adapters.billing_store import commit_with_entry
 from coaching.adapters.dynamo import (
     MainItem,
     MainTableMeta,
@@ -46,10 +45,14 @@ from coaching.domain.coaches import Coach
 from coaching.domain.engagements import Engagement
 from coaching.domain.errors import AllowanceExhausted, Conflict, SlotTaken, UsageMoved
 from coaching.domain.events import BudgetThresholdReached, Event
-from coaching.domain.invoicing import LedgerEntry
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
-from coaching.domain.pricing import PriceBook
+
+# The billing side (ledger entries, price books) is imported where a booking is billed or priced:
+# functions that only read a coach's sessions (matching) never load it (cold start).
+if TYPE_CHECKING:
+    from coaching.domain.invoicing import LedgerEntry
+    from coaching.domain.pricing import PriceBook
 
 # Key builders other modules import from here; their one home is `keys`.
 coach_calendar_pk = keys.coach_calendar_pk
@@ -326,6 +329,12 @@ def _threshold_marker(reached: BudgetThresholdReached) -> MarkerItem:
     return MarkerItem(keys.org_pk(reached.org_id), sk, kind="threshold", ref=reached.period)
 
 
+def _price_book(item: dict[str, Any] | None) -> PriceBook | None:
+    from coaching.domain.pricing import PriceBook
+
+    return PriceBook.model_validate_json(item["body"]["S"]) if item else None
+
+
 class BookingStore:
     """Every read and write of booking and session completion; each change is one transaction
     that also carries the change's events (the outbox), so an event exists exactly when its change does."""
@@ -355,7 +364,7 @@ class BookingStore:
             roster_pointer=RosterPointer.from_raw_data(pointer_item) if pointer_item else None,
             places={},
             org_usage={},
-            price_book=PriceBook.model_validate_json(found[book_key]["body"]["S"]) if book_key in found else None,
+            price_book=_price_book(found.get(book_key)),
         )
         for place_key, number in place_keys.items():
             if place_key in found:
@@ -379,7 +388,7 @@ class BookingStore:
             booking=Booking.model_validate_json(item["body"]["S"]),
             version=int(item["version"]["N"]) if "version" in item else 0,
             org=Org.model_validate_json(found[org_key]["body"]["S"]),
-            price_book=PriceBook.model_validate_json(found[book_key]["body"]["S"]) if book_key in found else None,
+            price_book=_price_book(found.get(book_key)),
         )
 
     def engagement(self, org_id: str, person_id: str, engagement_id: str) -> Engagement | None:
@@ -479,6 +488,8 @@ class BookingStore:
             write(transaction)
             _commit(transaction)
             return None
+        from coaching.adapters.billing_store import commit_with_entry
+
         return commit_with_entry(write, entry, _refusal)
 
     def move(self, old: Booking, new: Booking, version: int, limits: Limits | None, events: Sequence[Event]) -> None:
@@ -512,6 +523,8 @@ class BookingStore:
             _add_new_booking(transaction, new, None, limits, replaces=old.booking_id, locks=False)
             _swap_locks(transaction, old, new)
             outbox.add_events(transaction, events)
+
+        from coaching.adapters.billing_store import commit_with_entry
 
         return commit_with_entry(write, entry, _refusal)
 
