@@ -54,6 +54,14 @@ class MainTableMeta:
     region = settings().region
 
 
+class ConfidentialTableMeta:
+    """Where what people say lives (KMS-encrypted, never granted to a reporting path); read at import."""
+
+    table_name = settings().confidential_table
+    host = settings().dynamodb_endpoint
+    region = settings().region
+
+
 class MainItem(Model):
     class Meta(MainTableMeta):
         pass
@@ -81,10 +89,8 @@ class MarkerItem(Model):
 class SituationItem(Model):
     """Lives in the confidential table: what the person said, kept away from every report."""
 
-    class Meta:
-        table_name = settings().confidential_table
-        host = settings().dynamodb_endpoint
-        region = settings().region
+    class Meta(ConfidentialTableMeta):
+        pass
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)

@@ -25,7 +25,14 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from coaching.adapters import keys
-from coaching.adapters.dynamo import MainItem, MainTableMeta, connection, failed_keys, lost_to_another_transaction
+from coaching.adapters.dynamo import (
+    ConfidentialTableMeta,
+    MainItem,
+    MainTableMeta,
+    connection,
+    failed_keys,
+    lost_to_another_transaction,
+)
 from coaching.adapters.outbox import add_events
 from coaching.config import settings
 from coaching.domain.common import utc_now
@@ -58,10 +65,8 @@ class HrMarker(Model):
 class HrPayload(Model):
     """The raw body as received, in the confidential table."""
 
-    class Meta:
-        table_name = settings().confidential_table
-        host = settings().dynamodb_endpoint
-        region = settings().region
+    class Meta(ConfidentialTableMeta):
+        pass
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
