@@ -89,3 +89,30 @@ def test_layer_and_each_function_fit_lambda_limits(layer):
         assert total < 250 * 1024 * 1024, f"{function.name}: {total / 2**20:.0f} MiB with the layer"
     # Leave most of the budget for growth: flag the layer early if it doubles.
     assert layer_bytes < 120 * 1024 * 1024, f"layer is {layer_bytes / 2**20:.0f} MiB"
+
+
+def test_every_module_ships_as_bytecode_lambda_loads_without_compiling(layer, tmp_path):
+    """/opt is read-only: a module without bytecode would be compiled again at every cold start."""
+    import importlib.util
+
+    site = layer / "python"
+    sources = [p for p in site.rglob("*.py") if "__pycache__" not in p.parts]
+    missing = [
+        str(p.relative_to(site)) for p in sources if not Path(importlib.util.cache_from_source(str(p))).is_file()
+    ]
+    assert not missing, f"no bytecode for {len(missing)} modules, e.g. {missing[:5]}"
+    # unchecked-hash bytecode (PEP 552 flags = 0b01): loaded without comparing it to its source.
+    cached = Path(importlib.util.cache_from_source(str(site / "coaching" / "domain" / "booking.py")))
+    flags = int.from_bytes(cached.read_bytes()[4:8], "little")
+    assert flags == 0b01, f"bytecode flags {flags:#b}"
+    # The import runs the bytecode, not the source: a copy whose source is changed still
+    # imports the shipped module.
+    opt = tmp_path / "opt"
+    shutil.copytree(site / "coaching", opt / "python" / "coaching")
+    (opt / "python" / "coaching" / "domain" / "booking.py").write_text("raise SystemExit('source was compiled')\n")
+    probe = "import sys; sys.path[:0] = [sys.argv[1]]; import coaching.domain.booking as b; print(b.Booking.__name__)"
+    result = subprocess.run(
+        [sys.executable, "-I", "-B", "-c", probe, str(opt / "python")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Booking"
