@@ -209,7 +209,9 @@ class HrWebhookStore:
                     transaction.save(person)
                 for entry in waitlist:
                     # SET … if_not_exists: a person already on the list keeps their place and status.
-                    item = WaitlistItem(keys.waitlist_pk(org_id, entry.transition.value), keys.waitlist_sk(entry.person_id))
+                    item = WaitlistItem(
+                        keys.waitlist_pk(org_id, entry.transition.value), keys.waitlist_sk(entry.person_id)
+                    )
                     transaction.update(
                         item,
                         actions=[

@@ -351,7 +351,7 @@ def hr_record_sk(person_id: str) -> str:
     return f"{HR_WEBHOOK_PREFIX}RECORD#{person_id}"
 
 
-# ------------------------------------------------------------------ promotion transitions: wait-lists per org and transition
+# ------------------------------------------------------------ promotion transitions: wait-lists per org and transition
 # One entry per person (the sort key is the person's): a repeated promotion finds it and writes nothing new. The
 # programmes that open cohorts from a wait-list query its partition (coaching.domain.transitions.WaitlistEntry).
 def waitlist_pk(org_id: str, transition: str) -> str:
@@ -362,7 +362,7 @@ def waitlist_sk(person_id: str) -> str:
     return f"{PERSON_PREFIX}{person_id}"
 
 
-# ------------------------------------------------------------------ context handoff and erasure (the person's partition)
+# ------------------------------------------------------------ context handoff and erasure (the person's partition)
 CONTEXT_CONSENT_SK = "CONSENT#CONTEXT"  # which situations the person shares with their coaches
 SITUATION_PREFIX = "SITUATION#"  # every situation of the person (confidential table), matches and bookings
 _BOOKING_SITUATION_PREFIX = "SITUATION#BOOKING#"

@@ -399,7 +399,11 @@ def _write_chunk(
             except Conflict as rule:
                 field = rule.field or "row"
                 refused.append(
-                    RowError(row=number, external_hr_id=row.external_hr_id, errors=[{"field": field, "message": rule.message}])
+                    RowError(
+                        row=number,
+                        external_hr_id=row.external_hr_id,
+                        errors=[{"field": field, "message": rule.message}],
+                    )
                 )
                 continue
             if existing[0].same_fields(person):
