@@ -140,11 +140,15 @@ def plan_sync(
             report.kept_terminated.append(PlannedChange(external_hr_id=entry.external_hr_id, person_id=person_id))
             continue
         else:
-            candidate = [
-                _event("employee.updated", entry.external_hr_id, as_of, employee=_profile(entry)),
-                _event("employee.promoted", entry.external_hr_id, as_of, **role),
-                _event("employee.manager_changed", entry.external_hr_id, as_of, manager_external_hr_id=manager),
-            ]
+            # Only the registers that differ: re-sending a role would add a step to the level history.
+            candidate = [_event("employee.updated", entry.external_hr_id, as_of, employee=_profile(entry))]
+            if (person.level.value, person.function.value, person.title) != (entry.level, entry.function, entry.title):
+                candidate.append(_event("employee.promoted", entry.external_hr_id, as_of, **role))
+            manager_id = person_id_for(org_id, manager) if manager else None
+            if person.manager_id != manager_id:
+                candidate.append(
+                    _event("employee.manager_changed", entry.external_hr_id, as_of, manager_external_hr_id=manager)
+                )
         kept, after = _effective(org_id, candidate, record, person, as_of)
         if after is None or not kept:
             report.unchanged += 1
@@ -177,7 +181,9 @@ def _effective(
     kept: list[HrEvent] = []
     for index, event in enumerate(candidate):
         applied = apply_hr_event(record, person, org_id, event, event_id=f"plan:{index}", now=as_of)
-        if applied.outcome in {"applied", "pending"} and (applied.person != person or applied.record != record):
+        # Only what changes the person counts (a register re-stamped with the value it holds does not).
+        changes = applied.person != person if person is not None else applied.record != record
+        if applied.outcome in {"applied", "pending"} and changes:
             kept.append(event)
             record, person = applied.record, applied.person
     return kept, person
