@@ -122,7 +122,9 @@ def _apply_once(
             read.record, read.person, org_id, event, event_id=f"{org_id}:{webhook_id}:{index}", now=now
         )
         person, events, waitlist = applied.person, list(applied.events), list[WaitlistEntry]()
-        for promoted in [e for e in applied.events if isinstance(e, PersonPromoted) and person is not None]:
+        for promoted in [e for e in applied.events if isinstance(e, PersonPromoted)]:
+            if person is None:
+                break  # a promotion is only emitted for a person it changed
             # The org's transition policy commits with the promotion: wait-list, EXEC eligibility, event.
             if org_id not in orgs:
                 orgs[org_id] = ctx.store.org(org_id)
