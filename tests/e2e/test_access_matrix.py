@@ -92,6 +92,13 @@ RULES: dict[tuple[str, str], tuple[set[str], object]] = {
     ("POST", "/orgs/{org_id}/invoices/{period}/run"): ({"operator"}, None),
     ("GET", "/orgs/{org_id}/usage/month-to-date"): ({"operator", "finance", "org_admin"}, None),
     ("POST", "/orgs/{org_id}/billing/reconcile"): ({"operator", "finance"}, None),
+    ("GET", "/orgs/{org_id}/waitlists/{transition}"): ({"operator", "org_admin"}, None),
+    ("POST", "/people/roster-sync"): ({"org_admin"}, "roster"),
+    ("GET", "/engagements/{engagement_id}/handoff"): ({"coach"}, None),
+    ("GET", "/me/context-sharing"): ({"employee"}, None),
+    ("PUT", "/me/context-consent"): ({"employee"}, {"share_all_situations": False}),
+    ("DELETE", "/me/context-consent"): ({"employee"}, None),
+    ("POST", "/orgs/{org_id}/people/{person_id}/erasure"): ({"operator", "org_admin"}, None),
 }
 # What an allowed caller may get besides success: declining the last coaches is a refusal.
 ALLOWED_REFUSALS = {
@@ -194,6 +201,11 @@ def world(local_stack, operator):
         "engaged_coach_id": engagement["coach_id"],
         "matches": matches,
         "period": last_month,
+        "transition": "new_manager",
+        # The erasure route anonymises its person for good: one of its own.
+        "erasable_person_id": victim.admin.call("POST", "/people", person_row(f"MXX-{uuid.uuid4().hex[:6]}")).json()[
+            "person_id"
+        ],
     }
     return victim, attacker, ids
 
@@ -203,6 +215,8 @@ def path_for(method: str, route: str, ids: dict) -> str:
     values = {**ids, "match_id": ids["matches"][purpose]["match_id"]}
     if route.endswith("/change-coach"):
         values["engagement_id"] = ids["changing_engagement_id"]
+    if route.endswith("/erasure"):
+        values["person_id"] = ids["erasable_person_id"]
     path = route.format(**values)
     if route.endswith("/billing/reconcile"):
         return f"{path}?period={ids['period']}"
@@ -232,6 +246,8 @@ def body_for(kind: object, ids: dict) -> object:
         return {"people": [person_row(f"MXI-{uuid.uuid4().hex[:6]}")]}
     if kind == "coach":
         return coach_profile()
+    if kind == "roster":
+        return {"people": [person_row(f"MXR-{uuid.uuid4().hex[:6]}")]}  # a dry run: nothing is applied
     return kind
 
 

@@ -108,6 +108,8 @@ def _seed(local_stack: Any) -> FuzzWorld:
             },
         )
     )
+    # Erased by the fuzzed erasure route instead of the people the other operations use.
+    erasable = _created(admin.call("POST", "/people", person_row(f"FZ-{uuid.uuid4().hex[:8]}", languages=[LANGUAGE])))
     persons = {"org_admin": admin_id, **{role: body["person_id"] for role, body in people.items()}}
     tokens = {role: local_stack.token([role], org_id=tenant.org_id, person_id=persons[role]) for role in persons}
     tokens["coach"] = local_stack.token(["coach"], person_id=coach["coach_id"])
@@ -119,6 +121,7 @@ def _seed(local_stack: Any) -> FuzzWorld:
         "match_id": [match["match_id"]],
         "engagement_id": [engagement["engagement_id"]],
         "booking_id": [booking["booking_id"]],
+        "erasable_person_id": [erasable["person_id"]],
     }
     return FuzzWorld(url=local_stack.url, org_id=tenant.org_id, ids=ids, tokens=tokens)
 
@@ -140,7 +143,7 @@ def schema_config(world: FuzzWorld, role: str, fuzz_round: int) -> dict[str, Any
         f"{where}.{name}": {"dictionary": name, "probability": ID_PROBABILITY}
         for name in world.ids
         for where in ("path", "body")
-        if name != "coach_id"
+        if name not in {"coach_id", "erasable_person_id"}
     }
     bindings["body.coach_id"] = {"dictionary": "coach_id", "probability": ID_PROBABILITY}
     bindings["body.participant_ids[*]"] = {"dictionary": "person_id", "probability": ID_PROBABILITY}
@@ -159,7 +162,12 @@ def schema_config(world: FuzzWorld, role: str, fuzz_round: int) -> dict[str, Any
             {
                 "include-name": "GET /coaches/{coach_id}",
                 "parameters": {"path.coach_id": {"dictionary": "coach_id", "probability": ID_PROBABILITY}},
-            }
+            },
+            {
+                # An erasure anonymises a person for good: only the person seeded to be erased.
+                "include-name": "POST /orgs/{org_id}/people/{person_id}/erasure",
+                "parameters": {"path.person_id": {"dictionary": "erasable_person_id", "probability": ID_PROBABILITY}},
+            },
         ],
         "generation": {
             "max-examples": MAX_EXAMPLES,

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from coaching.adapters.hr_store import ConfiguredSecrets, configured_secrets, parse_secret_value
 from coaching.domain.errors import Conflict, DomainError, Unauthorized
-from coaching.domain.events import PersonPromoted, PersonTerminated
-from coaching.domain.taxonomy import Level
+from coaching.domain.events import PersonPromoted, PersonTerminated, PersonTransitioned
+from coaching.domain.taxonomy import Level, Program
+from coaching.domain.transitions import Transition
 from coaching.ids import person_id_for
 from coaching.services.hr import HrContext, receive
 from standardwebhooks.webhooks import Webhook
@@ -83,7 +84,9 @@ def test_a_batch_applies_each_event_and_reports_each_outcome() -> None:
     assert [change.level for change in person.level_history] == ["individual_contributor", "first_time_manager"]
     leaver, _ = store.people[(ORG, person_id_for(ORG, "E-2"))]
     assert (leaver.active, str(leaver.terminated_on), leaver.regrettable) == (False, "2026-05-01", False)
-    assert [type(e) for e in store.outbox] == [PersonPromoted, PersonTerminated]
+    assert [type(e) for e in store.outbox] == [PersonPromoted, PersonTransitioned, PersonTerminated]
+    (waiting,) = store.waitlist(ORG, Transition.NEW_MANAGER)  # IC → first-time manager: the GROW wait-list
+    assert (waiting.person_id, waiting.program) == (person.person_id, Program.GROW)
     assert json.loads(store.payloads[(ORG, "msg_1")]) == {"events": events}  # the raw payload, kept
 
 
@@ -106,7 +109,8 @@ def test_ten_concurrent_deliveries_of_one_webhook_id_make_one_change() -> None:
     with ThreadPoolExecutor(max_workers=10) as pool:
         results = list(pool.map(lambda _: receive(ORG, headers, body, _ctx(store)), range(10)))
     assert sum(1 for r in results if not r.outcomes[0].duplicate) == 1
-    assert [type(e) for e in store.outbox] == [PersonPromoted]
+    assert [type(e) for e in store.outbox] == [PersonPromoted, PersonTransitioned]
+    assert len(store.waitlist(ORG, Transition.NEW_MANAGER)) == 1
     assert store.person_writes == 2  # the hire, then the promotion once
 
 

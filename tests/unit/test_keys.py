@@ -93,6 +93,14 @@ FORMATS = [
     ("outbox_pk", keys.outbox_pk("ev-1"), "OUTBOX#ev-1"),
     ("OUTBOX_SK", keys.OUTBOX_SK, "EVENT"),
     ("idempotency_pk", keys.idempotency_pk("metering"), "IDEMPOTENCY#metering"),
+    # promotion wait-lists, context consent, situations read back
+    ("waitlist_pk", keys.waitlist_pk(ORG, "new_manager"), f"ORG#{ORG}#WAITLIST#new_manager"),
+    ("waitlist_sk", keys.waitlist_sk(PERSON), "PERSON#p-1"),
+    ("CONTEXT_CONSENT_SK", keys.CONTEXT_CONSENT_SK, "CONSENT#CONTEXT"),
+    ("situation_ref match", keys.situation_ref(keys.match_situation_sk("m-1")), ("match", "m-1")),
+    ("situation_ref booking", keys.situation_ref(keys.booking_situation_sk(BOOKING)), ("booking", "b-1")),
+    ("is_hr_payload_sk", keys.is_hr_payload_sk(keys.hr_payload_sk("msg_1")), True),
+    ("is_hr_payload_sk receipt", keys.is_hr_payload_sk(keys.hr_receipt_sk("msg_1")), False),
 ]
 
 
@@ -126,6 +134,7 @@ TENANT_PARTITIONS = {
     "invoice_key": keys.invoice_key(ORG, "2027-03")[0],
     "session_pk": keys.session_pk(ORG, BOOKING),
     "guard_key": keys.guard_key(ORG, BOOKING, "usage")[0],
+    "waitlist_pk": keys.waitlist_pk(ORG, "new_manager"),
 }
 
 # The partitions that are not an org's, and why.

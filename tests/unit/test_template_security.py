@@ -215,6 +215,7 @@ FAMILIES: dict[str, str] = {
     "billing": keys.billing_pk(ORG),
     "session": keys.session_pk(ORG, BOOKING),
     "outbox": keys.outbox_pk(EVENT),
+    "waitlist": keys.waitlist_pk(ORG, "new_manager"),
     **{f"idempotency:{name}": keys.idempotency_pk(name) for name in CONSUMERS},
 }
 # The key functions that build another family's partition key (with the sort key beside it).
@@ -239,6 +240,7 @@ INDEX_ONLY = {
 FAMILY_SOURCES = {
     "org_pk", "people_pk", "person_pk", "person_calendar_pk", "coach_calendar_pk", "COACHES_PK",
     "ROSTER_PK", "gaps_pk", "ledger_pk", "billing_pk", "session_pk", "outbox_pk", "idempotency_pk",
+    "waitlist_pk",
 }  # fmt: skip
 
 # What each function's code writes in the main table (its adapters and, for consumers, Powertools
@@ -268,14 +270,24 @@ MAIN_TABLE_WRITERS: dict[str, set[str]] = {
     "MeteringFunction": {"org", "billing", "outbox", "idempotency:metering"},
     "EventRelayFunction": set(),
     "ReportGenerationFunction": set(),
-    # HrWebhookStore: people with their delivery receipts and per-event markers, PersonPromoted/PersonTerminated.
-    "HrWebhooksFunction": {"people", "outbox"},
+    # HrWebhookStore: people with their delivery receipts and per-event markers, PersonPromoted/PersonTerminated,
+    # and the promotion wait-lists its transition policy fills (PersonTransitioned).
+    "HrWebhooksFunction": {"people", "waitlist", "outbox"},
+    # ContextStore: the person's consent; an erasure rewrites the person, their HR record and markers, removes
+    # them from wait-lists and writes PersonErased.
+    "PrivacyFunction": {"person", "people", "waitlist", "outbox"},
 }
 # The confidential table: situations, in the person's partition.
 CONFIDENTIAL_WRITERS: dict[str, set[str]] = {
     "MatchingFunction": {"person"},
     "BookingFunction": {"person"},
     "HrWebhooksFunction": {"people"},  # the raw HR payloads, beside the org's people
+    "PrivacyFunction": {"people"},  # an erasure rewrites the raw HR payloads that name the person
+}
+# The one reader of what people said: the person's own partition (for them, or their coach with consent), and
+# the raw HR payloads an erasure redacts. Every read and delete is scoped to those partitions.
+CONFIDENTIAL_READERS: dict[str, dict[str, set[str]]] = {
+    "PrivacyFunction": {"dynamodb:Query": {"person", "people"}, "dynamodb:DeleteItem": {"person"}},
 }
 WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 NEVER_GRANTED = ("dynamodb:BatchWriteItem", "dynamodb:Scan", "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate",
@@ -363,10 +375,13 @@ def test_only_the_functions_that_write_situations_write_the_confidential_table(f
         for a in _listed(s["Action"])
     }
     owned = CONFIDENTIAL_WRITERS.get(function, set())
-    # No reads at all: what people said is written, never read back by any function.
-    assert granted <= ({"dynamodb:PutItem", "dynamodb:DescribeTable"} if owned else set())
+    reads = CONFIDENTIAL_READERS.get(function, {})
+    # No reads but the privacy function's: what people said is written, never read back elsewhere.
+    assert granted <= ({"dynamodb:PutItem", "dynamodb:DescribeTable"} | set(reads) if owned else set())
     if owned:
         assert _admitted(function, "ConfidentialTable", "dynamodb:PutItem") == owned
+    for action, families in reads.items():
+        assert _admitted(function, "ConfidentialTable", action) == families, action
 
 
 def test_a_booking_cannot_be_written_by_matching_nor_a_ledger_by_admin() -> None:

@@ -8,7 +8,9 @@ from datetime import datetime
 
 from coaching.domain.events import Event
 from coaching.domain.hr import EventOutcome, HrRecord, HrState
+from coaching.domain.orgs import Org
 from coaching.domain.people import Person
+from coaching.domain.transitions import Transition, WaitlistEntry
 
 
 class FakeHrStore:
@@ -22,6 +24,24 @@ class FakeHrStore:
         self.outbox: list[Event] = []
         self.person_writes = 0
         self.batch_reads = 0
+        self.orgs: dict[str, Org] = {}
+        self.waitlists: dict[tuple[str, str, str], WaitlistEntry] = {}  # (org, transition, person)
+
+    def org(self, org_id: str) -> Org | None:
+        return self.orgs.get(org_id)
+
+    def waitlist(self, org_id: str, transition: Transition) -> list[WaitlistEntry]:
+        with self._lock:
+            entries = [e for (o, t, _), e in self.waitlists.items() if o == org_id and t == transition.value]
+        return sorted(entries, key=lambda entry: (entry.joined_at, entry.person_id))
+
+    def people_of(self, org_id: str) -> list[tuple[Person, HrRecord | None]]:
+        with self._lock:
+            return [
+                (person, self.records.get((org, pid), (None, 0))[0])
+                for (org, pid), (person, _) in self.people.items()
+                if org == org_id
+            ]
 
     def record_receipt(self, org_id: str, webhook_id: str, digest: str, raw: str, now: datetime) -> str | None:
         with self._lock:
@@ -54,6 +74,7 @@ class FakeHrStore:
         after: HrState,
         events: Sequence[Event],
         now: datetime,
+        waitlist: Sequence[WaitlistEntry] = (),
     ) -> EventOutcome | None:
         with self._lock:
             marker = (org_id, webhook_id, outcome.index)
@@ -76,4 +97,6 @@ class FakeHrStore:
                 self.people[(org_id, after.person.person_id)] = (after.person, (read.person_version or 0) + 1)
                 self.person_writes += 1
             self.outbox.extend(events)
+            for entry in waitlist:
+                self.waitlists.setdefault((org_id, entry.transition.value, entry.person_id), entry)
             return outcome

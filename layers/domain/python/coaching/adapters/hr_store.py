@@ -31,6 +31,7 @@ from coaching.adapters.dynamo import (
     MainTableMeta,
     connection,
     failed_keys,
+    get_entity,
     lost_to_another_transaction,
 )
 from coaching.adapters.outbox import add_events
@@ -39,7 +40,9 @@ from coaching.domain.common import utc_now
 from coaching.domain.errors import Conflict
 from coaching.domain.events import Event
 from coaching.domain.hr import EventOutcome, HrRecord, HrState, OrgSecrets
+from coaching.domain.orgs import Org
 from coaching.domain.people import Person
+from coaching.domain.transitions import Transition, WaitlistEntry
 
 # Longer than the Standard Webhooks retry schedule (about 3 days) and the 7 days a replay must be recognised.
 RETENTION = timedelta(days=8)
@@ -73,6 +76,18 @@ class HrPayload(Model):
     text = UnicodeAttribute()
     created_at = UnicodeAttribute()
     expires_at = NumberAttribute()
+
+
+class WaitlistItem(Model):
+    """A wait-list entry (coaching.domain.transitions.WaitlistEntry); written only if not there yet."""
+
+    class Meta(MainTableMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    body = UnicodeAttribute()
 
 
 def _expiry(now: datetime) -> int:
@@ -130,6 +145,28 @@ class HrWebhookStore:
                 states[person.person_id].person, states[person.person_id].person_version = person, version
         return states
 
+    def org(self, org_id: str) -> Org | None:
+        return get_entity(keys.org_pk(org_id), keys.ORG_PROFILE_SK, Org)
+
+    def waitlist(self, org_id: str, transition: Transition) -> list[WaitlistEntry]:
+        """The wait-list's entries, oldest first."""
+        items = WaitlistItem.query(keys.waitlist_pk(org_id, transition.value), consistent_read=True)
+        entries = [WaitlistEntry.model_validate_json(item.body) for item in items]
+        return sorted(entries, key=lambda entry: (entry.joined_at, entry.person_id))
+
+    def people_of(self, org_id: str) -> list[tuple[Person, HrRecord | None]]:
+        """Every person of the org with their HR record (one Query of the people partition, paged)."""
+        people: dict[str, Person] = {}
+        records: dict[str, HrRecord] = {}
+        for item in MainItem.query(keys.people_pk(org_id), consistent_read=True):
+            if item.kind == "person":
+                person = Person.model_validate_json(item.body)
+                people[person.person_id] = person
+            elif item.kind == "hr_record":
+                record = HrRecord.model_validate_json(item.body)
+                records[record.person_id] = record
+        return [(person, records.get(pid)) for pid, person in people.items()]
+
     def commit_event(
         self,
         org_id: str,
@@ -139,6 +176,7 @@ class HrWebhookStore:
         after: HrState,
         events: Sequence[Event],
         now: datetime,
+        waitlist: Sequence[WaitlistEntry] = (),
     ) -> EventOutcome | None:
         """Commit one event's marker with its effect; None if the record or person changed since `read`.
 
@@ -169,6 +207,18 @@ class HrWebhookStore:
                     if read.person_version is not None:
                         person.version = read.person_version
                     transaction.save(person)
+                for entry in waitlist:
+                    # SET … if_not_exists: a person already on the list keeps their place and status.
+                    item = WaitlistItem(
+                        keys.waitlist_pk(org_id, entry.transition.value), keys.waitlist_sk(entry.person_id)
+                    )
+                    transaction.update(
+                        item,
+                        actions=[
+                            WaitlistItem.kind.set(WaitlistItem.kind | "waitlist_entry"),
+                            WaitlistItem.body.set(WaitlistItem.body | entry.model_dump_json()),
+                        ],
+                    )
                 add_events(transaction, events)
         except TransactWriteError as exc:
             failed = failed_keys(transaction, exc)

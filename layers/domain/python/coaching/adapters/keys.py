@@ -349,3 +349,31 @@ def hr_event_sk(webhook_id: str, index: int) -> str:
 def hr_record_sk(person_id: str) -> str:
     # What the HR system has said about the person (coaching.domain.hr.HrRecord), beside the person item.
     return f"{HR_WEBHOOK_PREFIX}RECORD#{person_id}"
+
+
+# ------------------------------------------------------------ promotion transitions: wait-lists per org and transition
+# One entry per person (the sort key is the person's): a repeated promotion finds it and writes nothing new. The
+# programmes that open cohorts from a wait-list query its partition (coaching.domain.transitions.WaitlistEntry).
+def waitlist_pk(org_id: str, transition: str) -> str:
+    return f"ORG#{org_id}#WAITLIST#{transition}"
+
+
+def waitlist_sk(person_id: str) -> str:
+    return f"{PERSON_PREFIX}{person_id}"
+
+
+# ------------------------------------------------------------ context handoff and erasure (the person's partition)
+CONTEXT_CONSENT_SK = "CONSENT#CONTEXT"  # which situations the person shares with their coaches
+SITUATION_PREFIX = "SITUATION#"  # every situation of the person (confidential table), matches and bookings
+_BOOKING_SITUATION_PREFIX = "SITUATION#BOOKING#"
+
+
+def situation_ref(sk: str) -> tuple[str, str]:
+    """("booking" | "match", id) of a situation's sort key (`match_situation_sk`, `booking_situation_sk`)."""
+    if sk.startswith(_BOOKING_SITUATION_PREFIX):
+        return "booking", sk.removeprefix(_BOOKING_SITUATION_PREFIX)
+    return "match", sk.removeprefix(SITUATION_PREFIX)
+
+
+def is_hr_payload_sk(sk: str) -> bool:
+    return sk.startswith(HR_WEBHOOK_PREFIX) and sk.endswith("#PAYLOAD")

@@ -284,6 +284,38 @@ class PersonTerminated(Event):
     regrettable: bool
 
 
+class PersonTransitioned(Event):
+    source = HR
+    detail_type = "PersonTransitioned"
+    description = (
+        "A promotion crossed a threshold of the org's transition policy: individual contributor to first-time "
+        "manager (the person joined the wait-list of `waitlisted_program`'s next cohort) or manager to senior "
+        "leader or executive (`exec_eligible`). `allowances` are the new level's sessions a month per programme."
+    )
+
+    org_id: str
+    person_id: str
+    transition: str
+    previous_level: Level
+    new_level: Level
+    effective_date: str
+    waitlisted_program: str | None = None
+    exec_eligible: bool = False
+    allowances: dict[str, int] = {}
+
+
+class PersonErased(Event):
+    source = HR
+    detail_type = "PersonErased"
+    description = (
+        "A right-to-erasure request anonymised a person: names, email, HR ids, situations and raw HR payloads are "
+        "gone. Every service holding personal data of theirs erases it; ledger amounts and published aggregates stay."
+    )
+
+    org_id: str
+    person_id: str
+
+
 # ------------------------------------------------------------------------- catalogue
 
 CATALOGUE: tuple[type[Event], ...] = (
@@ -305,6 +337,8 @@ CATALOGUE: tuple[type[Event], ...] = (
     ReconciliationDue,
     PersonPromoted,
     PersonTerminated,
+    PersonTransitioned,
+    PersonErased,
 )
 
 BY_TYPE: Mapping[str, type[Event]] = {event.detail_type: event for event in CATALOGUE}

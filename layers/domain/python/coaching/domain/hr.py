@@ -235,6 +235,8 @@ class HrRecord(Entity):
     fields: dict[str, Any] = {}  # JSON values of the Person fields the registers set
     stamps: dict[str, HrStamp] = {}
     history: list[LevelChange] = []
+    # Set by a right-to-erasure request (coaching.domain.context.erased_record): HR events about them are refused.
+    erased: bool = False
 
     @classmethod
     def new(cls, org_id: str, external_hr_id: str) -> HrRecord:
@@ -327,6 +329,8 @@ def apply_hr_event(
     `event_id` is stable per delivery and event (the webhook id and the event's index), so the
     catalogue events of a retried delivery have the ids the first one committed.
     """
+    if record is not None and record.erased:
+        return Applied(record, person, "rejected", message="this person was erased (right to erasure)")
     before = record or HrRecord.new(org_id, event.external_hr_id)
     after = before.applied(event)
     if record is not None and after == record:

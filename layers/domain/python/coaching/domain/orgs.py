@@ -12,6 +12,7 @@ from coaching.domain.common import CurrencyCode, Entity, ShortText, StrictModel,
 from coaching.domain.competencies import Framework
 from coaching.domain.matching import MatchingSettings
 from coaching.domain.taxonomy import Industry
+from coaching.domain.transitions import TransitionPolicy
 from coaching.domain.updates import evolved, merged, validated
 
 # Below three, an aggregate can single a person out; the platform never allows it.
@@ -35,6 +36,7 @@ class OrgUpdate(StrictModel):
     min_reporting_group_size: Annotated[int, Field(ge=MIN_REPORTING_GROUP_FLOOR, le=100)] | None = None
     matching: MatchingSettings | None = None
     booking: BookingPolicy | None = None
+    transitions: TransitionPolicy | None = None
 
 
 class Org(Entity):
@@ -50,6 +52,8 @@ class Org(Entity):
     matching: MatchingSettings | None = None
     # None means the platform's default booking policy (allowances, caps, late-cancel window).
     booking: BookingPolicy | None = None
+    # None means the platform's default transition policy (coaching.domain.transitions).
+    transitions: TransitionPolicy | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError
 
 from coaching.domain.common import Email, Entity, EntityId, Languages, ShortText, StrictModel, TimeZoneName
-from coaching.domain.errors import InvalidInput
+from coaching.domain.errors import Conflict, InvalidInput
 from coaching.domain.taxonomy import JobFunction, Level
 from coaching.domain.updates import evolved, merged
 
@@ -104,6 +104,10 @@ class Person(Entity):
     terminated_on: date | None = None
     regrettable: bool | None = None
     level_history: list[LevelChange] = []
+    # Set by the org's transition policy on a promotion to senior leader or executive (coaching.domain.transitions).
+    exec_eligible_since: date | None = None
+    # Set once a right-to-erasure request anonymised the person (coaching.domain.context.anonymised).
+    erased_at: datetime | None = None
 
     @classmethod
     def create(cls, person_id: str, org_id: str, data: PersonCreate, now: datetime) -> Person:
@@ -121,9 +125,34 @@ class Person(Entity):
 
     def updated(self, changes: PersonUpdate, now: datetime) -> Person:
         """The person with the fields sent, validated whole (a null name is refused, not stored)."""
+        if changes.active:
+            self.require_reactivatable()
         if changes.manager_id is not None and changes.manager_id == self.person_id:
             raise InvalidInput("a person cannot be their own manager", field="manager_id")
         return merged(self, changes, "person", updated_at=now)
+
+    def require_reactivatable(self) -> None:
+        """Only an HR rehire reactivates a person HR terminated, or anyone erased; the admin API cannot."""
+        if self.erased_at is not None:
+            raise Conflict(
+                f"person {self.person_id} was erased (right to erasure): they cannot be reactivated", field="active"
+            )
+        if self.terminated_on is not None and not self.active:
+            raise Conflict(
+                f"person {self.person_id} was terminated by HR on {self.terminated_on.isoformat()}: only an HR rehire "
+                "(employee.rehired) reactivates them, not the admin API or an import",
+                field="active",
+            )
+
+    def reimported(self, row: ImportRow, manager_id: str | None, now: datetime) -> Person:
+        """The person an import row describes, keeping what HR set (title, history, termination, eligibility).
+
+        A row that would reactivate a person HR terminated is refused (Conflict on `active`).
+        """
+        if row.active and not self.active:
+            self.require_reactivatable()
+        fields = row.model_dump(exclude={"manager_external_hr_id", "manager_id"})
+        return evolved(self, "person", manager_id=manager_id, updated_at=now, **fields)
 
     def at_level(self, level: Level) -> Person:
         """The person as matching sees them after a promotion HR has not recorded yet."""

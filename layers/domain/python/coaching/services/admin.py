@@ -321,10 +321,11 @@ def import_people(caller: Principal, rows: list[dict[str, Any]], ctx: AdminConte
     pending = list(valid.items())
     chunks = [pending[i : i + _IMPORT_CHUNK] for i in range(0, len(pending), _IMPORT_CHUNK)]
     with ThreadPoolExecutor(max_workers=_IMPORT_WORKERS) as pool:
-        for created, updated, unchanged in pool.map(lambda chunk: _write_chunk(org_id, chunk, ctx), chunks):
+        for created, updated, unchanged, refused in pool.map(lambda chunk: _write_chunk(org_id, chunk, ctx), chunks):
             report.created += created
             report.updated += updated
             report.unchanged += unchanged
+            report.errors.extend(refused)
     report.errors.sort(key=lambda error: error.row)
     report.failed = len(report.errors)
     return report
@@ -378,32 +379,46 @@ def _check_import_managers(
 
 def _write_chunk(
     org_id: str, chunk: list[tuple[str, tuple[int, ImportRow]]], ctx: AdminContext
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, list[RowError]]:
     for attempt in range(_IMPORT_ATTEMPTS):
         current = ctx.people.get_many(org_id, [person_id for person_id, _ in chunk])
         now = ctx.clock()
         changes: list[tuple[Person, int | None]] = []
         created = updated = unchanged = 0
-        for person_id, (_, row) in chunk:
+        refused: list[RowError] = []
+        for person_id, (number, row) in chunk:
             existing = current.get(person_id)
-            created_at = existing[0].created_at if existing else now
-            person = Person.from_import(person_id, org_id, row, _manager_of(org_id, row), created_at, now)
             if existing is None:
+                person = Person.from_import(person_id, org_id, row, _manager_of(org_id, row), now, now)
                 changes.append((person, None))
                 created += 1
-            elif existing[0].same_fields(person):
+                continue
+            try:
+                # What HR set (title, history, a termination) survives an import; a terminated person stays so.
+                person = existing[0].reimported(row, _manager_of(org_id, row), now)
+            except Conflict as rule:
+                field = rule.field or "row"
+                refused.append(
+                    RowError(
+                        row=number,
+                        external_hr_id=row.external_hr_id,
+                        errors=[{"field": field, "message": rule.message}],
+                    )
+                )
+                continue
+            if existing[0].same_fields(person):
                 unchanged += 1
             else:
                 changes.append((person, existing[1]))
                 updated += 1
         if not changes:
-            return created, updated, unchanged
+            return created, updated, unchanged, refused
         try:
             ctx.people.write_batch(changes)
         except Conflict:
             _backoff(attempt)
             continue  # a row changed since we read it: read again and recompute
-        return created, updated, unchanged
+        return created, updated, unchanged, refused
     raise Conflict("people in this import are being changed concurrently; run the import again")
 
 

@@ -1,0 +1,65 @@
+"""Right to erasure on DynamoDB Local: no personal data left in either table, ledger amounts unchanged."""
+
+import json
+from datetime import timedelta
+
+import boto3
+import pytest
+from coaching.adapters import keys
+from coaching.adapters.context_store import ContextStore
+from coaching.adapters.dynamo import CoachRepository
+from coaching.adapters.hr_store import HrWebhookStore
+from coaching.auth import Principal, Role
+from coaching.domain.context import ConsentChange
+from coaching.services import completion, context
+from coaching.services.context import ContextContext
+
+from tests.integration.test_sessions_and_ledger import book, ledger_items, world  # noqa: F401 (the fixture)
+
+pytestmark = pytest.mark.integration
+
+
+def _org_items(org_id: str) -> list[dict]:
+    """Every item of the org in both tables, and the outbox items about it (a test-side Scan)."""
+    found = []
+    for name in ("test-MainTable", "test-ConfidentialTable"):
+        table = boto3.resource("dynamodb").Table(name)
+        page = table.scan()
+        while True:
+            found += [item for item in page["Items"] if org_id in json.dumps(item, default=repr)]
+            if "LastEvaluatedKey" not in page:
+                break
+            page = table.scan(ExclusiveStartKey=page["LastEvaluatedKey"])
+    return found
+
+
+def test_erasure_leaves_no_personal_data_and_the_ledger_unchanged(world):  # noqa: F811
+    org_id, employee = world["org"].org_id, world["employee"]
+    store = ContextStore()
+    person, _ = store.person(org_id, employee.person_id)
+    hr_id, name, email = person.external_hr_id, person.name, person.email
+    # A billed session (its situation in the confidential table), a raw HR payload naming them, a consent.
+    made = book(world, 0)
+    world["clock"].now = made.end + timedelta(minutes=1)
+    completion.complete(world["coach"], made.booking_id, 30, world["completion_ctx"])
+    raw = json.dumps({"events": [{"type": "employee.updated", "external_hr_id": hr_id, "employee": {"name": name}}]})
+    HrWebhookStore().record_receipt(org_id, "msg_erasure", "digest", raw, world["clock"].now)
+    ctx = ContextContext(store=store, coaches=CoachRepository(), clock=world["clock"])
+    context.set_consent(employee, ConsentChange(share_all_situations=True), ctx)
+    before = sorted(ledger_items(org_id), key=lambda item: item["sk"])
+    assert sum(json.loads(item["body"])["amount_minor"] for item in before) > 0
+    assert any(hr_id in json.dumps(item, default=repr) for item in _org_items(org_id))
+
+    operator = Principal(person_id="op", org_id=None, roles=frozenset({Role.OPERATOR}))
+    report = context.erase_person(operator, org_id, employee.person_id, ctx)
+    assert (report.situations_deleted, report.payloads_redacted) == (1, 1)
+    again = context.erase_person(operator, org_id, employee.person_id, ctx)  # idempotent
+    assert again.erased_at == report.erased_at
+
+    items = _org_items(org_id)
+    text = json.dumps(items, default=repr)
+    for personal in (hr_id, email, f'"{name}"', "Preparing a reorganisation conversation."):
+        assert personal not in text, personal
+    assert not [i for i in items if i["sk"] == keys.CONTEXT_CONSENT_SK]
+    # The ledger (and so every invoice built from it) is byte for byte what it was.
+    assert sorted(ledger_items(org_id), key=lambda item: item["sk"]) == before
