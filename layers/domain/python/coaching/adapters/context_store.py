@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import UnicodeAttribute
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from coaching.adapters import keys
 from coaching.adapters.dynamo import (
-    ConfidentialTableMeta,
     MainItem,
     MainTableMeta,
     SituationItem,
@@ -24,6 +23,7 @@ from coaching.adapters.dynamo import (
     failed_keys,
     lost_to_another_transaction,
 )
+from coaching.adapters.hr_store import HrMarker, HrPayload, WaitlistItem
 from coaching.adapters.outbox import add_events
 from coaching.domain.context import ContextConsent, ErasureReport, Situation, erased_record
 from coaching.domain.engagements import Engagement, MatchRecord, PersonHistory
@@ -45,40 +45,6 @@ class ConsentItem(Model):
     sk = UnicodeAttribute(range_key=True)
     kind = UnicodeAttribute()
     body = UnicodeAttribute()
-
-
-class PayloadItem(Model):
-    """A raw HR payload (confidential table, the org's people partition), as `hr_store.HrPayload`."""
-
-    class Meta(ConfidentialTableMeta):
-        pass
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-    text = UnicodeAttribute()
-    created_at = UnicodeAttribute()
-    expires_at = NumberAttribute()
-
-
-class EventMarker(Model):
-    """An HR event's marker (main table, people partition); `ref` is its outcome, naming the HR id."""
-
-    class Meta(MainTableMeta):
-        pass
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-    kind = UnicodeAttribute()
-    ref = UnicodeAttribute()
-    expires_at = NumberAttribute()
-
-
-class WaitlistEntryKey(Model):
-    class Meta(MainTableMeta):
-        pass
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
 
 
 def _redacted_events(text: str, hr_id: str) -> str | None:
@@ -181,10 +147,10 @@ class ContextStore:
         ConsentItem(keys.person_pk(org_id, person_id), keys.CONTEXT_CONSENT_SK).delete()
         removed = 0
         for transition in Transition:
-            entry = WaitlistEntryKey(keys.waitlist_pk(org_id, transition.value), keys.waitlist_sk(person_id))
+            entry = WaitlistItem(keys.waitlist_pk(org_id, transition.value), keys.waitlist_sk(person_id))
             try:
-                WaitlistEntryKey.get(entry.pk, entry.sk, consistent_read=True)
-            except WaitlistEntryKey.DoesNotExist:
+                WaitlistItem.get(entry.pk, entry.sk, consistent_read=True)
+            except WaitlistItem.DoesNotExist:
                 continue
             entry.delete()
             removed += 1
@@ -203,7 +169,7 @@ class ContextStore:
         """Raw payloads (confidential) and event markers (main) that name the HR id, rewritten without it."""
         redacted = 0
         pk = keys.people_pk(org_id)
-        for payload in PayloadItem.query(pk, PayloadItem.sk.startswith(keys.HR_WEBHOOK_PREFIX)):
+        for payload in HrPayload.query(pk, HrPayload.sk.startswith(keys.HR_WEBHOOK_PREFIX)):
             if not keys.is_hr_payload_sk(payload.sk):
                 continue
             text = _redacted_events(payload.text, hr_id)
@@ -211,9 +177,7 @@ class ContextStore:
                 payload.text = text
                 payload.save()
                 redacted += 1
-        for marker in EventMarker.query(
-            pk, EventMarker.sk.startswith(keys.HR_WEBHOOK_PREFIX), EventMarker.kind == "hr_event"
-        ):
+        for marker in HrMarker.query(pk, HrMarker.sk.startswith(keys.HR_WEBHOOK_PREFIX), HrMarker.kind == "hr_event"):
             outcome = json.loads(marker.ref)
             if outcome.get("external_hr_id") == hr_id:
                 marker.ref = json.dumps(outcome | {"external_hr_id": ERASED_HR_ID})
