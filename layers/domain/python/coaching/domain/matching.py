@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
+from coaching.domain.availability import zone_info
 from coaching.domain.common import DeferredModel, LanguageCode, StrictModel
 from coaching.domain.roster import Roster, RosterCoach
-from coaching.domain.taxonomy import Level, Program
+from coaching.domain.taxonomy import JobFunction, Level, Program
 
 LEVEL_RANK = {
     Level.INDIVIDUAL_CONTRIBUTOR: 0,
@@ -217,30 +217,146 @@ def compile_coach(coach: RosterCoach) -> CompiledCoach:
 
 @dataclass(frozen=True, slots=True)
 class CompiledRoster:
+    """The roster with everything scoring needs that depends on the roster alone, built when a snapshot loads.
+
+    Eligibility is answered from indexes (programme, employer, seniority, language), and the points that
+    depend only on a person's (level, function), industry and time zone are kept as one table per key.
+    A request then scores only what depends on the person alone: focus, preferred languages, continuity.
+    """
+
     version: int
     coaches: tuple[CompiledCoach, ...]
     by_language: Mapping[str, tuple[int, ...]]
+    position: Mapping[str, int] = field(default_factory=dict)  # coach id -> position
+    by_program: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    by_employer: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    by_industry: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    specialists: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # competency -> positions
+    led_at_least: tuple[frozenset[int], ...] = ()  # level rank -> positions who led at that rank or above
+    job_points: Mapping[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)  # (level, function)
+    # Per roster version, filled on first use and bounded: per-zone overlap values and the static tables.
+    _zone_values: dict[tuple[str, datetime], tuple[int, ...]] = field(default_factory=dict)
+    _static: dict[tuple[object, ...], tuple[int, ...]] = field(default_factory=dict)
 
     def speaking(self, languages: Iterable[str]) -> list[CompiledCoach]:
         """Coaches who share a language with the person, via the index, in coach-id order."""
         positions = sorted({i for code in languages for i in self.by_language.get(code, ())})
         return [self.coaches[i] for i in positions]
 
+    def zone_values(self, zone: str, now: datetime) -> tuple[int, ...]:
+        """Per coach, the time-zone factor (0..SCALE) for a person in `zone` this UTC week: once per zone."""
+        week = _week_start(now)
+        values = self._zone_values.get((zone, week))
+        if values is None:
+            overlap = OverlapCalculator(zone, now)
+            values = tuple(
+                min(overlap.weekly_minutes(c.coach) * SCALE // FULL_OVERLAP_MINUTES, SCALE) for c in self.coaches
+            )
+            if len(self._zone_values) >= _ZONE_TABLES:
+                self._zone_values.clear()
+            self._zone_values[(zone, week)] = values
+        return values
+
+    def static_points(self, person: PersonContext, weights: tuple[int, ...], now: datetime) -> tuple[int, ...]:
+        """Per coach, the weighted points that depend on the person's job, industry and zone only."""
+        key = (person.level.value, person.function, person.industry, person.time_zone, _week_start(now), weights)
+        table = self._static.get(key)
+        if table is None:
+            w_job, w_industry, _, w_tz, _, _, w_load = weights
+            jobs = self.job_points.get((person.level.value, person.function))
+            if jobs is None:
+                jobs = _job_points(self.coaches, person.level, person.function)
+            industry = self.by_industry.get(person.industry, frozenset())
+            zones = self.zone_values(person.time_zone, now)
+            table = tuple(
+                w_job * jobs[i]
+                + (w_industry * SCALE if i in industry else 0)
+                + w_tz * zones[i]
+                + (w_load * SCALE if coach.capacity else 0)
+                for i, coach in enumerate(self.coaches)
+            )
+            if len(self._static) >= _STATIC_TABLES:
+                self._static.clear()
+            self._static[key] = table
+        return table
+
+    def eligible_positions(self, person: PersonContext, declined: Iterable[str]) -> set[int]:
+        """Positions passing every hard constraint (static_constraints' rules, from the indexes)."""
+        found = {i for code in person.languages for i in self.by_language.get(code, ())}
+        found &= self.by_program.get(person.program.value, frozenset())
+        found -= self.by_employer.get(person.org_id, frozenset())
+        rank_ = LEVEL_RANK[person.level]
+        if rank_ >= SENIORITY_GATED_FROM:
+            found &= self.led_at_least[rank_]
+        found.difference_update(self.position[c] for c in declined if c in self.position)
+        return found
+
+
+# Bounds on the per-roster tables filled on first use (a few dozen zones and job profiles in practice).
+_ZONE_TABLES = 256
+_STATIC_TABLES = 512
+
+
+def _job_points(coaches: Sequence[CompiledCoach], level: Level, function: str) -> tuple[int, ...]:
+    """The has-done-the-job value (0..SCALE) of every coach for a person at `level` in `function`."""
+    exact_key = (level.value, function)
+    rank_ = LEVEL_RANK[level]
+    neighbours = {rank_ - 1, rank_ + 1}
+    same_level, near = SCALE * 6 // 10, SCALE * 4 // 10
+    values = []
+    for coach in coaches:
+        if exact_key in coach.exact_years:
+            values.append(SCALE)
+        elif level.value in coach.level_function:
+            values.append(same_level)
+        else:
+            held = coach.function_ranks.get(function)
+            values.append(near if held and not neighbours.isdisjoint(held) else 0)
+    return tuple(values)
+
 
 _compiled: dict[int, CompiledRoster] = {}
 
 
 def compile_roster(roster: Roster) -> CompiledRoster:
-    """Compiled once per roster version per container; later calls are a dict lookup."""
+    """Compiled once per roster version per container (when the snapshot loads); later calls are a dict lookup."""
     cached = _compiled.get(roster.version)
     if cached is not None and len(cached.coaches) == len(roster.coaches):
         return cached
     coaches = tuple(compile_coach(c) for c in sorted(roster.coaches, key=lambda c: c.coach_id))
     index: dict[str, list[int]] = {}
+    programs: dict[str, set[int]] = {}
+    employers: dict[str, set[int]] = {}
+    industries: dict[str, set[int]] = {}
+    specialists: dict[str, list[int]] = {}
     for position, coach in enumerate(coaches):
         for code in coach.languages:
             index.setdefault(code, []).append(position)
-    compiled = CompiledRoster(roster.version, coaches, {k: tuple(v) for k, v in index.items()})
+        for program in coach.programs:
+            programs.setdefault(program, set()).add(position)
+        for org_id in coach.employers:
+            employers.setdefault(org_id, set()).add(position)
+        for industry in coach.industries:
+            industries.setdefault(industry, set()).add(position)
+        for competency in coach.specialties:
+            specialists.setdefault(competency, []).append(position)
+    ranks = range(max(LEVEL_RANK.values()) + 1)
+    compiled = CompiledRoster(
+        roster.version,
+        coaches,
+        {k: tuple(v) for k, v in index.items()},
+        position={c.coach_id: i for i, c in enumerate(coaches)},
+        by_program={k: frozenset(v) for k, v in programs.items()},
+        by_employer={k: frozenset(v) for k, v in employers.items()},
+        by_industry={k: frozenset(v) for k, v in industries.items()},
+        specialists={k: tuple(v) for k, v in specialists.items()},
+        led_at_least=tuple(frozenset(i for i, c in enumerate(coaches) if c.highest_rank >= r) for r in ranks),
+        job_points={
+            (level.value, function.value): _job_points(coaches, level, function.value)
+            for level in Level
+            for function in JobFunction
+        },
+    )
     _compiled.clear()  # keep only the current version
     _compiled[roster.version] = compiled
     return compiled
@@ -321,7 +437,7 @@ def _local_windows_utc(
     zone: str, windows: Iterable[tuple[int, time, time]], week_start: datetime
 ) -> list[tuple[int, int]]:
     """Weekly local windows as minutes since Monday 00:00 UTC, for the days of this week."""
-    tz = ZoneInfo(zone)
+    tz = zone_info(zone)
     by_weekday: dict[int, list[tuple[time, time]]] = {}
     for weekday, start, end in windows:
         by_weekday.setdefault(weekday, []).append((start, end))
@@ -487,61 +603,63 @@ def weight_vector(weights: MatchWeights) -> tuple[int, ...]:
     return tuple(getattr(weights, name) for name in FACTOR_NAMES)
 
 
-def score_all(
+def scored_candidates(
+    roster: CompiledRoster,
     person: PersonContext,
-    coaches: Sequence[CompiledCoach],
     weights: MatchWeights,
     history: History,
-    overlap: OverlapCalculator,
+    now: datetime,
+    exclude: frozenset[str] = frozenset(),
 ) -> list[tuple[int, CompiledCoach]]:
-    """Every coach's score with no load yet, best first: the hot loop of a match.
+    """Every eligible coach's score with no load yet, best first, ties in coach-id order: the hot path of a match.
 
-    The arithmetic is factor_values' inlined (a test holds the two equal); at thousands of
-    coaches per request, function calls and tuples are most of the cost in Python.
+    Eligibility comes from the roster's indexes and the points from its static table for the person's job,
+    industry and zone; only focus, preferred languages and continuity are added per request. The points
+    equal factor_values' sum with no load (tests hold them equal, and equal to the reference scorer's).
+    Raises NoEligibleCoach naming the first constraint, in static_constraints' order, that leaves nobody.
     """
-    w_job, w_industry, w_comp, w_tz, w_pref, w_cont, w_load = weight_vector(weights)
-    level, function, industry = person.level.value, person.function, person.industry
-    exact_key = (level, function)
-    rank_ = LEVEL_RANK[person.level]
-    neighbours = {rank_ - 1, rank_ + 1}
-    focus = frozenset(person.focus)
-    focus_len = len(person.focus)
-    preferred = person.preferred_languages
-    previous = history.previous_coach
-    same_level = SCALE * 6 // 10
-    near = SCALE * 4 // 10
-    known = overlap.known_minutes()
-    scored: list[tuple[int, CompiledCoach]] = []
-    for coach in coaches:
-        overlap_minutes = known.get(coach.coach_id)
-        if overlap_minutes is None:
-            overlap_minutes = overlap.weekly_minutes(coach.coach)
-        if exact_key in coach.exact_years:
-            job = SCALE
-        elif level in coach.level_function:
-            job = same_level
-        else:
-            held = coach.function_ranks.get(function)
-            job = near if held and not neighbours.isdisjoint(held) else 0
-        shared = len(focus & coach.specialties)
-        points = (
-            w_job * job
-            + (w_industry * SCALE if industry in coach.industries else 0)
-            + (w_comp * (shared * SCALE // focus_len) if focus_len else 0)
-            + w_tz * min(overlap_minutes * SCALE // FULL_OVERLAP_MINUTES, SCALE)
-            + (w_pref * SCALE if preferred and not coach.languages.isdisjoint(preferred) else 0)
-            + (w_cont * SCALE if coach.coach_id == previous else 0)
-            + (w_load * SCALE if coach.capacity else 0)
-        )
-        scored.append((points, coach))
-    # Candidates arrive in coach-id order (the compiled roster is sorted) and the sort is
-    # stable, so ties keep coach-id order without comparing strings: far cheaper.
-    scored.sort(key=_points, reverse=True)
-    return scored
+    declined = history.declined | exclude
+    positions = roster.eligible_positions(person, declined)
+    if not positions:
+        raise _binding_constraint(roster, static_constraints(person, History(declined)))
+    vector = weight_vector(weights)
+    _, _, w_comp, _, w_pref, w_cont, _ = vector
+    table = roster.static_points(person, vector, now)
+    extra: dict[int, int] = {}
+    if person.focus and w_comp:
+        shared: dict[int, int] = {}
+        for competency in frozenset(person.focus):
+            for i in roster.specialists.get(competency, ()):
+                shared[i] = shared.get(i, 0) + 1
+        focus_len = len(person.focus)
+        for i, count in shared.items():
+            extra[i] = w_comp * (count * SCALE // focus_len)
+    if person.preferred_languages and w_pref:
+        for i in {i for code in person.preferred_languages for i in roster.by_language.get(code, ())}:
+            extra[i] = extra.get(i, 0) + w_pref * SCALE
+    previous = roster.position.get(history.previous_coach) if history.previous_coach else None
+    if previous is not None and w_cont:
+        extra[previous] = extra.get(previous, 0) + w_cont * SCALE
+    # One integer per coach, points then inverse position: a plain integer sort gives best first and,
+    # on equal points, coach-id order (the roster is sorted by id).
+    n = len(roster.coaches)
+    last = n - 1
+    get = extra.get
+    keys = [(table[i] + get(i, 0)) * n + last - i for i in positions]
+    keys.sort(reverse=True)
+    coaches = roster.coaches
+    return [(key // n, coaches[last - key % n]) for key in keys]
 
 
-def _points(pair: tuple[int, CompiledCoach]) -> int:
-    return pair[0]
+def _binding_constraint(roster: CompiledRoster, constraints: Sequence[Constraint]) -> NoEligibleCoach:
+    """The first constraint that leaves nobody over the whole network, as the error explaining it."""
+    remaining: Sequence[CompiledCoach] = roster.coaches
+    for constraint in constraints:
+        remaining = [coach for coach in remaining if constraint.allows(coach)]
+        if not remaining:
+            return NoEligibleCoach(constraint.name, constraint.when_none_left)
+    last = constraints[-1]
+    return NoEligibleCoach(last.name, last.when_none_left)
 
 
 def score_coach(
@@ -555,7 +673,7 @@ def score_coach(
 ) -> ScoredCoach:
     """The score with a readable reason per factor, for the coaches a person will see.
 
-    Its `points` equal score_all's for the same coach with no load (a property test holds them equal).
+    Its `points` equal scored_candidates' for the same coach with no load (a property test holds them equal).
     """
     values = factor_values(person, coach, history, active_load, weekly_overlap_minutes)
     weight_values = weight_vector(weights)

@@ -36,12 +36,8 @@ from coaching.domain.matching import (
     SCALE,
     CohortMode,
     CompiledRoster,
-    History,
     NoEligibleCoach,
-    OverlapCalculator,
-    eligible,
-    score_all,
-    static_constraints,
+    scored_candidates,
 )
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
@@ -193,15 +189,13 @@ def match_cohort_for_org(caller: Principal, request: CohortRequest, ctx: CohortC
         person = found[person_id][0]
         context = person_context(org, person, request.program, tuple(focus), [])
         history = histories[person_id].for_matching()
-        constraints = static_constraints(context, History(history.declined))
         try:
-            candidates = eligible(roster.speaking(context.languages) or roster.coaches, constraints)
+            ranked = scored_candidates(roster, context, settings.weights, history, now)
         except NoEligibleCoach as error:
             reasons[person_id] = f"no_eligible_coach:{error.constraint}"
             continue
-        overlap = OverlapCalculator(context.time_zone, now)
         taken = 0
-        for points, coach in score_all(context, candidates, settings.weights, history, overlap):
+        for points, coach in ranked:
             free = coach.capacity - loads.get(coach.coach_id, 0)
             if free <= 0:
                 continue

@@ -12,7 +12,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from coaching.auth import Principal, Role
-from coaching.domain.availability import AvailabilityPolicy, Interval, bookable_hours
+from coaching.domain.availability import (
+    AvailabilityPolicy,
+    Interval,
+    free_intervals,
+    hours_together,
+    working_intervals,
+)
 from coaching.domain.booking import Booking, BookingStatus
 from coaching.domain.coaches import Coach, VettingStatus
 from coaching.domain.common import Clock, DeferredModel
@@ -51,12 +57,11 @@ from coaching.domain.matching import (
     Proposal,
     ScoredCoach,
     compile_roster,
-    eligible,
     map_focus,
     proposal,
     rank,
-    score_all,
     score_coach,
+    scored_candidates,
     static_constraints,
 )
 from coaching.domain.orgs import Org
@@ -253,29 +258,37 @@ def person_context(
     )
 
 
-_hours_cache: dict[tuple[str, str, str, datetime, tuple[Interval, ...]], tuple[RosterCoach, float]] = {}
+_free_cache: dict[tuple[str, datetime, tuple[Interval, ...]], tuple[RosterCoach, list[Interval]]] = {}
+_working_cache: dict[tuple[str, datetime], list[Interval]] = {}
 
 
 def coach_bookable_hours(
     coach: RosterCoach, context: PersonContext, now: datetime, busy: tuple[Interval, ...] = ()
 ) -> float:
-    """Exact, DST-correct free hours after the coach's bookings; cached per coach, person
-    zone, hour and set of bookings in a warm container (a new booking changes the key).
+    """Exact, DST-correct free hours after the coach's bookings, inside the person's working hours.
 
-    An entry holds for the roster coach it was computed from: a new roster version (new
-    hours, time off) brings new coach objects, so its hours are computed afresh.
+    The coach's free time is computed once per coach, hour and set of bookings, the person's working
+    hours once per zone and hour, and the two intersected (the same hours as bookable_hours). A free-time
+    entry holds for the roster coach it was computed from: a new roster version (new hours, time off)
+    brings new coach objects, so it is computed afresh; a new booking changes the key.
     """
     hour = now.replace(minute=0, second=0, microsecond=0)
-    key = (coach.coach_id, coach.time_zone, context.time_zone, hour, busy)
-    cached = _hours_cache.get(key)
+    key = (coach.coach_id, hour, busy)
+    cached = _free_cache.get(key)
     if cached is not None and cached[0] is coach:
-        return cached[1]
-    if len(_hours_cache) > 100_000:
-        _hours_cache.clear()
-    policy = AvailabilityPolicy.from_coach(coach)
-    hours = bookable_hours(policy, busy, context.time_zone, hour, days=AVAILABILITY_WINDOW_DAYS, now=hour)
-    _hours_cache[key] = (coach, hours)
-    return hours
+        free = cached[1]
+    else:
+        if len(_free_cache) > 50_000:
+            _free_cache.clear()
+        free = free_intervals(AvailabilityPolicy.from_coach(coach), busy, hour, AVAILABILITY_WINDOW_DAYS, now=hour)
+        _free_cache[key] = (coach, free)
+    working = _working_cache.get((context.time_zone, hour))
+    if working is None:
+        if len(_working_cache) > 2_000:
+            _working_cache.clear()
+        working = working_intervals(context.time_zone, hour, hour + timedelta(days=AVAILABILITY_WINDOW_DAYS))
+        _working_cache[(context.time_zone, hour)] = working
+    return hours_together(free, working)
 
 
 def booked(bookings: CoachBookings, coach_id: str, now: datetime) -> tuple[Interval, ...]:
@@ -295,18 +308,12 @@ def propose(
 ) -> list[ScoredCoach]:
     """The top `count` coaches who pass every hard constraint, best first, with reasons."""
     roster = compiled_roster(ctx.roster)
-    constraints = static_constraints(context, History(history.declined | exclude))
-    try:
-        # The language index narrows the pass to coaches the person can talk to.
-        candidates = eligible(roster.speaking(context.languages), constraints)
-    except NoEligibleCoach:
-        # Explain over the whole network, so the constraint named is the first that binds.
-        candidates = eligible(roster.coaches, constraints)
     now = ctx.clock()
     overlap = OverlapCalculator(context.time_zone, now)
-    # Score without loads first (loads need a read); a provisional score bounds the final
-    # one from above, so finalists are checked in order until the top list is settled.
-    provisional = score_all(context, candidates, settings.weights, history, overlap)
+    # Eligibility and scores come from the roster's precomputed tables, without loads first (loads need
+    # a read); a provisional score bounds the final one from above, so finalists are checked in order
+    # until the top list is settled.
+    provisional = scored_candidates(roster, context, settings.weights, history, now, exclude)
     chosen: list[ScoredCoach] = []
     at_capacity = without_hours = 0
     loads: dict[str, int] = {}
