@@ -126,6 +126,7 @@ TENANT_PARTITIONS = {
     "invoice_key": keys.invoice_key(ORG, "2027-03")[0],
     "session_pk": keys.session_pk(ORG, BOOKING),
     "guard_key": keys.guard_key(ORG, BOOKING, "usage")[0],
+    "history_summary_key": keys.history_summary_key(ORG, PERSON)[0],
 }
 
 # The partitions that are not an org's, and why.

@@ -226,6 +226,7 @@ COMPOSED: dict[str, tuple[Callable[[], tuple[str, str]], str]] = {
     "period_key": (lambda: keys.period_key(ORG, MONTH), "billing"),
     "invoice_key": (lambda: keys.invoice_key(ORG, MONTH), "billing"),
     "guard_key": (lambda: keys.guard_key(ORG, BOOKING, "usage"), "session"),
+    "history_summary_key": (lambda: keys.history_summary_key(ORG, PERSON), "person"),
 }
 # gsi1 partition keys: never a table partition, so never a LeadingKey.
 INDEX_ONLY = {

@@ -349,3 +349,12 @@ def hr_event_sk(webhook_id: str, index: int) -> str:
 def hr_record_sk(person_id: str) -> str:
     # What the HR system has said about the person (coaching.domain.hr.HrRecord), beside the person item.
     return f"{HR_WEBHOOK_PREFIX}RECORD#{person_id}"
+
+
+# A person's match-history summary, in their own partition beside their matches and engagements
+# (coaching.domain.engagements.HistorySummary): read in the same BatchGetItem as the org and the person.
+HISTORY_SUMMARY_SK = "HISTORY"
+
+
+def history_summary_key(org_id: str, person_id: str) -> tuple[str, str]:
+    return person_pk(org_id, person_id), HISTORY_SUMMARY_SK

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Protocol
@@ -29,7 +28,7 @@ from coaching.domain.availability import Interval
 from coaching.domain.cohort import REASON_AT_CAPACITY, REASON_BETTER_FIT, REASON_NO_EDGES
 from coaching.domain.cohort import match_cohort as solve_cohort
 from coaching.domain.common import Clock, DeferredModel, EntityId, StrictModel
-from coaching.domain.engagements import Engagement, PersonHistory
+from coaching.domain.engagements import Engagement, HistorySummary
 from coaching.domain.errors import Conflict, InvalidInput, NotFound
 from coaching.domain.events import Event
 from coaching.domain.matching import (
@@ -74,7 +73,9 @@ _SOLVER_CODES = {
 
 
 class CohortStore(Protocol):
-    def history(self, org_id: str, person_id: str) -> PersonHistory: ...
+    def summaries(self, org_id: str, person_ids: Iterable[str]) -> Mapping[str, HistorySummary]:
+        """Each person's history summary (an empty one for a person without history): BatchGetItem."""
+        ...
 
     def all_loads(self) -> Mapping[str, int]:
         """Every coach's active coachees (one read for the whole network)."""
@@ -175,15 +176,14 @@ def match_cohort_for_org(caller: Principal, request: CohortRequest, ctx: CohortC
     roster = compiled_roster(ctx.roster)
     loads = ctx.store.all_loads()
     now = ctx.clock()
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        histories = dict(zip(ids, pool.map(lambda pid: ctx.store.history(org_id, pid), ids), strict=True))
+    histories = ctx.store.summaries(org_id, ids)
 
     edges: list[tuple[str, str, int]] = []
     reasons: dict[str, str] = {}  # person -> reason code; the solver reports it back, the caller never sees it
     busy: dict[str, tuple[Interval, ...]] = {}  # each coach's sessions, read once per launch
     capacities: dict[str, int] = {}
     for person_id in ids:
-        if any(e.program == request.program for e in histories[person_id].active_engagements()):
+        if request.program.value in histories[person_id].active_programs():
             reasons[person_id] = ACTIVE_ENGAGEMENT
             continue
         person = found[person_id][0]

@@ -26,6 +26,7 @@ from coaching.domain.competencies import default_framework
 from coaching.domain.engagements import (
     COACH_SUSPENDED,
     Engagement,
+    HistorySummary,
     MatchRecord,
     MatchStatus,
     MatchTrigger,
@@ -113,6 +114,10 @@ class CoachLoads(Protocol):
 
 class MatchStore(CoachLoads, Protocol):
     def history(self, org_id: str, person_id: str) -> PersonHistory: ...
+
+    def person_with_history(self, org_id: str, person_id: str) -> tuple[Org | None, Person | None, HistorySummary]:
+        """The org, the person and their history summary in one round trip."""
+        ...
 
     def match(self, org_id: str, person_id: str, match_id: str) -> tuple[MatchRecord, int] | None: ...
 
@@ -380,6 +385,10 @@ def load_person(ctx: MatchingContext, org_id: str, person_id: str) -> tuple[Org,
 
 def _org_and_person(ctx: MatchingContext, org_id: str, person_id: str) -> tuple[Org, Person]:
     org, person = ctx.people.get_with_org(org_id, person_id)
+    return _found(org_id, person_id, org, person)
+
+
+def _found(org_id: str, person_id: str, org: Org | None, person: Person | None) -> tuple[Org, Person]:
     if org is None:
         raise NotFound(f"organisation {org_id} not found")
     if person is None:
@@ -464,12 +473,15 @@ def _new_match(
 def request_match(caller: Principal, data: MatchRequestIn, ctx: MatchingContext) -> MatchView:
     """The top three coaches who fit, with reasons; stored with the situation and MatchProposed."""
     org_id = caller.require_org(Role.EMPLOYEE)
-    org, person = load_person(ctx, org_id, caller.person_id)
+    # The org, the person and their history summary: one BatchGetItem, not a Query over their partition.
+    found_org, found_person, summary = ctx.store.person_with_history(org_id, caller.person_id)
+    org, person = _found(org_id, caller.person_id, found_org, found_person)
+    require_active_person(person)
     if data.program is Program.EXEC and person.level not in {Level.SENIOR_LEADER, Level.EXECUTIVE}:
         raise InvalidInput("EXEC coaching is for senior leaders and executives", field="program")
     focus = check_focus(org, data.focus_competencies)
     context = person_context(org, person, data.program, focus, data.preferences.languages)
-    history = ctx.store.history(org_id, person.person_id).for_matching()
+    history = summary.for_matching()
     try:
         chosen = propose(ctx, context, settings_of(org), history)
     except NoEligibleCoach as error:
@@ -508,14 +520,16 @@ def list_matches(caller: Principal, ctx: MatchingContext) -> list[MatchView]:
 def decline_all(caller: Principal, match_id: str, ctx: MatchingContext) -> MatchView:
     """Decline the three shown; the next three come from those not yet shown."""
     match, version = _own_match(ctx, caller, match_id)
-    org, person = load_person(ctx, match.org_id, match.person_id)
+    found_org, found_person, summary = ctx.store.person_with_history(match.org_id, match.person_id)
+    org, person = _found(match.org_id, match.person_id, found_org, found_person)
+    require_active_person(person)
     match.check_declinable()
     if match.level is not None:
         # A promotion re-match is made for the new level, even before HR updates the record.
         person = person.at_level(match.level)
     focus = check_focus(org, match.focus_competencies)
     context = person_context(org, person, match.program, focus, match.preferred_languages)
-    history = ctx.store.history(org.org_id, person.person_id).for_matching()
+    history = summary.for_matching()
     try:
         chosen = propose(ctx, context, settings_of(org), history, exclude=match.not_to_show_again())
     except NoEligibleCoach as error:
