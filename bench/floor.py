@@ -57,7 +57,7 @@ def _bare_write(operation: str, params: dict[str, Any], table: str) -> tuple[str
                     "Item": {"pk": {"S": pk}, "sk": {"S": f"I#{n}"}, "kind": {"S": "floor"}},
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
-            }  # fmt: skip
+            }
             for n in range(len(params["TransactItems"]))
         ]
         return operation, {"TransactItems": items}
