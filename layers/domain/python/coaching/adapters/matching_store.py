@@ -16,6 +16,7 @@ from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
 from pynamodb.exceptions import TransactWriteError
+from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -74,7 +75,7 @@ def _summary_update(
     ended: Iterable[Engagement] = (),
 ) -> None:
     """One update of the summary item (a transaction may touch an item once): the sets only grow."""
-    actions = []
+    actions: list[Action] = []
     for attribute, values in (
         (HistoryItem.declined, set(declined)),
         (HistoryItem.started, {HistorySummary.started_entry(e) for e in started}),

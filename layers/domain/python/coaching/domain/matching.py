@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, overload
 
 from pydantic import Field
 
@@ -244,14 +244,24 @@ class CompiledRoster:
         return [self.coaches[i] for i in positions]
 
     def zone_values(self, zone: str, now: datetime) -> tuple[int, ...]:
-        """Per coach, the time-zone factor (0..SCALE) for a person in `zone` this UTC week: once per zone."""
+        """Per coach, the time-zone factor (0..SCALE) for a person in `zone` this UTC week: once per zone,
+        and once per distinct weekly availability (coaches in one zone with the same hours share it)."""
         week = _week_start(now)
         values = self._zone_values.get((zone, week))
         if values is None:
             overlap = OverlapCalculator(zone, now)
-            values = tuple(
-                min(overlap.weekly_minutes(c.coach) * SCALE // FULL_OVERLAP_MINUTES, SCALE) for c in self.coaches
-            )
+            known = overlap.known_minutes()
+            by_spans: dict[tuple[tuple[int, int], ...], int] = {}
+            found = []
+            for c in self.coaches:
+                minutes = known.get(c.coach_id)
+                if minutes is None:
+                    spans = tuple(_coach_spans(c.coach, week))
+                    minutes = by_spans.get(spans)
+                    if minutes is None:
+                        minutes = by_spans[spans] = overlap.weekly_minutes(c.coach)
+                found.append(min(minutes * SCALE // FULL_OVERLAP_MINUTES, SCALE))
+            values = tuple(found)
             if len(self._zone_values) >= _ZONE_TABLES:
                 self._zone_values.clear()
             self._zone_values[(zone, week)] = values
@@ -259,22 +269,27 @@ class CompiledRoster:
 
     def static_points(self, person: PersonContext, weights: tuple[int, ...], now: datetime) -> tuple[int, ...]:
         """Per coach, the weighted points that depend on the person's job, industry and zone only."""
-        key = (person.level.value, person.function, person.industry, person.time_zone, _week_start(now), weights)
+        week = _week_start(now)
+        key = (person.level.value, person.function, person.industry, person.time_zone, week, weights)
         table = self._static.get(key)
         if table is None:
             w_job, w_industry, _, w_tz, _, _, w_load = weights
-            jobs = self.job_points.get((person.level.value, person.function))
-            if jobs is None:
-                jobs = _job_points(self.coaches, person.level, person.function)
-            industry = self.by_industry.get(person.industry, frozenset())
+            job_key = (person.level.value, person.function, person.industry, w_job, w_industry, w_load)
+            profile = self._static.get(job_key)
+            if profile is None:
+                jobs = self.job_points.get((person.level.value, person.function))
+                if jobs is None:
+                    jobs = _job_points(self.coaches, person.level, person.function)
+                industry = self.by_industry.get(person.industry, frozenset())
+                profile = tuple(
+                    w_job * jobs[i]
+                    + (w_industry * SCALE if i in industry else 0)
+                    + (w_load * SCALE if c.capacity else 0)
+                    for i, c in enumerate(self.coaches)
+                )
+                self._static[job_key] = profile
             zones = self.zone_values(person.time_zone, now)
-            table = tuple(
-                w_job * jobs[i]
-                + (w_industry * SCALE if i in industry else 0)
-                + w_tz * zones[i]
-                + (w_load * SCALE if coach.capacity else 0)
-                for i, coach in enumerate(self.coaches)
-            )
+            table = tuple([a + w_tz * z for a, z in zip(profile, zones, strict=True)])
             if len(self._static) >= _STATIC_TABLES:
                 self._static.clear()
             self._static[key] = table
@@ -610,7 +625,7 @@ def scored_candidates(
     history: History,
     now: datetime,
     exclude: frozenset[str] = frozenset(),
-) -> list[tuple[int, CompiledCoach]]:
+) -> Ranked:
     """Every eligible coach's score with no load yet, best first, ties in coach-id order: the hot path of a match.
 
     Eligibility comes from the roster's indexes and the points from its static table for the person's job,
@@ -647,8 +662,34 @@ def scored_candidates(
     get = extra.get
     keys = [(table[i] + get(i, 0)) * n + last - i for i in positions]
     keys.sort(reverse=True)
-    coaches = roster.coaches
-    return [(key // n, coaches[last - key % n]) for key in keys]
+    return Ranked(keys, n, roster.coaches)
+
+
+class Ranked(Sequence[tuple[int, CompiledCoach]]):
+    """(points, coach), best first; each entry is decoded when read, so a caller that stops after the top
+    few (a match reads a handful, a cohort launch twenty per person) pays for those alone."""
+
+    __slots__ = ("_coaches", "_keys", "_n")
+
+    def __init__(self, keys: list[int], n: int, coaches: tuple[CompiledCoach, ...]) -> None:
+        self._keys, self._n, self._coaches = keys, n, coaches
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def _decode(self, key: int) -> tuple[int, CompiledCoach]:
+        return key // self._n, self._coaches[self._n - 1 - key % self._n]
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, CompiledCoach]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[int, CompiledCoach]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, CompiledCoach] | list[tuple[int, CompiledCoach]]:
+        if isinstance(index, slice):
+            return [self._decode(key) for key in self._keys[index]]
+        return self._decode(self._keys[index])
 
 
 def _binding_constraint(roster: CompiledRoster, constraints: Sequence[Constraint]) -> NoEligibleCoach:

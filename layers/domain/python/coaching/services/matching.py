@@ -265,6 +265,7 @@ def person_context(
 
 _free_cache: dict[tuple[str, datetime, tuple[Interval, ...]], tuple[RosterCoach, list[Interval]]] = {}
 _working_cache: dict[tuple[str, datetime], list[Interval]] = {}
+_hours_cache: dict[tuple[str, str, datetime, tuple[Interval, ...]], tuple[RosterCoach, float]] = {}
 
 
 def coach_bookable_hours(
@@ -278,6 +279,9 @@ def coach_bookable_hours(
     brings new coach objects, so it is computed afresh; a new booking changes the key.
     """
     hour = now.replace(minute=0, second=0, microsecond=0)
+    known = _hours_cache.get((coach.coach_id, context.time_zone, hour, busy))
+    if known is not None and known[0] is coach:
+        return known[1]
     key = (coach.coach_id, hour, busy)
     cached = _free_cache.get(key)
     if cached is not None and cached[0] is coach:
@@ -293,7 +297,11 @@ def coach_bookable_hours(
             _working_cache.clear()
         working = working_intervals(context.time_zone, hour, hour + timedelta(days=AVAILABILITY_WINDOW_DAYS))
         _working_cache[(context.time_zone, hour)] = working
-    return hours_together(free, working)
+    hours = hours_together(free, working)
+    if len(_hours_cache) > 100_000:
+        _hours_cache.clear()
+    _hours_cache[(coach.coach_id, context.time_zone, hour, busy)] = (coach, hours)
+    return hours
 
 
 def booked(bookings: CoachBookings, coach_id: str, now: datetime) -> tuple[Interval, ...]:
