@@ -4,12 +4,12 @@ A small org goes the whole way through the local stack (real handlers, the outbo
 stream, EventBridge rules, all in-process on DynamoDB Local): people are matched and choose a coach
 (match), book --sessions-per-engagement sessions each (book), the sessions happen (their stored times
 are moved into last month, standing in for the clock) and coaches complete them (complete), then last
-month is invoiced (invoice: one org's month, so its share is that run over the month's sessions). Per step it measures DynamoDB read and write request units (from
-ReturnConsumedCapacity, consumers included), Lambda invocations and their duration at each function's
-template MemorySize (GB-seconds), API Gateway requests, EventBridge events and stream reads, and scales
-each step to 1,000 delivered sessions. Reminders and reports have no capability in the platform yet
-(no function sends reminders; ReportGenerationFunction serves only its health route), so their lines are
-zero and say so. Lambda durations are this machine's in-process times: on Lambda at the template's memory
+month is invoiced (invoice: one org's month, its share spread over that month's sessions). Per step it
+measures DynamoDB read and write request units (from ReturnConsumedCapacity, consumers included), Lambda
+invocations and their duration at each function's template MemorySize (GB-seconds), API Gateway requests,
+EventBridge events and stream reads, and scales each step to 1,000 delivered sessions. Reminders and
+reports have no capability in the platform yet (no function sends reminders; ReportGenerationFunction
+serves only its health route), so their lines are zero and say so. Lambda durations are this machine's in-process times: on Lambda at the template's memory
 they are of the same order, not the same; the table shows GB-seconds so they can be re-priced.
 """
 
