@@ -236,7 +236,7 @@ class CompiledRoster:
     job_points: Mapping[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)  # (level, function)
     # Per roster version, filled on first use and bounded: per-zone overlap values and the static tables.
     _zone_values: dict[tuple[str, datetime], tuple[int, ...]] = field(default_factory=dict)
-    _static: dict[tuple[object, ...], tuple[int, ...]] = field(default_factory=dict)
+    _tables: dict[tuple[object, ...], tuple[int, ...]] = field(default_factory=dict)
 
     def speaking(self, languages: Iterable[str]) -> list[CompiledCoach]:
         """Coaches who share a language with the person, via the index, in coach-id order."""
@@ -244,22 +244,21 @@ class CompiledRoster:
         return [self.coaches[i] for i in positions]
 
     def zone_values(self, zone: str, now: datetime) -> tuple[int, ...]:
-        """Per coach, the time-zone factor (0..SCALE) for a person in `zone` this UTC week: once per zone,
-        and once per distinct weekly availability (coaches in one zone with the same hours share it)."""
+        """Per coach, the time-zone factor (0..SCALE) for a person in `zone` this UTC week: once per zone."""
         week = _week_start(now)
         values = self._zone_values.get((zone, week))
         if values is None:
-            overlap = OverlapCalculator(zone, now)
-            known = overlap.known_minutes()
-            by_spans: dict[tuple[tuple[int, int], ...], int] = {}
+            # The person's working minutes of the week as a prefix sum: a coach's overlap is then one
+            # subtraction per availability span (both sides are merged, so this is their intersection).
+            working = [0] * (_WEEK_MINUTES + 1)
+            for start, end in OverlapCalculator(zone, now).person_spans():
+                for minute in range(start, end):
+                    working[minute + 1] = 1
+            for minute in range(1, _WEEK_MINUTES + 1):
+                working[minute] += working[minute - 1]
             found = []
             for c in self.coaches:
-                minutes = known.get(c.coach_id)
-                if minutes is None:
-                    spans = tuple(_coach_spans(c.coach, week))
-                    minutes = by_spans.get(spans)
-                    if minutes is None:
-                        minutes = by_spans[spans] = overlap.weekly_minutes(c.coach)
+                minutes = sum(working[b] - working[a] for a, b in _coach_spans(c.coach, week))
                 found.append(min(minutes * SCALE // FULL_OVERLAP_MINUTES, SCALE))
             values = tuple(found)
             if len(self._zone_values) >= _ZONE_TABLES:
@@ -267,49 +266,70 @@ class CompiledRoster:
             self._zone_values[(zone, week)] = values
         return values
 
-    def static_points(self, person: PersonContext, weights: tuple[int, ...], now: datetime) -> tuple[int, ...]:
-        """Per coach, the weighted points that depend on the person's job, industry and zone only."""
-        week = _week_start(now)
-        key = (person.level.value, person.function, person.industry, person.time_zone, week, weights)
-        table = self._static.get(key)
+    def _table(self, key: tuple[object, ...], build: Callable[[], tuple[int, ...]]) -> tuple[int, ...]:
+        table = self._tables.get(key)
         if table is None:
-            w_job, w_industry, _, w_tz, _, _, w_load = weights
-            job_key = (person.level.value, person.function, person.industry, w_job, w_industry, w_load)
-            profile = self._static.get(job_key)
-            if profile is None:
-                jobs = self.job_points.get((person.level.value, person.function))
-                if jobs is None:
-                    jobs = _job_points(self.coaches, person.level, person.function)
-                industry = self.by_industry.get(person.industry, frozenset())
-                profile = tuple(
-                    w_job * jobs[i]
-                    + (w_industry * SCALE if i in industry else 0)
-                    + (w_load * SCALE if c.capacity else 0)
-                    for i, c in enumerate(self.coaches)
-                )
-                self._static[job_key] = profile
-            zones = self.zone_values(person.time_zone, now)
-            table = tuple([a + w_tz * z for a, z in zip(profile, zones, strict=True)])
-            if len(self._static) >= _STATIC_TABLES:
-                self._static.clear()
-            self._static[key] = table
+            if len(self._tables) >= _TABLES:
+                self._tables.clear()
+            table = self._tables[key] = build()
         return table
 
-    def eligible_positions(self, person: PersonContext, declined: Iterable[str]) -> set[int]:
-        """Positions passing every hard constraint (static_constraints' rules, from the indexes)."""
-        found = {i for code in person.languages for i in self.by_language.get(code, ())}
-        found &= self.by_program.get(person.program.value, frozenset())
-        found -= self.by_employer.get(person.org_id, frozenset())
+    def job_table(self, person: PersonContext, weights: tuple[int, ...]) -> tuple[int, ...]:
+        """Per coach, the weighted points of the person's job and industry, and of load balance."""
+        w_job, w_industry, _, _, _, _, w_load = weights
+        level, function, industry = person.level, person.function, person.industry
+
+        def build() -> tuple[int, ...]:
+            jobs = self.job_points.get((level.value, function)) or _job_points(self.coaches, level, function)
+            within = self.by_industry.get(industry, frozenset())
+            return tuple(
+                w_job * jobs[i] + (w_industry * SCALE if i in within else 0) + (w_load * SCALE if c.capacity else 0)
+                for i, c in enumerate(self.coaches)
+            )
+
+        return self._table(("job", level.value, function, industry, w_job, w_industry, w_load), build)
+
+    def zone_table(self, zone: str, now: datetime, w_tz: int) -> tuple[int, ...]:
+        """Per coach, the weighted time-zone points for a person in `zone` this UTC week."""
+        return self._table(
+            ("zone", zone, _week_start(now), w_tz), lambda: tuple(w_tz * v for v in self.zone_values(zone, now))
+        )
+
+    def focus_table(self, focus: tuple[str, ...], w_comp: int) -> tuple[int, ...]:
+        """Per coach, the weighted competency points for this focus (shared competencies over the focus)."""
+
+        def build() -> tuple[int, ...]:
+            shared = [0] * len(self.coaches)
+            for competency in frozenset(focus):
+                for i in self.specialists.get(competency, ()):
+                    shared[i] += 1
+            return tuple(w_comp * (count * SCALE // len(focus)) for count in shared)
+
+        return self._table(("focus", frozenset(focus), len(focus), w_comp), build)
+
+    def eligible_positions(self, person: PersonContext, declined: Iterable[str]) -> list[int]:
+        """Positions passing every hard constraint (static_constraints' rules, from the indexes), in order."""
         rank_ = LEVEL_RANK[person.level]
-        if rank_ >= SENIORITY_GATED_FROM:
-            found &= self.led_at_least[rank_]
-        found.difference_update(self.position[c] for c in declined if c in self.position)
-        return found
+        gated = rank_ if rank_ >= SENIORITY_GATED_FROM else -1
+        key = ("eligible", tuple(sorted(person.languages)), person.program.value, person.org_id, gated)
+
+        def build() -> tuple[int, ...]:
+            found = {i for code in person.languages for i in self.by_language.get(code, ())}
+            found &= self.by_program.get(person.program.value, frozenset())
+            found -= self.by_employer.get(person.org_id, frozenset())
+            if gated >= 0:
+                found &= self.led_at_least[gated]
+            return tuple(sorted(found))
+
+        positions = self._table(key, build)
+        excluded = {self.position[c] for c in declined if c in self.position}
+        return [i for i in positions if i not in excluded] if excluded else list(positions)
 
 
-# Bounds on the per-roster tables filled on first use (a few dozen zones and job profiles in practice).
+# Bounds on the per-roster tables filled on first use (a few dozen zones, job profiles, focus sets and
+# eligibility sets in practice); past them a table is simply built again.
 _ZONE_TABLES = 256
-_STATIC_TABLES = 512
+_TABLES = 4096
 
 
 def _job_points(coaches: Sequence[CompiledCoach], level: Level, function: str) -> tuple[int, ...]:
@@ -509,6 +529,10 @@ class OverlapCalculator:
             _overlap_cache.clear()
         self._cache = _overlap_cache.setdefault(key, {})
 
+    def person_spans(self) -> list[tuple[int, int]]:
+        """The person's working hours this week, merged, as minutes since Monday 00:00 UTC."""
+        return self._person
+
     def known_minutes(self) -> dict[str, int]:
         """What is already computed for this zone and week (read-only view for hot loops)."""
         return self._cache
@@ -638,20 +662,13 @@ def scored_candidates(
     if not positions:
         raise _binding_constraint(roster, static_constraints(person, History(declined)))
     vector = weight_vector(weights)
-    _, _, w_comp, _, w_pref, w_cont, _ = vector
-    table = roster.static_points(person, vector, now)
+    _, _, w_comp, w_tz, w_pref, w_cont, _ = vector
+    jobs = roster.job_table(person, vector)
+    zones = roster.zone_table(person.time_zone, now, w_tz)
     extra: dict[int, int] = {}
-    if person.focus and w_comp:
-        shared: dict[int, int] = {}
-        for competency in frozenset(person.focus):
-            for i in roster.specialists.get(competency, ()):
-                shared[i] = shared.get(i, 0) + 1
-        focus_len = len(person.focus)
-        for i, count in shared.items():
-            extra[i] = w_comp * (count * SCALE // focus_len)
     if person.preferred_languages and w_pref:
         for i in {i for code in person.preferred_languages for i in roster.by_language.get(code, ())}:
-            extra[i] = extra.get(i, 0) + w_pref * SCALE
+            extra[i] = w_pref * SCALE
     previous = roster.position.get(history.previous_coach) if history.previous_coach else None
     if previous is not None and w_cont:
         extra[previous] = extra.get(previous, 0) + w_cont * SCALE
@@ -659,8 +676,13 @@ def scored_candidates(
     # on equal points, coach-id order (the roster is sorted by id).
     n = len(roster.coaches)
     last = n - 1
-    get = extra.get
-    keys = [(table[i] + get(i, 0)) * n + last - i for i in positions]
+    if person.focus and w_comp:
+        focus = roster.focus_table(person.focus, w_comp)
+        keys = [(jobs[i] + zones[i] + focus[i]) * n + last - i for i in positions]
+    else:
+        keys = [(jobs[i] + zones[i]) * n + last - i for i in positions]
+    if extra:
+        keys = [key + extra.get(last - key % n, 0) * n for key in keys]
     keys.sort(reverse=True)
     return Ranked(keys, n, roster.coaches)
 
