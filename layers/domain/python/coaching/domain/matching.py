@@ -6,6 +6,7 @@ context, their history and coaches' current loads, and persists what is chosen.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -683,21 +684,32 @@ def scored_candidates(
         keys = [(jobs[i] + zones[i]) * n + last - i for i in positions]
     if extra:
         keys = [key + extra.get(last - key % n, 0) * n for key in keys]
-    keys.sort(reverse=True)
     return Ranked(keys, n, roster.coaches)
 
 
 class Ranked(Sequence[tuple[int, CompiledCoach]]):
-    """(points, coach), best first; each entry is decoded when read, so a caller that stops after the top
-    few (a match reads a handful, a cohort launch twenty per person) pays for those alone."""
+    """(points, coach), best first, ordered only as far as it is read: the first RANKED_TOP by a partial
+    selection, the rest sorted on first access beyond them. A match reads a handful and a cohort launch
+    twenty per person, so they never pay for ordering thousands."""
 
-    __slots__ = ("_coaches", "_keys", "_n")
+    __slots__ = ("_coaches", "_keys", "_n", "_order")
 
     def __init__(self, keys: list[int], n: int, coaches: tuple[CompiledCoach, ...]) -> None:
         self._keys, self._n, self._coaches = keys, n, coaches
+        self._order: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    def _ordered(self, upto: int) -> list[int]:
+        order = self._order
+        if order is None or (len(order) < upto and len(order) < len(self._keys)):
+            if upto <= RANKED_TOP and len(self._keys) > RANKED_TOP:
+                order = heapq.nlargest(RANKED_TOP, self._keys)
+            else:
+                order = sorted(self._keys, reverse=True)
+            self._order = order
+        return order
 
     def _decode(self, key: int) -> tuple[int, CompiledCoach]:
         return key // self._n, self._coaches[self._n - 1 - key % self._n]
@@ -710,8 +722,17 @@ class Ranked(Sequence[tuple[int, CompiledCoach]]):
 
     def __getitem__(self, index: int | slice) -> tuple[int, CompiledCoach] | list[tuple[int, CompiledCoach]]:
         if isinstance(index, slice):
-            return [self._decode(key) for key in self._keys[index]]
-        return self._decode(self._keys[index])
+            start, stop, _ = index.indices(len(self._keys))
+            return [self._decode(key) for key in self._ordered(max(stop, start + 1))[index]]
+        if index < 0:
+            index += len(self._keys)
+        if not 0 <= index < len(self._keys):
+            raise IndexError(index)
+        return self._decode(self._ordered(index + 1)[index])
+
+
+# Candidates ordered by a partial selection before the whole list is sorted (Ranked).
+RANKED_TOP = 64
 
 
 def _binding_constraint(roster: CompiledRoster, constraints: Sequence[Constraint]) -> NoEligibleCoach:
