@@ -9,8 +9,9 @@ measures DynamoDB read and write request units (from ReturnConsumedCapacity, con
 invocations and their duration at each function's template MemorySize (GB-seconds), API Gateway requests,
 EventBridge events and stream reads, and scales each step to 1,000 delivered sessions. Reminders and
 reports have no capability in the platform yet (no function sends reminders; ReportGenerationFunction
-serves only its health route), so their lines are zero and say so. Lambda durations are this machine's in-process times: on Lambda at the template's memory
-they are of the same order, not the same; the table shows GB-seconds so they can be re-priced.
+serves only its health route), so their lines are zero and say so. Lambda durations are this machine's
+in-process times: on Lambda at the template's memory they are of the same order, not the same; the
+table shows GB-seconds so they can be re-priced.
 """
 
 from __future__ import annotations
