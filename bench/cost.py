@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
           "write units and $0.125 per million read units; Lambda arm64 $0.0000133334 per GB-s and $0.20 per "
           "million requests; API Gateway REST $3.50 per million; EventBridge $1.00 per million events; stream "
           "reads by Lambda free")  # fmt: skip
-    header = f"  {'step':<9} {'reads':>8} {'writes':>8} {'API':>6} {'events':>7} {'GB-s':>8} {'USD':>9}"
+    header = f"  {'step':<9} {'reads':>8} {'writes':>8} {'API':>6} {'events':>7} {'stream':>7} {'GB-s':>8} {'USD':>9}"
     print(header)
     total = 0.0
     for name, spent in usage.items():
@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         total += cost
         note = {"remind": "  (no reminder capability yet)", "report": "  (no report capability yet)"}.get(name, "")
         print(f"  {name:<9} {spent.read_units * scale:8.0f} {spent.write_units * scale:8.0f} "
-              f"{spent.api_requests * scale:6.0f} {spent.events * scale:7.0f} {spent.gb_seconds * scale:8.2f} "
+              f"{spent.api_requests * scale:6.0f} {spent.events * scale:7.0f} {spent.stream_reads * scale:7.0f} "
+              f"{spent.gb_seconds * scale:8.2f} "
               f"{cost:9.4f}{note}")  # fmt: skip
     by_service: Counter[str] = Counter()
     for spent in usage.values():
