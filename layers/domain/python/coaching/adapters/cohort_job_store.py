@@ -92,8 +92,11 @@ class LambdaJobLauncher:
     sends it to the worker's on-failure destination (template.yaml)."""
 
     def __init__(self, function_name: str | None = None) -> None:
-        self.function_name = function_name or os.environ[WORKER_ENV]
+        # Read when the function module loads: locally, a function's own variables are set only then.
+        self.function_name = function_name or os.environ.get(WORKER_ENV, "")
 
     def launch(self, org_id: str, job_id: str) -> None:
+        if not self.function_name:
+            raise RuntimeError(f"{WORKER_ENV} is not set: this function cannot launch cohort jobs")
         payload = json.dumps({"cohort_job": {"org_id": org_id, "job_id": job_id}}).encode()
         _lambda().invoke(FunctionName=self.function_name, InvocationType="Event", Payload=payload)
