@@ -12,7 +12,6 @@ import os
 from functools import cache
 from typing import Any
 
-import boto3
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -84,6 +83,8 @@ class CohortJobStore:
 
 @cache
 def _lambda() -> Any:
+    import boto3  # on first launch only: the functions that import this module start without it
+
     return boto3.client("lambda")
 
 
