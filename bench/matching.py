@@ -1,12 +1,12 @@
-"""On-demand matching against a 4,000-coach network on DynamoDB Local, in-process.
+"""On-demand matching against a 4,000-coach network on DynamoDB Local.
 
 Prints p50/p99 of a full match request, POST /matches (roster from the warm cache; org, person and
 history summary in one BatchGetItem; loads of the finalists; exact availability; the request and its
 situation written in one transaction), both the handler in-process (the function invoked with the proxy
 event, inside the local gateway) and through the local API over HTTP, each as a ratio to the floor of
-its own round trips replayed bare right after it; and the scoring pass (hard constraints and scores over the network) by the reference scorer that
-matching used before (tests/reference/scorer_v1.py) and by the precomputed one, for the same people
-in the same run. Then a 1,000-participant cohort launch through the service.
+its own round trips replayed bare right after it; and the scoring pass (hard constraints and scores
+over the network) by the reference scorer that matching used before (tests/reference/scorer_v1.py)
+and by the precomputed one, for the same people in the same run. Then a 1,000-participant cohort launch through the service.
 Targets (issue 14): full request p50 <= 1.5x its floor; scoring >= 4x faster than the reference.
 """
 
