@@ -6,7 +6,8 @@ situation written in one transaction), both the handler in-process (the function
 event, inside the local gateway) and through the local API over HTTP, each as a ratio to the floor of
 its own round trips replayed bare right after it; and the scoring pass (hard constraints and scores
 over the network) by the reference scorer that matching used before (tests/reference/scorer_v1.py)
-and by the precomputed one, for the same people in the same run. Then a 1,000-participant cohort launch through the service.
+and by the precomputed one, for the same people in the same run. Then a 1,000-participant cohort
+launch through the service.
 Targets (issue 14): full request p50 <= 1.5x its floor; scoring >= 4x faster than the reference.
 """
 
