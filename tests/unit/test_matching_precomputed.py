@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from coaching.domain.availability import (
     AvailabilityPolicy,
+    Interval,
     bookable_hours,
     free_intervals,
     hours_together,
@@ -124,11 +125,13 @@ def test_precomputed_scorer_equals_the_reference(seed, size, person, weights, pi
     now=st.datetimes(min_value=START, max_value=END, timezones=st.just(UTC)).map(
         lambda moment: moment.replace(minute=0, second=0, microsecond=0)
     ),
+    sessions=st.lists(st.tuples(st.integers(0, 14 * 24 * 4), st.sampled_from([30, 45, 60])), max_size=6),
 )
-def test_free_time_intersected_with_working_hours_equals_bookable_hours(seed, zone, now):
+def test_free_time_intersected_with_working_hours_equals_bookable_hours(seed, zone, now, sessions):
     """Per coach once and per zone once, then intersected: the same hours as computed together."""
+    busy = sorted(Interval(now + timedelta(minutes=15 * q), now + timedelta(minutes=15 * q + n)) for q, n in sessions)
     working = working_intervals(zone, now, now + timedelta(days=14))
     for coach in _roster(seed, 40).coaches[:8]:
         policy = AvailabilityPolicy.from_coach(coach)
-        together = hours_together(free_intervals(policy, (), now, 14, now=now), working)
-        assert together == bookable_hours(policy, (), zone, now, days=14, now=now)
+        together = hours_together(free_intervals(policy, busy, now, 14, now=now), working)
+        assert together == bookable_hours(policy, busy, zone, now, days=14, now=now)
