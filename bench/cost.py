@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         return response
 
     def step(name: str) -> Any:
-        return _Step(usage[name], current, gateway)
+        return _Step(name, usage[name], current, gateway)
 
     table = boto3.resource("dynamodb", endpoint_url=endpoint).Table("bench-MainTable")
     delivered = 0
@@ -213,10 +214,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class _Step:
-    def __init__(self, usage: Usage, current: list[Usage], gateway: Any) -> None:
-        self.usage, self.current, self.gateway = usage, current, gateway
+    def __init__(self, name: str, usage: Usage, current: list[Usage], gateway: Any) -> None:
+        self.name, self.usage, self.current, self.gateway = name, usage, current, gateway
 
     def __enter__(self) -> None:
+        print(f"  step: {self.name}", file=sys.stderr, flush=True)
         self.current[0] = self.usage
         self._meter = metered()
         self.meter = self._meter.__enter__()
