@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
     key = b"bench-signing-key-0123456789abcdef"
     gateway = LocalGateway(port=0, prefix="bench", dynamodb_endpoint=endpoint, signing_key=key, run_scheduler=False,
-                           run_streams=True, env={"ROSTER_CACHE_TTL_SECONDS": "0"})  # fmt: skip
+                           run_streams=True, streams_paused=True,
+                           env={"ROSTER_CACHE_TTL_SECONDS": "0"})  # fmt: skip
     gateway.start()
     usage: dict[str, Usage] = {name: Usage() for name in ("match", "book", "remind", "complete", "invoice", "report")}
     current: list[Usage] = [usage["match"]]
@@ -231,13 +232,23 @@ class _Step:
 
 
 def _settle(gateway: Any) -> None:
-    """Wait until the relay has published everything and the rules' deliveries are done."""
+    """Let the relay publish what the step wrote and the rules deliver it, then pause the streams again.
+
+    The stream pollers stay paused while a step's requests run: in one process, Powertools' Metrics keep
+    one metric set for every function, so a consumer flushing its metrics while a handler adds its own
+    could empty the handler's set under it (on Lambda each container is its own process).
+    """
+    names = [stream["name"] for stream in gateway.stream_list()]
+    for name in names:
+        gateway.resume_stream(name)
     for _ in range(3):
         gateway.drain_streams(timeout=30)
         before = len(gateway.deliveries())
         time.sleep(0.5)
         if len(gateway.deliveries()) == before:
-            return
+            break
+    for name in names:
+        gateway.pause_stream(name)
 
 
 def _time_invocations(pool: Any, current: list[Usage]) -> None:
