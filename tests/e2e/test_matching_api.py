@@ -348,7 +348,7 @@ def test_cohort_match_assigns_optimally_within_capacity_and_commits(local_stack,
 def test_a_cohort_above_300_runs_as_a_background_job_whose_progress_can_be_watched(local_stack, operator):
     """301 participants: 202 with a job, the worker invoked asynchronously by the local stack, progress
     on GET, then the plan as the synchronous path would give it, committed."""
-    lang = "kk"  # nobody else in the suite's network speaks Kazakh
+    lang = "ky"  # nobody else in the suite's network speaks Kyrgyz
     org = make_tenant(local_stack, operator, "Cohort job org")
     network = [coach(operator, lang, capacity=100, programs=["GROW"]) for _ in range(3)]
     refresh(local_stack)
