@@ -29,6 +29,7 @@ FUNCTIONS = [
     "report_generation",
     "hr_webhooks",
     "event_relay",
+    "cohort_jobs",
 ]
 TARGET_RATIO = 1.25
 

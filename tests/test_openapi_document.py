@@ -132,8 +132,10 @@ def test_every_operation_lists_its_error_responses_with_the_error_schema(documen
         missing = expected_errors(method, path, operation) - errors
         assert not missing, f"{name} does not document {sorted(missing)}"
         assert not any(status.startswith("5") for status in errors), f"{name} documents a server error"
-        successes = [status for status in responses if status.startswith("2")]
-        assert len(successes) == 1, f"{name} documents {successes}"
+        successes = sorted(status for status in responses if status.startswith("2"))
+        # One success; or 200 with a 202 beside it, where a large request becomes a background job
+        # (POST /cohorts/match above 300 participants answers 202 with the job).
+        assert len(successes) == 1 or successes == ["200", "202"], f"{name} documents {successes}"
         for status in errors:
             schema = responses[status]["content"]["application/json"]["schema"]
             # On an authorised route the authorizer answers 401 before any handler: its body or the handler's.

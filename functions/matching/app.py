@@ -8,10 +8,11 @@ PersonPromoted events trigger a continuity check and, if needed, a re-match.
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from coaching.adapters.booking_store import BookingStore
+from coaching.adapters.cohort_job_store import CohortJobStore, LambdaJobLauncher
 from coaching.adapters.dynamo import CoachRepository, OrgRepository, PersonRepository
 from coaching.adapters.matching_store import MatchingStore
 from coaching.adapters.roster_store import RosterStore
@@ -21,7 +22,8 @@ from coaching.domain.common import utc_now
 from coaching.domain.engagements import Engagement
 from coaching.domain.events import CoachProfileUpdated, CoachVettingChanged, PersonPromoted, PersonTerminated
 from coaching.domain.matching import MatchRequestIn
-from coaching.services import cohorts, matching
+from coaching.services import cohort_jobs, cohorts, matching
+from coaching.services.cohort_jobs import CohortJob, CohortJobContext
 from coaching.services.cohorts import CohortContext, CohortPlan, CohortRequest
 from coaching.services.matching import EngagementContext, MatchingContext, MatchView
 from coaching.services.roster import RosterCache, rebuild_roster
@@ -47,6 +49,7 @@ ctx = MatchingContext(
 cohort_ctx = CohortContext(
     roster=roster_cache, store=store, orgs=OrgRepository(), people=people, bookings=bookings, clock=utc_now
 )
+job_ctx = CohortJobContext(cohorts=cohort_ctx, jobs=CohortJobStore(), clock=utc_now, launcher=LambdaJobLauncher())
 
 
 class ChooseBody(BaseModel):
@@ -129,17 +132,37 @@ def engagement_context(caller: Caller, engagement_id: PathId) -> EngagementConte
 @app.post(
     "/cohorts/match",
     summary="Assign a whole cohort at once, optimally (org_admin)",
-    description="Up to 1,000 participants. mode 'best_fit' maximises total fit; 'everyone_matched' matches as "
-    "many people as possible first. With commit=true each assignment becomes an engagement.",
+    description="Up to 5,000 participants. mode 'best_fit' maximises total fit; 'everyone_matched' matches as "
+    "many people as possible first. With commit=true each assignment becomes an engagement. Up to 300 "
+    "participants the plan is the response (200); beyond, a background job is created and the response is "
+    "202 with the job: GET /cohorts/jobs/{job_id} shows its status, progress and, once done, the plan.",
     tags=["matching"],
+    responses={
+        202: {
+            "description": "More than 300 participants: the job that plans the launch.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CohortJob"}}},
+        }
+    },
 )
-def cohort_match(caller: Caller, body: Annotated[CohortRequest, Body()]) -> CohortPlan:
+def cohort_match(caller: Caller, body: Annotated[CohortRequest, Body()]) -> Response[CohortPlan | CohortJob]:
+    if len(dict.fromkeys(body.participant_ids)) > cohorts.SYNC_COHORT:
+        job = cohort_jobs.start_job(caller, body, job_ctx)
+        return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=job)
     plan = cohorts.match_cohort_for_org(caller, body, cohort_ctx)
     metrics.add_metric(name="CohortMatched", unit=MetricUnit.Count, value=plan.matched)
     if plan.unassigned_by_reason:
         # Counts by reason, never who: the response gives every unassigned person the same reason.
         logger.info("cohort launch: not assigned, by reason", extra={"unassigned_by_reason": plan.unassigned_by_reason})
-    return plan
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=plan)
+
+
+@app.get(
+    "/cohorts/jobs/<job_id>",
+    summary="A cohort launch job: status, progress and, once succeeded, the plan (org_admin)",
+    tags=["matching"],
+)
+def cohort_job(caller: Caller, job_id: PathId) -> CohortJob:
+    return cohort_jobs.get_job(caller, job_id, job_ctx)
 
 
 @app.get("/matching/gaps", summary="Requests no coach could serve, newest first (operator)", tags=["matching"])

@@ -183,6 +183,8 @@ class Resolver:
             return self.bus_name(name)
         if kind == "AWS::Cognito::UserPoolClient":
             return LOCAL_USER_POOL_CLIENT_ID
+        if kind == "AWS::Serverless::Function":
+            return f"{self.names.prefix}-{name}"  # the local function name (runtime.FunctionPool)
         raise TemplateError(f"{where}: !Ref {name} ({kind}) has no local equivalent")
 
     def bus_name(self, logical_id: str) -> str:

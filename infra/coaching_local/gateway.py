@@ -4,6 +4,8 @@ One werkzeug server (`server`) answers everything:
 - template routes → the real handlers, with genuine REST (v1) proxy events (`apigateway`);
 - `POST /` with `X-Amz-Target: AWSEvents.PutEvents` → the local event bus (`bus`), so the handlers'
   own boto3 events client works with AWS_ENDPOINT_URL_EVENTBRIDGE pointing here;
+- `POST /2015-03-31/functions/{name}/invocations` → Lambda's Invoke API (`lambda_invoke`): asynchronous
+  invocations run in-process with the function's EventInvokeConfig retries and dead letters;
 - `/_local/...` → inspection and control (`control`);
 - `/openapi.json` and `/docs` → the merged OpenAPI document and Swagger UI (`openapi`).
 Schedules fire from `scheduler`, table streams are polled by `streams`, and every function runs in
@@ -29,6 +31,7 @@ from coaching_local.apigateway import HTTP_METHODS, ApiGateway, Resource, Router
 from coaching_local.bus import EventBus
 from coaching_local.control import ControlRoutes
 from coaching_local.deliveries import AsyncDelivery, DeliveryLog, Target
+from coaching_local.lambda_invoke import LambdaInvoke
 from coaching_local.openapi import OpenAPIConflict, build_openapi, docs_response, dump_openapi
 from coaching_local.paths import default_template, local_dir
 from coaching_local.powertools_patch import make_powertools_thread_safe
@@ -119,6 +122,7 @@ class LocalGateway:
         self.scheduler = Scheduler(self.delivery, self.delivery_log, region)
         self.api = ApiGateway(self.signing_key, self.stage)
         self.streams = StreamSources(self.delivery_log, region, dynamodb_endpoint, retry_base_delay)
+        self.lambda_invoke = LambdaInvoke(self.delivery)
         self.control = ControlRoutes(self)
         self._server: BaseWSGIServer | None = None
         self._server_thread: threading.Thread | None = None
@@ -165,6 +169,8 @@ class LocalGateway:
                 # project's own code and docs name, so both point at this server.
                 "AWS_ENDPOINT_URL_EVENTBRIDGE": self.url,
                 "AWS_ENDPOINT_URL_EVENTS": self.url,
+                # Functions invoke functions (InvocationType=Event) through Lambda's Invoke API on this server.
+                "AWS_ENDPOINT_URL_LAMBDA": self.url,
                 # Locally, HR webhook secrets per org live in a git-ignored file (coaching.adapters.hr_store).
                 "HR_WEBHOOK_SECRETS_FILE": str(local_dir() / "hr-webhook-secrets.json"),
             }
@@ -208,6 +214,8 @@ class LocalGateway:
                 self.scheduler.add(schedule, pool, now)
             for source in spec.streams:
                 self.streams.add(source, pool, local_table_name(self.prefix, source.table))
+            resource = self.template.get("Resources", {}).get(spec.logical_id, {})
+            self.lambda_invoke.add(pool, resource.get("Properties", {}) or {})
 
     def start(self) -> LocalGateway:
         if self._started:
@@ -290,6 +298,8 @@ class LocalGateway:
                 return self.api.handle(request)  # 403, as API Gateway answers methods it does not know
             if path == "/_local" or path.startswith("/_local/"):
                 return self.control.handle(request)
+            if LambdaInvoke.matches(request):
+                return self.lambda_invoke.handle(request)
             if request.method == "POST" and request.header("X-Amz-Target"):
                 return self.bus.handle(request)
             if self.api.router.match(path) is None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from coaching.ids import person_id_for
 from coaching_local.template import function_specs, load_template
 
 from .helpers import Api, coach_profile, make_tenant, person_row
@@ -65,6 +66,7 @@ RULES: dict[tuple[str, str], tuple[set[str], object]] = {
     ("GET", "/engagements/{engagement_id}/context"): ({"coach"}, None),
     ("GET", "/matching/gaps"): ({"operator"}, None),
     ("POST", "/cohorts/match"): ({"org_admin"}, "cohort"),
+    ("GET", "/cohorts/jobs/{job_id}"): ({"org_admin"}, None),
     ("GET", "/engagements/{engagement_id}/slots"): ({"employee"}, None),
     ("POST", "/bookings"): ({"employee"}, "booking"),
     ("GET", "/bookings"): ({"employee"}, None),
@@ -185,8 +187,16 @@ def world(local_stack, operator):
     last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     drawn = operator.call("POST", f"/orgs/{victim.org_id}/invoices/{last_month}/run")
     assert drawn.status_code == 200, drawn.text
+    # A cohort job of the victim org (more than 300 participants make a background job).
+    wave = [person_row(f"MXW-{uuid.uuid4().hex[:8]}") for _ in range(301)]
+    imported = victim.admin.call("POST", "/people/import", {"people": wave})
+    assert imported.status_code == 200, imported.text
+    wave_ids = [person_id_for(victim.org_id, row["external_hr_id"]) for row in wave]
+    job = victim.admin.call("POST", "/cohorts/match", {"program": "GROW", "participant_ids": wave_ids})
+    assert job.status_code == 202, job.text
     ids = {
         "org_id": victim.org_id,
+        "job_id": job.json()["job_id"],
         "booking_id": booking["booking_id"],
         "booking_start": booking["start"],
         "slots_query": urlencode(window),

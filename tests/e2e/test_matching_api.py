@@ -12,6 +12,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from coaching.ids import person_id_for
 from coaching.services.matching import PersonPromoted
 
 from .helpers import Api, Tenant, coach_profile, make_tenant, person_row
@@ -340,8 +341,56 @@ def test_cohort_match_assigns_optimally_within_capacity_and_commits(local_stack,
     foreign = tenant_b.admin.call("POST", "/cohorts/match", body)
     assert foreign.status_code == 422
     assert foreign.json()["error"]["fields"][0]["field"] == "participant_ids[0]"
-    too_many = tenant.admin.call("POST", "/cohorts/match", body | {"participant_ids": ids * 120})
+    too_many = tenant.admin.call("POST", "/cohorts/match", body | {"participant_ids": ids * 600})
     assert too_many.status_code == 422
+
+
+def test_a_cohort_above_300_runs_as_a_background_job_whose_progress_can_be_watched(local_stack, operator):
+    """301 participants: 202 with a job, the worker invoked asynchronously by the local stack, progress
+    on GET, then the plan as the synchronous path would give it, committed."""
+    lang = "ky"  # nobody else in the suite's network speaks Kyrgyz
+    org = make_tenant(local_stack, operator, "Cohort job org")
+    network = [coach(operator, lang, capacity=100, programs=["GROW"]) for _ in range(3)]
+    refresh(local_stack)
+    rows = [person_row(f"JOB{i:04d}", languages=[lang], time_zone="Europe/London") for i in range(301)]
+    imported = org.admin.call("POST", "/people/import", {"people": rows})
+    assert imported.status_code == 200, imported.text
+    ids = [person_id_for(org.org_id, row["external_hr_id"]) for row in rows]
+    body = {"program": "GROW", "participant_ids": ids, "focus_competencies": ["delegation"], "commit": True}
+
+    bad = org.admin.call("POST", "/cohorts/match", body | {"participant_ids": [*ids, "not-a-member"]})
+    assert bad.status_code == 422, bad.text  # checked before any job exists
+    assert bad.json()["error"]["fields"][0]["field"] == "participant_ids[301]"
+
+    started = org.admin.call("POST", "/cohorts/match", body)
+    assert started.status_code == 202, started.text
+    job = started.json()
+    assert (job["status"], job["participants"], job["commit"]) == ("queued", 301, True)
+    seen = []
+    for _ in range(600):
+        current = org.admin.call("GET", f"/cohorts/jobs/{job['job_id']}")
+        assert current.status_code == 200, current.text
+        seen.append((current.json()["status"], current.json()["phase_done"]))
+        if current.json()["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.1)
+    final = current.json()
+    assert final["status"] == "succeeded", final
+    assert {status for status, _ in seen} <= {"queued", "planning", "committing", "succeeded"}
+    plan = final["result"]
+    assert (plan["participants"], plan["matched"], plan["committed"]) == (301, 300, True)
+    assert sum(plan["load"].values()) == 300
+    assert set(plan["load"]) == {c["coach_id"] for c in network}
+    assert all(a["engagement_id"] for a in plan["assignments"])
+    assert [u["reason"] for u in plan["unmatched"]] == ["not assignable in this launch"]
+    invoked = [d for d in local_stack.deliveries() if (d["kind"], d["function"]) == ("invoke", "CohortJobFunction")]
+    [delivery] = invoked[-1:]
+    assert delivery["status"] == "succeeded"
+
+    # Another org's admin cannot see it; an unknown job is a 404.
+    other = make_tenant(local_stack, operator, "Other cohort org")
+    assert other.admin.call("GET", f"/cohorts/jobs/{job['job_id']}").status_code == 404
+    assert org.admin.call("GET", f"/cohorts/jobs/{ids[0]}").status_code == 404
 
 
 def test_org_settings_tune_the_availability_bar_and_the_weights(local_stack, operator):

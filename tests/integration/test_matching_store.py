@@ -51,6 +51,17 @@ def matching_context() -> matching.MatchingContext:
     )
 
 
+def assert_summary_matches_the_partition(org_id: str, person_id: str) -> None:
+    """The summary item, kept in the writing transactions, says what a Query over the partition says."""
+    store = MatchingStore()
+    history = store.history(org_id, person_id)
+    summary = store.summaries(org_id, [person_id])[person_id]
+    assert summary.for_matching() == history.for_matching()
+    assert summary.active_programs() == {e.program.value for e in history.active_engagements()}
+    _, _, read_together = store.person_with_history(org_id, person_id)
+    assert read_together == summary
+
+
 def test_a_redelivered_promotion_event_creates_one_rematch_and_declines_keep_the_new_level(dynamodb_local):
     ctx_admin = admin.AdminContext(**admin_ports())
     org = admin.create_org(
@@ -118,6 +129,9 @@ def test_a_redelivered_promotion_event_creates_one_rematch_and_declines_keep_the
     # Declining keeps the senior-leader bar although the person record still says manager.
     with pytest.raises(matching.NoEligibleCoachError):
         matching.decline_all(employee, rematch.match_id, ctx)
+    assert_summary_matches_the_partition(org.org_id, person.person_id)
+    summary = MatchingStore().summaries(org.org_id, [person.person_id])[person.person_id]
+    assert senior_ids <= summary.for_matching().declined
 
     # The re-match's MatchProposed was committed once, under its stable id, with the match.
     assert [e["coach_ids"] for e in outbox("MatchProposed", match_id=first.rematch_ids[0])] == [
@@ -192,3 +206,7 @@ def test_choices_commit_their_events_with_them_and_a_full_coach_refuses_without_
     assert small not in proposed["coach_ids"]
     # The place it freed is the other person's now.
     assert matching.choose(people[1], views[1].match_id, small, ctx).coach_id == small
+    for person in people:
+        assert_summary_matches_the_partition(org.org_id, person.person_id)
+    left = MatchingStore().summaries(org.org_id, [people[0].person_id])[people[0].person_id].for_matching()
+    assert small in left.declined

@@ -135,6 +135,8 @@ TENANT_PARTITIONS = {
     "session_pk": keys.session_pk(ORG, BOOKING),
     "guard_key": keys.guard_key(ORG, BOOKING, "usage")[0],
     "waitlist_pk": keys.waitlist_pk(ORG, "new_manager"),
+    "history_summary_key": keys.history_summary_key(ORG, PERSON)[0],
+    "cohort_job_pk": keys.cohort_job_pk(ORG, "job-1"),
 }
 
 # The partitions that are not an org's, and why.

@@ -11,8 +11,8 @@ from coaching.domain.matching import (
     PersonContext,
     compile_roster,
     eligible,
-    score_all,
     score_coach,
+    scored_candidates,
     static_constraints,
 )
 from coaching.domain.roster import Roster, roster_entries
@@ -58,14 +58,13 @@ weights = st.builds(
 
 @settings(max_examples=60, deadline=None)
 @given(person=people, weights=weights, previous=st.sampled_from([None, *[c.coach_id for c in ROSTER.coaches[:5]]]))
-def test_score_all_equals_the_explained_score_and_orders_ties_by_id(person, weights, previous):
+def test_scored_candidates_equal_the_explained_score_and_order_ties_by_id(person, weights, previous):
     history = History(previous_coach=previous)
     try:
-        candidates = eligible(COMPILED.speaking(person.languages), static_constraints(person, history))
+        ranked = scored_candidates(COMPILED, person, weights, history, NOW)
     except NoEligibleCoach:
         return
     overlap = OverlapCalculator(person.time_zone, NOW)
-    ranked = score_all(person, candidates, weights, history, overlap)
     for points, coach in ranked[:25]:
         explained = score_coach(
             person,

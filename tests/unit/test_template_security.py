@@ -214,6 +214,7 @@ FAMILIES: dict[str, str] = {
     "ledger": keys.ledger_pk(ORG, MONTH),
     "billing": keys.billing_pk(ORG),
     "session": keys.session_pk(ORG, BOOKING),
+    "cohort_job": keys.cohort_job_pk(ORG, EVENT),
     "outbox": keys.outbox_pk(EVENT),
     "waitlist": keys.waitlist_pk(ORG, "new_manager"),
     **{f"idempotency:{name}": keys.idempotency_pk(name) for name in CONSUMERS},
@@ -227,6 +228,7 @@ COMPOSED: dict[str, tuple[Callable[[], tuple[str, str]], str]] = {
     "period_key": (lambda: keys.period_key(ORG, MONTH), "billing"),
     "invoice_key": (lambda: keys.invoice_key(ORG, MONTH), "billing"),
     "guard_key": (lambda: keys.guard_key(ORG, BOOKING, "usage"), "session"),
+    "history_summary_key": (lambda: keys.history_summary_key(ORG, PERSON), "person"),
 }
 # gsi1 partition keys: never a table partition, so never a LeadingKey.
 INDEX_ONLY = {
@@ -241,6 +243,7 @@ FAMILY_SOURCES = {
     "org_pk", "people_pk", "person_pk", "person_calendar_pk", "coach_calendar_pk", "COACHES_PK",
     "ROSTER_PK", "gaps_pk", "ledger_pk", "billing_pk", "session_pk", "outbox_pk", "idempotency_pk",
     "waitlist_pk",
+    "cohort_job_pk",
 }  # fmt: skip
 
 # What each function's code writes in the main table (its adapters and, for consumers, Powertools
@@ -250,7 +253,9 @@ MAIN_TABLE_WRITERS: dict[str, set[str]] = {
     # OrgRepository, PersonRepository, CoachRepository (modify_with_events writes CoachVettingChanged).
     "AdminFunction": {"org", "people", "coaches", "outbox"},
     # MatchingStore (matches, engagements, active markers, coach loads, gaps), RosterStore.publish.
-    "MatchingFunction": {"person", "gaps", "coaches", "roster", "outbox", "idempotency:matching"},
+    "MatchingFunction": {"person", "gaps", "coaches", "roster", "outbox", "idempotency:matching", "cohort_job"},
+    # CohortJobStore (progress, result) and, committing, MatchingStore.start_engagement.
+    "CohortJobFunction": {"cohort_job", "person", "coaches"},
     # BookingStore: booking, places, allowances, locks, locator, org meters and threshold markers;
     # commit_with_entry for billed late cancels and reschedules.
     "BookingFunction": {

@@ -23,7 +23,7 @@ from typing import Any
 from coaching.auth import Principal, Role
 from coaching.domain.booking import Booking
 from coaching.domain.coaches import AvailabilityRule, Coach, CoachCreate, RoleHeld, VettingStatus
-from coaching.domain.engagements import Engagement, MatchRecord, PersonHistory
+from coaching.domain.engagements import Engagement, HistorySummary, MatchRecord, PersonHistory
 from coaching.domain.errors import ChooseRefused, Conflict
 from coaching.domain.events import Event
 from coaching.domain.matching import MatchingSettings
@@ -192,9 +192,27 @@ class FakeMatchingStore:
     # Engagements the coach's index (gsi1) does not show yet.
     index_lag: set[str] = field(default_factory=set)
     writes: int = 0
+    # Where person_with_history reads the org and the person (the world wires its FakePeople here).
+    people: FakePeople = field(default_factory=FakePeople)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # ------------------------------------------------------------------ reads
+
+    def summary(self, org_id: str, person_id: str) -> HistorySummary:
+        """The summary the real store maintains in its transactions, derived from what is stored."""
+        history = self.history(org_id, person_id)
+        return HistorySummary(
+            declined=frozenset(c for m, _ in history.matches for c in m.declined),
+            started=frozenset(HistorySummary.started_entry(e) for e, _ in history.engagements),
+            ended=frozenset(HistorySummary.ended_entry(e) for e, _ in history.engagements if not e.is_active),
+        )
+
+    def person_with_history(self, org_id: str, person_id: str) -> tuple[Org | None, Person | None, HistorySummary]:
+        org, person = self.people.get_with_org(org_id, person_id)
+        return org, person, self.summary(org_id, person_id)
+
+    def summaries(self, org_id: str, person_ids: Iterable[str]) -> dict[str, HistorySummary]:
+        return {pid: self.summary(org_id, pid) for pid in person_ids}
 
     def history(self, org_id: str, person_id: str) -> PersonHistory:
         with self._lock:
@@ -398,6 +416,7 @@ class MatchingWorld:
 
     def __post_init__(self) -> None:
         self.people.org_records[self.org.org_id] = self.org
+        self.store.people = self.people
 
     def clock(self) -> datetime:
         return self.now

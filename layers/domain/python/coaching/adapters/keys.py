@@ -377,3 +377,27 @@ def situation_ref(sk: str) -> tuple[str, str]:
 
 def is_hr_payload_sk(sk: str) -> bool:
     return sk.startswith(HR_WEBHOOK_PREFIX) and sk.endswith("#PAYLOAD")
+
+
+# A person's match-history summary, in their own partition beside their matches and engagements
+# (coaching.domain.engagements.HistorySummary): read in the same BatchGetItem as the org and the person.
+HISTORY_SUMMARY_SK = "HISTORY"
+
+
+def history_summary_key(org_id: str, person_id: str) -> tuple[str, str]:
+    return person_pk(org_id, person_id), HISTORY_SUMMARY_SK
+
+
+# A cohort launch run as a background job: its status (progress), its request and its result in pieces,
+# in one partition of the org's (coaching.adapters.cohort_job_store).
+COHORT_JOB_SK = "JOB"
+COHORT_JOB_REQUEST_SK = "REQUEST"
+COHORT_JOB_RESULT_PREFIX = "RESULT#"
+
+
+def cohort_job_pk(org_id: str, job_id: str) -> str:
+    return f"{org_pk(org_id)}COHORTJOB#{job_id}"
+
+
+def cohort_job_result_sk(part: int) -> str:
+    return f"{COHORT_JOB_RESULT_PREFIX}{part:04d}"

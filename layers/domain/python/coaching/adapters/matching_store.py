@@ -14,8 +14,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
 from pynamodb.exceptions import TransactWriteError
+from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -25,15 +26,18 @@ from coaching.adapters.dynamo import (
     MainTableMeta,
     MarkerItem,
     SituationItem,
+    batch_read,
     connection,
     failed_keys,
 )
 from coaching.adapters.outbox import add_events
-from coaching.domain.engagements import Engagement, MatchRecord, PersonHistory
+from coaching.domain.engagements import Engagement, HistorySummary, MatchRecord, PersonHistory
 from coaching.domain.errors import ChooseRefused, Conflict
 from coaching.domain.events import Event
+from coaching.domain.orgs import Org
+from coaching.domain.people import Person
 
-__all__ = ["GAPS_INDEX_PK", "LoadItem", "MatchingStore", "PersonHistory"]
+__all__ = ["GAPS_INDEX_PK", "HistoryItem", "LoadItem", "MatchingStore", "PersonHistory"]
 
 
 class LoadItem(Model):
@@ -44,6 +48,54 @@ class LoadItem(Model):
     sk = UnicodeAttribute(range_key=True)
     kind = UnicodeAttribute(default="coach_load")
     active = NumberAttribute(null=True)
+
+
+class HistoryItem(Model):
+    """A person's match-history summary (HistorySummary): add-only string sets, updated inside the
+    transactions that change the history, so no write needs to read it first."""
+
+    class Meta(MainTableMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute(default="history_summary")
+    declined = UnicodeSetAttribute(null=True)
+    started = UnicodeSetAttribute(null=True)
+    ended = UnicodeSetAttribute(null=True)
+
+
+def _summary_update(
+    transaction: TransactWrite,
+    org_id: str,
+    person_id: str,
+    *,
+    declined: Iterable[str] = (),
+    started: Iterable[Engagement] = (),
+    ended: Iterable[Engagement] = (),
+) -> None:
+    """One update of the summary item (a transaction may touch an item once): the sets only grow."""
+    actions: list[Action] = []
+    for attribute, values in (
+        (HistoryItem.declined, set(declined)),
+        (HistoryItem.started, {HistorySummary.started_entry(e) for e in started}),
+        (HistoryItem.ended, {HistorySummary.ended_entry(e) for e in ended}),
+    ):
+        if values:
+            actions.append(attribute.add(values))
+    if actions:
+        actions.append(HistoryItem.kind.set("history_summary"))
+        transaction.update(HistoryItem(*keys.history_summary_key(org_id, person_id)), actions=actions)
+
+
+def _summary(item: dict[str, Any] | None) -> HistorySummary:
+    if item is None:
+        return HistorySummary()
+    return HistorySummary(
+        declined=frozenset(item.get("declined", {}).get("SS", ())),
+        started=frozenset(item.get("started", {}).get("SS", ())),
+        ended=frozenset(item.get("ended", {}).get("SS", ())),
+    )
 
 
 # Imported from here by other modules; its one home is `keys`.
@@ -107,6 +159,25 @@ class MatchingStore:
             elif item.kind == "engagement":
                 engagements.append((Engagement.model_validate_json(item.body), int(item.version or 0)))
         return PersonHistory(matches=matches, engagements=engagements)
+
+    def person_with_history(self, org_id: str, person_id: str) -> tuple[Org | None, Person | None, HistorySummary]:
+        """The org, the person and their history summary in one strongly consistent BatchGetItem."""
+        org_key = (keys.org_pk(org_id), keys.ORG_PROFILE_SK)
+        person_key = (keys.people_pk(org_id), keys.person_sk(person_id))
+        summary_key = keys.history_summary_key(org_id, person_id)
+        found = batch_read([org_key, person_key, summary_key])
+        org, person = found.get(org_key), found.get(person_key)
+        return (
+            Org.model_validate_json(org["body"]["S"]) if org else None,
+            Person.model_validate_json(person["body"]["S"]) if person else None,
+            _summary(found.get(summary_key)),
+        )
+
+    def summaries(self, org_id: str, person_ids: Iterable[str]) -> dict[str, HistorySummary]:
+        """Each person's history summary: BatchGetItem, 100 keys a round trip (cohort launches)."""
+        wanted = {keys.history_summary_key(org_id, pid): pid for pid in dict.fromkeys(person_ids)}
+        found = batch_read(wanted)
+        return {pid: _summary(found.get(key)) for key, pid in wanted.items()}
 
     def match(self, org_id: str, person_id: str, match_id: str) -> tuple[MatchRecord, int] | None:
         try:
@@ -181,11 +252,14 @@ class MatchingStore:
                 raise
 
     def update_match(self, match: MatchRecord, version: int) -> None:
-        item = _match_item(match, version)
+        """Conditional on `version`; the coaches it declined join the history summary in the same transaction."""
+        transaction = TransactWrite(connection=connection())
         try:
-            item.save()
-        except Exception as exc:
-            if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            with transaction:
+                transaction.save(_match_item(match, version))
+                _summary_update(transaction, match.org_id, match.person_id, declined=match.declined)
+        except TransactWriteError as exc:
+            if _match_key(match) in failed_keys(transaction, exc):
                 raise Conflict("this match changed while you were deciding; load it again") from exc
             raise
 
@@ -228,6 +302,13 @@ class MatchingStore:
                 _take_place(transaction, engagement.coach_id, capacity)
                 for ended, _ in ends:
                     _free_place(transaction, ended.coach_id)
+                _summary_update(
+                    transaction,
+                    engagement.org_id,
+                    engagement.person_id,
+                    started=[engagement],
+                    ended=[e for e, _ in ends],
+                )
                 add_events(transaction, events)
         except TransactWriteError as exc:
             raise _refusal(failed_keys(transaction, exc), match, engagement) from exc
@@ -240,6 +321,7 @@ class MatchingStore:
                 transaction.save(_engagement_item(engagement), condition=MainItem.pk.does_not_exist())
                 transaction.save(_marker(engagement), condition=MarkerItem.pk.does_not_exist())
                 _take_place(transaction, engagement.coach_id, capacity)
+                _summary_update(transaction, engagement.org_id, engagement.person_id, started=[engagement])
                 add_events(transaction, events)
         except TransactWriteError as exc:
             refusal = _refusal(failed_keys(transaction, exc), None, engagement)
@@ -314,6 +396,7 @@ def _add_end(transaction: TransactWrite, engagement: Engagement, version: int) -
     transaction.save(item)
     transaction.delete(marker, condition=MarkerItem.ref == engagement.engagement_id)
     _free_place(transaction, engagement.coach_id)
+    _summary_update(transaction, engagement.org_id, engagement.person_id, ended=[engagement])
 
 
 def _refusal(failed: list[tuple[str, str]], match: MatchRecord | None, engagement: Engagement) -> Conflict:

@@ -22,7 +22,8 @@ to UTC first, and slots are ordered by `start_utc`.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Collection, Iterable
+import functools
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Protocol
@@ -69,7 +70,14 @@ class AvailabilityPolicy(StrictModel):
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.time_zone)
+        return zone_info(self.time_zone)
+
+
+@functools.lru_cache(maxsize=1024)
+def zone_info(name: str) -> ZoneInfo:
+    """`ZoneInfo(name)`, strongly cached: ZoneInfo keeps only a few zones alive itself, so matching over
+    dozens of zones would otherwise re-read the IANA files from disk."""
+    return ZoneInfo(name)
 
 
 def _as_utc(value: datetime, name: str) -> datetime:
@@ -82,7 +90,7 @@ def _zone(value: str | ZoneInfo) -> ZoneInfo:
     if isinstance(value, ZoneInfo):
         return value
     try:
-        return ZoneInfo(value)
+        return zone_info(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Berlin") from exc
 
@@ -365,6 +373,45 @@ def working_intervals(
         if day.weekday() in working_days and (window := _window(day, begin, finish, zone)) is not None
     ]
     return [part for item in merge_intervals(windows) if (part := item.clipped(start, end)) is not None]
+
+
+def free_intervals(
+    policy: AvailabilityPolicy, busy: Iterable[Interval], start: datetime, days: int = 14, now: datetime | None = None
+) -> list[Interval]:
+    """The coach's free time in [start, start + days): available, outside busy intervals widened by the buffer, and
+    within [now + min_notice_hours, now + horizon_days). The coach's half of `bookable_hours`, reusable across
+    people: intersect it with `working_intervals` of each person's zone over the same window."""
+    if days < 1:
+        raise ValueError(f"days must be at least 1, got {days}")
+    start = _as_utc(start, "start")
+    now = start if now is None else _as_utc(now, "now")
+    end = start + timedelta(days=days)
+    lo = max(start, now + timedelta(hours=policy.min_notice_hours))
+    hi = min(end, now + timedelta(days=policy.horizon_days))
+    if hi <= lo:
+        return []
+    return subtract_intervals(
+        available_intervals(policy, lo, hi), (item.widened(policy.buffer_minutes) for item in busy)
+    )
+
+
+def hours_together(free: Sequence[Interval], working: Sequence[Interval]) -> float:
+    """Hours when the coach is free and the person at work, rounded to 2 decimals (as `bookable_hours`).
+
+    Both sides sorted and merged (free_intervals and working_intervals give them so): one pass over both.
+    """
+    total = 0.0
+    i = j = 0
+    while i < len(free) and j < len(working):
+        a, b = free[i], working[j]
+        start, end = max(a.start, b.start), min(a.end, b.end)
+        if start < end:
+            total += (end - start).total_seconds()
+        if a.end < b.end:
+            i += 1
+        else:
+            j += 1
+    return round(total / 3600, 2)
 
 
 def bookable_hours(

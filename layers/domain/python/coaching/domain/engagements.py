@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -289,3 +289,57 @@ class PersonHistory:
 
     def active_engagements(self) -> list[Engagement]:
         return [e for e, _ in self.engagements if e.is_active]
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySummary:
+    """What matching needs of a person's history, kept in one small item beside their records.
+
+    Maintained in the same transactions that change the history, with add-only sets: `declined`
+    (coaches declined in match requests), `started` (created|engagement|coach|programme) and `ended`
+    (ended_at|engagement|by). A person without one has no history. It answers what PersonHistory's
+    for_matching() answers, without a Query over the partition that grows with every booking.
+    """
+
+    declined: frozenset[str] = frozenset()
+    started: frozenset[str] = frozenset()
+    ended: frozenset[str] = frozenset()
+
+    @staticmethod
+    def started_entry(engagement: Engagement) -> str:
+        created = engagement.created_at.astimezone(UTC).isoformat()
+        return f"{created}|{engagement.engagement_id}|{engagement.coach_id}|{engagement.program.value}"
+
+    @staticmethod
+    def ended_entry(engagement: Engagement) -> str:
+        at = (engagement.ended_at or engagement.created_at).astimezone(UTC).isoformat()
+        return f"{at}|{engagement.engagement_id}|{engagement.ended_by or ''}"
+
+    def _engagements(self) -> list[tuple[str, str, str, str, tuple[str, str] | None]]:
+        """(engagement id, coach, programme, created, (ended_at, by) or None), in engagement-id order."""
+        ends = {}
+        for entry in self.ended:
+            at, engagement_id, by = entry.split("|")
+            ends[engagement_id] = (at, by)
+        rows = []
+        for entry in self.started:
+            created, engagement_id, coach_id, program = entry.split("|")
+            rows.append((engagement_id, coach_id, program, created, ends.get(engagement_id)))
+        return sorted(rows)
+
+    def for_matching(self) -> History:
+        """Who not to propose again and the previous coach: as PersonHistory.for_matching()."""
+        declined = set(self.declined)
+        previous: tuple[datetime, str] | None = None
+        for _, coach_id, _, created, end in self._engagements():
+            if end is not None and end[1] == "person":
+                declined.add(coach_id)
+                continue
+            moment = datetime.fromisoformat(end[0] if end else created)
+            if previous is None or moment > previous[0]:
+                previous = (moment, coach_id)
+        return History(declined=frozenset(declined), previous_coach=previous[1] if previous else None)
+
+    def active_programs(self) -> frozenset[str]:
+        """The programmes the person has an active engagement in."""
+        return frozenset(program for _, _, program, _, end in self._engagements() if end is None)

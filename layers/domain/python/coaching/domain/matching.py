@@ -6,17 +6,18 @@ context, their history and coaches' current loads, and persists what is chosen.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
+from typing import Annotated, Literal, overload
 
 from pydantic import Field
 
+from coaching.domain.availability import zone_info
 from coaching.domain.common import DeferredModel, LanguageCode, StrictModel
 from coaching.domain.roster import Roster, RosterCoach
-from coaching.domain.taxonomy import Level, Program
+from coaching.domain.taxonomy import JobFunction, Level, Program
 
 LEVEL_RANK = {
     Level.INDIVIDUAL_CONTRIBUTOR: 0,
@@ -217,30 +218,181 @@ def compile_coach(coach: RosterCoach) -> CompiledCoach:
 
 @dataclass(frozen=True, slots=True)
 class CompiledRoster:
+    """The roster with everything scoring needs that depends on the roster alone, built when a snapshot loads.
+
+    Eligibility is answered from indexes (programme, employer, seniority, language), and the points that
+    depend only on a person's (level, function), industry and time zone are kept as one table per key.
+    A request then scores only what depends on the person alone: focus, preferred languages, continuity.
+    """
+
     version: int
     coaches: tuple[CompiledCoach, ...]
     by_language: Mapping[str, tuple[int, ...]]
+    position: Mapping[str, int] = field(default_factory=dict)  # coach id -> position
+    by_program: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    by_employer: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    by_industry: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    specialists: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # competency -> positions
+    led_at_least: tuple[frozenset[int], ...] = ()  # level rank -> positions who led at that rank or above
+    job_points: Mapping[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)  # (level, function)
+    # Per roster version, filled on first use and bounded: per-zone overlap values and the static tables.
+    _zone_values: dict[tuple[str, datetime], tuple[int, ...]] = field(default_factory=dict)
+    _tables: dict[tuple[object, ...], tuple[int, ...]] = field(default_factory=dict)
 
     def speaking(self, languages: Iterable[str]) -> list[CompiledCoach]:
         """Coaches who share a language with the person, via the index, in coach-id order."""
         positions = sorted({i for code in languages for i in self.by_language.get(code, ())})
         return [self.coaches[i] for i in positions]
 
+    def zone_values(self, zone: str, now: datetime) -> tuple[int, ...]:
+        """Per coach, the time-zone factor (0..SCALE) for a person in `zone` this UTC week: once per zone."""
+        week = _week_start(now)
+        values = self._zone_values.get((zone, week))
+        if values is None:
+            # The person's working minutes of the week as a prefix sum: a coach's overlap is then one
+            # subtraction per availability span (both sides are merged, so this is their intersection).
+            working = [0] * (_WEEK_MINUTES + 1)
+            for start, end in OverlapCalculator(zone, now).person_spans():
+                for minute in range(start, end):
+                    working[minute + 1] = 1
+            for minute in range(1, _WEEK_MINUTES + 1):
+                working[minute] += working[minute - 1]
+            found = []
+            for c in self.coaches:
+                minutes = sum(working[b] - working[a] for a, b in _coach_spans(c.coach, week))
+                found.append(min(minutes * SCALE // FULL_OVERLAP_MINUTES, SCALE))
+            values = tuple(found)
+            if len(self._zone_values) >= _ZONE_TABLES:
+                self._zone_values.clear()
+            self._zone_values[(zone, week)] = values
+        return values
+
+    def _table(self, key: tuple[object, ...], build: Callable[[], tuple[int, ...]]) -> tuple[int, ...]:
+        table = self._tables.get(key)
+        if table is None:
+            if len(self._tables) >= _TABLES:
+                self._tables.clear()
+            table = self._tables[key] = build()
+        return table
+
+    def job_table(self, person: PersonContext, weights: tuple[int, ...]) -> tuple[int, ...]:
+        """Per coach, the weighted points of the person's job and industry, and of load balance."""
+        w_job, w_industry, _, _, _, _, w_load = weights
+        level, function, industry = person.level, person.function, person.industry
+
+        def build() -> tuple[int, ...]:
+            jobs = self.job_points.get((level.value, function)) or _job_points(self.coaches, level, function)
+            within = self.by_industry.get(industry, frozenset())
+            return tuple(
+                w_job * jobs[i] + (w_industry * SCALE if i in within else 0) + (w_load * SCALE if c.capacity else 0)
+                for i, c in enumerate(self.coaches)
+            )
+
+        return self._table(("job", level.value, function, industry, w_job, w_industry, w_load), build)
+
+    def zone_table(self, zone: str, now: datetime, w_tz: int) -> tuple[int, ...]:
+        """Per coach, the weighted time-zone points for a person in `zone` this UTC week."""
+        return self._table(
+            ("zone", zone, _week_start(now), w_tz), lambda: tuple(w_tz * v for v in self.zone_values(zone, now))
+        )
+
+    def focus_table(self, focus: tuple[str, ...], w_comp: int) -> tuple[int, ...]:
+        """Per coach, the weighted competency points for this focus (shared competencies over the focus)."""
+
+        def build() -> tuple[int, ...]:
+            shared = [0] * len(self.coaches)
+            for competency in frozenset(focus):
+                for i in self.specialists.get(competency, ()):
+                    shared[i] += 1
+            return tuple(w_comp * (count * SCALE // len(focus)) for count in shared)
+
+        return self._table(("focus", frozenset(focus), len(focus), w_comp), build)
+
+    def eligible_positions(self, person: PersonContext, declined: Iterable[str]) -> list[int]:
+        """Positions passing every hard constraint (static_constraints' rules, from the indexes), in order."""
+        rank_ = LEVEL_RANK[person.level]
+        gated = rank_ if rank_ >= SENIORITY_GATED_FROM else -1
+        key = ("eligible", tuple(sorted(person.languages)), person.program.value, person.org_id, gated)
+
+        def build() -> tuple[int, ...]:
+            found = {i for code in person.languages for i in self.by_language.get(code, ())}
+            found &= self.by_program.get(person.program.value, frozenset())
+            found -= self.by_employer.get(person.org_id, frozenset())
+            if gated >= 0:
+                found &= self.led_at_least[gated]
+            return tuple(sorted(found))
+
+        positions = self._table(key, build)
+        excluded = {self.position[c] for c in declined if c in self.position}
+        return [i for i in positions if i not in excluded] if excluded else list(positions)
+
+
+# Bounds on the per-roster tables filled on first use (a few dozen zones, job profiles, focus sets and
+# eligibility sets in practice); past them a table is simply built again.
+_ZONE_TABLES = 256
+_TABLES = 4096
+
+
+def _job_points(coaches: Sequence[CompiledCoach], level: Level, function: str) -> tuple[int, ...]:
+    """The has-done-the-job value (0..SCALE) of every coach for a person at `level` in `function`."""
+    exact_key = (level.value, function)
+    rank_ = LEVEL_RANK[level]
+    neighbours = {rank_ - 1, rank_ + 1}
+    same_level, near = SCALE * 6 // 10, SCALE * 4 // 10
+    values = []
+    for coach in coaches:
+        if exact_key in coach.exact_years:
+            values.append(SCALE)
+        elif level.value in coach.level_function:
+            values.append(same_level)
+        else:
+            held = coach.function_ranks.get(function)
+            values.append(near if held and not neighbours.isdisjoint(held) else 0)
+    return tuple(values)
+
 
 _compiled: dict[int, CompiledRoster] = {}
 
 
 def compile_roster(roster: Roster) -> CompiledRoster:
-    """Compiled once per roster version per container; later calls are a dict lookup."""
+    """Compiled once per roster version per container (when the snapshot loads); later calls are a dict lookup."""
     cached = _compiled.get(roster.version)
     if cached is not None and len(cached.coaches) == len(roster.coaches):
         return cached
     coaches = tuple(compile_coach(c) for c in sorted(roster.coaches, key=lambda c: c.coach_id))
     index: dict[str, list[int]] = {}
+    programs: dict[str, set[int]] = {}
+    employers: dict[str, set[int]] = {}
+    industries: dict[str, set[int]] = {}
+    specialists: dict[str, list[int]] = {}
     for position, coach in enumerate(coaches):
         for code in coach.languages:
             index.setdefault(code, []).append(position)
-    compiled = CompiledRoster(roster.version, coaches, {k: tuple(v) for k, v in index.items()})
+        for program in coach.programs:
+            programs.setdefault(program, set()).add(position)
+        for org_id in coach.employers:
+            employers.setdefault(org_id, set()).add(position)
+        for industry in coach.industries:
+            industries.setdefault(industry, set()).add(position)
+        for competency in coach.specialties:
+            specialists.setdefault(competency, []).append(position)
+    ranks = range(max(LEVEL_RANK.values()) + 1)
+    compiled = CompiledRoster(
+        roster.version,
+        coaches,
+        {k: tuple(v) for k, v in index.items()},
+        position={c.coach_id: i for i, c in enumerate(coaches)},
+        by_program={k: frozenset(v) for k, v in programs.items()},
+        by_employer={k: frozenset(v) for k, v in employers.items()},
+        by_industry={k: frozenset(v) for k, v in industries.items()},
+        specialists={k: tuple(v) for k, v in specialists.items()},
+        led_at_least=tuple(frozenset(i for i, c in enumerate(coaches) if c.highest_rank >= r) for r in ranks),
+        job_points={
+            (level.value, function.value): _job_points(coaches, level, function.value)
+            for level in Level
+            for function in JobFunction
+        },
+    )
     _compiled.clear()  # keep only the current version
     _compiled[roster.version] = compiled
     return compiled
@@ -321,7 +473,7 @@ def _local_windows_utc(
     zone: str, windows: Iterable[tuple[int, time, time]], week_start: datetime
 ) -> list[tuple[int, int]]:
     """Weekly local windows as minutes since Monday 00:00 UTC, for the days of this week."""
-    tz = ZoneInfo(zone)
+    tz = zone_info(zone)
     by_weekday: dict[int, list[tuple[time, time]]] = {}
     for weekday, start, end in windows:
         by_weekday.setdefault(weekday, []).append((start, end))
@@ -377,6 +529,10 @@ class OverlapCalculator:
         if key not in _overlap_cache and len(_overlap_cache) > 200:
             _overlap_cache.clear()
         self._cache = _overlap_cache.setdefault(key, {})
+
+    def person_spans(self) -> list[tuple[int, int]]:
+        """The person's working hours this week, merged, as minutes since Monday 00:00 UTC."""
+        return self._person
 
     def known_minutes(self) -> dict[str, int]:
         """What is already computed for this zone and week (read-only view for hot loops)."""
@@ -487,61 +643,107 @@ def weight_vector(weights: MatchWeights) -> tuple[int, ...]:
     return tuple(getattr(weights, name) for name in FACTOR_NAMES)
 
 
-def score_all(
+def scored_candidates(
+    roster: CompiledRoster,
     person: PersonContext,
-    coaches: Sequence[CompiledCoach],
     weights: MatchWeights,
     history: History,
-    overlap: OverlapCalculator,
-) -> list[tuple[int, CompiledCoach]]:
-    """Every coach's score with no load yet, best first: the hot loop of a match.
+    now: datetime,
+    exclude: frozenset[str] = frozenset(),
+) -> Ranked:
+    """Every eligible coach's score with no load yet, best first, ties in coach-id order: the hot path of a match.
 
-    The arithmetic is factor_values' inlined (a test holds the two equal); at thousands of
-    coaches per request, function calls and tuples are most of the cost in Python.
+    Eligibility comes from the roster's indexes and the points from its static table for the person's job,
+    industry and zone; only focus, preferred languages and continuity are added per request. The points
+    equal factor_values' sum with no load (tests hold them equal, and equal to the reference scorer's).
+    Raises NoEligibleCoach naming the first constraint, in static_constraints' order, that leaves nobody.
     """
-    w_job, w_industry, w_comp, w_tz, w_pref, w_cont, w_load = weight_vector(weights)
-    level, function, industry = person.level.value, person.function, person.industry
-    exact_key = (level, function)
-    rank_ = LEVEL_RANK[person.level]
-    neighbours = {rank_ - 1, rank_ + 1}
-    focus = frozenset(person.focus)
-    focus_len = len(person.focus)
-    preferred = person.preferred_languages
-    previous = history.previous_coach
-    same_level = SCALE * 6 // 10
-    near = SCALE * 4 // 10
-    known = overlap.known_minutes()
-    scored: list[tuple[int, CompiledCoach]] = []
-    for coach in coaches:
-        overlap_minutes = known.get(coach.coach_id)
-        if overlap_minutes is None:
-            overlap_minutes = overlap.weekly_minutes(coach.coach)
-        if exact_key in coach.exact_years:
-            job = SCALE
-        elif level in coach.level_function:
-            job = same_level
-        else:
-            held = coach.function_ranks.get(function)
-            job = near if held and not neighbours.isdisjoint(held) else 0
-        shared = len(focus & coach.specialties)
-        points = (
-            w_job * job
-            + (w_industry * SCALE if industry in coach.industries else 0)
-            + (w_comp * (shared * SCALE // focus_len) if focus_len else 0)
-            + w_tz * min(overlap_minutes * SCALE // FULL_OVERLAP_MINUTES, SCALE)
-            + (w_pref * SCALE if preferred and not coach.languages.isdisjoint(preferred) else 0)
-            + (w_cont * SCALE if coach.coach_id == previous else 0)
-            + (w_load * SCALE if coach.capacity else 0)
-        )
-        scored.append((points, coach))
-    # Candidates arrive in coach-id order (the compiled roster is sorted) and the sort is
-    # stable, so ties keep coach-id order without comparing strings: far cheaper.
-    scored.sort(key=_points, reverse=True)
-    return scored
+    declined = history.declined | exclude
+    positions = roster.eligible_positions(person, declined)
+    if not positions:
+        raise _binding_constraint(roster, static_constraints(person, History(declined)))
+    vector = weight_vector(weights)
+    _, _, w_comp, w_tz, w_pref, w_cont, _ = vector
+    jobs = roster.job_table(person, vector)
+    zones = roster.zone_table(person.time_zone, now, w_tz)
+    extra: dict[int, int] = {}
+    if person.preferred_languages and w_pref:
+        for i in {i for code in person.preferred_languages for i in roster.by_language.get(code, ())}:
+            extra[i] = w_pref * SCALE
+    previous = roster.position.get(history.previous_coach) if history.previous_coach else None
+    if previous is not None and w_cont:
+        extra[previous] = extra.get(previous, 0) + w_cont * SCALE
+    # One integer per coach, points then inverse position: a plain integer sort gives best first and,
+    # on equal points, coach-id order (the roster is sorted by id).
+    n = len(roster.coaches)
+    last = n - 1
+    if person.focus and w_comp:
+        focus = roster.focus_table(person.focus, w_comp)
+        keys = [(jobs[i] + zones[i] + focus[i]) * n + last - i for i in positions]
+    else:
+        keys = [(jobs[i] + zones[i]) * n + last - i for i in positions]
+    if extra:
+        keys = [key + extra.get(last - key % n, 0) * n for key in keys]
+    return Ranked(keys, n, roster.coaches)
 
 
-def _points(pair: tuple[int, CompiledCoach]) -> int:
-    return pair[0]
+class Ranked(Sequence[tuple[int, CompiledCoach]]):
+    """(points, coach), best first, ordered only as far as it is read: the first RANKED_TOP by a partial
+    selection, the rest sorted on first access beyond them. A match reads a handful and a cohort launch
+    twenty per person, so they never pay for ordering thousands."""
+
+    __slots__ = ("_coaches", "_keys", "_n", "_order")
+
+    def __init__(self, keys: list[int], n: int, coaches: tuple[CompiledCoach, ...]) -> None:
+        self._keys, self._n, self._coaches = keys, n, coaches
+        self._order: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def _ordered(self, upto: int) -> list[int]:
+        order = self._order
+        if order is None or (len(order) < upto and len(order) < len(self._keys)):
+            if upto <= RANKED_TOP and len(self._keys) > RANKED_TOP:
+                order = heapq.nlargest(RANKED_TOP, self._keys)
+            else:
+                order = sorted(self._keys, reverse=True)
+            self._order = order
+        return order
+
+    def _decode(self, key: int) -> tuple[int, CompiledCoach]:
+        return key // self._n, self._coaches[self._n - 1 - key % self._n]
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, CompiledCoach]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[int, CompiledCoach]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, CompiledCoach] | list[tuple[int, CompiledCoach]]:
+        if isinstance(index, slice):
+            start, stop, _ = index.indices(len(self._keys))
+            return [self._decode(key) for key in self._ordered(max(stop, start + 1))[index]]
+        if index < 0:
+            index += len(self._keys)
+        if not 0 <= index < len(self._keys):
+            raise IndexError(index)
+        return self._decode(self._ordered(index + 1)[index])
+
+
+# Candidates ordered by a partial selection before the whole list is sorted (Ranked).
+RANKED_TOP = 64
+
+
+def _binding_constraint(roster: CompiledRoster, constraints: Sequence[Constraint]) -> NoEligibleCoach:
+    """The first constraint that leaves nobody over the whole network, as the error explaining it."""
+    remaining: Sequence[CompiledCoach] = roster.coaches
+    for constraint in constraints:
+        remaining = [coach for coach in remaining if constraint.allows(coach)]
+        if not remaining:
+            return NoEligibleCoach(constraint.name, constraint.when_none_left)
+    last = constraints[-1]
+    return NoEligibleCoach(last.name, last.when_none_left)
 
 
 def score_coach(
@@ -555,7 +757,7 @@ def score_coach(
 ) -> ScoredCoach:
     """The score with a readable reason per factor, for the coaches a person will see.
 
-    Its `points` equal score_all's for the same coach with no load (a property test holds them equal).
+    Its `points` equal scored_candidates' for the same coach with no load (a property test holds them equal).
     """
     values = factor_values(person, coach, history, active_load, weekly_overlap_minutes)
     weight_values = weight_vector(weights)

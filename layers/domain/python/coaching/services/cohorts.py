@@ -16,8 +16,7 @@ and the commit show the same people unassigned and comparing the two reveals not
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Protocol
@@ -29,19 +28,15 @@ from coaching.domain.availability import Interval
 from coaching.domain.cohort import REASON_AT_CAPACITY, REASON_BETTER_FIT, REASON_NO_EDGES
 from coaching.domain.cohort import match_cohort as solve_cohort
 from coaching.domain.common import Clock, DeferredModel, EntityId, StrictModel
-from coaching.domain.engagements import Engagement, PersonHistory
+from coaching.domain.engagements import Engagement, HistorySummary
 from coaching.domain.errors import Conflict, InvalidInput, NotFound
 from coaching.domain.events import Event
 from coaching.domain.matching import (
     SCALE,
     CohortMode,
     CompiledRoster,
-    History,
     NoEligibleCoach,
-    OverlapCalculator,
-    eligible,
-    score_all,
-    static_constraints,
+    scored_candidates,
 )
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
@@ -58,7 +53,9 @@ from coaching.services.matching import (
     settings_of,
 )
 
-MAX_COHORT = 1_000  # synchronous through API Gateway's 29 s; larger launches are split
+MAX_COHORT = 5_000  # the largest launch: a company-wide wave, planned by a background job
+SYNC_COHORT = 300  # up to this many participants the plan is the response; beyond, a background job
+PROGRESS_EVERY = 250  # participants between progress reports
 COHORT_EDGES = 20  # top candidates per participant handed to the solver
 
 # The one reason an org admin is shown for anyone not assigned (see the module docstring).
@@ -78,7 +75,9 @@ _SOLVER_CODES = {
 
 
 class CohortStore(Protocol):
-    def history(self, org_id: str, person_id: str) -> PersonHistory: ...
+    def summaries(self, org_id: str, person_ids: Iterable[str]) -> Mapping[str, HistorySummary]:
+        """Each person's history summary (an empty one for a person without history): BatchGetItem."""
+        ...
 
     def all_loads(self) -> Mapping[str, int]:
         """Every coach's active coachees (one read for the whole network)."""
@@ -149,7 +148,9 @@ class CohortPlan(DeferredModel):
 # ---------------------------------------------------------------------------- use case
 
 
-def match_cohort_for_org(caller: Principal, request: CohortRequest, ctx: CohortContext) -> CohortPlan:
+def match_cohort_for_org(
+    caller: Principal, request: CohortRequest, ctx: CohortContext, progress: Callable[[str, int], None] | None = None
+) -> CohortPlan:
     """Assign a cohort at once, maximising total fit under the same hard constraints.
 
     Edges are each participant's top candidates; the assignment is the exact optimum of the
@@ -159,6 +160,7 @@ def match_cohort_for_org(caller: Principal, request: CohortRequest, ctx: CohortC
 
     Everyone not assigned is reported with NOT_ASSIGNABLE only (the module docstring says why);
     someone with an active engagement in the programme is not assignable and never planned.
+    `progress`, when given, hears ("planning" | "committing", people done so far) as the launch advances.
     """
     org_id = caller.require_org(Role.ORG_ADMIN)
     org = ctx.orgs.get(org_id)
@@ -179,29 +181,28 @@ def match_cohort_for_org(caller: Principal, request: CohortRequest, ctx: CohortC
     roster = compiled_roster(ctx.roster)
     loads = ctx.store.all_loads()
     now = ctx.clock()
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        histories = dict(zip(ids, pool.map(lambda pid: ctx.store.history(org_id, pid), ids), strict=True))
+    histories = ctx.store.summaries(org_id, ids)
 
     edges: list[tuple[str, str, int]] = []
     reasons: dict[str, str] = {}  # person -> reason code; the solver reports it back, the caller never sees it
     busy: dict[str, tuple[Interval, ...]] = {}  # each coach's sessions, read once per launch
     capacities: dict[str, int] = {}
-    for person_id in ids:
-        if any(e.program == request.program for e in histories[person_id].active_engagements()):
+    for done, person_id in enumerate(ids):
+        if progress is not None and done % PROGRESS_EVERY == 0:
+            progress("planning", done)
+        if request.program.value in histories[person_id].active_programs():
             reasons[person_id] = ACTIVE_ENGAGEMENT
             continue
         person = found[person_id][0]
         context = person_context(org, person, request.program, tuple(focus), [])
         history = histories[person_id].for_matching()
-        constraints = static_constraints(context, History(history.declined))
         try:
-            candidates = eligible(roster.speaking(context.languages) or roster.coaches, constraints)
+            ranked = scored_candidates(roster, context, settings.weights, history, now)
         except NoEligibleCoach as error:
             reasons[person_id] = f"no_eligible_coach:{error.constraint}"
             continue
-        overlap = OverlapCalculator(context.time_zone, now)
         taken = 0
-        for points, coach in score_all(context, candidates, settings.weights, history, overlap):
+        for points, coach in ranked:
             free = coach.capacity - loads.get(coach.coach_id, 0)
             if free <= 0:
                 continue
@@ -232,16 +233,26 @@ def match_cohort_for_org(caller: Principal, request: CohortRequest, ctx: CohortC
         committed=request.commit,
     )
     plan._unassigned_by_reason.update(_SOLVER_CODES.get(reason, reason) for _, reason in result.unmatched)
+    if progress is not None:
+        progress("planning", len(ids))
     if request.commit:
-        _commit_cohort(plan, org_id, request.program, roster, ctx, now)
+        _commit_cohort(plan, org_id, request.program, roster, ctx, now, progress)
     return plan
 
 
 def _commit_cohort(
-    plan: CohortPlan, org_id: str, program: Program, roster: CompiledRoster, ctx: CohortContext, now: datetime
+    plan: CohortPlan,
+    org_id: str,
+    program: Program,
+    roster: CompiledRoster,
+    ctx: CohortContext,
+    now: datetime,
+    progress: Callable[[str, int], None] | None = None,
 ) -> None:
     capacity = {c.coach_id: c.capacity for c in roster.coaches}
-    for assignment in plan.assignments:
+    for done, assignment in enumerate(plan.assignments):
+        if progress is not None and done % PROGRESS_EVERY == 0:
+            progress("committing", done)
         engagement = Engagement.start(
             engagement_id=new_id(),
             org_id=org_id,

@@ -12,7 +12,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from coaching.auth import Principal, Role
-from coaching.domain.availability import AvailabilityPolicy, Interval, bookable_hours
+from coaching.domain.availability import (
+    AvailabilityPolicy,
+    Interval,
+    free_intervals,
+    hours_together,
+    working_intervals,
+)
 from coaching.domain.booking import Booking, BookingStatus
 from coaching.domain.coaches import Coach, VettingStatus
 from coaching.domain.common import Clock, DeferredModel
@@ -20,6 +26,7 @@ from coaching.domain.competencies import default_framework
 from coaching.domain.engagements import (
     COACH_SUSPENDED,
     Engagement,
+    HistorySummary,
     MatchRecord,
     MatchStatus,
     MatchTrigger,
@@ -51,12 +58,11 @@ from coaching.domain.matching import (
     Proposal,
     ScoredCoach,
     compile_roster,
-    eligible,
     map_focus,
     proposal,
     rank,
-    score_all,
     score_coach,
+    scored_candidates,
     static_constraints,
 )
 from coaching.domain.orgs import Org
@@ -108,6 +114,10 @@ class CoachLoads(Protocol):
 
 class MatchStore(CoachLoads, Protocol):
     def history(self, org_id: str, person_id: str) -> PersonHistory: ...
+
+    def person_with_history(self, org_id: str, person_id: str) -> tuple[Org | None, Person | None, HistorySummary]:
+        """The org, the person and their history summary in one round trip."""
+        ...
 
     def match(self, org_id: str, person_id: str, match_id: str) -> tuple[MatchRecord, int] | None: ...
 
@@ -253,28 +263,44 @@ def person_context(
     )
 
 
-_hours_cache: dict[tuple[str, str, str, datetime, tuple[Interval, ...]], tuple[RosterCoach, float]] = {}
+_free_cache: dict[tuple[str, datetime, tuple[Interval, ...]], tuple[RosterCoach, list[Interval]]] = {}
+_working_cache: dict[tuple[str, datetime], list[Interval]] = {}
+_hours_cache: dict[tuple[str, str, datetime, tuple[Interval, ...]], tuple[RosterCoach, float]] = {}
 
 
 def coach_bookable_hours(
     coach: RosterCoach, context: PersonContext, now: datetime, busy: tuple[Interval, ...] = ()
 ) -> float:
-    """Exact, DST-correct free hours after the coach's bookings; cached per coach, person
-    zone, hour and set of bookings in a warm container (a new booking changes the key).
+    """Exact, DST-correct free hours after the coach's bookings, inside the person's working hours.
 
-    An entry holds for the roster coach it was computed from: a new roster version (new
-    hours, time off) brings new coach objects, so its hours are computed afresh.
+    The coach's free time is computed once per coach, hour and set of bookings, the person's working
+    hours once per zone and hour, and the two intersected (the same hours as bookable_hours). A free-time
+    entry holds for the roster coach it was computed from: a new roster version (new hours, time off)
+    brings new coach objects, so it is computed afresh; a new booking changes the key.
     """
     hour = now.replace(minute=0, second=0, microsecond=0)
-    key = (coach.coach_id, coach.time_zone, context.time_zone, hour, busy)
-    cached = _hours_cache.get(key)
+    known = _hours_cache.get((coach.coach_id, context.time_zone, hour, busy))
+    if known is not None and known[0] is coach:
+        return known[1]
+    key = (coach.coach_id, hour, busy)
+    cached = _free_cache.get(key)
     if cached is not None and cached[0] is coach:
-        return cached[1]
+        free = cached[1]
+    else:
+        if len(_free_cache) > 50_000:
+            _free_cache.clear()
+        free = free_intervals(AvailabilityPolicy.from_coach(coach), busy, hour, AVAILABILITY_WINDOW_DAYS, now=hour)
+        _free_cache[key] = (coach, free)
+    working = _working_cache.get((context.time_zone, hour))
+    if working is None:
+        if len(_working_cache) > 2_000:
+            _working_cache.clear()
+        working = working_intervals(context.time_zone, hour, hour + timedelta(days=AVAILABILITY_WINDOW_DAYS))
+        _working_cache[(context.time_zone, hour)] = working
+    hours = hours_together(free, working)
     if len(_hours_cache) > 100_000:
         _hours_cache.clear()
-    policy = AvailabilityPolicy.from_coach(coach)
-    hours = bookable_hours(policy, busy, context.time_zone, hour, days=AVAILABILITY_WINDOW_DAYS, now=hour)
-    _hours_cache[key] = (coach, hours)
+    _hours_cache[(coach.coach_id, context.time_zone, hour, busy)] = (coach, hours)
     return hours
 
 
@@ -295,18 +321,12 @@ def propose(
 ) -> list[ScoredCoach]:
     """The top `count` coaches who pass every hard constraint, best first, with reasons."""
     roster = compiled_roster(ctx.roster)
-    constraints = static_constraints(context, History(history.declined | exclude))
-    try:
-        # The language index narrows the pass to coaches the person can talk to.
-        candidates = eligible(roster.speaking(context.languages), constraints)
-    except NoEligibleCoach:
-        # Explain over the whole network, so the constraint named is the first that binds.
-        candidates = eligible(roster.coaches, constraints)
     now = ctx.clock()
     overlap = OverlapCalculator(context.time_zone, now)
-    # Score without loads first (loads need a read); a provisional score bounds the final
-    # one from above, so finalists are checked in order until the top list is settled.
-    provisional = score_all(context, candidates, settings.weights, history, overlap)
+    # Eligibility and scores come from the roster's precomputed tables, without loads first (loads need
+    # a read); a provisional score bounds the final one from above, so finalists are checked in order
+    # until the top list is settled.
+    provisional = scored_candidates(roster, context, settings.weights, history, now, exclude)
     chosen: list[ScoredCoach] = []
     at_capacity = without_hours = 0
     loads: dict[str, int] = {}
@@ -373,6 +393,10 @@ def load_person(ctx: MatchingContext, org_id: str, person_id: str) -> tuple[Org,
 
 def _org_and_person(ctx: MatchingContext, org_id: str, person_id: str) -> tuple[Org, Person]:
     org, person = ctx.people.get_with_org(org_id, person_id)
+    return _found(org_id, person_id, org, person)
+
+
+def _found(org_id: str, person_id: str, org: Org | None, person: Person | None) -> tuple[Org, Person]:
     if org is None:
         raise NotFound(f"organisation {org_id} not found")
     if person is None:
@@ -457,12 +481,15 @@ def _new_match(
 def request_match(caller: Principal, data: MatchRequestIn, ctx: MatchingContext) -> MatchView:
     """The top three coaches who fit, with reasons; stored with the situation and MatchProposed."""
     org_id = caller.require_org(Role.EMPLOYEE)
-    org, person = load_person(ctx, org_id, caller.person_id)
+    # The org, the person and their history summary: one BatchGetItem, not a Query over their partition.
+    found_org, found_person, summary = ctx.store.person_with_history(org_id, caller.person_id)
+    org, person = _found(org_id, caller.person_id, found_org, found_person)
+    require_active_person(person)
     if data.program is Program.EXEC and person.level not in {Level.SENIOR_LEADER, Level.EXECUTIVE}:
         raise InvalidInput("EXEC coaching is for senior leaders and executives", field="program")
     focus = check_focus(org, data.focus_competencies)
     context = person_context(org, person, data.program, focus, data.preferences.languages)
-    history = ctx.store.history(org_id, person.person_id).for_matching()
+    history = summary.for_matching()
     try:
         chosen = propose(ctx, context, settings_of(org), history)
     except NoEligibleCoach as error:
@@ -501,14 +528,16 @@ def list_matches(caller: Principal, ctx: MatchingContext) -> list[MatchView]:
 def decline_all(caller: Principal, match_id: str, ctx: MatchingContext) -> MatchView:
     """Decline the three shown; the next three come from those not yet shown."""
     match, version = _own_match(ctx, caller, match_id)
-    org, person = load_person(ctx, match.org_id, match.person_id)
+    found_org, found_person, summary = ctx.store.person_with_history(match.org_id, match.person_id)
+    org, person = _found(match.org_id, match.person_id, found_org, found_person)
+    require_active_person(person)
     match.check_declinable()
     if match.level is not None:
         # A promotion re-match is made for the new level, even before HR updates the record.
         person = person.at_level(match.level)
     focus = check_focus(org, match.focus_competencies)
     context = person_context(org, person, match.program, focus, match.preferred_languages)
-    history = ctx.store.history(org.org_id, person.person_id).for_matching()
+    history = summary.for_matching()
     try:
         chosen = propose(ctx, context, settings_of(org), history, exclude=match.not_to_show_again())
     except NoEligibleCoach as error:

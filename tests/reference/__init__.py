@@ -1,0 +1,1 @@
+"""Reference implementations kept for property tests and before/after benchmarks."""
