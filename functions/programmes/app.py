@@ -11,13 +11,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from coaching.adapters.programme_store import ProgrammeStore
 from coaching.adapters.roster_store import RosterStore
-from coaching.api import Caller, PathId, add_health_route, created, function_entry, rest_resolver
+from coaching.api import Caller, PathId, add_health_route, created, http_entry, rest_resolver
 from coaching.config import settings
 from coaching.domain.common import utc_now
 from coaching.domain.grow import (
     AttendanceRequest,
     Cohort,
-    CohortRequest,
+    GrowCohortRequest,
     Enrolment,
     EnrolRequest,
     GroupSession,
@@ -74,7 +74,7 @@ def put_catalogue(caller: Caller, org_id: PathId, body: Annotated[CatalogueInput
 
 
 @app.post("/orgs/<org_id>/cohorts", summary="Open a GROW cohort (org admin)", tags=["programmes"])
-def open_cohort(caller: Caller, org_id: PathId, body: Annotated[CohortRequest, Body()]) -> Response[Cohort]:
+def open_cohort(caller: Caller, org_id: PathId, body: Annotated[GrowCohortRequest, Body()]) -> Response[Cohort]:
     cohort = grow.open_cohort(caller, org_id, body, grow_ctx)
     metrics.add_metric(name="CohortOpened", unit=MetricUnit.Count, value=1)
     return created(cohort)
@@ -205,4 +205,4 @@ def coachee_timeline(caller: Caller, engagement_id: PathId) -> Timeline:
     return programmes.coachee_timeline(caller, engagement_id, programmes_ctx)
 
 
-lambda_handler = function_entry(app, name="programmes", logger=logger, tracer=tracer, metrics=metrics)
+lambda_handler = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)

@@ -126,6 +126,10 @@ TENANT_PARTITIONS = {
     "invoice_key": keys.invoice_key(ORG, "2027-03")[0],
     "session_pk": keys.session_pk(ORG, BOOKING),
     "guard_key": keys.guard_key(ORG, BOOKING, "usage")[0],
+    "cohort_pk": keys.cohort_pk(ORG, BOOKING),
+    "cohorts_index_pk": keys.cohorts_index_pk(ORG),
+    "workshop_pk": keys.workshop_pk(ORG, BOOKING),
+    "waitlist_pk": keys.waitlist_pk(ORG, "GROW"),
 }
 
 # The partitions that are not an org's, and why.

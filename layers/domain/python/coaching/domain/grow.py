@@ -59,7 +59,7 @@ class PlannedSession(StrictModel):
     competencies: Annotated[list[str], Field(min_length=1, max_length=5)]
 
 
-class CohortRequest(StrictModel):
+class GrowCohortRequest(StrictModel):
     """An org admin opens a cohort by hand (the wait-list opens them on its own)."""
 
     transition: Annotated[str, Field(min_length=3, max_length=40, pattern=r"^[a-z_]+$")] = "first_time_manager"
@@ -69,7 +69,7 @@ class CohortRequest(StrictModel):
     curriculum: Annotated[list[PlannedSession], Field(min_length=1, max_length=MAX_GROUP_SESSIONS)] | None = None
 
     @model_validator(mode="after")
-    def _dates(self) -> CohortRequest:
+    def _dates(self) -> GrowCohortRequest:
         if self.curriculum:
             starts = [s.start.astimezone(UTC) for s in self.curriculum]
             if starts != sorted(starts) or len(set(starts)) != len(starts):
@@ -139,7 +139,7 @@ class Cohort(DeferredModel):
         *,
         cohort_id: str,
         org_id: str,
-        request: CohortRequest,
+        request: GrowCohortRequest,
         curriculum: list[PlannedSession],
         policy: ProgrammePolicy,
         known_competencies: set[str],

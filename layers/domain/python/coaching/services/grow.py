@@ -37,7 +37,7 @@ from coaching.domain.grow import (
     AttendanceMark,
     AttendanceRequest,
     Cohort,
-    CohortRequest,
+    GrowCohortRequest,
     Enrolment,
     GroupSession,
     WaitEntry,
@@ -221,7 +221,7 @@ def _opened(cohort: Cohort, now: datetime) -> CohortOpened:
 
 
 def _new_cohort(
-    org: Org, settings: GrowSettings, request: CohortRequest, now: datetime, *, cohort_id: str, from_waitlist: bool
+    org: Org, settings: GrowSettings, request: GrowCohortRequest, now: datetime, *, cohort_id: str, from_waitlist: bool
 ) -> Cohort:
     if request.size > settings.max_size or request.size < settings.min_size:
         raise InvalidInput(
@@ -246,7 +246,7 @@ def _new_cohort(
 # ---------------------------------------------------------------------------- opening and enrolment
 
 
-def open_cohort(caller: Principal, org_id: str, request: CohortRequest, ctx: GrowContext) -> Cohort:
+def open_cohort(caller: Principal, org_id: str, request: GrowCohortRequest, ctx: GrowContext) -> Cohort:
     """An org admin opens a cohort by hand; people are enrolled next (by hand or from the wait-list)."""
     _admin_org(caller, org_id)
     org, settings = _settings(ctx, org_id)
@@ -312,7 +312,7 @@ def open_from_waitlist(org_id: str, transition: str, ctx: GrowContext, *, person
         members = sorted(e.person_id for e in chosen)
         zone = ZoneInfo(org.time_zone)
         start_date = (now + timedelta(days=settings.lead_days)).astimezone(zone).date()
-        request = CohortRequest(
+        request = GrowCohortRequest(
             transition=transition, size=max(len(chosen), settings.min_size), language=language, start_date=start_date
         )
         cohort_id = _wait_cohort_id(org_id, transition, language, members)
