@@ -267,8 +267,9 @@ class ProgrammeStore:
 
     def unschedule(self, session: GroupSession) -> None:
         transaction = TransactWrite(connection=connection())
+        # By key (a marker has no version attribute, so no version condition): the item this request wrote.
         transaction.delete(
-            MainItem(keys.cohort_pk(session.org_id, session.cohort_id), keys.group_session_sk(session.index))
+            MarkerItem(keys.cohort_pk(session.org_id, session.cohort_id), keys.group_session_sk(session.index))
         )
         for lock in _locks(session.coach_ids, session.coach_buckets(), session.session_id):
             transaction.delete(lock, condition=MarkerItem.ref == session.session_id)
