@@ -25,7 +25,6 @@ from coaching.domain.people import PersonCreate
 from coaching.services import admin, booking, grow, invoicing
 from coaching.services.roster import RosterCache, rebuild_roster
 from coaching_local.seed import OPERATOR, coach_profiles, give_price_book
-
 from test_sessions_and_ledger import INVOICING, Clock, ledger_items
 
 pytestmark = pytest.mark.integration
@@ -172,7 +171,7 @@ def test_attendance_bills_each_participant_once_and_reconciles(world):
     view = grow.match_coaches(world["admin"], org_id, cohort.cohort_id, world["ctx"])
     session = view.sessions[0]
     coach = Principal(person_id=world["coach"].coach_id, org_id=None, roles=frozenset({Role.COACH}))
-    marks = {p: AttendanceMark.ATTENDED for p in people[:4]}
+    marks = dict.fromkeys(people[:4], AttendanceMark.ATTENDED)
     marks |= {people[4]: AttendanceMark.NO_SHOW, people[5]: AttendanceMark.EXCUSED}
     world["clock"].now = session.end + timedelta(minutes=5)
     body = AttendanceRequest(attendance=marks)
