@@ -17,10 +17,10 @@ from coaching.domain.common import utc_now
 from coaching.domain.grow import (
     AttendanceRequest,
     Cohort,
-    GrowCohortRequest,
     Enrolment,
     EnrolRequest,
     GroupSession,
+    GrowCohortRequest,
     WaitRequest,
 )
 from coaching.domain.programmes import CatalogueInput, ProgrammeCatalogue
