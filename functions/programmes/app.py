@@ -123,6 +123,15 @@ def wait(caller: Caller, org_id: PathId, body: Annotated[WaitRequest, Body()]) -
     return grow.add_to_waitlist(caller, org_id, body.person_id, grow_ctx)
 
 
+@app.post(
+    "/orgs/<org_id>/grow/waitlist/open",
+    summary="Open GROW cohorts for everyone waiting, once enough wait (org admin); a repeat opens nothing new",
+    tags=["programmes"],
+)
+def open_waiting(caller: Caller, org_id: PathId) -> WaitOutcome:
+    return grow.open_waiting(caller, org_id, grow_ctx)
+
+
 @app.get(
     "/orgs/<org_id>/cohorts/<cohort_id>/sessions",
     summary="A cohort's group sessions (its coaches, participants, org admin)",

@@ -102,6 +102,7 @@ RULES: dict[tuple[str, str], tuple[set[str], object]] = {
     ("POST", "/orgs/{org_id}/cohorts/{cohort_id}/enrolments"): ({"operator", "org_admin"}, "enrol"),
     ("POST", "/orgs/{org_id}/cohorts/{cohort_id}/match"): ({"operator", "org_admin"}, None),
     ("POST", "/orgs/{org_id}/grow/waitlist"): ({"operator", "org_admin"}, "enrol"),
+    ("POST", "/orgs/{org_id}/grow/waitlist/open"): ({"operator", "org_admin"}, None),
     ("GET", "/orgs/{org_id}/cohorts/{cohort_id}/sessions"): ({"operator", "org_admin", "employee", "coach"}, None),
     ("GET", "/orgs/{org_id}/cohorts/{cohort_id}/sessions/{session_id}/calendar.ics"): (
         {"operator", "org_admin", "employee", "coach"},

@@ -17,7 +17,7 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from coaching.adapters import keys, outbox
-from coaching.adapters.billing_store import BillingPeriodItem, _entry_item
+from coaching.adapters.billing_store import BillingPeriodItem, entry_item
 from coaching.adapters.booking_store import BookingStore, CounterItem, LocatorItem
 from coaching.adapters.dynamo import MainItem, MarkerItem, batch_read, connection, failed_keys, get_entity
 from coaching.adapters.matching_store import MatchingStore
@@ -92,7 +92,7 @@ def _commit_billed(write: Any, entries: Sequence[LedgerEntry], refusal: Any) -> 
                 condition=BillingPeriodItem.closed_at.does_not_exist(),
             )
         for entry in candidates:
-            transaction.save(_entry_item(entry), condition=MainItem.pk.does_not_exist())
+            transaction.save(entry_item(entry), condition=MainItem.pk.does_not_exist())
             guard = MarkerItem(
                 *keys.guard_key(entry.org_id, entry.booking_id, entry.kind.value),
                 kind="ledger_guard",

@@ -17,7 +17,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from coaching.auth import Principal, Role
-from coaching.domain.availability import AvailabilityPolicy, open_slots
+from coaching.domain.availability import AvailabilityPolicy, offers
 from coaching.domain.cohort import match_cohort
 from coaching.domain.common import Clock, DeferredModel
 from coaching.domain.competencies import default_framework
@@ -292,6 +292,14 @@ def _wait_cohort_id(org_id: str, transition: str, language: str, members: Sequen
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"grow-wait:{org_id}:{transition}:{language}:{','.join(members)}"))
 
 
+def open_waiting(caller: Principal, org_id: str, ctx: GrowContext) -> WaitOutcome:
+    """The trigger: an org admin (or operator) opens cohorts for everyone waiting, whoever put them there
+    (an admin, or a promotion through the HR integration). Idempotent: a repeat opens nothing new."""
+    _admin_org(caller, org_id)
+    _, settings = _settings(ctx, org_id)
+    return open_from_waitlist(org_id, settings.transition, ctx)
+
+
 def open_from_waitlist(org_id: str, transition: str, ctx: GrowContext, *, person_id: str = "") -> WaitOutcome:
     """When enough people of one language wait for `transition`, open a cohort for them and enrol them.
 
@@ -355,12 +363,7 @@ def _offers_all(coach: RosterCoach, cohort: Cohort, now: datetime) -> bool:
     """Every curriculum date is a slot the coach offers (rules, exceptions, notice, horizon, grid)."""
     policy = AvailabilityPolicy.from_coach(coach)
     length = cohort.policy.session_minutes
-    for planned in cohort.curriculum:
-        start = planned.start.astimezone(UTC)
-        offered = open_slots(policy, [], length, start, start + timedelta(minutes=1), now, coach.time_zone)
-        if not offered or offered[0].start_utc != start:
-            return False
-    return True
+    return all(offers(policy, planned.start.astimezone(UTC), length, now) for planned in cohort.curriculum)
 
 
 def _score(coach: RosterCoach, cohort: Cohort) -> int:

@@ -16,7 +16,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from coaching.auth import Principal, Role
-from coaching.domain.availability import AvailabilityPolicy, open_slots
+from coaching.domain.availability import AvailabilityPolicy, offers
 from coaching.domain.common import Clock
 from coaching.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, SlotTaken
 from coaching.domain.events import Event, WorkshopBooked, WorkshopEnded, stable_event_id
@@ -84,10 +84,7 @@ class WorkshopContext:
 
 
 def _offers(coach: RosterCoach, start: datetime, length: int, now: datetime) -> bool:
-    offered = open_slots(
-        AvailabilityPolicy.from_coach(coach), [], length, start, start + timedelta(minutes=1), now, coach.time_zone
-    )
-    return bool(offered) and offered[0].start_utc == start
+    return offers(AvailabilityPolicy.from_coach(coach), start, length, now)
 
 
 def facilitators(
