@@ -180,10 +180,14 @@ class FakeProgrammeStore:
         tx.check(key in self.cohort_items, "cohort")
         tx.check(self.seats.get(key, 0) < cohort.size, "full")
         tx.check(enrolment.person_id not in self.memberships.get(key, {}), "member")
+        if enrolment.source == "waitlist":
+            tx.check((cohort.org_id, enrolment.person_id) in self.wait, "waiting")
         if "full" in tx.failures:
             refusal: Exception = Conflict(f"this cohort is full ({cohort.size} places)", field="cohort_id")
         elif "member" in tx.failures:
             refusal = Conflict("this person is already enrolled in the cohort", field="person_id")
+        elif "waiting" in tx.failures:
+            refusal = Conflict("this person no longer waits: another cohort took them", field="person_id")
         else:
             refusal = Conflict("the cohort changed at the same time; try again", field="cohort_id")
         self._commit(tx, refusal, events)

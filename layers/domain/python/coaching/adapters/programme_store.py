@@ -236,9 +236,9 @@ class ProgrammeStore:
             ref=cohort.cohort_id,
         )
         transaction.save(participation)
-        transaction.delete(
-            MarkerItem(keys.waitlist_pk(cohort.org_id, cohort.program.value), keys.wait_sk(enrolment.person_id))
-        )
+        wait = MarkerItem(keys.waitlist_pk(cohort.org_id, cohort.program.value), keys.wait_sk(enrolment.person_id))
+        # From the wait-list: only while they still wait, so two cohorts never both take one person.
+        transaction.delete(wait, condition=MarkerItem.pk.exists() if enrolment.source == "waitlist" else None)
         outbox.add_events(transaction, events)
 
         def refusal(failed: list[tuple[str, str]]) -> Exception:
@@ -246,6 +246,8 @@ class ProgrammeStore:
                 return Conflict(f"this cohort is full ({cohort.size} places)", field="cohort_id")
             if (partition, keys.member_sk(enrolment.person_id)) in failed:
                 return Conflict("this person is already enrolled in the cohort", field="person_id")
+            if (wait.pk, wait.sk) in failed:
+                return Conflict("this person no longer waits: another cohort took them", field="person_id")
             return Conflict("the cohort changed at the same time; try again", field="cohort_id")
 
         _commit(transaction, refusal)

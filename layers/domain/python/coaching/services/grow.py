@@ -37,6 +37,7 @@ from coaching.domain.grow import (
     AttendanceMark,
     AttendanceRequest,
     Cohort,
+    CohortStatus,
     Enrolment,
     GroupSession,
     GrowCohortRequest,
@@ -60,7 +61,14 @@ ADMINS = (Role.ORG_ADMIN, Role.OPERATOR)
 
 
 class WaitListReader(Protocol):
-    """The GROW wait-list, read port: the HR integration's promotion wait-list or this branch's store."""
+    """The GROW wait-list, read port: the HR integration's promotion wait-list or this branch's store.
+
+    The one thing GROW needs from any wait-list: who waits for a cohort of a transition, with the
+    language they would be coached in and since when. An adapter over another store (e.g. the HR
+    integration's `ORG#<org>#WAITLIST#<transition>` entries) maps its entries to `WaitEntry`; the
+    store's `enrol` must take an enrolled person off that same list in the enrolment's transaction,
+    conditional on them still waiting, so a person is never enrolled from it twice.
+    """
 
     def waiting(self, org_id: str, transition: str) -> list[WaitEntry]:
         """Everyone waiting for a cohort of `transition`, longest waiting first."""
@@ -92,8 +100,9 @@ class GrowStore(Protocol):
 
     def enrol(self, cohort: Cohort, enrolment: Enrolment, events: Sequence[Event]) -> None:
         """Take a place (conditional on the seats counter staying within `cohort.size`), the member item,
-        the person's participation item and the events, in one transaction. Raises Conflict when full or
-        already enrolled, naming which."""
+        the person's participation item and the events, in one transaction; the person leaves the wait-list in
+        it too (an enrolment from the wait-list only if they still wait). Raises Conflict when full
+        (field cohort_id), already enrolled or no longer waiting (field person_id)."""
         ...
 
     def loads(self) -> Mapping[str, int]: ...
@@ -300,11 +309,35 @@ def open_waiting(caller: Principal, org_id: str, ctx: GrowContext) -> WaitOutcom
     return open_from_waitlist(org_id, settings.transition, ctx)
 
 
-def open_from_waitlist(org_id: str, transition: str, ctx: GrowContext, *, person_id: str = "") -> WaitOutcome:
-    """When enough people of one language wait for `transition`, open a cohort for them and enrol them.
+def _enrol_waiting(cohort: Cohort, entries: Sequence[WaitEntry], ctx: GrowContext, now: datetime) -> list[str]:
+    """Enrol waiting people into `cohort` until it is full; each enrolment takes the person off the wait-list
+    in its own transaction (and is refused if they no longer wait: another cohort took them meanwhile)."""
+    enrolled: list[str] = []
+    for entry in entries:
+        enrolment = Enrolment(
+            cohort_id=cohort.cohort_id,
+            org_id=cohort.org_id,
+            person_id=entry.person_id,
+            enrolled_at=now,
+            source="waitlist",
+        )
+        try:
+            ctx.store.enrol(cohort, enrolment, _enrolment_events(cohort, entry.person_id, "waitlist", now))
+        except Conflict as refused:
+            if refused.field == "cohort_id":  # full, or changed: the rest wait for the next cohort
+                break
+            continue  # this person was enrolled elsewhere meanwhile
+        enrolled.append(entry.person_id)
+    return enrolled
 
-    Idempotent: the cohort's id derives from who waits, enrolment is conditional per person, and
-    enrolled people leave the wait-list (their membership is the record), so a repeat opens nothing new.
+
+def open_from_waitlist(org_id: str, transition: str, ctx: GrowContext, *, person_id: str = "") -> WaitOutcome:
+    """Enrol people waiting for `transition`: first into a forming cohort the wait-list opened for their
+    language that has a place left, then, when enough of one language still wait, into a new cohort.
+
+    Idempotent and safe to retry after a partial run: the cohort's id derives from who waits, an
+    enrolment takes the person off the wait-list in the same transaction (so a repeat finds them no
+    longer waiting), and a cohort left part-filled by an interrupted run is topped up first.
     """
     org, settings = _settings(ctx, org_id)
     waiting = ctx.waitlist.waiting(org_id, transition)
@@ -313,7 +346,21 @@ def open_from_waitlist(org_id: str, transition: str, ctx: GrowContext, *, person
     for entry in waiting:
         by_language.setdefault(entry.language, []).append(entry)
     now = ctx.clock()
+    forming = [
+        c
+        for c in ctx.store.cohorts(org_id)
+        if c.opened_from_waitlist and c.status is CohortStatus.FORMING and c.transition == transition
+    ]
     for language, entries in sorted(by_language.items()):
+        for cohort in sorted((c for c in forming if c.language == language), key=lambda c: c.created_at):
+            room = cohort.size - len(ctx.store.members(org_id, cohort.cohort_id))
+            if room <= 0 or not entries:
+                continue
+            taken = _enrol_waiting(cohort, entries[:room], ctx, now)
+            entries = [e for e in entries if e.person_id not in set(taken)]
+            if taken:
+                outcome.enrolled += taken
+                outcome.opened_cohort_id = cohort.cohort_id
         if len(entries) < settings.opens_when_waiting:
             continue
         chosen = entries[: settings.max_size]
@@ -327,18 +374,14 @@ def open_from_waitlist(org_id: str, transition: str, ctx: GrowContext, *, person
         found = ctx.store.cohort(org_id, cohort_id)
         if found is None:
             cohort = _new_cohort(org, settings, request, now, cohort_id=cohort_id, from_waitlist=True)
-            ctx.store.open_cohort(cohort, [_opened(cohort, now)])
+            try:
+                ctx.store.open_cohort(cohort, [_opened(cohort, now)])
+            except Conflict:
+                # A concurrent trigger opened the same cohort (same people, same id): enrol into theirs.
+                cohort = _cohort(ctx, org_id, cohort_id)[0]
         else:
             cohort = found[0]
-        enrolled = {m.person_id for m in ctx.store.members(org_id, cohort_id)}
-        for entry in chosen:
-            if entry.person_id in enrolled:
-                continue
-            enrolment = Enrolment(
-                cohort_id=cohort_id, org_id=org_id, person_id=entry.person_id, enrolled_at=now, source="waitlist"
-            )
-            ctx.store.enrol(cohort, enrolment, _enrolment_events(cohort, entry.person_id, "waitlist", now))
-            outcome.enrolled.append(entry.person_id)
+        outcome.enrolled += _enrol_waiting(cohort, chosen, ctx, now)
         outcome.opened_cohort_id = cohort_id
     return outcome
 
