@@ -154,3 +154,44 @@ def test_changing_the_catalogue_never_changes_a_cohort_already_made():
     next_start = (world.clock.now + timedelta(days=14)).date()
     later = grow.open_cohort(ADMIN, ORG, GrowCohortRequest(size=6, language="en", start_date=next_start), world.grow)
     assert later.policy.bill_no_shows is False
+
+
+def test_matching_follows_the_orgs_catalogue_for_who_each_programme_is_for():
+    import dataclasses
+
+    from coaching.domain.matching import MatchRequestIn
+    from coaching.services import matching
+
+    from .fakes.matching import MatchingWorld, make_coach
+
+    world = MatchingWorld()
+    (exec_coach,) = world.coaches(make_coach("exec", programs=["SCALE", "EXEC"]))
+    manager = world.person(level="manager")
+    body = MatchRequestIn.model_validate(
+        {"program": "EXEC", "focus_competencies": ["delegation"], "situation": "Leading a merger of two teams."}
+    )
+    # The shipped catalogue: EXEC is for senior leaders and executives.
+    with pytest.raises(InvalidInput) as refused:
+        matching.request_match(manager, body, world.ctx)
+    assert refused.value.field == "program"
+    assert refused.value.message == (
+        "EXEC coaching is for senior leaders and executives in your organisation; you are manager"
+    )
+    assert refused.value.details == {"eligible_levels": ["senior_leader", "executive"], "level": "manager"}
+    # An org that opens EXEC to its managers: the same request is matched.
+    store = ProgrammesWorld.create().store
+    opened = ProgrammeCatalogue.defaults(world.org.org_id)
+    opened = ProgrammeCatalogue.model_validate(
+        opened.model_dump() | {"EXEC": opened.EXEC.model_dump() | {"eligible_levels": ["manager", "executive"]}}
+    )
+    store.catalogues[world.org.org_id] = (opened, 1)
+    ctx = dataclasses.replace(world.ctx, catalogues=store)
+    assert [p.coach_id for p in matching.request_match(manager, body, ctx).proposals] == [exec_coach.coach_id]
+    # An org that has not enabled EXEC: refused, naming the programme.
+    closed = ProgrammeCatalogue.model_validate(
+        opened.model_dump() | {"EXEC": opened.EXEC.model_dump() | {"enabled": False}}
+    )
+    store.catalogues[world.org.org_id] = (closed, 2)
+    with pytest.raises(Forbidden) as off:
+        matching.request_match(manager, body, ctx)
+    assert off.value.field == "program"

@@ -160,3 +160,40 @@ class ProgrammePolicy(DeferredModel):
             bill_no_shows=settings.bill_no_shows,
             bill_late_cancels=settings.bill_late_cancels,
         )
+
+
+_READABLE_LEVELS = {
+    Level.INDIVIDUAL_CONTRIBUTOR: "individual contributors",
+    Level.FIRST_TIME_MANAGER: "first-time managers",
+    Level.MANAGER: "managers",
+    Level.SENIOR_LEADER: "senior leaders",
+    Level.EXECUTIVE: "executives",
+}
+
+
+def _readable(levels: list[Level]) -> str:
+    names = [_READABLE_LEVELS[level] for level in levels]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def require_eligible(catalogue: ProgrammeCatalogue, program: Program, level: Level) -> ProgrammeSettings:
+    """A person asking to be matched into `program`: it is enabled in their org and open to their level,
+    per the org's catalogue; otherwise a refusal naming the rule (field `program`)."""
+    settings = catalogue.settings(program)
+    if not settings.enabled:
+        raise Forbidden(f"your organisation has not enabled {program.value}", field="program")
+    if level not in settings.eligible_levels:
+        raise InvalidInput(
+            f"{program.value} coaching is for {_readable(settings.eligible_levels)} in your organisation; "
+            f"you are {_READABLE_LEVELS[level].removesuffix('s')}",
+            field="program",
+            details={"eligible_levels": [lv.value for lv in settings.eligible_levels], "level": level.value},
+        )
+    return settings
+
+
+class ShippedCatalogues:
+    """The catalogue every org has until its admin changes it: the platform's defaults, stored nowhere."""
+
+    def catalogue(self, org_id: str) -> tuple[ProgrammeCatalogue, int | None]:
+        return ProgrammeCatalogue.defaults(org_id), None
