@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import boto3
 import pytest
 from coaching.adapters import keys
+from coaching.domain.grow import participant_unit_id
 
 from .helpers import Api, Tenant, make_tenant, person_row
 from .test_booking_api import ALL_WEEK, booking_body, open_starts
@@ -376,10 +377,15 @@ def test_four_programmes_share_one_system_and_one_invoice(local_stack, operator,
     assert invoice["total_minor"] == invoice["ledger_total_minor"] == sum(e["amount_minor"] for e in entries)
     assert invoice["total_minor"] == sum(expected.values())
     # GROW billed per participant-session: one entry per billed participant of each group session.
-    units = {s["session_id"]: 0 for s in sessions}
     grow_unit_entries = [e for e in entries if e["program"] == "GROW" and e["booking_id"] not in one_to_ones]
     assert len(grow_unit_entries) == group_units + no_shows == len({e["booking_id"] for e in grow_unit_entries})
-    assert len(units) == 4
+    billed_units = {
+        participant_unit_id(session["session_id"], person)
+        for session, marked in zip(sessions, marks, strict=True)
+        for person, mark in marked.items()
+        if mark != "excused"
+    }
+    assert {e["booking_id"] for e in grow_unit_entries} == billed_units
     # The workshop once, the two EXEC/SCALE sessions once each.
     assert [e["program"] for e in entries].count("TOGETHER") == 1
     assert [e["booking_id"] for e in entries if e["program"] in {"SCALE", "EXEC"}] in (
