@@ -182,3 +182,27 @@ def test_attendance_bills_each_participant_once_and_reconciles(world):
     report = invoicing.reconcile(org_id, "2027-03", INVOICING)
     assert report.differences == []
     assert keys.cohort_pk(org_id, cohort.cohort_id).startswith(keys.org_pk(org_id))
+
+
+def test_ten_concurrent_wait_list_triggers_open_one_cohort_and_enrol_each_person_once(world):
+    org_id = world["org"].org_id
+    people = _people(org_id, 9, world["ctx_admin"])
+    for n, person_id in enumerate(people):
+        world["store"].add(
+            grow.WaitEntry(org_id=org_id, person_id=person_id, transition="first_time_manager", language="en",
+                           source="promotion", since=START + timedelta(minutes=n))
+        )  # fmt: skip
+    barrier = threading.Barrier(10)
+
+    def trigger(_: int) -> list[str]:
+        barrier.wait()
+        return grow.open_waiting(world["admin"], org_id, world["ctx"]).enrolled
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        enrolled = [person for run in pool.map(trigger, range(10)) for person in run]
+    cohorts = world["store"].cohorts(org_id)
+    assert len(cohorts) == 1
+    members = sorted(m.person_id for m in world["store"].members(org_id, cohorts[0].cohort_id))
+    # Nine wait; the cohort opens for all nine (up to max_size), each enrolled exactly once across the runs.
+    assert sorted(enrolled) == members == sorted(people)
+    assert world["store"].waiting(org_id, "first_time_manager") == []

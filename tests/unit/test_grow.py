@@ -496,3 +496,33 @@ def test_a_person_taken_by_another_cohort_meanwhile_is_skipped_and_a_place_left_
     enrolled = grow._enrol_waiting(cohort, [stale], world.grow, world.clock.now)
     assert enrolled == []
     assert ids[0] not in {m.person_id for m in world.store.members(ORG, cohort.cohort_id)}
+
+
+def test_a_wait_list_enrolment_that_lost_to_a_concurrent_one_is_tried_again():
+    world = ProgrammesWorld.create()
+    ids = world.add_people(8)
+    for person in ids:
+        world.store.add(
+            grow.WaitEntry(
+                org_id=ORG,
+                person_id=person,
+                transition="first_time_manager",
+                language="en",
+                source="admin",
+                since=START,
+            )
+        )
+    real_enrol = world.store.enrol
+    lost = {"n": 0}
+
+    def contended(cohort, enrolment, events):
+        # Every other attempt loses to a concurrent transaction on the cohort (no reason given).
+        lost["n"] += 1
+        if lost["n"] % 2:
+            raise Conflict("the cohort changed at the same time; try again", field="cohort_id")
+        real_enrol(cohort, enrolment, events)
+
+    world.store.enrol = contended  # type: ignore[method-assign]
+    outcome = grow.open_waiting(ADMIN, ORG, world.grow)
+    assert sorted(outcome.enrolled) == ids
+    assert world.store.waiting(ORG, "first_time_manager") == []

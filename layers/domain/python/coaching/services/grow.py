@@ -55,6 +55,8 @@ from coaching.domain.taxonomy import Program
 from coaching.ids import new_id
 
 ADMINS = (Role.ORG_ADMIN, Role.OPERATOR)
+# A wait-list enrolment that lost to a concurrent one on the same cohort is tried this often.
+_ENROL_ATTEMPTS = 8
 
 
 # ---------------------------------------------------------------------------- ports
@@ -321,14 +323,30 @@ def _enrol_waiting(cohort: Cohort, entries: Sequence[WaitEntry], ctx: GrowContex
             enrolled_at=now,
             source="waitlist",
         )
-        try:
-            ctx.store.enrol(cohort, enrolment, _enrolment_events(cohort, entry.person_id, "waitlist", now))
-        except Conflict as refused:
-            if refused.field == "cohort_id":  # full, or changed: the rest wait for the next cohort
-                break
-            continue  # this person was enrolled elsewhere meanwhile
-        enrolled.append(entry.person_id)
+        outcome = _enrol_once(cohort, enrolment, ctx, now)
+        if outcome == "full":  # the rest wait for the next cohort
+            break
+        if outcome == "enrolled":
+            enrolled.append(entry.person_id)
     return enrolled
+
+
+def _enrol_once(cohort: Cohort, enrolment: Enrolment, ctx: GrowContext, now: datetime) -> str:
+    """ "enrolled", "full", or "taken" (enrolled elsewhere, or no longer waiting). A transaction that lost to a
+    concurrent one on the cohort (another trigger enrolling at the same moment) is tried again while places
+    are left, so concurrent triggers never strand a waiting person."""
+    events = _enrolment_events(cohort, enrolment.person_id, "waitlist", now)
+    for _ in range(_ENROL_ATTEMPTS):
+        try:
+            ctx.store.enrol(cohort, enrolment, events)
+        except Conflict as refused:
+            if refused.field != "cohort_id":
+                return "taken"
+            if len(ctx.store.members(cohort.org_id, cohort.cohort_id)) >= cohort.size:
+                return "full"
+            continue
+        return "enrolled"
+    raise Conflict("the cohort is being enrolled by others at the same time; run the trigger again", field="cohort_id")
 
 
 def open_from_waitlist(org_id: str, transition: str, ctx: GrowContext, *, person_id: str = "") -> WaitOutcome:
