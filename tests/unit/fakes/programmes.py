@@ -83,6 +83,7 @@ class FakeProgrammeStore:
     engagements: dict[tuple[str, str, str], Engagement] = field(default_factory=dict)
     active: dict[tuple[str, str, str], str] = field(default_factory=dict)
     wait: dict[tuple[str, str], WaitEntry] = field(default_factory=dict)
+    waitlist_cohorts: dict[tuple[str, str, str], str] = field(default_factory=dict)
     workshop_items: dict[tuple[str, str], tuple[Workshop, int]] = field(default_factory=dict)
     locators: dict[str, tuple[str, str]] = field(default_factory=dict)
     ledger: dict[str, LedgerEntry] = field(default_factory=dict)
@@ -163,6 +164,17 @@ class FakeProgrammeStore:
         tx.check((cohort.org_id, cohort.cohort_id) not in self.cohort_items, "cohort")
         self._commit(tx, Conflict("this cohort already exists", field="cohort_id"), events)
         self.cohort_items[(cohort.org_id, cohort.cohort_id)] = (cohort, 1)
+
+    def waitlist_cohort(self, org_id: str, transition: str, language: str) -> str | None:
+        return self.waitlist_cohorts.get((org_id, transition, language))
+
+    def open_waitlist_cohort(self, cohort: Cohort, previous: str | None, events: Sequence[Event]) -> bool:
+        key = (cohort.org_id, cohort.transition, cohort.language)
+        if self.waitlist_cohorts.get(key) != previous or (cohort.org_id, cohort.cohort_id) in self.cohort_items:
+            return False
+        self.open_cohort(cohort, events)
+        self.waitlist_cohorts[key] = cohort.cohort_id
+        return True
 
     def cohort(self, org_id: str, cohort_id: str) -> tuple[Cohort, int] | None:
         return self.cohort_items.get((org_id, cohort_id))

@@ -402,3 +402,8 @@ def wait_sk(person_id: str) -> str:
 def participation_sk(kind: str, ref_id: str) -> str:
     """In the person's partition: `kind` is "COHORT" or "WORKSHOP"."""
     return f"{PROGRAMME_PREFIX}{kind}#{ref_id}"
+
+
+def waitlist_cohort_sk(transition: str, language: str) -> str:
+    """In the wait-list's partition: which cohort the wait-list last opened for a transition and language."""
+    return f"OPENED#{transition}#{language}"

@@ -19,7 +19,15 @@ from pynamodb.transactions import TransactWrite
 from coaching.adapters import keys, outbox
 from coaching.adapters.billing_store import BillingPeriodItem, entry_item
 from coaching.adapters.booking_store import BookingStore, CounterItem, LocatorItem
-from coaching.adapters.dynamo import MainItem, MarkerItem, batch_read, connection, failed_keys, get_entity
+from coaching.adapters.dynamo import (
+    MainItem,
+    MarkerItem,
+    batch_read,
+    connection,
+    failed_keys,
+    get_entity,
+    lost_to_another_transaction,
+)
 from coaching.adapters.matching_store import MatchingStore
 from coaching.domain.booking import Booking
 from coaching.domain.coaches import Coach
@@ -197,6 +205,43 @@ class ProgrammeStore:
         transaction.save(item)
         outbox.add_events(transaction, events)
         _commit(transaction, _conflict("this cohort already exists", "cohort_id"))
+
+    def waitlist_cohort(self, org_id: str, transition: str, language: str) -> str | None:
+        try:
+            item = MarkerItem.get(
+                keys.waitlist_pk(org_id, "GROW"), keys.waitlist_cohort_sk(transition, language), consistent_read=True
+            )
+        except MarkerItem.DoesNotExist:
+            return None
+        return str(item.ref)
+
+    def open_waitlist_cohort(self, cohort: Cohort, previous: str | None, events: Sequence[Event]) -> bool:
+        item = _entity_item(
+            keys.cohort_pk(cohort.org_id, cohort.cohort_id), keys.COHORT_SK, "cohort", cohort.model_dump_json(), None
+        )
+        item.gsi1pk = keys.cohorts_index_pk(cohort.org_id)
+        item.gsi1sk = keys.cohort_index_sk(cohort.start_date.isoformat(), cohort.cohort_id)
+        pointer = MarkerItem(
+            keys.waitlist_pk(cohort.org_id, cohort.program.value),
+            keys.waitlist_cohort_sk(cohort.transition, cohort.language),
+            kind="waitlist_cohort",
+            ref=cohort.cohort_id,
+        )
+        transaction = TransactWrite(connection=connection())
+        transaction.save(item, condition=MainItem.pk.does_not_exist())
+        transaction.save(
+            pointer,
+            condition=MarkerItem.pk.does_not_exist() if previous is None else MarkerItem.ref == previous,
+        )
+        outbox.add_events(transaction, events)
+        try:
+            with transaction:
+                pass
+        except TransactWriteError as exc:
+            if failed_keys(transaction, exc) or lost_to_another_transaction(exc):
+                return False
+            raise
+        return True
 
     def cohort(self, org_id: str, cohort_id: str) -> tuple[Cohort, int] | None:
         try:

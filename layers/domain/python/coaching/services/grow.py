@@ -100,6 +100,15 @@ class GrowStore(Protocol):
 
     def members(self, org_id: str, cohort_id: str) -> list[Enrolment]: ...
 
+    def waitlist_cohort(self, org_id: str, transition: str, language: str) -> str | None:
+        """The cohort the wait-list last opened for `transition` and `language` (a consistent read), if any."""
+        ...
+
+    def open_waitlist_cohort(self, cohort: Cohort, previous: str | None, events: Sequence[Event]) -> bool:
+        """Open `cohort` and make it the wait-list's cohort of its transition and language, in one transaction,
+        conditional on that still being `previous`; False (nothing written) when another trigger opened one."""
+        ...
+
     def enrol(self, cohort: Cohort, enrolment: Enrolment, events: Sequence[Event]) -> None:
         """Take a place (conditional on the seats counter staying within `cohort.size`), the member item,
         the person's participation item and the events, in one transaction; the person leaves the wait-list in
@@ -350,57 +359,50 @@ def _enrol_once(cohort: Cohort, enrolment: Enrolment, ctx: GrowContext, now: dat
 
 
 def open_from_waitlist(org_id: str, transition: str, ctx: GrowContext, *, person_id: str = "") -> WaitOutcome:
-    """Enrol people waiting for `transition`: first into a forming cohort the wait-list opened for their
-    language that has a place left, then, when enough of one language still wait, into a new cohort.
+    """Enrol people waiting for `transition`: first into the forming cohort the wait-list opened for their
+    language while it has places, then, when enough of one language still wait, into a new cohort.
 
-    Idempotent and safe to retry after a partial run: the cohort's id derives from who waits, an
-    enrolment takes the person off the wait-list in the same transaction (so a repeat finds them no
-    longer waiting), and a cohort left part-filled by an interrupted run is topped up first.
+    Idempotent and safe under retries and concurrent triggers: the wait-list's current cohort per
+    transition and language is one item changed only conditionally (so two triggers never open two
+    cohorts for the same people), an enrolment takes the person off the wait-list in the same
+    transaction, and a cohort left part-filled by an interrupted run is topped up first.
     """
     org, settings = _settings(ctx, org_id)
     waiting = ctx.waitlist.waiting(org_id, transition)
     outcome = WaitOutcome(person_id=person_id, waiting=len(waiting))
-    by_language: dict[str, list[WaitEntry]] = {}
-    for entry in waiting:
-        by_language.setdefault(entry.language, []).append(entry)
+    languages = sorted({entry.language for entry in waiting})
     now = ctx.clock()
-    forming = [
-        c
-        for c in ctx.store.cohorts(org_id)
-        if c.opened_from_waitlist and c.status is CohortStatus.FORMING and c.transition == transition
-    ]
-    for language, entries in sorted(by_language.items()):
-        for cohort in sorted((c for c in forming if c.language == language), key=lambda c: c.created_at):
-            room = cohort.size - len(ctx.store.members(org_id, cohort.cohort_id))
-            if room <= 0 or not entries:
-                continue
-            taken = _enrol_waiting(cohort, entries[:room], ctx, now)
-            entries = [e for e in entries if e.person_id not in set(taken)]
-            if taken:
-                outcome.enrolled += taken
-                outcome.opened_cohort_id = cohort.cohort_id
-        if len(entries) < settings.opens_when_waiting:
-            continue
-        chosen = entries[: settings.max_size]
-        members = sorted(e.person_id for e in chosen)
-        zone = ZoneInfo(org.time_zone)
-        start_date = (now + timedelta(days=settings.lead_days)).astimezone(zone).date()
-        request = GrowCohortRequest(
-            transition=transition, size=max(len(chosen), settings.min_size), language=language, start_date=start_date
-        )
-        cohort_id = _wait_cohort_id(org_id, transition, language, members)
-        found = ctx.store.cohort(org_id, cohort_id)
-        if found is None:
+    for language in languages:
+        for _ in range(_ENROL_ATTEMPTS):
+            # Who waits now (consistent): people are only ever enrolled from the wait-list into the
+            # wait-list's current cohort, so once it is full this list cannot change under us.
+            entries = [e for e in ctx.waitlist.waiting(org_id, transition) if e.language == language]
+            current_id = ctx.store.waitlist_cohort(org_id, transition, language)
+            current = ctx.store.cohort(org_id, current_id) if current_id else None
+            if current is not None and current[0].status is CohortStatus.FORMING:
+                room = current[0].size - len(ctx.store.members(org_id, current[0].cohort_id))
+                if room > 0:
+                    if not entries:
+                        break
+                    taken = _enrol_waiting(current[0], entries[:room], ctx, now)
+                    outcome.enrolled += taken
+                    if taken:
+                        outcome.opened_cohort_id = current[0].cohort_id
+                    continue
+            if len(entries) < settings.opens_when_waiting:
+                break
+            chosen = entries[: settings.max_size]
+            members = sorted(e.person_id for e in chosen)
+            zone = ZoneInfo(org.time_zone)
+            start_date = (now + timedelta(days=settings.lead_days)).astimezone(zone).date()
+            size = max(len(chosen), settings.min_size)
+            request = GrowCohortRequest(transition=transition, size=size, language=language, start_date=start_date)
+            cohort_id = _wait_cohort_id(org_id, transition, language, members)
             cohort = _new_cohort(org, settings, request, now, cohort_id=cohort_id, from_waitlist=True)
-            try:
-                ctx.store.open_cohort(cohort, [_opened(cohort, now)])
-            except Conflict:
-                # A concurrent trigger opened the same cohort (same people, same id): enrol into theirs.
-                cohort = _cohort(ctx, org_id, cohort_id)[0]
-        else:
-            cohort = found[0]
-        outcome.enrolled += _enrol_waiting(cohort, chosen, ctx, now)
-        outcome.opened_cohort_id = cohort_id
+            if not ctx.store.open_waitlist_cohort(cohort, current_id, [_opened(cohort, now)]):
+                continue  # another trigger opened one meanwhile: enrol through theirs
+            outcome.enrolled += _enrol_waiting(cohort, chosen, ctx, now)
+            outcome.opened_cohort_id = cohort.cohort_id
     return outcome
 
 
