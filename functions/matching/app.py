@@ -15,6 +15,7 @@ from coaching.adapters.booking_store import BookingStore
 from coaching.adapters.cohort_job_store import CohortJobStore, LambdaJobLauncher
 from coaching.adapters.dynamo import CoachRepository, OrgRepository, PersonRepository
 from coaching.adapters.matching_store import MatchingStore
+from coaching.adapters.programme_store import ProgrammeStore
 from coaching.adapters.roster_store import RosterStore
 from coaching.api import Caller, PathId, add_health_route, created, function_entry, rest_resolver
 from coaching.config import settings
@@ -44,7 +45,13 @@ roster_cache = RosterCache(roster_store, ttl_seconds=settings().roster_cache_ttl
 store = MatchingStore()
 bookings = BookingStore()
 ctx = MatchingContext(
-    roster=roster_cache, store=store, people=people, coaches=coaches, bookings=bookings, clock=utc_now
+    roster=roster_cache,
+    store=store,
+    people=people,
+    coaches=coaches,
+    bookings=bookings,
+    clock=utc_now,
+    catalogues=ProgrammeStore(),
 )
 cohort_ctx = CohortContext(
     roster=roster_cache, store=store, orgs=OrgRepository(), people=people, bookings=bookings, clock=utc_now

@@ -101,6 +101,30 @@ RULES: dict[tuple[str, str], tuple[set[str], object]] = {
     ("PUT", "/me/context-consent"): ({"employee"}, {"share_all_situations": False}),
     ("DELETE", "/me/context-consent"): ({"employee"}, None),
     ("POST", "/orgs/{org_id}/people/{person_id}/erasure"): ({"operator", "org_admin"}, None),
+    # Programmes. Cohort, session and workshop ids in the matrix name no object: an allowed caller gets past
+    # authorisation to the lookup (404); the programme flows themselves are tested in test_programmes_api.py.
+    ("GET", "/orgs/{org_id}/programmes"): ({"operator", "org_admin", "finance", "leader"}, None),
+    ("PUT", "/orgs/{org_id}/programmes"): ({"operator", "org_admin"}, {}),
+    ("POST", "/orgs/{org_id}/cohorts"): ({"operator", "org_admin"}, "grow_cohort"),
+    ("GET", "/orgs/{org_id}/cohorts"): ({"operator", "org_admin"}, None),
+    ("GET", "/orgs/{org_id}/cohorts/{cohort_id}"): ({"operator", "org_admin"}, None),
+    ("POST", "/orgs/{org_id}/cohorts/{cohort_id}/enrolments"): ({"operator", "org_admin"}, "enrol"),
+    ("POST", "/orgs/{org_id}/cohorts/{cohort_id}/match"): ({"operator", "org_admin"}, None),
+    ("POST", "/orgs/{org_id}/grow/waitlist"): ({"operator", "org_admin"}, "enrol"),
+    ("POST", "/orgs/{org_id}/grow/waitlist/open"): ({"operator", "org_admin"}, None),
+    ("GET", "/orgs/{org_id}/cohorts/{cohort_id}/sessions"): ({"operator", "org_admin", "employee", "coach"}, None),
+    ("GET", "/orgs/{org_id}/cohorts/{cohort_id}/sessions/{session_id}/calendar.ics"): (
+        {"operator", "org_admin", "employee", "coach"},
+        None,
+    ),
+    ("POST", "/orgs/{org_id}/cohorts/{cohort_id}/sessions/{session_id}/attendance"): ({"coach"}, "attendance"),
+    ("POST", "/workshops"): ({"leader", "org_admin"}, "workshop"),
+    ("GET", "/workshops/{workshop_id}"): ({"leader", "org_admin", "employee"}, None),
+    ("POST", "/workshops/{workshop_id}/cancel"): ({"leader", "org_admin"}, {}),
+    ("GET", "/workshops/{workshop_id}/calendar.ics"): ({"leader", "org_admin", "employee"}, None),
+    ("POST", "/orgs/{org_id}/workshops/{workshop_id}/complete"): ({"coach"}, {"actual_minutes": 60}),
+    ("GET", "/timeline"): ({"employee"}, None),
+    ("GET", "/coach/engagements/{engagement_id}/timeline"): ({"coach"}, None),
 }
 # What an allowed caller may get besides success: declining the last coaches is a refusal.
 ALLOWED_REFUSALS = {
@@ -117,6 +141,17 @@ ALLOWED_REFUSALS = {
     ("POST", "/orgs/{org_id}/sessions/{booking_id}/resolve-dispute"): {409},
     ("POST", "/orgs/{org_id}/sessions/{booking_id}/credit"): {409},
     ("POST", "/orgs/{org_id}/invoices/{period}/finalise"): {409},  # the first allowed caller finalised it
+    ("GET", "/orgs/{org_id}/cohorts/{cohort_id}"): {404},
+    ("POST", "/orgs/{org_id}/cohorts/{cohort_id}/enrolments"): {404},
+    ("POST", "/orgs/{org_id}/cohorts/{cohort_id}/match"): {404},
+    ("GET", "/orgs/{org_id}/cohorts/{cohort_id}/sessions"): {404},
+    ("GET", "/orgs/{org_id}/cohorts/{cohort_id}/sessions/{session_id}/calendar.ics"): {404},
+    ("POST", "/orgs/{org_id}/cohorts/{cohort_id}/sessions/{session_id}/attendance"): {404},
+    ("POST", "/workshops"): {409, 422},  # the matrix's team is too small or nobody facilitates in its language
+    ("GET", "/workshops/{workshop_id}"): {404},
+    ("POST", "/workshops/{workshop_id}/cancel"): {404},
+    ("GET", "/workshops/{workshop_id}/calendar.ics"): {404},
+    ("POST", "/orgs/{org_id}/workshops/{workshop_id}/complete"): {404},
 }
 TENANT_IDS = ("org_id", "person_id", "match_id", "engagement_id", "booking_id", "period")
 # Tenant-owned objects addressed by id. Routes without an id act on the caller's own tenant
@@ -216,6 +251,9 @@ def world(local_stack, operator):
         "erasable_person_id": victim.admin.call("POST", "/people", person_row(f"MXX-{uuid.uuid4().hex[:6]}")).json()[
             "person_id"
         ],
+        "cohort_id": "c0h0r700-0000-4000-8000-000000000000",
+        "session_id": "5e55100n-0000-4000-8000-000000000000",
+        "workshop_id": "w0rk5h0p-0000-4000-8000-000000000000",
     }
     return victim, attacker, ids
 
@@ -248,6 +286,23 @@ def body_for(kind: object, ids: dict) -> object:
         return {"start": ids["booking_start"]}
     if kind == "cohort":
         return {"program": "GROW", "participant_ids": [ids["person_id"]]}
+    if kind == "grow_cohort":
+        start = (datetime.now(UTC) + timedelta(days=21)).date().isoformat()
+        return {"size": 6, "language": "lb", "start_date": start}
+    if kind == "enrol":
+        return {"person_id": ids["person_id"]}
+    if kind == "attendance":
+        return {"attendance": {ids["person_id"]: "attended"}}
+    if kind == "workshop":
+        start = (datetime.now(UTC) + timedelta(days=10)).replace(microsecond=0).isoformat()
+        return {
+            "team_name": "Matrix",
+            "participant_ids": [ids["person_id"], ids["employee_id"], "a", "b"],
+            "goal": "alignment",
+            "length_minutes": 60,
+            "start": start,
+            "language": "lb",
+        }
     if kind == "choice":
         return {"coach_id": ids["matches"]["choose"]["proposals"][0]["coach_id"]}
     if kind == "person":

@@ -137,6 +137,9 @@ TENANT_PARTITIONS = {
     "waitlist_pk": keys.waitlist_pk(ORG, "new_manager"),
     "history_summary_key": keys.history_summary_key(ORG, PERSON)[0],
     "cohort_job_pk": keys.cohort_job_pk(ORG, "job-1"),
+    "cohort_pk": keys.cohort_pk(ORG, BOOKING),
+    "cohorts_index_pk": keys.cohorts_index_pk(ORG),
+    "workshop_pk": keys.workshop_pk(ORG, BOOKING),
 }
 
 # The partitions that are not an org's, and why.

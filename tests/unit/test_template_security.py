@@ -217,6 +217,8 @@ FAMILIES: dict[str, str] = {
     "cohort_job": keys.cohort_job_pk(ORG, EVENT),
     "outbox": keys.outbox_pk(EVENT),
     "waitlist": keys.waitlist_pk(ORG, "new_manager"),
+    "cohort": keys.cohort_pk(ORG, BOOKING),
+    "workshop": keys.workshop_pk(ORG, BOOKING),
     **{f"idempotency:{name}": keys.idempotency_pk(name) for name in CONSUMERS},
 }
 # The key functions that build another family's partition key (with the sort key beside it).
@@ -238,12 +240,12 @@ INDEX_ONLY = {
     "coach_bookings_pk",
     "sessions_index_pk",
     "coaches_by_status_pk",
+    "cohorts_index_pk",
 }
 FAMILY_SOURCES = {
     "org_pk", "people_pk", "person_pk", "person_calendar_pk", "coach_calendar_pk", "COACHES_PK",
     "ROSTER_PK", "gaps_pk", "ledger_pk", "billing_pk", "session_pk", "outbox_pk", "idempotency_pk",
-    "waitlist_pk",
-    "cohort_job_pk",
+    "waitlist_pk", "cohort_job_pk", "cohort_pk", "workshop_pk",
 }  # fmt: skip
 
 # What each function's code writes in the main table (its adapters and, for consumers, Powertools
@@ -281,6 +283,20 @@ MAIN_TABLE_WRITERS: dict[str, set[str]] = {
     # ContextStore: the person's consent; an erasure rewrites the person, their HR record and markers, removes
     # them from wait-lists and writes PersonErased.
     "PrivacyFunction": {"person", "people", "waitlist", "outbox"},
+    # ProgrammeStore: the catalogue, cohorts with seats, members and group sessions (coach calendar locks, the
+    # same as 1:1s), GROW engagements, workshops, the wait-list; billed units' locators, entries and guards.
+    "ProgrammesFunction": {
+        "org",
+        "person",
+        "cohort",
+        "workshop",
+        "waitlist",
+        "coach_calendar",
+        "locator",
+        "ledger",
+        "session",
+        "outbox",
+    },
 }
 # The confidential table: situations, in the person's partition.
 CONFIDENTIAL_WRITERS: dict[str, set[str]] = {
@@ -394,7 +410,7 @@ def test_a_booking_cannot_be_written_by_matching_nor_a_ledger_by_admin() -> None
     assert _admitted("AdminFunction", "MainTable", "dynamodb:PutItem").isdisjoint({"ledger", "session", "billing"})
     assert "person_calendar" not in _admitted("MatchingFunction", "MainTable", "dynamodb:PutItem")
     ledger_writers = {f for f in FUNCTIONS if "ledger" in _admitted(f, "MainTable", "dynamodb:PutItem")}
-    assert ledger_writers == {"BookingFunction", "SessionCompletionFunction"}
+    assert ledger_writers == {"BookingFunction", "SessionCompletionFunction", "ProgrammesFunction"}
 
 
 def test_every_kms_grant_of_a_function_is_usable_only_through_dynamodb() -> None:

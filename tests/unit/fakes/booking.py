@@ -30,6 +30,7 @@ from coaching.domain.booking import (
     BookingState,
     Limits,
     SessionLocator,
+    bucket_start,
     coach_buckets,
     person_buckets,
 )
@@ -232,6 +233,13 @@ class FakeBookingStore:
         return sorted(
             (b for b, _ in self.bookings.values() if b.coach_id == coach_id and low <= b.start <= end),
             key=lambda b: b.start,
+        )
+
+    def calendar_holds(self, coach_id: str, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
+        return sorted(
+            (ref, bucket_start(bucket))
+            for (coach, bucket), ref in self.coach_locks.items()
+            if coach == coach_id and start <= bucket_start(bucket) + timedelta(minutes=5) and bucket_start(bucket) < end
         )
 
     # ------------------------------------------------------------------ the transaction's pieces

@@ -312,6 +312,7 @@ OPERATION_GROUPS: dict[str, str] = {
     "booking": "Open slots, bookings, cancels and reschedules, coach calendars and calendar invites.",
     "sessions": "Session outcomes: completed or no-show, confirmations, disputes and their resolution, credits.",
     "billing": "Price books, month-to-date usage, invoices (JSON and CSV) and reconciliation.",
+    "programmes": "The programme catalogue, GROW cohorts and group sessions, TOGETHER workshops, the timeline.",
 }
 
 

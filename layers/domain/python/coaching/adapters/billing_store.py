@@ -65,7 +65,8 @@ class BillingPeriodItem(Model):
     closed_at = UnicodeAttribute(null=True)
 
 
-def _entry_item(entry: LedgerEntry) -> MainItem:
+def entry_item(entry: LedgerEntry) -> MainItem:
+    """The ledger entry's item in its billing month's partition (its guard and month check are the caller's)."""
     return MainItem(
         keys.ledger_pk(entry.org_id, entry.billed_in),
         keys.entry_sk(entry.entry_id),
@@ -81,7 +82,7 @@ def add_entry(transaction: TransactWrite, entry: LedgerEntry) -> None:
         *keys.period_key(entry.org_id, entry.billed_in),
         condition=BillingPeriodItem.closed_at.does_not_exist(),
     )
-    transaction.save(_entry_item(entry), condition=MainItem.pk.does_not_exist())
+    transaction.save(entry_item(entry), condition=MainItem.pk.does_not_exist())
     guard = MarkerItem(
         *keys.guard_key(entry.org_id, entry.booking_id, entry.kind.value),
         kind="ledger_guard",

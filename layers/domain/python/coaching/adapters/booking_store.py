@@ -8,7 +8,7 @@ person's calendars. Any taken bucket cancels the whole transaction: nothing half
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
@@ -31,6 +31,7 @@ from coaching.adapters.dynamo import (
 )
 from coaching.adapters.roster_store import RosterPointer
 from coaching.domain.booking import (
+    BUCKET_MINUTES,
     MAX_UPCOMING_LIMIT,
     Booking,
     BookingReads,
@@ -38,6 +39,8 @@ from coaching.domain.booking import (
     Limits,
     OrgMeter,
     SessionLocator,
+    bucket_start,
+    buckets,
     coach_buckets,
     person_buckets,
 )
@@ -432,6 +435,17 @@ class BookingStore:
         low, high = keys.coach_bookings_between(start.replace(hour=0, minute=0, second=0, microsecond=0), end)
         items = MainItem.gsi1.query(keys.coach_bookings_pk(coach_id), MainItem.gsi1sk.between(low, high))
         return [Booking.model_validate_json(item.body) for item in items]
+
+    def calendar_holds(self, coach_id: str, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
+        """The coach's calendar locks in [start, end): one Query of the lock partition's sort-key range."""
+        low = keys.calendar_lock_sk(buckets(start, start + timedelta(minutes=BUCKET_MINUTES))[0])
+        high = keys.calendar_lock_sk(end.astimezone(UTC).strftime("%Y%m%dT%H%MZ"))
+        items = MarkerItem.query(keys.coach_calendar_pk(coach_id), MarkerItem.sk.between(low, high))
+        return [
+            (str(item.ref), bucket_start(item.sk.removeprefix(keys.calendar_lock_sk(""))))
+            for item in items
+            if item.sk < high
+        ]
 
     def sessions_in(self, org_id: str, period: str) -> list[LocatorItem]:
         """Every session of an org's month with its status (gsi1; for reconciliation)."""

@@ -401,3 +401,57 @@ def cohort_job_pk(org_id: str, job_id: str) -> str:
 
 def cohort_job_result_sk(part: int) -> str:
     return f"{COHORT_JOB_RESULT_PREFIX}{part:04d}"
+
+
+# ------------------------------------------------------------------ programmes: catalogue, cohorts, workshops
+# The catalogue sits in the org's own partition; a cohort and a workshop each own a partition; the GROW wait-list
+# is one partition per org (this branch's minimal store: the HR integration's promotion wait-list replaces it).
+# A person's membership of a cohort or a workshop is an item in the person's partition: their timeline reads
+# it with their engagements and bookings in one Query.
+PROGRAMMES_SK = "PROGRAMMES"
+COHORT_SK = "COHORT"
+COHORT_SEATS_SK = "SEATS"
+MEMBER_PREFIX = "MEMBER#"
+GROUP_SESSION_PREFIX = "SESSION#"
+WORKSHOP_SK = "WORKSHOP"
+WAIT_PREFIX = "WAIT#"
+PROGRAMME_PREFIX = "PROGRAMME#"
+
+
+def cohort_pk(org_id: str, cohort_id: str) -> str:
+    return f"ORG#{org_id}#COHORT#{cohort_id}"
+
+
+def cohorts_index_pk(org_id: str) -> str:
+    # gsi1: an org's cohorts, newest first by start date.
+    return f"ORG#{org_id}#COHORTS"
+
+
+def cohort_index_sk(start_date: str, cohort_id: str) -> str:
+    return f"{start_date}#{cohort_id}"
+
+
+def member_sk(person_id: str) -> str:
+    return f"{MEMBER_PREFIX}{person_id}"
+
+
+def group_session_sk(index: int) -> str:
+    return f"{GROUP_SESSION_PREFIX}{index:02d}"
+
+
+def workshop_pk(org_id: str, workshop_id: str) -> str:
+    return f"ORG#{org_id}#WORKSHOP#{workshop_id}"
+
+
+def wait_sk(person_id: str) -> str:
+    return f"{WAIT_PREFIX}{person_id}"
+
+
+def participation_sk(kind: str, ref_id: str) -> str:
+    """In the person's partition: `kind` is "COHORT" or "WORKSHOP"."""
+    return f"{PROGRAMME_PREFIX}{kind}#{ref_id}"
+
+
+def waitlist_cohort_sk(transition: str, language: str) -> str:
+    """In the wait-list's partition: which cohort the wait-list last opened for a transition and language."""
+    return f"OPENED#{transition}#{language}"

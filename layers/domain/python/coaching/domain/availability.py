@@ -444,3 +444,20 @@ def bookable_hours(
     )
     working = working_intervals(person_tz, lo, hi, working_hours, working_days)
     return round(total_hours(intersect_intervals(free, working)), 2)
+
+
+def offers(
+    policy: AvailabilityPolicy, start: datetime, length_minutes: int, now: datetime, step_minutes: int = 15
+) -> bool:
+    """Whether the coach offers [start, start + length) for a session of any length (a group session, a
+    workshop of up to four hours): on the grid, inside one available interval, within notice and horizon.
+    The same rules as `open_slots`, which lists only the 1:1 lengths; overlap is the calendar locks' job."""
+    if length_minutes <= 0:
+        raise ValueError(f"length_minutes must be positive, got {length_minutes}")
+    start, now = _as_utc(start, "start"), _as_utc(now, "now")
+    if start < now + timedelta(hours=policy.min_notice_hours) or start >= now + timedelta(days=policy.horizon_days):
+        return False
+    if not _on_grid(start, policy.zone, step_minutes):
+        return False
+    end = start + timedelta(minutes=length_minutes)
+    return any(window.start <= start and end <= window.end for window in available_intervals(policy, start, end))

@@ -552,3 +552,12 @@ def calendar_invite(booking: Booking, *, summary: str, now: datetime) -> str:
     calendar.add_component(event)
     text: bytes = calendar.to_ical()
     return text.decode()
+
+
+def bucket_start(bucket: str) -> datetime:
+    """The UTC instant a bucket id (`YYYYMMDDTHHMMZ`, see `buckets`) starts at."""
+    return datetime.strptime(bucket, "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
+
+
+# Calendar holds are read this far around a slots window: longer than any session with its buffer.
+HOLDS_MARGIN = timedelta(hours=6)

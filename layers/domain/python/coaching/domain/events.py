@@ -316,6 +316,103 @@ class PersonErased(Event):
     person_id: str
 
 
+# ------------------------------------------------------------------------ programmes
+
+PROGRAMMES = "coaching.programmes"
+
+
+class CohortOpened(Event):
+    source = PROGRAMMES
+    detail_type = "CohortOpened"
+    description = "A GROW cohort opened for enrolment (by an org admin, or because enough people waited)."
+
+    org_id: str
+    cohort_id: str
+    transition: str
+    size: int
+    start_date: str
+    from_waitlist: bool
+
+
+class CohortEnrolled(Event):
+    source = PROGRAMMES
+    detail_type = "CohortEnrolled"
+    description = "A person took a place in a GROW cohort (by an org admin, or from the wait-list)."
+
+    org_id: str
+    cohort_id: str
+    person_id: str
+    source_of: str
+
+
+class CohortMatched(Event):
+    source = PROGRAMMES
+    detail_type = "CohortMatched"
+    description = (
+        "A GROW cohort got its coaches (the optimal assignment solver); each participant's engagement with a cohort "
+        "coach started, and the group sessions are on the coaches' calendars."
+    )
+
+    org_id: str
+    cohort_id: str
+    coach_ids: list[str]
+    participant_ids: list[str]
+
+
+class GroupSessionScheduled(Event):
+    source = PROGRAMMES
+    detail_type = "GroupSessionScheduled"
+    description = "A GROW group session is on its coaches' calendars; every participant is invited (calendar.ics)."
+
+    org_id: str
+    cohort_id: str
+    session_id: str
+    coach_ids: list[str]
+    participant_ids: list[str]
+    start: datetime
+    end: datetime
+
+
+class GroupSessionCompleted(Event):
+    source = PROGRAMMES
+    detail_type = "GroupSessionCompleted"
+    description = "A coach recorded a GROW group session's attendance; billed participants have their usage entries."
+
+    org_id: str
+    cohort_id: str
+    session_id: str
+    attended: int
+    no_shows: int
+    excused: int
+    billed_units: int
+
+
+class WorkshopBooked(Event):
+    source = PROGRAMMES
+    detail_type = "WorkshopBooked"
+    description = "A TOGETHER workshop was booked with a matched facilitator; every participant is invited."
+
+    org_id: str
+    workshop_id: str
+    facilitator_id: str
+    goal: str
+    participants: int
+    start: datetime
+    end: datetime
+
+
+class WorkshopEnded(Event):
+    source = PROGRAMMES
+    detail_type = "WorkshopEnded"
+    description = "A TOGETHER workshop was completed, cancelled or late-cancelled; a billable end has its entries."
+
+    org_id: str
+    workshop_id: str
+    facilitator_id: str
+    status: str
+    billed_units: int
+
+
 # ------------------------------------------------------------------------- catalogue
 
 CATALOGUE: tuple[type[Event], ...] = (
@@ -339,6 +436,13 @@ CATALOGUE: tuple[type[Event], ...] = (
     PersonTerminated,
     PersonTransitioned,
     PersonErased,
+    CohortOpened,
+    CohortEnrolled,
+    CohortMatched,
+    GroupSessionScheduled,
+    GroupSessionCompleted,
+    WorkshopBooked,
+    WorkshopEnded,
 )
 
 BY_TYPE: Mapping[str, type[Event]] = {event.detail_type: event for event in CATALOGUE}

@@ -119,6 +119,8 @@ class PriceBookVersionInput(StrictModel):
     monthly_commitment_minor: Annotated[int, Field(ge=0, le=MAX_MONTHLY_MINOR)] | None = None
     # Reference monthly per-seat licence price: only for the CFO comparison, never charged.
     seat_price_minor: Annotated[int, Field(ge=0, le=MAX_MONTHLY_MINOR)] | None = None
+    # TOGETHER: an optional fee per workshop participant, on top of the workshop's own price.
+    together_participant_fee_minor: PriceMinor | None = None
 
     @field_validator("effective_from")
     @classmethod
@@ -244,4 +246,41 @@ def charge_for(version: PriceBookVersion, program: Program, length_minutes: int,
         list_price_minor=list_price,
         fee_bps=fee_bps,
         amount_minor=charge_amount(list_price, fee_bps),
+    )
+
+
+def programme_charge(version: PriceBookVersion, program: Program, length_minutes: int, outcome: Outcome) -> UsageCharge:
+    """A group session's or workshop's charge: the price for exactly that length when the book has one,
+    otherwise its 60-minute price pro rata (half up), so any length the catalogue allows can be billed."""
+    list_price = version.price_of(program, length_minutes)
+    if list_price is None:
+        hourly = version.price_of(program, 60)
+        if hourly is None:
+            raise InvalidInput(
+                f"price book version {version.version} has no price for {program} (a 60 min price prices any length)",
+                field="price_book",
+                details={"program": str(program), "length_minutes": length_minutes, "version": version.version},
+            )
+        list_price = round_half_up(hourly * length_minutes, 60)
+    fee_bps = fee_bps_for(version, outcome)
+    return UsageCharge(
+        price_book_version=version.version,
+        currency=version.currency,
+        list_price_minor=list_price,
+        fee_bps=fee_bps,
+        amount_minor=charge_amount(list_price, fee_bps),
+    )
+
+
+def participant_fee_charge(version: PriceBookVersion) -> UsageCharge | None:
+    """TOGETHER's optional per-participant fee, when the version sets one."""
+    fee = version.together_participant_fee_minor
+    if not fee:
+        return None
+    return UsageCharge(
+        price_book_version=version.version,
+        currency=version.currency,
+        list_price_minor=fee,
+        fee_bps=None,
+        amount_minor=fee,
     )

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 from coaching.auth import Principal, Role
 from coaching.domain.availability import AvailabilityPolicy, Interval, open_slots
 from coaching.domain.booking import (
+    BUCKET_MINUTES,
+    HOLDS_MARGIN,
     SESSION_MINUTES,
     Booking,
     BookingPolicy,
@@ -109,6 +111,11 @@ class BookingPort(BookingReader, BookingWriter, Protocol):
     def for_person(self, org_id: str, person_id: str) -> list[Booking]: ...
 
     def for_coach(self, coach_id: str, start: datetime, end: datetime) -> list[Booking]: ...
+
+    def calendar_holds(self, coach_id: str, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
+        """The coach's calendar locks with a bucket starting in [start, end): (what holds it, the bucket's start).
+        Group sessions and workshops hold the same locks as 1:1s."""
+        ...
 
     def book(self, booking: Booking, situation: str, limits: Limits, events: Sequence[Event]) -> None: ...
 
@@ -278,6 +285,13 @@ def _busy(bookings: list[Booking]) -> list[Interval]:
     return [Interval(b.start, b.end) for b in bookings if b.status is BookingStatus.BOOKED]
 
 
+def _held(holds: list[tuple[str, datetime]], bookings: list[Booking]) -> list[Interval]:
+    """What else holds the coach's calendar (a group session, a workshop: anything not one of these 1:1s),
+    bucket by bucket, so the open slots never offer a time the locks would refuse."""
+    ours = {b.booking_id for b in bookings}
+    return [Interval(at, at + timedelta(minutes=BUCKET_MINUTES)) for ref, at in holds if ref not in ours]
+
+
 def _bookable(
     caller: Principal, engagement_id: str, ctx: BookingContext, periods: frozenset[str], *, to_book: bool = True
 ) -> _Bookable:
@@ -315,7 +329,9 @@ def slots(caller: Principal, engagement_id: str, start: datetime, end: datetime,
     if end - start > timedelta(days=MAX_SLOT_RANGE_DAYS):
         raise InvalidInput(f"ask for at most {MAX_SLOT_RANGE_DAYS} days at a time", field="to")
     found = _bookable(caller, engagement_id, ctx, frozenset(), to_book=False)
-    busy = _busy(ctx.store.for_coach(found.coach.coach_id, start, end))
+    bookings = ctx.store.for_coach(found.coach.coach_id, start, end)
+    holds = ctx.store.calendar_holds(found.coach.coach_id, start - HOLDS_MARGIN, end + HOLDS_MARGIN)
+    busy = _busy(bookings) + _held(holds, bookings)
     length = SESSION_MINUTES[found.engagement.program]
     offered = open_slots(
         AvailabilityPolicy.from_coach(found.coach), busy, length, start, end, ctx.clock(), found.person.time_zone

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -67,6 +67,7 @@ from coaching.domain.matching import (
 )
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
+from coaching.domain.programmes import ProgrammeCatalogue, ShippedCatalogues, require_eligible
 from coaching.domain.roster import Roster, RosterCoach
 from coaching.domain.taxonomy import Level, Program
 from coaching.ids import new_id
@@ -181,6 +182,12 @@ class CoachReader(Protocol):
     def get(self, coach_id: str) -> Coach | None: ...
 
 
+class CatalogueReader(Protocol):
+    def catalogue(self, org_id: str) -> tuple[ProgrammeCatalogue, int | None]:
+        """The org's programme catalogue (the shipped defaults when never changed) and its version."""
+        ...
+
+
 @dataclass
 class MatchingContext:
     roster: RosterReader
@@ -189,6 +196,8 @@ class MatchingContext:
     coaches: CoachReader
     bookings: CoachBookings
     clock: Clock
+    # The org's programme catalogue (eligibility by level); the shipped defaults when none is given.
+    catalogues: CatalogueReader = field(default_factory=ShippedCatalogues)
 
 
 # ---------------------------------------------------------------------------- views
@@ -485,8 +494,8 @@ def request_match(caller: Principal, data: MatchRequestIn, ctx: MatchingContext)
     found_org, found_person, summary = ctx.store.person_with_history(org_id, caller.person_id)
     org, person = _found(org_id, caller.person_id, found_org, found_person)
     require_active_person(person)
-    if data.program is Program.EXEC and person.level not in {Level.SENIOR_LEADER, Level.EXECUTIVE}:
-        raise InvalidInput("EXEC coaching is for senior leaders and executives", field="program")
+    # The org's programme catalogue decides who each programme is for (EXEC: senior leaders and executives).
+    require_eligible(ctx.catalogues.catalogue(org_id)[0], data.program, person.level)
     focus = check_focus(org, data.focus_competencies)
     context = person_context(org, person, data.program, focus, data.preferences.languages)
     history = summary.for_matching()
