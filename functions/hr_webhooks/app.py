@@ -21,7 +21,8 @@ from coaching.domain.errors import DomainError, InvalidInput
 from coaching.domain.hr import WebhookResult
 from coaching.domain.people import rows_from_csv
 from coaching.domain.reconciliation import SyncReport
-from coaching.domain.transitions import Transition, Waitlist
+from coaching.domain.taxonomy import Transition
+from coaching.domain.transitions import Waitlist
 from coaching.services import hr
 from coaching.services.admin import check_csv_rows, check_import_body
 from coaching.services.hr import HrContext

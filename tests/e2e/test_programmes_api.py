@@ -149,14 +149,26 @@ def test_four_programmes_share_one_system_and_one_invoice(local_stack, operator,
     assert (shipped["TOGETHER"]["min_participants"], shipped["TOGETHER"]["max_participants"]) == (4, 20)
 
     # ------------------------------------------------------------------ GROW: a cohort of 8 from the wait-list
-    participants = [new_person(local_stack, tenant, GROW_LANG, "first_time_manager") for _ in range(8)]
-    outcomes = [
-        tenant.admin.call("POST", f"/orgs/{org_id}/grow/waitlist", {"person_id": pid}) for pid, _ in participants
+    # Two individual contributors are promoted to first-time manager by signed HR webhooks: the transition
+    # policy puts them on the new-manager wait-list, the one the GROW cohorts open from.
+    promoted_hr_ids = [f"HR-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    promoted_people = [
+        new_person(local_stack, tenant, GROW_LANG, "individual_contributor", hr_id=hr) for hr in promoted_hr_ids
     ]
-    assert [o.status_code for o in outcomes] == [200] * 8, [o.text for o in outcomes]
-    # Seven wait: nothing opens; the eighth opens the cohort and enrols everyone waiting.
-    assert [o.json()["opened_cohort_id"] for o in outcomes[:7]] == [None] * 7
-    opened = outcomes[7].json()
+    delivered = deliver(local_stack, org_id, [promotion(hr) for hr in promoted_hr_ids], secret=SECRET)
+    assert delivered.status_code == 200, delivered.text
+    assert [o["outcome"] for o in delivered.json()["outcomes"]] == ["applied", "applied"]
+    waitlist = tenant.admin.call("GET", f"/orgs/{org_id}/waitlists/new_manager")
+    assert waitlist.status_code == 200, waitlist.text
+    assert {e["person_id"] for e in waitlist.json()["items"]} == {pid for pid, _ in promoted_people}
+    # Six more first-time managers are put there by the org admin.
+    added = [new_person(local_stack, tenant, GROW_LANG, "first_time_manager") for _ in range(6)]
+    participants = promoted_people + added
+    outcomes = [tenant.admin.call("POST", f"/orgs/{org_id}/grow/waitlist", {"person_id": pid}) for pid, _ in added]
+    assert [o.status_code for o in outcomes] == [200] * 6, [o.text for o in outcomes]
+    # Seven wait: nothing opens; the eighth opens the cohort and enrols everyone waiting, promoted or added.
+    assert [o.json()["opened_cohort_id"] for o in outcomes[:5]] == [None] * 5
+    opened = outcomes[5].json()
     cohort_id = opened["opened_cohort_id"]
     assert cohort_id
     assert sorted(opened["enrolled"]) == sorted(pid for pid, _ in participants)

@@ -189,7 +189,7 @@ def test_ten_concurrent_wait_list_triggers_open_one_cohort_and_enrol_each_person
     people = _people(org_id, 9, world["ctx_admin"])
     for n, person_id in enumerate(people):
         world["store"].add(
-            grow.WaitEntry(org_id=org_id, person_id=person_id, transition="first_time_manager", language="en",
+            grow.WaitEntry(org_id=org_id, person_id=person_id, transition="new_manager", language="en",
                            source="promotion", since=START + timedelta(minutes=n))
         )  # fmt: skip
     barrier = threading.Barrier(10)
@@ -205,4 +205,4 @@ def test_ten_concurrent_wait_list_triggers_open_one_cohort_and_enrol_each_person
     members = sorted(m.person_id for m in world["store"].members(org_id, cohorts[0].cohort_id))
     # Nine wait; the cohort opens for all nine (up to max_size), each enrolled exactly once across the runs.
     assert sorted(enrolled) == members == sorted(people)
-    assert world["store"].waiting(org_id, "first_time_manager") == []
+    assert world["store"].waiting(org_id, "new_manager") == []

@@ -177,7 +177,7 @@ def test_a_cohort_opens_when_enough_people_of_one_language_wait():
     assert (cohort.size, cohort.opened_from_waitlist, cohort.language) == (8, True, "en")
     # The cohort starts after the notice the catalogue gives participants.
     assert cohort.start_date == (START + timedelta(days=14)).date()
-    assert world.store.waiting(ORG, "first_time_manager") == []
+    assert world.store.waiting(ORG, "new_manager") == []
 
 
 def test_people_of_different_languages_do_not_open_a_cohort_together():
@@ -189,7 +189,7 @@ def test_people_of_different_languages_do_not_open_a_cohort_together():
         )
     outcomes = [grow.add_to_waitlist(ADMIN, ORG, person, world.grow) for person in ids]
     assert {o.opened_cohort_id for o in outcomes} == {None}
-    assert len(world.store.waiting(ORG, "first_time_manager")) == 8
+    assert len(world.store.waiting(ORG, "new_manager")) == 8
 
 
 def test_a_smaller_threshold_opens_a_cohort_of_at_least_the_minimum_size():
@@ -209,7 +209,7 @@ def test_the_trigger_is_idempotent_and_finishes_an_interrupted_opening():
             grow.WaitEntry(
                 org_id=ORG,
                 person_id=person,
-                transition="first_time_manager",
+                transition="new_manager",
                 language="en",
                 source="promotion",
                 since=START,
@@ -491,7 +491,7 @@ def test_a_person_taken_by_another_cohort_meanwhile_is_skipped_and_a_place_left_
     assert len(world.store.cohort_items) == 1
     # An enrolment from the wait-list of someone no longer waiting is refused, naming the person.
     stale = grow.WaitEntry(
-        org_id=ORG, person_id=ids[0], transition="first_time_manager", language="en", source="admin", since=START
+        org_id=ORG, person_id=ids[0], transition="new_manager", language="en", source="admin", since=START
     )
     enrolled = grow._enrol_waiting(cohort, [stale], world.grow, world.clock.now)
     assert enrolled == []
@@ -506,7 +506,7 @@ def test_a_wait_list_enrolment_that_lost_to_a_concurrent_one_is_tried_again():
             grow.WaitEntry(
                 org_id=ORG,
                 person_id=person,
-                transition="first_time_manager",
+                transition="new_manager",
                 language="en",
                 source="admin",
                 since=START,
@@ -525,4 +525,4 @@ def test_a_wait_list_enrolment_that_lost_to_a_concurrent_one_is_tried_again():
     world.store.enrol = contended  # type: ignore[method-assign]
     outcome = grow.open_waiting(ADMIN, ORG, world.grow)
     assert sorted(outcome.enrolled) == ids
-    assert world.store.waiting(ORG, "first_time_manager") == []
+    assert world.store.waiting(ORG, "new_manager") == []

@@ -13,8 +13,7 @@ import pytest
 from coaching.adapters.hr_store import ConfiguredSecrets, configured_secrets, parse_secret_value
 from coaching.domain.errors import Conflict, DomainError, Unauthorized
 from coaching.domain.events import PersonPromoted, PersonTerminated, PersonTransitioned
-from coaching.domain.taxonomy import Level, Program
-from coaching.domain.transitions import Transition
+from coaching.domain.taxonomy import Level, Program, Transition
 from coaching.ids import person_id_for
 from coaching.services.hr import HrContext, receive
 from standardwebhooks.webhooks import Webhook

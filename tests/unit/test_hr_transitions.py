@@ -21,8 +21,8 @@ from coaching.domain.events import PersonPromoted
 from coaching.domain.hr import EmployeePromoted, apply_hr_event
 from coaching.domain.people import ImportRow, Person, PersonUpdate
 from coaching.domain.reconciliation import parse_entries, plan_sync
-from coaching.domain.taxonomy import JobFunction, Level, Program
-from coaching.domain.transitions import Transition, TransitionPolicy, plan_transition, transition_of
+from coaching.domain.taxonomy import JobFunction, Level, Program, Transition
+from coaching.domain.transitions import TransitionPolicy, plan_transition, transition_of
 from coaching.ids import person_id_for
 
 ORG = "0f8fad5b-d9cb-469f-a165-70867728950e"

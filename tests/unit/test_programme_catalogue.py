@@ -29,7 +29,7 @@ def test_the_platform_ships_the_four_programmes_defaults():
     assert catalogue.SCALE.eligible_levels == list(Level)
     assert (catalogue.SCALE.session_minutes, catalogue.SCALE.monthly_allowance) == (30, 2)
     assert catalogue.GROW.eligible_levels == [Level.FIRST_TIME_MANAGER]
-    assert (catalogue.GROW.weeks, catalogue.GROW.transition) == (8, "first_time_manager")
+    assert (catalogue.GROW.weeks, catalogue.GROW.transition) == (8, "new_manager")
     assert (catalogue.GROW.min_size, catalogue.GROW.max_size, catalogue.GROW.opens_when_waiting) == (6, 20, 8)
     assert catalogue.EXEC.eligible_levels == [Level.SENIOR_LEADER, Level.EXECUTIVE]
     assert catalogue.EXEC.session_minutes == 60

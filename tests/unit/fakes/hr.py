@@ -10,7 +10,8 @@ from coaching.domain.events import Event
 from coaching.domain.hr import EventOutcome, HrRecord, HrState
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
-from coaching.domain.transitions import Transition, WaitlistEntry
+from coaching.domain.taxonomy import Transition
+from coaching.domain.transitions import WaitlistEntry
 
 
 class FakeHrStore:

@@ -30,7 +30,7 @@ from coaching.domain.engagements import Engagement, MatchRecord, PersonHistory
 from coaching.domain.errors import Conflict
 from coaching.domain.events import Event
 from coaching.domain.people import Person
-from coaching.domain.transitions import Transition
+from coaching.domain.taxonomy import Transition
 
 ERASED_HR_ID = "erased"
 

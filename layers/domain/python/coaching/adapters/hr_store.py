@@ -42,7 +42,8 @@ from coaching.domain.events import Event
 from coaching.domain.hr import EventOutcome, HrRecord, HrState, OrgSecrets
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
-from coaching.domain.transitions import Transition, WaitlistEntry
+from coaching.domain.taxonomy import Transition
+from coaching.domain.transitions import WaitlistEntry
 
 # Longer than the Standard Webhooks retry schedule (about 3 days) and the 7 days a replay must be recognised.
 RETENTION = timedelta(days=8)
@@ -150,7 +151,12 @@ class HrWebhookStore:
 
     def waitlist(self, org_id: str, transition: Transition) -> list[WaitlistEntry]:
         """The wait-list's entries, oldest first."""
-        items = WaitlistItem.query(keys.waitlist_pk(org_id, transition.value), consistent_read=True)
+        # Entries only: the programmes keep their current cohort per language in the same partition.
+        items = WaitlistItem.query(
+            keys.waitlist_pk(org_id, transition.value),
+            WaitlistItem.sk.startswith(keys.PERSON_PREFIX),
+            consistent_read=True,
+        )
         entries = [WaitlistEntry.model_validate_json(item.body) for item in items]
         return sorted(entries, key=lambda entry: (entry.joined_at, entry.person_id))
 

@@ -414,7 +414,6 @@ COHORT_SEATS_SK = "SEATS"
 MEMBER_PREFIX = "MEMBER#"
 GROUP_SESSION_PREFIX = "SESSION#"
 WORKSHOP_SK = "WORKSHOP"
-WAIT_PREFIX = "WAIT#"
 PROGRAMME_PREFIX = "PROGRAMME#"
 
 
@@ -441,10 +440,6 @@ def group_session_sk(index: int) -> str:
 
 def workshop_pk(org_id: str, workshop_id: str) -> str:
     return f"ORG#{org_id}#WORKSHOP#{workshop_id}"
-
-
-def wait_sk(person_id: str) -> str:
-    return f"{WAIT_PREFIX}{person_id}"
 
 
 def participation_sk(kind: str, ref_id: str) -> str:

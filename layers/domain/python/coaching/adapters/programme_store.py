@@ -40,6 +40,8 @@ from coaching.domain.orgs import Org
 from coaching.domain.people import Person
 from coaching.domain.pricing import PriceBook
 from coaching.domain.programmes import ProgrammeCatalogue
+from coaching.domain.taxonomy import Program, Transition
+from coaching.domain.transitions import WaitlistEntry, WaitlistStatus
 from coaching.domain.workshops import Workshop
 
 _MAX_MONTHS_AHEAD = 12
@@ -209,7 +211,9 @@ class ProgrammeStore:
     def waitlist_cohort(self, org_id: str, transition: str, language: str) -> str | None:
         try:
             item = MarkerItem.get(
-                keys.waitlist_pk(org_id, "GROW"), keys.waitlist_cohort_sk(transition, language), consistent_read=True
+                keys.waitlist_pk(org_id, transition),
+                keys.waitlist_cohort_sk(transition, language),
+                consistent_read=True,
             )
         except MarkerItem.DoesNotExist:
             return None
@@ -222,7 +226,7 @@ class ProgrammeStore:
         item.gsi1pk = keys.cohorts_index_pk(cohort.org_id)
         item.gsi1sk = keys.cohort_index_sk(cohort.start_date.isoformat(), cohort.cohort_id)
         pointer = MarkerItem(
-            keys.waitlist_pk(cohort.org_id, cohort.program.value),
+            keys.waitlist_pk(cohort.org_id, cohort.transition),
             keys.waitlist_cohort_sk(cohort.transition, cohort.language),
             kind="waitlist_cohort",
             ref=cohort.cohort_id,
@@ -281,7 +285,7 @@ class ProgrammeStore:
             ref=cohort.cohort_id,
         )
         transaction.save(participation)
-        wait = MarkerItem(keys.waitlist_pk(cohort.org_id, cohort.program.value), keys.wait_sk(enrolment.person_id))
+        wait = MarkerItem(keys.waitlist_pk(cohort.org_id, cohort.transition), keys.waitlist_sk(enrolment.person_id))
         # From the wait-list: only while they still wait, so two cohorts never both take one person.
         transaction.delete(wait, condition=MarkerItem.pk.exists() if enrolment.source == "waitlist" else None)
         outbox.add_events(transaction, events)
@@ -396,25 +400,50 @@ class ProgrammeStore:
 
         _commit_billed(write, entries, _conflict("this group session changed at the same time", "attendance"))
 
-    # ------------------------------------------------------------------ wait-list (minimal store)
+    # ------------------------------------------------------------------ wait-list
+    # One wait-list per org and transition, shared with the HR integration: a promotion puts a person on it
+    # (hr_store, WaitlistEntry), and so does an org admin here; an enrolment takes them off it.
 
     def waiting(self, org_id: str, transition: str) -> list[WaitEntry]:
         items = MainItem.query(
-            keys.waitlist_pk(org_id, "GROW"), MainItem.sk.startswith(keys.WAIT_PREFIX), consistent_read=True
+            keys.waitlist_pk(org_id, transition), MainItem.sk.startswith(keys.PERSON_PREFIX), consistent_read=True
         )
-        entries = [WaitEntry.model_validate_json(item.body) for item in items]
-        return sorted((e for e in entries if e.transition == transition), key=lambda e: (e.since, e.person_id))
+        entries = [WaitlistEntry.model_validate_json(item.body) for item in items]
+        waiting = [
+            WaitEntry(
+                org_id=entry.org_id,
+                person_id=entry.person_id,
+                transition=entry.transition.value,
+                language=entry.language,
+                source=entry.source,
+                since=entry.joined_at,
+            )
+            for entry in entries
+            # An entry written before entries carried a language cannot join a cohort of one language.
+            if entry.status is WaitlistStatus.WAITING and entry.language
+        ]
+        return sorted(waiting, key=lambda e: (e.since, e.person_id))
 
     def add(self, entry: WaitEntry) -> bool:
+        waiting = WaitlistEntry(
+            org_id=entry.org_id,
+            transition=Transition(entry.transition),
+            program=Program.GROW,
+            person_id=entry.person_id,
+            joined_at=entry.since,
+            source="admin",
+            language=entry.language,
+        )
         item = _entity_item(
-            keys.waitlist_pk(entry.org_id, "GROW"),
-            keys.wait_sk(entry.person_id),
-            "wait_entry",
-            entry.model_dump_json(),
+            keys.waitlist_pk(entry.org_id, entry.transition),
+            keys.waitlist_sk(entry.person_id),
+            "waitlist_entry",
+            waiting.model_dump_json(),
             None,
         )
         transaction = TransactWrite(connection=connection())
-        transaction.save(item)
+        # Never over a promotion's entry (or an earlier one): the person already waits.
+        transaction.save(item, condition=MainItem.pk.does_not_exist())
         try:
             with transaction:
                 pass

@@ -28,7 +28,7 @@ from coaching.domain.programmes import (
     GrowSettings,
     ProgrammePolicy,
 )
-from coaching.domain.taxonomy import Program
+from coaching.domain.taxonomy import Program, Transition
 
 # One coach for up to this many participants; a larger cohort gets a second coach.
 PARTICIPANTS_PER_COACH = 10
@@ -62,7 +62,7 @@ class PlannedSession(StrictModel):
 class GrowCohortRequest(StrictModel):
     """An org admin opens a cohort by hand (the wait-list opens them on its own)."""
 
-    transition: Annotated[str, Field(min_length=3, max_length=40, pattern=r"^[a-z_]+$")] = "first_time_manager"
+    transition: Transition = Transition.NEW_MANAGER
     size: Annotated[int, Field(ge=COHORT_MIN_SIZE, le=COHORT_MAX_SIZE)]
     language: LanguageCode
     start_date: date

@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 
 from coaching.domain.common import DeferredModel, StrictModel
 from coaching.domain.errors import Forbidden, InvalidInput
-from coaching.domain.taxonomy import Level, Program
+from coaching.domain.taxonomy import Level, Program, Transition
 
 ALL_LEVELS: tuple[Level, ...] = tuple(Level)
 # Bounds the platform supports; an org's settings live inside them.
@@ -46,7 +46,8 @@ class ProgrammeSettings(StrictModel):
 class GrowSettings(ProgrammeSettings):
     """GROW: a cohort for a transition, a curriculum of group sessions with 1:1s in between."""
 
-    transition: Annotated[str, Field(min_length=3, max_length=40, pattern=r"^[a-z_]+$")] = "first_time_manager"
+    # The promotion wait-list its cohorts open from (coaching.domain.transitions, filled by the HR integration).
+    transition: Transition = Transition.NEW_MANAGER
     weeks: Annotated[int, Field(ge=1, le=26)] = 8
     group_sessions: Annotated[int, Field(ge=1, le=MAX_GROUP_SESSIONS)] = 4
     min_size: Annotated[int, Field(ge=COHORT_MIN_SIZE, le=COHORT_MAX_SIZE)] = COHORT_MIN_SIZE

@@ -44,3 +44,10 @@ class Program(StrEnum):
     GROW = "GROW"  # cohorts for transitions
     EXEC = "EXEC"  # executive coaching
     TOGETHER = "TOGETHER"  # team workshops
+
+
+class Transition(StrEnum):
+    """A promotion across a threshold the policy acts on; also the wait-list's name in paths and keys."""
+
+    NEW_MANAGER = "new_manager"  # individual contributor → first-time manager (or manager)
+    SENIOR_LEADER = "senior_leader"  # manager → senior leader or executive

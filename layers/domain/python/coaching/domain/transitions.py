@@ -25,18 +25,11 @@ from coaching.domain.booking import BookingPolicy
 from coaching.domain.common import DeferredModel, StrictModel
 from coaching.domain.events import PersonPromoted, PersonTransitioned, stable_event_id
 from coaching.domain.people import Person
-from coaching.domain.taxonomy import Level, Program
+from coaching.domain.taxonomy import Level, Program, Transition
 from coaching.domain.updates import evolved
 
 _MANAGERS = frozenset({Level.FIRST_TIME_MANAGER, Level.MANAGER})
 _SENIOR = frozenset({Level.SENIOR_LEADER, Level.EXECUTIVE})
-
-
-class Transition(StrEnum):
-    """A promotion across a threshold the policy acts on; also the wait-list's name in paths and keys."""
-
-    NEW_MANAGER = "new_manager"  # individual contributor → first-time manager (or manager)
-    SENIOR_LEADER = "senior_leader"  # manager → senior leader or executive
 
 
 def transition_of(previous: Level, new: Level) -> Transition | None:
@@ -79,12 +72,18 @@ class WaitlistEntry(DeferredModel):
     transition: Transition
     program: Program
     person_id: str
-    from_level: Level
-    to_level: Level
-    effective_date: date
     joined_at: datetime
     status: WaitlistStatus = WaitlistStatus.WAITING
-    source_event_id: str = Field(description="The PersonPromoted event that put the person on the list.")
+    # Who put them there: a promotion (the fields below are the promotion's), or an org admin by hand.
+    source: Literal["promotion", "admin"] = "promotion"
+    from_level: Level | None = None
+    to_level: Level | None = None
+    effective_date: date | None = None
+    source_event_id: str | None = Field(
+        default=None, description="The PersonPromoted event that put the person on the list."
+    )
+    # The language the person would be coached in (their first), so a cohort of one language opens from it.
+    language: str | None = None
 
 
 class Waitlist(DeferredModel):
@@ -139,6 +138,7 @@ def plan_transition(
                 effective_date=effective,
                 joined_at=now,
                 source_event_id=promoted.event_id,
+                language=person.languages[0],
             )
         )
     exec_eligible = transition is Transition.SENIOR_LEADER and policy.exec_eligibility

@@ -25,8 +25,8 @@ from coaching.domain.hr import (
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
 from coaching.domain.reconciliation import SyncReport, parse_entries, plan_sync
-from coaching.domain.taxonomy import Program
-from coaching.domain.transitions import Transition, Waitlist, WaitlistEntry, plan_transition
+from coaching.domain.taxonomy import Program, Transition
+from coaching.domain.transitions import Waitlist, WaitlistEntry, plan_transition
 from coaching.ids import person_id_for
 
 # A concurrent change of the same person: read again and re-apply, this many times.
