@@ -98,6 +98,7 @@ def test_catalogue_names_are_unique_and_sources_are_the_platforms() -> None:
         catalogue.SESSIONS,
         catalogue.METERING,
         catalogue.HR,
+        catalogue.DEVELOPMENT,
     }
 
 

@@ -349,3 +349,85 @@ def hr_event_sk(webhook_id: str, index: int) -> str:
 def hr_record_sk(person_id: str) -> str:
     # What the HR system has said about the person (coaching.domain.hr.HrRecord), beside the person item.
     return f"{HR_WEBHOOK_PREFIX}RECORD#{person_id}"
+
+
+# ------------------------------------------------------------------ development: feedback, goals, 360s, tallies
+# Individual answers (session feedback, each rater's 360 ratings, a released 360 result) live in the
+# CONFIDENTIAL table, in the person's partition; only the development function reads them. Goals, 360
+# rounds (without ratings) and the active-goal counter live in the person's partition of the main table.
+# Aggregates read only the tally cells (ORG#<org>#TALLY#<month>), which name nobody.
+FEEDBACK_PREFIX = "FEEDBACK#"
+GOAL_PREFIX = "GOAL#"
+ASSESSMENT_PREFIX = "ASSESSMENT#"
+ACTIVE_GOALS_SK = "GOALS#ACTIVE"
+CELL_PREFIX = "CELL#"
+ROLE_PROFILE_PREFIX = "ROLEPROFILE#"
+DEVELOPMENT_POLICY_SK = "POLICY"
+INVITE_SK = "INVITE"
+OPEN_ASSESSMENTS_INDEX_PK = "PLATFORM#ASSESSMENTS#OPEN"
+
+
+def feedback_sk(booking_id: str) -> str:
+    # Confidential table, person partition: one person's feedback on one session.
+    return f"{FEEDBACK_PREFIX}{booking_id}"
+
+
+def measured_sk(period: str, program: str) -> str:
+    # Main table, person partition: the person was counted as a respondent of `period` and `program`
+    # (its `ref` is the tally cell they were counted in).
+    return f"MEASURED#{period}#{program}"
+
+
+def goal_sk(goal_id: str) -> str:
+    return f"{GOAL_PREFIX}{goal_id}"
+
+
+def checkins_index_pk(due_on: str) -> str:
+    # gsi1 of goals: the goals whose next check-in is due on `due_on` (yyyy-mm-dd), for the daily nudge.
+    return f"PLATFORM#CHECKINS#{due_on}"
+
+
+def checkins_index_sk(org_id: str, person_id: str, goal_id: str) -> str:
+    return f"ORG#{org_id}#PERSON#{person_id}#GOAL#{goal_id}"
+
+
+def assessment_sk(assessment_id: str) -> str:
+    return f"{ASSESSMENT_PREFIX}{assessment_id}"
+
+
+def open_assessment_index_sk(opened_at: datetime, assessment_id: str) -> str:
+    # gsi1 of an open 360 round (dropped at release): the daily release check lists them oldest first.
+    return f"{opened_at.isoformat()}#{assessment_id}"
+
+
+def answer_sk(assessment_id: str, rater_id: str) -> str:
+    # Confidential table, person partition: one rater's ratings ("self" for the person's own).
+    return f"ANSWER#{assessment_id}#{rater_id}"
+
+
+def result_sk(assessment_id: str) -> str:
+    # Confidential table, person partition: the released result (group means).
+    return f"RESULT#{assessment_id}"
+
+
+def invite_pk(token_hash: str) -> str:
+    # Not tenant-owned: a rater has only the link. The item names the org, person, round and rater.
+    return f"INVITE#{token_hash}"
+
+
+def development_pk(org_id: str) -> str:
+    # The org's role profiles and development policy (org_admin), apart from the org profile admin owns.
+    return f"ORG#{org_id}#DEVELOPMENT"
+
+
+def role_profile_sk(level: str) -> str:
+    return f"{ROLE_PROFILE_PREFIX}{level}"
+
+
+def tally_pk(org_id: str, period: str) -> str:
+    # One partition per org and month: every capture tally cell of that month, one Query for a report.
+    return f"ORG#{org_id}#TALLY#{period}"
+
+
+def cell_sk(cell_id: str) -> str:
+    return f"{CELL_PREFIX}{cell_id}"
