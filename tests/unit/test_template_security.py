@@ -118,6 +118,8 @@ def test_the_authorizer_accepts_both_pools_and_the_handlers_pin_their_clients() 
 
 # Routes without a token that verify each request's signature instead (Standard Webhooks, per-org secret).
 SIGNED_ROUTES = {("HrWebhooksFunction", "/webhooks/hr/{org_id}")}
+# Routes without a token that take a single-use 360 rater link token in the body instead (checked by the handler).
+LINK_ROUTES = {("DevelopmentFunction", "/360/invite"), ("DevelopmentFunction", "/360/answers")}
 
 
 def test_every_route_but_health_needs_a_token() -> None:
@@ -127,7 +129,7 @@ def test_every_route_but_health_needs_a_token() -> None:
             if event["Type"] == "Api" and (event["Properties"].get("Auth") or {}).get("Authorizer") == "NONE":
                 open_routes.append((name, event["Properties"]["Path"]))
     assert open_routes
-    unsigned = [route for route in open_routes if route not in SIGNED_ROUTES]
+    unsigned = [route for route in open_routes if route not in SIGNED_ROUTES | LINK_ROUTES]
     assert all(path.endswith("/health") for _, path in unsigned), unsigned
 
 
@@ -216,6 +218,9 @@ FAMILIES: dict[str, str] = {
     "session": keys.session_pk(ORG, BOOKING),
     "outbox": keys.outbox_pk(EVENT),
     **{f"idempotency:{name}": keys.idempotency_pk(name) for name in CONSUMERS},
+    "tally": keys.tally_pk(ORG, MONTH),
+    "development": keys.development_pk(ORG),
+    "invite": keys.invite_pk("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
 }
 # The key functions that build another family's partition key (with the sort key beside it).
 COMPOSED: dict[str, tuple[Callable[[], tuple[str, str]], str]] = {
@@ -235,10 +240,13 @@ INDEX_ONLY = {
     "coach_bookings_pk",
     "sessions_index_pk",
     "coaches_by_status_pk",
+    "checkins_index_pk",
+    "OPEN_ASSESSMENTS_INDEX_PK",
 }
 FAMILY_SOURCES = {
     "org_pk", "people_pk", "person_pk", "person_calendar_pk", "coach_calendar_pk", "COACHES_PK",
     "ROSTER_PK", "gaps_pk", "ledger_pk", "billing_pk", "session_pk", "outbox_pk", "idempotency_pk",
+    "tally_pk", "development_pk", "invite_pk",
 }  # fmt: skip
 
 # What each function's code writes in the main table (its adapters and, for consumers, Powertools
@@ -270,13 +278,21 @@ MAIN_TABLE_WRITERS: dict[str, set[str]] = {
     "ReportGenerationFunction": set(),
     # HrWebhookStore: people with their delivery receipts and per-event markers, PersonPromoted/PersonTerminated.
     "HrWebhooksFunction": {"people", "outbox"},
+    # DevelopmentStore: goals, 360 rounds, the active-goal counter and respondent markers (person), capture
+    # tallies, role profiles and policy (development), rater link lookups (invite), its events.
+    "DevelopmentFunction": {"person", "tally", "development", "invite", "outbox"},
 }
 # The confidential table: situations, in the person's partition.
 CONFIDENTIAL_WRITERS: dict[str, set[str]] = {
     "MatchingFunction": {"person"},
     "BookingFunction": {"person"},
     "HrWebhooksFunction": {"people"},  # the raw HR payloads, beside the org's people
+    "DevelopmentFunction": {"person"},  # feedback, raters' answers and released 360 results
 }
+# The only function that reads the confidential table back: a person's own feedback and 360 results (and a
+# released result for their coach). Every other function, the reports above all, has no read of it.
+CONFIDENTIAL_READERS: dict[str, set[str]] = {"DevelopmentFunction": {"person"}}
+CONFIDENTIAL_READS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:Scan")
 WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 NEVER_GRANTED = ("dynamodb:BatchWriteItem", "dynamodb:Scan", "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate",
                  "dynamodb:PartiQLDelete", "dynamodb:DeleteTable", "dynamodb:UpdateTable")  # fmt: skip
@@ -309,7 +325,7 @@ def test_every_consumer_has_its_own_idempotency_partition_and_only_consumers_do(
     for name in FUNCTIONS:
         source = (ROOT / _props(name)["CodeUri"] / "app.py").read_text()
         entry = re.search(r"function_entry\(.*?name=\"(\w+)\"", source, re.DOTALL)
-        if entry:  # the name Powertools Idempotency keys its records by (coaching.api._run_once)
+        if entry and "on_events=" in source:  # the name Powertools Idempotency keys its records by (_run_once)
             assert entry.group(1) == _service_name(name), name
             assert f"idempotency:{entry.group(1)}" in MAIN_TABLE_WRITERS[name], name
 
@@ -363,10 +379,30 @@ def test_only_the_functions_that_write_situations_write_the_confidential_table(f
         for a in _listed(s["Action"])
     }
     owned = CONFIDENTIAL_WRITERS.get(function, set())
-    # No reads at all: what people said is written, never read back by any function.
-    assert granted <= ({"dynamodb:PutItem", "dynamodb:DescribeTable"} if owned else set())
+    # No reads, except the function that shows people their own answers: what people said is never read by any
+    # other function.
+    reads = {"dynamodb:GetItem", "dynamodb:Query"} if function in CONFIDENTIAL_READERS else set()
+    assert granted <= ({"dynamodb:PutItem", "dynamodb:DescribeTable"} | reads if owned else set())
     if owned:
         assert _admitted(function, "ConfidentialTable", "dynamodb:PutItem") == owned
+    for action in reads:
+        assert _admitted(function, "ConfidentialTable", action) == CONFIDENTIAL_READERS[function], action
+
+
+def test_nothing_but_the_development_function_can_read_individual_answers() -> None:
+    # Feedback, 360 ratings and results live in the confidential table (keys.feedback_sk, answer_sk, result_sk).
+    for function in FUNCTIONS:
+        readable = {
+            a
+            for s in _statements(function)
+            if _covers(s.get("Resource"), "ConfidentialTable") or s.get("Resource") == "*"
+            for a in _listed(s["Action"])
+            if a in CONFIDENTIAL_READS or a == "dynamodb:*"
+        }
+        assert not readable or function in CONFIDENTIAL_READERS, function
+    # The tallies, the only capture data reports may read, are written by the development function alone.
+    tally_writers = {f for f in FUNCTIONS if "tally" in _admitted(f, "MainTable", "dynamodb:UpdateItem")}
+    assert tally_writers == {"DevelopmentFunction"}
 
 
 def test_a_booking_cannot_be_written_by_matching_nor_a_ledger_by_admin() -> None:

@@ -312,6 +312,8 @@ OPERATION_GROUPS: dict[str, str] = {
     "booking": "Open slots, bookings, cancels and reschedules, coach calendars and calendar invites.",
     "sessions": "Session outcomes: completed or no-show, confirmations, disputes and their resolution, credits.",
     "billing": "Price books, month-to-date usage, invoices (JSON and CSV) and reconciliation.",
+    "development": "Session feedback, development goals and check-ins, role profiles, 360 assessments (raters "
+    "answer by single-use link, without an account) and their released results for the person and their coach.",
 }
 
 

@@ -199,6 +199,8 @@ class RoleProfile(DeferredModel):
     updated_at: datetime
 
     @classmethod
-    def define(cls, org_id: str, level: Level, data: RoleProfileRequest, framework: Framework, now: datetime) -> RoleProfile:
+    def define(
+        cls, org_id: str, level: Level, data: RoleProfileRequest, framework: Framework, now: datetime
+    ) -> RoleProfile:
         check_competencies([c.competency for c in data.competencies], framework, "competencies")
         return cls(org_id=org_id, level=level, name=data.name, competencies=data.competencies, updated_at=now)

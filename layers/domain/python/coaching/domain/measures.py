@@ -121,7 +121,9 @@ def feedback_delta(feedback: SessionFeedback, dims: Dimensions, first_this_month
     return TallyDelta(org_id=feedback.org_id, period=feedback.period, dimensions=dims, add=add)
 
 
-def goal_set_delta(org_id: str, competencies: list[str], target_role: bool, dims: Dimensions, at: datetime) -> TallyDelta:
+def goal_set_delta(
+    org_id: str, competencies: list[str], target_role: bool, dims: Dimensions, at: datetime
+) -> TallyDelta:
     add = {"goals_set": 1, "goals_aimed_at_target_role": int(target_role)}
     add.update({f"{FOCUS_PREFIX}{c}": 1 for c in competencies})
     return TallyDelta(org_id=org_id, period=period_of(at), dimensions=dims, add=add)
