@@ -122,6 +122,15 @@ def test_goals_hold_at_most_three_active_even_under_a_race_and_check_ins_are_nud
     assert refused["details"]["rule"] == "max_active_goals"
     goals = employee.call("GET", "/goals").json()["items"]
     assert len(goals) == 3
+    # Three goals, one person: the tally counts the goals 3 times and the person once.
+    period = datetime.now(UTC).strftime("%Y-%m")
+    person_id = employee_person_id(employee)
+    counted = [i for i in partition(keys.person_pk(tenant.org_id, person_id)) if i["sk"].startswith("MEASURED#")]
+    assert sorted(i["sk"] for i in counted) == [f"MEASURED#{period}#focus_people:delegation",
+                                                f"MEASURED#{period}#goal_people"]  # fmt: skip
+    (cell,) = [c for c in partition(keys.tally_pk(tenant.org_id, period)) if c["sk"] == counted[0]["sk"] or
+               json.loads(c.get("dims", "{}")) == json.loads(counted[0]["body"])]  # fmt: skip
+    assert (int(cell["goals_set"]), int(cell["goal_people"]), int(cell["focus_people:delegation"])) == (3, 1, 1)
 
     first = goals[0]["goal_id"]
     checked = employee.call("POST", f"/goals/{first}/check-ins", {"progress": 40, "actions_done": [0]})

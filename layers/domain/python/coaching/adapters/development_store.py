@@ -109,18 +109,27 @@ class _Transaction:
             expression += " ADD " + ", ".join(adds)
         key = (keys.tally_pk(delta.org_id, delta.period), keys.cell_sk(delta.dimensions.cell_id()))
         self.update("tally", settings().main_table, key, expression, names, values)
+        for name in delta.first_counts:
+            if delta.person_id is None:
+                raise ValueError("a distinct-people count needs the person")
+            marker = {"pk": _s(keys.person_pk(delta.org_id, delta.person_id)),
+                      "sk": _s(keys.measured_sk(delta.period, name)), "kind": _s("measured"),
+                      "body": _s(delta.dimensions.model_dump_json()), "version": _n(1)}  # fmt: skip
+            self.put("marker", settings().main_table, marker, "attribute_not_exists(pk)")
 
     def commit(self) -> list[str]:
+        """Commit; the labels whose condition failed, `["conflict"]` if only another transaction was in the way."""
         labels = [label for label, _ in self.puts] + [label for label, _ in self.updates]
         try:
             connection().transact_write_items([], [], [op for _, op in self.puts], [op for _, op in self.updates])
         except TransactWriteError as exc:
             reasons = exc.cancellation_reasons or []
-            lost = {"ConditionalCheckFailed", "TransactionConflict"}
-            failed = [label for label, reason in zip(labels, reasons, strict=False)
-                      if reason is not None and reason.code in lost]  # fmt: skip
+            codes = [(label, reason.code) for label, reason in zip(labels, reasons, strict=False) if reason is not None]
+            failed = [label for label, code in codes if code == "ConditionalCheckFailed"]
             if failed:
                 return failed
+            if any(code == "TransactionConflict" for _, code in codes):
+                return ["conflict"]
             raise
         return []
 
@@ -212,6 +221,11 @@ class DevelopmentStore:
         return _confidential_get(keys.person_pk(org_id, person_id), keys.feedback_sk(booking_id), SessionFeedback)
 
     # ------------------------------------------------------------------ goals
+    def counted(self, org_id: str, person_id: str, period: str, names: Sequence[str]) -> set[str]:
+        pk = keys.person_pk(org_id, person_id)
+        wanted = {(pk, keys.measured_sk(period, name)): name for name in names}
+        return {wanted[key] for key in batch_read(wanted)}
+
     def add_goal(self, goal: Goal, delta: TallyDelta, events: Sequence[Event]) -> None:
         pk = keys.person_pk(goal.org_id, goal.person_id)
         table = settings().main_table

@@ -68,12 +68,19 @@ def period_of(at: datetime) -> str:
 
 
 class TallyDelta(DeferredModel):
-    """What one capture adds to one cell: counter name -> integer increment."""
+    """What one capture adds to one cell: counter name -> integer increment.
+
+    `first_counts` names the distinct-people counters this capture counts the person in for the first time
+    this month; the store writes a marker per name in the person's partition (conditional on not existing)
+    in the same transaction, so a person is counted once per month whatever the races.
+    """
 
     org_id: str
     period: str
     dimensions: Dimensions
     add: dict[str, int] = Field(default_factory=dict)
+    person_id: str | None = None
+    first_counts: list[str] = Field(default_factory=list)
 
 
 # Counter names (the cell's attributes). `focus:<competency>` counts goals set on that competency.
@@ -87,7 +94,13 @@ FEEDBACK_COUNTERS = (
     "detractors",
     "session_goal_progress_sum",
 )
+# Distinct people, once per person and month, in the cell of their first such capture that month.
+GOAL_PEOPLE = "goal_people"
+CHECKIN_PEOPLE = "checkin_people"
+FOCUS_PEOPLE_PREFIX = "focus_people:"
 GOAL_COUNTERS = (
+    "goal_people",
+    "checkin_people",
     "goals_set",
     "goals_aimed_at_target_role",
     "goal_checkins",
@@ -121,17 +134,42 @@ def feedback_delta(feedback: SessionFeedback, dims: Dimensions, first_this_month
     return TallyDelta(org_id=feedback.org_id, period=feedback.period, dimensions=dims, add=add)
 
 
+def goal_people_counters(competencies: list[str]) -> list[str]:
+    """The distinct-people counters setting a goal on `competencies` counts a person in."""
+    return [GOAL_PEOPLE, *(f"{FOCUS_PEOPLE_PREFIX}{c}" for c in competencies)]
+
+
+def _people(add: dict[str, int], person_id: str, first: list[str]) -> dict[str, object]:
+    add.update(dict.fromkeys(first, 1))
+    return {"person_id": person_id, "first_counts": sorted(first)}
+
+
 def goal_set_delta(
-    org_id: str, competencies: list[str], target_role: bool, dims: Dimensions, at: datetime
+    org_id: str,
+    person_id: str,
+    competencies: list[str],
+    target_role: bool,
+    dims: Dimensions,
+    at: datetime,
+    first: list[str],
 ) -> TallyDelta:
+    """`first`: the counters of `goal_people_counters` the person is not yet counted in this month."""
     add = {"goals_set": 1, "goals_aimed_at_target_role": int(target_role)}
     add.update({f"{FOCUS_PREFIX}{c}": 1 for c in competencies})
-    return TallyDelta(org_id=org_id, period=period_of(at), dimensions=dims, add=add)
+    people = _people(add, person_id, first)
+    return TallyDelta.model_validate(
+        {"org_id": org_id, "period": period_of(at), "dimensions": dims, "add": add, **people}
+    )
 
 
-def checkin_delta(org_id: str, progress: int, dims: Dimensions, at: datetime) -> TallyDelta:
+def checkin_delta(
+    org_id: str, person_id: str, progress: int, dims: Dimensions, at: datetime, first: bool
+) -> TallyDelta:
     add = {"goal_checkins": 1, "goal_progress_sum": progress}
-    return TallyDelta(org_id=org_id, period=period_of(at), dimensions=dims, add=add)
+    people = _people(add, person_id, [CHECKIN_PEOPLE] if first else [])
+    return TallyDelta.model_validate(
+        {"org_id": org_id, "period": period_of(at), "dimensions": dims, "add": add, **people}
+    )
 
 
 def goal_closed_delta(org_id: str, achieved: bool, dims: Dimensions, at: datetime) -> TallyDelta:

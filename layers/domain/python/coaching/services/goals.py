@@ -16,7 +16,7 @@ from coaching.auth import Principal, Role
 from coaching.domain.assessments import DevelopmentPolicy
 from coaching.domain.common import Clock
 from coaching.domain.competencies import Framework, default_framework
-from coaching.domain.errors import NotFound
+from coaching.domain.errors import Conflict, NotFound
 from coaching.domain.events import (
     CheckInDue,
     DevelopmentPolicySet,
@@ -38,11 +38,13 @@ from coaching.domain.goals import (
     RoleProfileRequest,
 )
 from coaching.domain.measures import (
+    CHECKIN_PEOPLE,
     NO_PROGRAM,
     TallyDelta,
     checkin_delta,
     dimensions_of,
     goal_closed_delta,
+    goal_people_counters,
     goal_set_delta,
     period_of,
 )
@@ -56,6 +58,10 @@ class OrgPersonReader(Protocol):
 
 
 class GoalPort(OrgPersonReader, Protocol):
+    def counted(self, org_id: str, person_id: str, period: str, names: Sequence[str]) -> set[str]:
+        """Which of the distinct-people counters `names` already count the person in `period`."""
+        ...
+
     def add_goal(self, goal: Goal, delta: TallyDelta, events: Sequence[Event]) -> None:
         """Raises PolicyRefused when the person already has 3 active goals."""
         ...
@@ -83,6 +89,9 @@ class ProfilePort(Protocol):
     def put_policy(self, org_id: str, policy: DevelopmentPolicy, events: Sequence[Event]) -> None: ...
 
     def policy(self, org_id: str) -> DevelopmentPolicy: ...
+
+
+_ATTEMPTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +123,6 @@ def set_goal(caller: Principal, data: GoalCreate, ctx: GoalContext) -> Goal:
     now = ctx.clock()
     goal = Goal.set(org.org_id, person.person_id, data, framework_of(org), now)
     dims = dimensions_of(person, NO_PROGRAM, now)
-    delta = goal_set_delta(org.org_id, goal.competencies, goal.aim is GoalAim.TARGET_ROLE, dims, now)
     event = GoalSet(
         occurred_at=now,
         org_id=org.org_id,
@@ -123,11 +131,20 @@ def set_goal(caller: Principal, data: GoalCreate, ctx: GoalContext) -> Goal:
         competencies=goal.competencies,
         aim=goal.aim.value,
         target_level=goal.target_level.value if goal.target_level else None,
-        period=delta.period,
+        period=period_of(now),
         cell_id=dims.cell_id(),
     )
-    ctx.store.add_goal(goal, delta, [event])
-    return goal
+    wanted = goal_people_counters(goal.competencies)
+    for _ in range(_ATTEMPTS):
+        first = [n for n in wanted if n not in ctx.store.counted(org.org_id, person.person_id, period_of(now), wanted)]
+        delta = goal_set_delta(org.org_id, person.person_id, goal.competencies, goal.aim is GoalAim.TARGET_ROLE,
+                               dims, now, first)  # fmt: skip
+        try:
+            ctx.store.add_goal(goal, delta, [event])
+        except Conflict:
+            continue  # another goal of this person counted them first this month: count again
+        return goal
+    raise Conflict("your goals are being changed at the same time; try again")
 
 
 def my_goals(caller: Principal, ctx: GoalContext) -> list[Goal]:
@@ -148,7 +165,8 @@ def check_in(caller: Principal, goal_id: str, data: CheckInRequest, ctx: GoalCon
     now = ctx.clock()
     updated = goal.check_in(data, now)
     dims = dimensions_of(person, NO_PROGRAM, now)
-    delta = checkin_delta(goal.org_id, data.progress, dims, now)
+    counted = ctx.store.counted(goal.org_id, goal.person_id, period_of(now), [CHECKIN_PEOPLE])
+    delta = checkin_delta(goal.org_id, goal.person_id, data.progress, dims, now, first=CHECKIN_PEOPLE not in counted)
     event = GoalCheckedIn(
         occurred_at=now,
         org_id=goal.org_id,
