@@ -284,3 +284,27 @@ def test_a_rater_link_route_needs_no_token_but_every_other_route_does(local_stac
     assert (
         anonymous.call("POST", "/360/answers", {"token": uuid.uuid4().hex * 2, "ratings": RATINGS}).status_code == 404
     )
+
+
+def test_the_demo_months_capture_runs_through_http_and_fills_the_tallies(local_stack, operator):
+    from coaching_local.demo_month import Participant, drive_capture
+
+    demo = make_tenant(local_stack, operator, "Demo capture org")
+    employee, _, booking_id = completed_session(local_stack, operator, demo, "wo")
+    individual = person(local_stack, demo, "wo", level="individual_contributor")
+    participants = [Participant(token=employee.token or "", level="first_time_manager",
+                                completed_booking_ids=[booking_id]),
+                    Participant(token=individual.token or "", level="individual_contributor")]  # fmt: skip
+    summary = drive_capture(local_stack.url, demo.org_id, demo.admin.token or "", participants)
+    assert summary.feedback_given == 1
+    assert summary.assessments_released == 4  # a baseline and a follow-up each
+    assert summary.rater_answers == 2 * 7 + 2 * 4
+    period = datetime.now(UTC).strftime("%Y-%m")
+    cells = partition(keys.tally_pk(demo.org_id, period))
+    total = lambda name: sum(int(c.get(name, 0)) for c in cells)  # noqa: E731
+    assert total("feedback_responses") == 1
+    assert total("goals_set") == summary.goals_set
+    assert total("goal_people") == 2
+    assert total("growth_people") == 2  # both follow-ups compare with a released baseline
+    assert total("managers_rated") == 2  # the manager's three direct reports, a shown group, in both rounds
+    assert total("assessments_released") == 4
