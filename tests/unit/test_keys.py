@@ -126,6 +126,8 @@ TENANT_PARTITIONS = {
     "invoice_key": keys.invoice_key(ORG, "2027-03")[0],
     "session_pk": keys.session_pk(ORG, BOOKING),
     "guard_key": keys.guard_key(ORG, BOOKING, "usage")[0],
+    "tally_pk": keys.tally_pk(ORG, "2027-03"),
+    "development_pk": keys.development_pk(ORG),
 }
 
 # The partitions that are not an org's, and why.
@@ -141,6 +143,9 @@ OTHER_PARTITIONS = {
     "locator_key": "found by booking id alone (coaches, operators); the item names its org",
     "outbox_pk": "one partition per event, read only by the stream relay",
     "idempotency_pk": "Powertools Idempotency records per consuming function",
+    "invite_pk": "a 360 rater has only the link's token; the item names the org, person and round",
+    "checkins_index_pk": "the daily nudge's goals due on one date, across orgs (gsi1)",
+    "OPEN_ASSESSMENTS_INDEX_PK": "the daily release check's open 360 rounds, across orgs (gsi1)",
 }
 
 

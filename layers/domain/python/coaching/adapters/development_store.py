@@ -401,7 +401,7 @@ class DevelopmentStore:
         return _confidential_get(keys.person_pk(org_id, person_id), keys.result_sk(assessment_id), AssessmentResult)
 
     def results(self, org_id: str, person_id: str) -> list[AssessmentResult]:
-        results = CaptureItem.query(keys.person_pk(org_id, person_id), CaptureItem.sk.startswith("RESULT#"),
+        results = CaptureItem.query(keys.person_pk(org_id, person_id), CaptureItem.sk.startswith(keys.RESULT_PREFIX),
                                     consistent_read=True)  # fmt: skip
         return [AssessmentResult.model_validate_json(item.body) for item in results]
 
@@ -413,7 +413,7 @@ class DevelopmentStore:
         return found
 
     def coach_engaged(self, org_id: str, person_id: str, coach_id: str) -> bool:
-        results = MainItem.query(keys.person_pk(org_id, person_id), MainItem.sk.startswith("ENGAGEMENT#"))
+        results = MainItem.query(keys.person_pk(org_id, person_id), MainItem.sk.startswith(keys.engagement_sk("")))
         for item in results:
             engagement = Engagement.model_validate_json(item.body)
             if engagement.coach_id == coach_id and engagement.is_active:

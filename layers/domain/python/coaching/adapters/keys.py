@@ -405,9 +405,12 @@ def answer_sk(assessment_id: str, rater_id: str) -> str:
     return f"ANSWER#{assessment_id}#{rater_id}"
 
 
+RESULT_PREFIX = "RESULT#"
+
+
 def result_sk(assessment_id: str) -> str:
     # Confidential table, person partition: the released result (group means).
-    return f"RESULT#{assessment_id}"
+    return f"{RESULT_PREFIX}{assessment_id}"
 
 
 def invite_pk(token_hash: str) -> str:
