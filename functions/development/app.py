@@ -81,6 +81,12 @@ class RaterLink(StrictModel):
     description="Satisfaction 1-5, would-recommend 0-10 (NPS), progress on the session's goal 1-5. 201 when "
     "given; the same answers again return it with 200 (a retry); other answers are a 409: feedback is never edited.",
     tags=["development"],
+    responses={
+        200: {
+            "description": "The feedback given earlier: a retry with the same answers",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SessionFeedback"}}},
+        }
+    },
 )
 def give_feedback(
     caller: Caller, booking_id: PathId, body: Annotated[FeedbackRequest, Body()]

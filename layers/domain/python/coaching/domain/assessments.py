@@ -27,7 +27,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from coaching.domain.common import DeferredModel, Slug, StrictModel
+from coaching.domain.common import DeferredModel, EntityId, Slug, StrictModel
 from coaching.domain.competencies import Framework
 from coaching.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from coaching.domain.goals import check_competencies
@@ -96,7 +96,7 @@ class RaterRequest(StrictModel):
 
 class AssessmentRequest(StrictModel):
     kind: AssessmentKind = AssessmentKind.BASELINE
-    baseline_id: str | None = Field(default=None, description="The baseline a follow-up compares with.")
+    baseline_id: EntityId | None = Field(default=None, description="The baseline a follow-up compares with.")
     competencies: Annotated[list[Slug], Field(min_length=1, max_length=MAX_COMPETENCIES)] | None = Field(
         default=None, description="Default: the role profile of the person's level, else the first 8 of the framework."
     )
