@@ -291,6 +291,13 @@ class Suppression(StrictModel):
 
 
 NOT_AVAILABLE = "not_available"
+# Shares of a yes/no per item: 0 % or 100 % would tell every member's answer (the distribution tails).
+SHARE_MEASURES = frozenset({"attendance", "north_star_sessions", "north_star_goals"})
+
+
+def _tail(cell: Cell, name: str) -> bool:
+    m = cell.measures.get(name)
+    return m is not None and m.count > 0 and (m.total == 0 or m.total == m.count)
 
 
 def suppress(rollup: Rollup, k: int) -> Suppression:
@@ -317,10 +324,12 @@ def suppress(rollup: Rollup, k: int) -> Suppression:
                     hidden[f"{encode_cell(key)}/{part}"] = NOT_AVAILABLE
             scope = [key for key in keys if _supports(key, TALLY_DIMENSIONS)]
             counts = {(key, part): rollup.cell(key).measures.get(name, Measure()).people for key in scope}
-            record(protect(counts, _lifted(tally_structure, part), k))
+            tails = [(key, part) for key in scope if name in SHARE_MEASURES and _tail(rollup.cell(key), name)]
+            record(protect(counts, _lifted(tally_structure, part), k, already=tails))
             continue
         counts = {(key, part): rollup.cell(key).measures.get(name, Measure()).people for key in keys}
-        record(protect(counts, _lifted(structure, part), k, already=[(key, part) for key in base]))
+        tails = [(key, part) for key in keys if name in SHARE_MEASURES and _tail(rollup.cell(key), name)]
+        record(protect(counts, _lifted(structure, part), k, already=[*((key, part) for key in base), *tails]))
     competencies = sorted({name for key in keys for name in rollup.cell(key).focus})
     for name in competencies:
         part = f"f:{name}"
