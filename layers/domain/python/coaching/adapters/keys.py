@@ -434,3 +434,47 @@ def tally_pk(org_id: str, period: str) -> str:
 
 def cell_sk(cell_id: str) -> str:
     return f"{CELL_PREFIX}{cell_id}"
+
+
+# ------------------------------------------------------------------ rollups and reports (docs/data-model.md)
+# The rollups function owns the contributions and the cells; report_generation reads the cells only.
+CONTRIBUTION_PREFIX = "P#"
+ROLLUP_META_SK = "META"
+REPORT_SETTINGS_SK = "SETTINGS"
+ARTEFACT_PREFIX = "ARTEFACT#"
+
+
+def contribution_pk(org_id: str, period: str) -> str:
+    # One person's pseudonymous contribution to an org month: reports are never granted this partition.
+    return f"ORG#{org_id}#CONTRIB#{period}"
+
+
+def contribution_sk(pid: str) -> str:
+    return f"{CONTRIBUTION_PREFIX}{pid}"
+
+
+def rollup_pk(org_id: str, period: str) -> str:
+    # The month's cells (`CELL#<digest of the cell>`, counters as attributes) and its META: one Query.
+    return f"ORG#{org_id}#ROLLUP#{period}"
+
+
+def rollup_cell_sk(digest: str) -> str:
+    return f"{CELL_PREFIX}{digest}"
+
+
+def report_pk(org_id: str) -> str:
+    # The org's report settings (SETTINGS) and the artefacts written each month (ARTEFACT#<yyyy-mm>).
+    return f"ORG#{org_id}#REPORT"
+
+
+def artefact_sk(period: str) -> str:
+    return f"{ARTEFACT_PREFIX}{period}"
+
+
+def rollups_index_pk(period: str) -> str:
+    # Not tenant-owned: which orgs have a rollup that month (the operator's cross-org coach aggregate).
+    return f"PLATFORM#ROLLUPS#{period}"
+
+
+def rollups_index_sk(org_id: str) -> str:
+    return f"ORG#{org_id}"

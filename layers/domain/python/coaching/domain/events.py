@@ -422,6 +422,23 @@ class AssessmentReleased(Event):
     cell_id: str
 
 
+# ------------------------------------------------------------------------- reports
+
+REPORTS = "coaching.reports"
+
+
+class ReportDue(Event):
+    source = REPORTS
+    detail_type = "ReportDue"
+    description = (
+        "The monthly schedule's fan-out, after the org's month was rebuilt from source: write this org's "
+        "report artefacts (HTML and CSVs) for this month. Carries no figure."
+    )
+
+    org_id: str
+    period: str
+
+
 # ------------------------------------------------------------------------- catalogue
 
 CATALOGUE: tuple[type[Event], ...] = (
@@ -453,6 +470,7 @@ CATALOGUE: tuple[type[Event], ...] = (
     AssessmentOpened,
     AssessmentAnswered,
     AssessmentReleased,
+    ReportDue,
 )
 
 BY_TYPE: Mapping[str, type[Event]] = {event.detail_type: event for event in CATALOGUE}

@@ -110,7 +110,7 @@ def _measures(c: Contribution) -> dict[str, tuple[int, int, float]]:
 
 # Capture tallies (coaching.domain.measures.TallyCell) -> measure: (distinct people, items, sum). A tally
 # counts each person once a month in the cell of their first item, so people add up like items do.
-def _tally_measures(t: Mapping[str, int], priorities: Sequence[str]) -> dict[str, tuple[int, int, float]]:
+def tally_measures(t: Mapping[str, int], priorities: Sequence[str]) -> dict[str, tuple[int, int, float]]:
     def get(name: str) -> int:
         return int(t.get(name, 0))
 
@@ -225,7 +225,7 @@ class Rollup(StrictModel):
                 for competency in sorted(set(c.focus)):
                     _bump(cell.focus, competency)
         for t in sorted(tallies, key=lambda t: sorted(t.dims.items())):
-            found = _tally_measures(t.counters, priorities)
+            found = tally_measures(t.counters, priorities)
             for key in cell_keys(t.dims):
                 cell = acc.setdefault(key, _Acc())
                 cell.add_measures(found)
