@@ -183,6 +183,8 @@ class Resolver:
             return self.bus_name(name)
         if kind == "AWS::Cognito::UserPoolClient":
             return LOCAL_USER_POOL_CLIENT_ID
+        if kind == "AWS::S3::Bucket":  # a folder of the local stack (coaching_local.artefacts)
+            return f"{self.names.prefix}-{name}".lower()
         raise TemplateError(f"{where}: !Ref {name} ({kind}) has no local equivalent")
 
     def bus_name(self, logical_id: str) -> str:

@@ -200,7 +200,7 @@ def test_lost_or_late_events_alarm_where_event_publish_failed_never_existed() ->
 # Sample ids shaped like the real ones (uuids; keys never contain a '#' of an id's own: PathId).
 ORG, PERSON, COACH = "0f8fad5b-d9cb-469f-a165-70867728950e", "7c9e6679-7425-40de-944b-e07fc1f90ae7", "c0a8012e-c3c1"
 BOOKING, EVENT, MONTH = "e4eaaaf2-d142-11e1-b3e4-080027620cdd", "evt-6fa459ea-ee8a-3ca4", "2026-05"
-CONSUMERS = ("matching", "booking", "metering")  # every function that consumes events (checked below)
+CONSUMERS = ("matching", "booking", "metering", "rollups", "report_generation")  # every function that consumes events (checked below)
 
 # Every partition family the platform writes, built with its function in keys.py.
 FAMILIES: dict[str, str] = {
@@ -221,6 +221,10 @@ FAMILIES: dict[str, str] = {
     "tally": keys.tally_pk(ORG, MONTH),
     "development": keys.development_pk(ORG),
     "invite": keys.invite_pk("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
+    "contribution": keys.contribution_pk(ORG, MONTH),
+    "rollup": keys.rollup_pk(ORG, MONTH),
+    "report": keys.report_pk(ORG),
+    "rollups_index": keys.rollups_index_pk(MONTH),
 }
 # The key functions that build another family's partition key (with the sort key beside it).
 COMPOSED: dict[str, tuple[Callable[[], tuple[str, str]], str]] = {
@@ -246,7 +250,7 @@ INDEX_ONLY = {
 FAMILY_SOURCES = {
     "org_pk", "people_pk", "person_pk", "person_calendar_pk", "coach_calendar_pk", "COACHES_PK",
     "ROSTER_PK", "gaps_pk", "ledger_pk", "billing_pk", "session_pk", "outbox_pk", "idempotency_pk",
-    "tally_pk", "development_pk", "invite_pk",
+    "tally_pk", "development_pk", "invite_pk", "contribution_pk", "rollup_pk", "report_pk", "rollups_index_pk",
 }  # fmt: skip
 
 # What each function's code writes in the main table (its adapters and, for consumers, Powertools
@@ -275,7 +279,10 @@ MAIN_TABLE_WRITERS: dict[str, set[str]] = {
     # BillingStore: price books, periods, invoices; the schedules' fan-out events (commit_events).
     "MeteringFunction": {"org", "billing", "outbox", "idempotency:metering"},
     "EventRelayFunction": set(),
-    "ReportGenerationFunction": set(),
+    # ReportWriter: report settings and the artefacts' index; Powertools Idempotency for ReportDue.
+    "ReportGenerationFunction": {"report", "idempotency:report_generation"},
+    # RollupStore: contributions and cells in one transaction, the month's META and index, ReportDue.
+    "RollupsFunction": {"contribution", "rollup", "rollups_index", "outbox", "idempotency:rollups"},
     # HrWebhookStore: people with their delivery receipts and per-event markers, PersonPromoted/PersonTerminated.
     "HrWebhooksFunction": {"people", "outbox"},
     # DevelopmentStore: goals, 360 rounds, the active-goal counter and respondent markers (person), capture
@@ -505,3 +512,47 @@ def test_only_the_relay_may_put_events_and_no_function_may_read_another_queue_or
         actions = [a for s in _statements(function) for a in _listed(s["Action"])]
         assert not [a for a in actions if a.startswith(("events:", "sns:"))] or function == "EventRelayFunction"
         assert not [a for a in actions if a.startswith("sns:")], function
+
+
+# ------------------------------------------------------------------ reports read aggregates only
+
+# What report_generation may read: aggregate partitions, and its own idempotency record.
+REPORT_READABLE = {"rollup", "tally", "report", "rollups_index"}
+
+
+def test_report_generation_reads_only_aggregates_never_a_person_or_the_confidential_table() -> None:
+    statements = _statements("ReportGenerationFunction")
+    # Nothing on the confidential table (not even DescribeTable), nor on any index, nor any wildcard resource.
+    assert not [s for s in statements if _covers(s.get("Resource"), "ConfidentialTable")]
+    assert not [s for s in statements if s.get("Resource") == "*"]
+    assert not [s for s in statements if "/index/" in json.dumps(s.get("Resource"))]
+    assert not {a for s in statements for a in _listed(s["Action"])} & {"dynamodb:Scan", "dynamodb:BatchGetItem"}
+    assert _admitted("ReportGenerationFunction", "MainTable", "dynamodb:Query") == REPORT_READABLE
+    assert _admitted("ReportGenerationFunction", "MainTable", "dynamodb:GetItem") == {"idempotency:report_generation"}
+    # A person's partition, the people, the contributions, bookings and ledger are beyond every statement.
+    person_keys = [keys.person_pk(ORG, PERSON), keys.people_pk(ORG), keys.contribution_pk(ORG, MONTH),
+                   keys.ledger_pk(ORG, MONTH), keys.locator_key(BOOKING)[0], keys.session_pk(ORG, BOOKING)]  # fmt: skip
+    for statement in statements:
+        if _covers(statement.get("Resource"), "MainTable"):
+            assert statement.get("Condition"), statement["Sid"]  # every main-table grant is scoped
+            for key in person_keys:
+                assert not _admits(statement, key), (statement["Sid"], key)
+
+
+def test_only_the_rollups_function_writes_the_contributions_and_cells() -> None:
+    for family in ("contribution", "rollup"):
+        writers = {f for f in FUNCTIONS if family in _admitted(f, "MainTable", "dynamodb:UpdateItem")}
+        assert writers == {"RollupsFunction"}, family
+    assert not [s for s in _statements("RollupsFunction") if _covers(s.get("Resource"), "ConfidentialTable")]
+
+
+def test_the_report_bucket_is_private_encrypted_tls_only_and_expires_its_objects() -> None:
+    props = _props("ReportBucket")
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert props["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] > 0
+    (deny,) = _props("ReportBucketPolicy")["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+    readers = {f for f in FUNCTIONS for s in _statements(f) for a in _listed(s["Action"]) if a.startswith("s3:")}
+    assert readers == {"ReportGenerationFunction"}

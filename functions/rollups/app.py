@@ -1,0 +1,79 @@
+"""Rollups: keep each org month's report cells equal to the sum of its people's contributions.
+
+Consumes the events that change what a person contributes to a month (session outcomes, engagements,
+promotions, terminations): each recomputes that person's contribution from source and adds the difference to
+the cells in one transaction. RollupsDaily rebuilds the current and previous month of every org from source
+and repairs any cell that drifted; ReportsMonthly rebuilds the month just closed and writes one ReportDue per
+org, which report_generation turns into the month's artefacts. No HTTP route but health: reports are read
+through report_generation, which may read the cells this function writes but never its sources.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from coaching.adapters.rollup_store import RollupSourceStore, RollupStore
+from coaching.api import add_health_route, function_entry, rest_resolver
+from coaching.domain.common import utc_now
+from coaching.domain.events import (
+    EngagementEnded,
+    EngagementStarted,
+    Event,
+    PersonPromoted,
+    PersonTerminated,
+    SessionCancelled,
+    SessionCompleted,
+    SessionCredited,
+    SessionRescheduled,
+)
+from coaching.services import rollups
+from coaching.services.rollups import RollupContext
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = rest_resolver()
+add_health_route(app, "/rollups/health", service="rollups")
+ctx = RollupContext(source=RollupSourceStore(), store=RollupStore(), clock=utc_now)
+
+
+def on_person_event(event: Event) -> dict[str, Any]:
+    result = rollups.on_person_event(event, ctx)
+    changed = sum(result.periods.values())
+    metrics.add_metric(name="ContributionsChanged", unit=MetricUnit.Count, value=changed)
+    return result.model_dump(mode="json")
+
+
+def on_schedule(name: str) -> dict[str, Any]:
+    if name == "RollupsDaily":
+        run = rollups.run_daily_rebuild(ctx)
+    elif name == "ReportsMonthly":
+        run = rollups.run_monthly_reports(ctx)
+    else:
+        raise ValueError(f"rollups has no schedule named {name!r}")
+    repaired = sum(r.cells_rewritten for r in run.rebuilt)
+    metrics.add_metric(name="RollupCellsRepaired", unit=MetricUnit.Count, value=repaired)
+    logger.info("rollups rebuilt", extra={"schedule": name, "orgs": run.orgs, "cells_repaired": repaired,
+                                          "events": run.events})  # fmt: skip
+    return run.model_dump(mode="json")
+
+
+CONSUMED = (
+    SessionCompleted,
+    SessionCancelled,
+    SessionRescheduled,
+    SessionCredited,
+    EngagementStarted,
+    EngagementEnded,
+    PersonPromoted,
+    PersonTerminated,
+)
+lambda_handler = function_entry(
+    app,
+    name="rollups",
+    logger=logger,
+    tracer=tracer,
+    metrics=metrics,
+    on_events=dict.fromkeys(CONSUMED, on_person_event),
+    on_schedule=on_schedule,
+)
