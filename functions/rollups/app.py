@@ -4,16 +4,18 @@ Consumes the events that change what a person contributes to a month (session ou
 promotions, terminations): each recomputes that person's contribution from source and adds the difference to
 the cells in one transaction. RollupsDaily rebuilds the current and previous month of every org from source
 and repairs any cell that drifted; ReportsMonthly rebuilds the month just closed and writes one ReportDue per
-org, which report_generation turns into the month's artefacts. No HTTP route but health: reports are read
+org, which report_generation turns into the month's artefacts; operators can run one org month now. Reports are read
 through report_generation, which may read the cells this function writes but never its sources.
 """
 
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
 from coaching.adapters.rollup_store import RollupSourceStore, RollupStore
-from coaching.api import add_health_route, function_entry, rest_resolver
+from coaching.api import Caller, PathId, add_health_route, function_entry, rest_resolver
 from coaching.domain.common import utc_now
 from coaching.domain.events import (
     EngagementEnded,
@@ -26,8 +28,9 @@ from coaching.domain.events import (
     SessionCredited,
     SessionRescheduled,
 )
+from coaching.domain.invoicing import PERIOD_DESCRIPTION, PERIOD_PATTERN
 from coaching.services import rollups
-from coaching.services.rollups import RollupContext
+from coaching.services.rollups import MonthRun, RollupContext
 
 logger = Logger()
 tracer = Tracer()
@@ -35,6 +38,20 @@ metrics = Metrics()
 app = rest_resolver()
 add_health_route(app, "/rollups/health", service="rollups")
 ctx = RollupContext(source=RollupSourceStore(), store=RollupStore(), clock=utc_now)
+
+
+PeriodPath = Annotated[str, Path(pattern=PERIOD_PATTERN, description=f"The month: {PERIOD_DESCRIPTION}")]
+
+
+@app.post(
+    "/orgs/<org_id>/reports/<period>/run",
+    summary="Rebuild one org month from source and write its report artefacts now (operator)",
+    description="The same idempotent run as the ReportsMonthly schedule, for one org and month (the current one "
+    "included): the artefacts follow on the bus (ReportDue), and download from GET .../download.",
+    tags=["reports"],
+)
+def run_month(caller: Caller, org_id: PathId, period: PeriodPath) -> MonthRun:
+    return rollups.run_month_now(caller, org_id, period, ctx)
 
 
 def on_person_event(event: Event) -> dict[str, Any]:
@@ -58,6 +75,14 @@ def on_schedule(name: str) -> dict[str, Any]:
     return run.model_dump(mode="json")
 
 
+def _consumer() -> Callable[[Event], dict[str, Any]]:
+    # One function object per event type: coaching.api's idempotency wrapper is built per consumer function.
+    def consume(event: Event) -> dict[str, Any]:
+        return on_person_event(event)
+
+    return consume
+
+
 CONSUMED = (
     SessionCompleted,
     SessionCancelled,
@@ -74,6 +99,6 @@ lambda_handler = function_entry(
     logger=logger,
     tracer=tracer,
     metrics=metrics,
-    on_events=dict.fromkeys(CONSUMED, on_person_event),
+    on_events={kind: _consumer() for kind in CONSUMED},
     on_schedule=on_schedule,
 )

@@ -60,6 +60,7 @@ def _bars(plt: Any, title: str, labels: Sequence[str], figures: Sequence[Figure]
         else:
             ax.annotate(f"{figure.value:g}{unit}", (bar.get_x() + bar.get_width() / 2, figure.value), ha="center",
                         va="bottom", fontsize=8)  # fmt: skip
+    ax.set_ylim(0, top * 1.2)
     ax.set_title(title, fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)
     svg = _svg(fig)
@@ -111,9 +112,9 @@ def _chart(caption: str, svg: str) -> str:
 def render_html(report: Report, trends: Trends) -> str:
     plt = _pyplot()
     lead, lag = report.leading, report.lagging
-    cohort_rows = [row for b in lag.growth_by_cohort for row in b.rows]
-    cohort_labels = [str(row["value"]) for row in cohort_rows]
-    cohort_figures = [row["competency_growth_percent"] for row in cohort_rows]
+    cohort_rows = [(b.dimension, row) for b in lag.growth_by_cohort for row in b.rows]
+    cohort_labels = [f"{dimension.replace('_', ' ')}: {row['value']}" for dimension, row in cohort_rows]
+    cohort_figures = [row["competency_growth_percent"] for _, row in cohort_rows]
     periods = [p.period for p in trends.points]
     charts = [
         _chart("Utilisation: people by sessions this month",

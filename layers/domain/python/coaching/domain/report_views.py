@@ -16,6 +16,7 @@ from coaching.domain.common import StrictModel
 from coaching.domain.reporting import (
     ATTRITION_BUCKETS,
     HIDDEN_FIGURE,
+    ORG_CELL,
     TALLY_DIMENSIONS,
     CellFigures,
     CellKey,
@@ -241,7 +242,8 @@ def org_report(
     currency: str = "",
 ) -> Report:
     """The month's report for the group `filters` select; 422 `group_too_small` when that group is hidden."""
-    key = selected(rollup, protection, filters)
+    # No filter is the whole org: shown even when the org itself is below the minimum, every figure suppressed.
+    key = selected(rollup, protection, filters) if filters else ORG_CELL
     cell = figures(rollup, protection, key)
     leading = Leading(
         active_people=cell.people,

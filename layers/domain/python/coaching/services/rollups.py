@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from coaching.auth import Principal, Role
 from coaching.domain.booking import Booking
 from coaching.domain.common import Clock, StrictModel
 from coaching.domain.engagements import Engagement
+from coaching.domain.errors import InvalidInput, NotFound
 from coaching.domain.events import (
     EngagementEnded,
     EngagementStarted,
@@ -283,3 +285,20 @@ def run_monthly_reports(ctx: RollupContext) -> ScheduleRun:
     events = [report_due(org_id, period, now) for org_id in org_ids]
     ctx.store.publish(events)
     return ScheduleRun(schedule="ReportsMonthly", orgs=len(org_ids), rebuilt=results, events=len(events))
+
+
+class MonthRun(StrictModel):
+    rebuilt: RebuildResult
+    report_due: bool
+
+
+def run_month_now(caller: Principal, org_id: str, period: str, ctx: RollupContext) -> MonthRun:
+    """Operators: the monthly run for one org month now (rebuild from source, then ReportDue); idempotent."""
+    caller.require(Role.OPERATOR)
+    if ctx.source.org(org_id) is None:
+        raise NotFound("no such organisation")
+    if period > period_of(ctx.clock()):
+        raise InvalidInput("the month has not started yet", field="period")
+    result = rebuild(org_id, period, ctx)
+    ctx.store.publish([report_due(org_id, period, ctx.clock())])
+    return MonthRun(rebuilt=result, report_due=True)
