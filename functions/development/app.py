@@ -78,23 +78,17 @@ class RaterLink(StrictModel):
 @app.post(
     "/bookings/<booking_id>/feedback",
     summary="Give feedback on one's own completed session, once (employee)",
-    description="Satisfaction 1-5, would-recommend 0-10 (NPS), progress on the session's goal 1-5. 201 when "
-    "given; the same answers again return it with 200 (a retry); other answers are a 409: feedback is never edited.",
+    description="Satisfaction 1-5, would-recommend 0-10 (NPS), progress on the session's goal 1-5. Given once: the "
+    "same answers again return the same feedback (201, an idempotent retry); other answers are a 409, because "
+    "feedback is never edited.",
     tags=["development"],
-    responses={
-        200: {
-            "description": "The feedback given earlier: a retry with the same answers",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SessionFeedback"}}},
-        }
-    },
 )
 def give_feedback(
     caller: Caller, booking_id: PathId, body: Annotated[FeedbackRequest, Body()]
 ) -> Response[SessionFeedback]:
     outcome = feedback.give(caller, booking_id, body, feedback_ctx)
-    if not outcome.created:
-        return Response(status_code=200, content_type="application/json", body=outcome.feedback)
-    _count("SessionFeedbackGiven")
+    if outcome.created:
+        _count("SessionFeedbackGiven")
     return created(outcome.feedback)
 
 
