@@ -8,7 +8,7 @@ python -m bench invoicing --quick     # options after a single name go to that b
 import sys
 from collections.abc import Callable
 
-from bench import booking, cohort_match, cold_start, hr_webhooks, invoicing, matching, people_import
+from bench import booking, cohort_match, cold_start, hr_webhooks, invoicing, matching, people_import, reports
 
 BENCHMARKS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "cold_start": ("cold start", cold_start.main),
@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "booking": ("booking", booking.main),
     "invoicing": ("monthly invoicing", invoicing.main),
     "hr_webhooks": ("HR webhooks", hr_webhooks.main),
+    "reports": ("reports from rollups", reports.main),
 }
 
 

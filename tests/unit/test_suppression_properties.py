@@ -3,6 +3,8 @@ undetermined against everything published (the linear-programming attack)."""
 
 from __future__ import annotations
 
+import os
+
 from coaching.domain.reporting import (
     Contribution,
     Rollup,
@@ -17,6 +19,13 @@ from hypothesis import strategies as st
 
 from tests.unit.lp_attack import attack, pinned
 
+# The normal suite keeps the LP attack to a few small orgs (seconds); COACHING_LP_PROFILE=large runs many larger
+# ones (minutes): `COACHING_LP_PROFILE=large .venv/bin/python -m pytest tests/unit/test_suppression_properties.py`.
+LARGE = os.environ.get("COACHING_LP_PROFILE") == "large"
+MAX_PEOPLE = 60 if LARGE else 24
+LP_EXAMPLES = 60 if LARGE else 6
+K_EXAMPLES = 300 if LARGE else 40
+
 DEPARTMENTS = ("sales", "eng", "ops")
 LEVELS = ("manager", "first_time_manager", "senior_leader")
 
@@ -24,7 +33,7 @@ LEVELS = ("manager", "first_time_manager", "senior_leader")
 @st.composite
 def orgs(draw: st.DrawFn) -> tuple[Rollup, int]:
     k = draw(st.integers(min_value=3, max_value=6))
-    size = draw(st.integers(min_value=1, max_value=24))
+    size = draw(st.integers(min_value=1, max_value=MAX_PEOPLE))
     contributions = []
     tallies = []
     for i in range(size):
@@ -69,7 +78,7 @@ def _attackable(rollup: Rollup, k: int) -> tuple[dict, list, set]:
     return values, equations, hidden
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=K_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(orgs())
 def test_every_published_cell_counts_at_least_k_people(org: tuple[Rollup, int]) -> None:
     rollup, k = org
@@ -81,7 +90,7 @@ def test_every_published_cell_counts_at_least_k_people(org: tuple[Rollup, int]) 
             assert value >= k, (key, part, value)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=LP_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(orgs())
 def test_no_hidden_cell_is_recovered_by_the_linear_programming_attack(org: tuple[Rollup, int]) -> None:
     rollup, k = org

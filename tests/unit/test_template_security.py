@@ -200,7 +200,8 @@ def test_lost_or_late_events_alarm_where_event_publish_failed_never_existed() ->
 # Sample ids shaped like the real ones (uuids; keys never contain a '#' of an id's own: PathId).
 ORG, PERSON, COACH = "0f8fad5b-d9cb-469f-a165-70867728950e", "7c9e6679-7425-40de-944b-e07fc1f90ae7", "c0a8012e-c3c1"
 BOOKING, EVENT, MONTH = "e4eaaaf2-d142-11e1-b3e4-080027620cdd", "evt-6fa459ea-ee8a-3ca4", "2026-05"
-CONSUMERS = ("matching", "booking", "metering", "rollups", "report_generation")  # every function that consumes events (checked below)
+# Every function that consumes events (checked below).
+CONSUMERS = ("matching", "booking", "metering", "rollups", "report_generation")
 
 # Every partition family the platform writes, built with its function in keys.py.
 FAMILIES: dict[str, str] = {

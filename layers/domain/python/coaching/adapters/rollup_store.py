@@ -76,13 +76,15 @@ class _QueryStats:
     def __init__(self) -> None:
         self.read_units = 0.0
         self.queries = 0
+        self.items = 0
 
     def add(self, response: dict[str, Any]) -> None:
         self.queries += 1
+        self.items += int(response.get("Count", 0))
         self.read_units += float((response.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0))
 
     def reset(self) -> None:
-        self.read_units, self.queries = 0.0, 0
+        self.read_units, self.queries, self.items = 0.0, 0, 0
 
 
 QUERY_STATS = _QueryStats()
