@@ -8,7 +8,18 @@ python -m bench invoicing --quick     # options after a single name go to that b
 import sys
 from collections.abc import Callable
 
-from bench import booking, cohort_jobs, cohort_match, cold_start, cost, hr_webhooks, invoicing, matching, people_import
+from bench import (
+    booking,
+    cohort_jobs,
+    cohort_match,
+    cold_start,
+    cost,
+    hr_webhooks,
+    invoicing,
+    matching,
+    people_import,
+    reports,
+)
 
 BENCHMARKS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "cold_start": ("cold start", cold_start.main),
@@ -20,6 +31,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "hr_webhooks": ("HR webhooks", hr_webhooks.main),
     "cohort_jobs": ("cohort launch as a background job", cohort_jobs.main),
     "cost": ("cost of 1,000 delivered sessions", cost.main),
+    "reports": ("reports from rollups", reports.main),
 }
 
 

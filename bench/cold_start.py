@@ -27,6 +27,7 @@ FUNCTIONS = [
     "session_completion",
     "metering",
     "report_generation",
+    "rollups",
     "hr_webhooks",
     "event_relay",
     "cohort_jobs",

@@ -19,10 +19,18 @@ TARGET = ROOT / "docs" / "events.md"
 CONSUMERS = {
     "CoachVettingChanged": "matching (rebuilds the roster; a suspension ends the coach's engagements, with re-matches)",
     "CoachProfileUpdated": "matching (rebuilds the roster)",
-    "EngagementEnded": "booking (cancels the engagement's future sessions, unbilled)",
-    "PersonPromoted": "matching (keeps an eligible coach or proposes a re-match)",
+    "EngagementEnded": "booking (cancels the engagement's future sessions, unbilled); rollups",
+    "PersonPromoted": "matching (keeps an eligible coach or proposes a re-match); rollups",
     "InvoiceDue": "metering (draws the org's invoice)",
     "ReconciliationDue": "metering (reconciles the org's month)",
+    # rollups: recomputes the person's contribution to the months the event touches, from source.
+    "EngagementStarted": "rollups (the person's contribution from source)",
+    "SessionCompleted": "rollups (the person's contribution from source)",
+    "SessionCancelled": "rollups (the person's contribution from source)",
+    "SessionRescheduled": "rollups (the person's contribution from source)",
+    "SessionCredited": "rollups (the person's contribution from source)",
+    "PersonTerminated": "rollups (the person's contribution from source)",
+    "ReportDue": "report_generation (writes the month's HTML report and CSVs)",
 }
 
 HEADER = """# Events

@@ -185,6 +185,8 @@ class Resolver:
             return LOCAL_USER_POOL_CLIENT_ID
         if kind == "AWS::Serverless::Function":
             return f"{self.names.prefix}-{name}"  # the local function name (runtime.FunctionPool)
+        if kind == "AWS::S3::Bucket":  # a folder of the local stack (coaching_local.artefacts)
+            return f"{self.names.prefix}-{name}".lower()
         raise TemplateError(f"{where}: !Ref {name} ({kind}) has no local equivalent")
 
     def bus_name(self, logical_id: str) -> str:

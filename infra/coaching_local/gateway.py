@@ -28,6 +28,7 @@ from werkzeug.wrappers import Response
 
 from coaching_local import tokens
 from coaching_local.apigateway import HTTP_METHODS, ApiGateway, Resource, Router, claims_as_strings
+from coaching_local.artefacts import LocalArtefactServer
 from coaching_local.bus import EventBus
 from coaching_local.control import ControlRoutes
 from coaching_local.deliveries import AsyncDelivery, DeliveryLog, Target
@@ -124,6 +125,8 @@ class LocalGateway:
         self.streams = StreamSources(self.delivery_log, region, dynamodb_endpoint, retry_base_delay)
         self.lambda_invoke = LambdaInvoke(self.delivery)
         self.control = ControlRoutes(self)
+        # The report bucket: a folder, and the signed links report_generation hands out (coaching_local.artefacts).
+        self.artefacts = LocalArtefactServer(local_dir() / "artefacts" / prefix)
         self._server: BaseWSGIServer | None = None
         self._server_thread: threading.Thread | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -177,6 +180,7 @@ class LocalGateway:
         )
         if self.dynamodb_endpoint:
             shared["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_endpoint
+        shared.update(self.artefacts.environment(self.url))
         shared.update(self.extra_env)
         return shared, per_function
 
@@ -296,6 +300,8 @@ class LocalGateway:
         try:
             if request.method not in HTTP_METHODS:
                 return self.api.handle(request)  # 403, as API Gateway answers methods it does not know
+            if self.artefacts.handles(path):
+                return self.artefacts.serve(request)
             if path == "/_local" or path.startswith("/_local/"):
                 return self.control.handle(request)
             if LambdaInvoke.matches(request):

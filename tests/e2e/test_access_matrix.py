@@ -125,6 +125,28 @@ RULES: dict[tuple[str, str], tuple[set[str], object]] = {
     ("POST", "/orgs/{org_id}/workshops/{workshop_id}/complete"): ({"coach"}, {"actual_minutes": 60}),
     ("GET", "/timeline"): ({"employee"}, None),
     ("GET", "/coach/engagements/{engagement_id}/timeline"): ({"coach"}, None),
+    # Development: a person's own feedback, goals and 360s; what only the person and their coach read.
+    ("POST", "/bookings/{booking_id}/feedback"): (
+        {"employee"},
+        {"satisfaction": 4, "would_recommend": 9, "goal_progress": 3},
+    ),
+    ("GET", "/bookings/{booking_id}/feedback"): ({"employee"}, None),
+    ("POST", "/goals"): ({"employee"}, {"title": "Matrix goal", "competencies": ["delegation"]}),
+    ("GET", "/goals"): ({"employee"}, None),
+    ("POST", "/goals/{goal_id}/check-ins"): ({"employee"}, {"progress": 20}),
+    ("POST", "/goals/{goal_id}/close"): ({"employee"}, {"status": "achieved"}),
+    ("PUT", "/orgs/{org_id}/role-profiles/{level}"): (
+        {"org_admin"},
+        {"name": "Manager", "competencies": [{"competency": "delegation", "behaviours": ["Hands over outcomes"]}]},
+    ),
+    ("GET", "/orgs/{org_id}/role-profiles"): ({"org_admin", "employee"}, None),
+    ("PUT", "/orgs/{org_id}/development-policy"): ({"org_admin"}, {"show_manager_alone": False}),
+    ("GET", "/orgs/{org_id}/development-policy"): ({"org_admin", "employee"}, None),
+    ("POST", "/assessments"): ({"employee"}, {"competencies": ["delegation"], "raters": [{"group": "peer"}]}),
+    ("POST", "/assessments/{assessment_id}/self"): ({"employee"}, {"ratings": {"delegation": 4}}),
+    ("GET", "/orgs/{org_id}/people/{person_id}/assessments/{assessment_id}"): ({"employee", "coach"}, None),
+    ("GET", "/orgs/{org_id}/people/{person_id}/assessments/{assessment_id}/result"): ({"employee", "coach"}, None),
+    ("GET", "/orgs/{org_id}/people/{person_id}/growth"): ({"employee", "coach"}, None),
 }
 # What an allowed caller may get besides success: declining the last coaches is a refusal.
 ALLOWED_REFUSALS = {
@@ -152,8 +174,13 @@ ALLOWED_REFUSALS = {
     ("POST", "/workshops/{workshop_id}/cancel"): {404},
     ("GET", "/workshops/{workshop_id}/calendar.ics"): {404},
     ("POST", "/orgs/{org_id}/workshops/{workshop_id}/complete"): {404},
+    ("POST", "/bookings/{booking_id}/feedback"): {422},  # the matrix's session is not completed
+    ("GET", "/bookings/{booking_id}/feedback"): {404},  # so there is no feedback to read
+    ("POST", "/goals/{goal_id}/close"): {409},
+    # One invited peer has not answered: the round is not released.
+    ("GET", "/orgs/{org_id}/people/{person_id}/assessments/{assessment_id}/result"): {404},
 }
-TENANT_IDS = ("org_id", "person_id", "match_id", "engagement_id", "booking_id", "period")
+TENANT_IDS = ("org_id", "person_id", "match_id", "engagement_id", "booking_id", "period", "goal_id", "assessment_id")
 # Tenant-owned objects addressed by id. Routes without an id act on the caller's own tenant
 # (taken from the token), and coaches are one global network, so neither can be probed across.
 ID_ROUTES = [key for key in RULES if any(f"{{{name}}}" in key[1] for name in TENANT_IDS)]
@@ -254,6 +281,12 @@ def world(local_stack, operator):
         "cohort_id": "c0h0r700-0000-4000-8000-000000000000",
         "session_id": "5e55100n-0000-4000-8000-000000000000",
         "workshop_id": "w0rk5h0p-0000-4000-8000-000000000000",
+        # The employee's own goal and 360 round, for the development routes.
+        "goal_id": as_employee.call("POST", "/goals", RULES[("POST", "/goals")][1]).json()["goal_id"],
+        "assessment_id": as_employee.call("POST", "/assessments", RULES[("POST", "/assessments")][1]).json()[
+            "assessment"
+        ]["assessment_id"],
+        "level": "manager",
     }
     return victim, attacker, ids
 
@@ -265,6 +298,8 @@ def path_for(method: str, route: str, ids: dict) -> str:
         values["engagement_id"] = ids["changing_engagement_id"]
     if route.endswith("/erasure"):
         values["person_id"] = ids["erasable_person_id"]
+    if "/people/{person_id}/" in route:  # a person's own 360s: the employee is that person
+        values["person_id"] = ids["employee_id"]
     path = route.format(**values)
     if route.endswith("/billing/reconcile"):
         return f"{path}?period={ids['period']}"

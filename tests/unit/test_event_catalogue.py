@@ -99,6 +99,8 @@ def test_catalogue_names_are_unique_and_sources_are_the_platforms() -> None:
         catalogue.METERING,
         catalogue.HR,
         catalogue.PROGRAMMES,
+        catalogue.DEVELOPMENT,
+        catalogue.REPORTS,
     }
 
 

@@ -140,6 +140,11 @@ TENANT_PARTITIONS = {
     "cohort_pk": keys.cohort_pk(ORG, BOOKING),
     "cohorts_index_pk": keys.cohorts_index_pk(ORG),
     "workshop_pk": keys.workshop_pk(ORG, BOOKING),
+    "tally_pk": keys.tally_pk(ORG, "2027-03"),
+    "development_pk": keys.development_pk(ORG),
+    "contribution_pk": keys.contribution_pk(ORG, "2027-03"),
+    "rollup_pk": keys.rollup_pk(ORG, "2027-03"),
+    "report_pk": keys.report_pk(ORG),
 }
 
 # The partitions that are not an org's, and why.
@@ -155,6 +160,10 @@ OTHER_PARTITIONS = {
     "locator_key": "found by booking id alone (coaches, operators); the item names its org",
     "outbox_pk": "one partition per event, read only by the stream relay",
     "idempotency_pk": "Powertools Idempotency records per consuming function",
+    "invite_pk": "a 360 rater has only the link's token; the item names the org, person and round",
+    "checkins_index_pk": "the daily nudge's goals due on one date, across orgs (gsi1)",
+    "OPEN_ASSESSMENTS_INDEX_PK": "the daily release check's open 360 rounds, across orgs (gsi1)",
+    "rollups_index_pk": "which orgs have a rollup in a month, for the operators' cross-org coaching topics",
 }
 
 

@@ -118,6 +118,8 @@ def test_the_authorizer_accepts_both_pools_and_the_handlers_pin_their_clients() 
 
 # Routes without a token that verify each request's signature instead (Standard Webhooks, per-org secret).
 SIGNED_ROUTES = {("HrWebhooksFunction", "/webhooks/hr/{org_id}")}
+# Routes without a token that take a single-use 360 rater link token in the body instead (checked by the handler).
+LINK_ROUTES = {("DevelopmentFunction", "/360/invite"), ("DevelopmentFunction", "/360/answers")}
 
 
 def test_every_route_but_health_needs_a_token() -> None:
@@ -127,7 +129,7 @@ def test_every_route_but_health_needs_a_token() -> None:
             if event["Type"] == "Api" and (event["Properties"].get("Auth") or {}).get("Authorizer") == "NONE":
                 open_routes.append((name, event["Properties"]["Path"]))
     assert open_routes
-    unsigned = [route for route in open_routes if route not in SIGNED_ROUTES]
+    unsigned = [route for route in open_routes if route not in SIGNED_ROUTES | LINK_ROUTES]
     assert all(path.endswith("/health") for _, path in unsigned), unsigned
 
 
@@ -198,7 +200,8 @@ def test_lost_or_late_events_alarm_where_event_publish_failed_never_existed() ->
 # Sample ids shaped like the real ones (uuids; keys never contain a '#' of an id's own: PathId).
 ORG, PERSON, COACH = "0f8fad5b-d9cb-469f-a165-70867728950e", "7c9e6679-7425-40de-944b-e07fc1f90ae7", "c0a8012e-c3c1"
 BOOKING, EVENT, MONTH = "e4eaaaf2-d142-11e1-b3e4-080027620cdd", "evt-6fa459ea-ee8a-3ca4", "2026-05"
-CONSUMERS = ("matching", "booking", "metering")  # every function that consumes events (checked below)
+# Every function that consumes events (checked below).
+CONSUMERS = ("matching", "booking", "metering", "rollups", "report_generation")
 
 # Every partition family the platform writes, built with its function in keys.py.
 FAMILIES: dict[str, str] = {
@@ -220,6 +223,13 @@ FAMILIES: dict[str, str] = {
     "cohort": keys.cohort_pk(ORG, BOOKING),
     "workshop": keys.workshop_pk(ORG, BOOKING),
     **{f"idempotency:{name}": keys.idempotency_pk(name) for name in CONSUMERS},
+    "tally": keys.tally_pk(ORG, MONTH),
+    "development": keys.development_pk(ORG),
+    "invite": keys.invite_pk("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
+    "contribution": keys.contribution_pk(ORG, MONTH),
+    "rollup": keys.rollup_pk(ORG, MONTH),
+    "report": keys.report_pk(ORG),
+    "rollups_index": keys.rollups_index_pk(MONTH),
 }
 # The key functions that build another family's partition key (with the sort key beside it).
 COMPOSED: dict[str, tuple[Callable[[], tuple[str, str]], str]] = {
@@ -241,11 +251,14 @@ INDEX_ONLY = {
     "sessions_index_pk",
     "coaches_by_status_pk",
     "cohorts_index_pk",
+    "checkins_index_pk",
+    "OPEN_ASSESSMENTS_INDEX_PK",
 }
 FAMILY_SOURCES = {
     "org_pk", "people_pk", "person_pk", "person_calendar_pk", "coach_calendar_pk", "COACHES_PK",
     "ROSTER_PK", "gaps_pk", "ledger_pk", "billing_pk", "session_pk", "outbox_pk", "idempotency_pk",
     "waitlist_pk", "cohort_job_pk", "cohort_pk", "workshop_pk",
+    "tally_pk", "development_pk", "invite_pk", "contribution_pk", "rollup_pk", "report_pk", "rollups_index_pk",
 }  # fmt: skip
 
 # What each function's code writes in the main table (its adapters and, for consumers, Powertools
@@ -276,7 +289,6 @@ MAIN_TABLE_WRITERS: dict[str, set[str]] = {
     # BillingStore: price books, periods, invoices; the schedules' fan-out events (commit_events).
     "MeteringFunction": {"org", "billing", "outbox", "idempotency:metering"},
     "EventRelayFunction": set(),
-    "ReportGenerationFunction": set(),
     # HrWebhookStore: people with their delivery receipts and per-event markers, PersonPromoted/PersonTerminated,
     # and the promotion wait-lists its transition policy fills (PersonTransitioned).
     "HrWebhooksFunction": {"people", "waitlist", "outbox"},
@@ -297,6 +309,13 @@ MAIN_TABLE_WRITERS: dict[str, set[str]] = {
         "session",
         "outbox",
     },
+    # ReportWriter: report settings and the artefacts' index; Powertools Idempotency for ReportDue.
+    "ReportGenerationFunction": {"report", "idempotency:report_generation"},
+    # RollupStore: contributions and cells in one transaction, the month's META and index, ReportDue.
+    "RollupsFunction": {"contribution", "rollup", "rollups_index", "outbox", "idempotency:rollups"},
+    # DevelopmentStore: goals, 360 rounds, the active-goal counter and respondent markers (person), capture
+    # tallies, role profiles and policy (development), rater link lookups (invite), its events.
+    "DevelopmentFunction": {"person", "tally", "development", "invite", "outbox"},
 }
 # The confidential table: situations, in the person's partition.
 CONFIDENTIAL_WRITERS: dict[str, set[str]] = {
@@ -304,12 +323,17 @@ CONFIDENTIAL_WRITERS: dict[str, set[str]] = {
     "BookingFunction": {"person"},
     "HrWebhooksFunction": {"people"},  # the raw HR payloads, beside the org's people
     "PrivacyFunction": {"people"},  # an erasure rewrites the raw HR payloads that name the person
+    "DevelopmentFunction": {"person"},  # feedback, raters' answers and released 360 results
 }
-# The one reader of what people said: the person's own partition (for them, or their coach with consent), and
-# the raw HR payloads an erasure redacts. Every read and delete is scoped to those partitions.
+# Who reads what people said back, per action and partition family: the privacy function (a person's own
+# situations, for them or their coach with consent, and the raw HR payloads an erasure redacts) and the
+# development function (a person's own feedback and 360 results, and a released result for their coach).
+# Every other function, the reports above all, has no read of it.
 CONFIDENTIAL_READERS: dict[str, dict[str, set[str]]] = {
     "PrivacyFunction": {"dynamodb:Query": {"person", "people"}, "dynamodb:DeleteItem": {"person"}},
+    "DevelopmentFunction": {"dynamodb:GetItem": {"person"}, "dynamodb:Query": {"person"}},
 }
+CONFIDENTIAL_READS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:Scan")
 WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 NEVER_GRANTED = ("dynamodb:BatchWriteItem", "dynamodb:Scan", "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate",
                  "dynamodb:PartiQLDelete", "dynamodb:DeleteTable", "dynamodb:UpdateTable")  # fmt: skip
@@ -342,7 +366,7 @@ def test_every_consumer_has_its_own_idempotency_partition_and_only_consumers_do(
     for name in FUNCTIONS:
         source = (ROOT / _props(name)["CodeUri"] / "app.py").read_text()
         entry = re.search(r"function_entry\(.*?name=\"(\w+)\"", source, re.DOTALL)
-        if entry:  # the name Powertools Idempotency keys its records by (coaching.api._run_once)
+        if entry and "on_events=" in source:  # the name Powertools Idempotency keys its records by (_run_once)
             assert entry.group(1) == _service_name(name), name
             assert f"idempotency:{entry.group(1)}" in MAIN_TABLE_WRITERS[name], name
 
@@ -397,12 +421,28 @@ def test_only_the_functions_that_write_situations_write_the_confidential_table(f
     }
     owned = CONFIDENTIAL_WRITERS.get(function, set())
     reads = CONFIDENTIAL_READERS.get(function, {})
-    # No reads but the privacy function's: what people said is written, never read back elsewhere.
+    # No reads but the privacy and development functions': what people said is never read back elsewhere.
     assert granted <= ({"dynamodb:PutItem", "dynamodb:DescribeTable"} | set(reads) if owned else set())
     if owned:
         assert _admitted(function, "ConfidentialTable", "dynamodb:PutItem") == owned
     for action, families in reads.items():
         assert _admitted(function, "ConfidentialTable", action) == families, action
+
+
+def test_nothing_but_the_privacy_and_development_functions_can_read_what_people_said() -> None:
+    # Feedback, 360 ratings and results live in the confidential table (keys.feedback_sk, answer_sk, result_sk).
+    for function in FUNCTIONS:
+        readable = {
+            a
+            for s in _statements(function)
+            if _covers(s.get("Resource"), "ConfidentialTable") or s.get("Resource") == "*"
+            for a in _listed(s["Action"])
+            if a in CONFIDENTIAL_READS or a == "dynamodb:*"
+        }
+        assert not readable or function in CONFIDENTIAL_READERS, function
+    # The tallies, the only capture data reports may read, are written by the development function alone.
+    tally_writers = {f for f in FUNCTIONS if "tally" in _admitted(f, "MainTable", "dynamodb:UpdateItem")}
+    assert tally_writers == {"DevelopmentFunction"}
 
 
 def test_a_booking_cannot_be_written_by_matching_nor_a_ledger_by_admin() -> None:
@@ -505,3 +545,47 @@ def test_only_the_relay_may_put_events_and_no_function_may_read_another_queue_or
         actions = [a for s in _statements(function) for a in _listed(s["Action"])]
         assert not [a for a in actions if a.startswith(("events:", "sns:"))] or function == "EventRelayFunction"
         assert not [a for a in actions if a.startswith("sns:")], function
+
+
+# ------------------------------------------------------------------ reports read aggregates only
+
+# What report_generation may read: aggregate partitions, and its own idempotency record.
+REPORT_READABLE = {"rollup", "tally", "report", "rollups_index"}
+
+
+def test_report_generation_reads_only_aggregates_never_a_person_or_the_confidential_table() -> None:
+    statements = _statements("ReportGenerationFunction")
+    # Nothing on the confidential table (not even DescribeTable), nor on any index, nor any wildcard resource.
+    assert not [s for s in statements if _covers(s.get("Resource"), "ConfidentialTable")]
+    assert not [s for s in statements if s.get("Resource") == "*"]
+    assert not [s for s in statements if "/index/" in json.dumps(s.get("Resource"))]
+    assert not {a for s in statements for a in _listed(s["Action"])} & {"dynamodb:Scan", "dynamodb:BatchGetItem"}
+    assert _admitted("ReportGenerationFunction", "MainTable", "dynamodb:Query") == REPORT_READABLE
+    assert _admitted("ReportGenerationFunction", "MainTable", "dynamodb:GetItem") == {"idempotency:report_generation"}
+    # A person's partition, the people, the contributions, bookings and ledger are beyond every statement.
+    person_keys = [keys.person_pk(ORG, PERSON), keys.people_pk(ORG), keys.contribution_pk(ORG, MONTH),
+                   keys.ledger_pk(ORG, MONTH), keys.locator_key(BOOKING)[0], keys.session_pk(ORG, BOOKING)]  # fmt: skip
+    for statement in statements:
+        if _covers(statement.get("Resource"), "MainTable"):
+            assert statement.get("Condition"), statement["Sid"]  # every main-table grant is scoped
+            for key in person_keys:
+                assert not _admits(statement, key), (statement["Sid"], key)
+
+
+def test_only_the_rollups_function_writes_the_contributions_and_cells() -> None:
+    for family in ("contribution", "rollup"):
+        writers = {f for f in FUNCTIONS if family in _admitted(f, "MainTable", "dynamodb:UpdateItem")}
+        assert writers == {"RollupsFunction"}, family
+    assert not [s for s in _statements("RollupsFunction") if _covers(s.get("Resource"), "ConfidentialTable")]
+
+
+def test_the_report_bucket_is_private_encrypted_tls_only_and_expires_its_objects() -> None:
+    props = _props("ReportBucket")
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert props["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] > 0
+    (deny,) = _props("ReportBucketPolicy")["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+    readers = {f for f in FUNCTIONS for s in _statements(f) for a in _listed(s["Action"]) if a.startswith("s3:")}
+    assert readers == {"ReportGenerationFunction"}

@@ -313,6 +313,11 @@ OPERATION_GROUPS: dict[str, str] = {
     "sessions": "Session outcomes: completed or no-show, confirmations, disputes and their resolution, credits.",
     "billing": "Price books, month-to-date usage, invoices (JSON and CSV) and reconciliation.",
     "programmes": "The programme catalogue, GROW cohorts and group sessions, TOGETHER workshops, the timeline.",
+    "development": "Session feedback, development goals and check-ins, role profiles, 360 assessments (raters "
+    "answer by single-use link, without an account) and their released results for the person and their coach.",
+    "reports": "Aggregate reports for leaders, org admins and finance (every figure at least the org's minimum "
+    "group, small groups and their complements suppressed), report settings, monthly artefacts by short-lived "
+    "link, and the operators' cross-org coaching topics.",
 }
 
 

@@ -450,3 +450,132 @@ def participation_sk(kind: str, ref_id: str) -> str:
 def waitlist_cohort_sk(transition: str, language: str) -> str:
     """In the wait-list's partition: which cohort the wait-list last opened for a transition and language."""
     return f"OPENED#{transition}#{language}"
+
+
+# ------------------------------------------------------------------ development: feedback, goals, 360s, tallies
+# Individual answers (session feedback, each rater's 360 ratings, a released 360 result) live in the
+# CONFIDENTIAL table, in the person's partition; only the development function reads them. Goals, 360
+# rounds (without ratings) and the active-goal counter live in the person's partition of the main table.
+# Aggregates read only the tally cells (ORG#<org>#TALLY#<month>), which name nobody.
+FEEDBACK_PREFIX = "FEEDBACK#"
+GOAL_PREFIX = "GOAL#"
+ASSESSMENT_PREFIX = "ASSESSMENT#"
+ACTIVE_GOALS_SK = "GOALS#ACTIVE"
+CELL_PREFIX = "CELL#"
+ROLE_PROFILE_PREFIX = "ROLEPROFILE#"
+DEVELOPMENT_POLICY_SK = "POLICY"
+INVITE_SK = "INVITE"
+OPEN_ASSESSMENTS_INDEX_PK = "PLATFORM#ASSESSMENTS#OPEN"
+
+
+def feedback_sk(booking_id: str) -> str:
+    # Confidential table, person partition: one person's feedback on one session.
+    return f"{FEEDBACK_PREFIX}{booking_id}"
+
+
+def measured_sk(period: str, program: str) -> str:
+    # Main table, person partition: the person was counted as a respondent of `period` and `program`
+    # (its `ref` is the tally cell they were counted in).
+    return f"MEASURED#{period}#{program}"
+
+
+def goal_sk(goal_id: str) -> str:
+    return f"{GOAL_PREFIX}{goal_id}"
+
+
+def checkins_index_pk(due_on: str) -> str:
+    # gsi1 of goals: the goals whose next check-in is due on `due_on` (yyyy-mm-dd), for the daily nudge.
+    return f"PLATFORM#CHECKINS#{due_on}"
+
+
+def checkins_index_sk(org_id: str, person_id: str, goal_id: str) -> str:
+    return f"ORG#{org_id}#PERSON#{person_id}#GOAL#{goal_id}"
+
+
+def assessment_sk(assessment_id: str) -> str:
+    return f"{ASSESSMENT_PREFIX}{assessment_id}"
+
+
+def open_assessment_index_sk(opened_at: datetime, assessment_id: str) -> str:
+    # gsi1 of an open 360 round (dropped at release): the daily release check lists them oldest first.
+    return f"{opened_at.isoformat()}#{assessment_id}"
+
+
+def answer_sk(assessment_id: str, rater_id: str) -> str:
+    # Confidential table, person partition: one rater's ratings ("self" for the person's own).
+    return f"ANSWER#{assessment_id}#{rater_id}"
+
+
+RESULT_PREFIX = "RESULT#"
+
+
+def result_sk(assessment_id: str) -> str:
+    # Confidential table, person partition: the released result (group means).
+    return f"{RESULT_PREFIX}{assessment_id}"
+
+
+def invite_pk(token_hash: str) -> str:
+    # Not tenant-owned: a rater has only the link. The item names the org, person, round and rater.
+    return f"INVITE#{token_hash}"
+
+
+def development_pk(org_id: str) -> str:
+    # The org's role profiles and development policy (org_admin), apart from the org profile admin owns.
+    return f"ORG#{org_id}#DEVELOPMENT"
+
+
+def role_profile_sk(level: str) -> str:
+    return f"{ROLE_PROFILE_PREFIX}{level}"
+
+
+def tally_pk(org_id: str, period: str) -> str:
+    # One partition per org and month: every capture tally cell of that month, one Query for a report.
+    return f"ORG#{org_id}#TALLY#{period}"
+
+
+def cell_sk(cell_id: str) -> str:
+    return f"{CELL_PREFIX}{cell_id}"
+
+
+# ------------------------------------------------------------------ rollups and reports (docs/data-model.md)
+# The rollups function owns the contributions and the cells; report_generation reads the cells only.
+CONTRIBUTION_PREFIX = "P#"
+ROLLUP_META_SK = "META"
+REPORT_SETTINGS_SK = "SETTINGS"
+ARTEFACT_PREFIX = "ARTEFACT#"
+
+
+def contribution_pk(org_id: str, period: str) -> str:
+    # One person's pseudonymous contribution to an org month: reports are never granted this partition.
+    return f"ORG#{org_id}#CONTRIB#{period}"
+
+
+def contribution_sk(pid: str) -> str:
+    return f"{CONTRIBUTION_PREFIX}{pid}"
+
+
+def rollup_pk(org_id: str, period: str) -> str:
+    # The month's cells (`CELL#<digest of the cell>`, counters as attributes) and its META: one Query.
+    return f"ORG#{org_id}#ROLLUP#{period}"
+
+
+def rollup_cell_sk(digest: str) -> str:
+    return f"{CELL_PREFIX}{digest}"
+
+
+def report_pk(org_id: str) -> str:
+    # The org's report settings (SETTINGS) and the artefacts written each month (ARTEFACT#<yyyy-mm>).
+    return f"ORG#{org_id}#REPORT"
+
+
+def artefact_sk(period: str) -> str:
+    return f"{ARTEFACT_PREFIX}{period}"
+
+
+def rollups_index_pk(period: str) -> str:
+    # Not tenant-owned: which orgs have a rollup that month (the operator's cross-org coach aggregate).
+    return f"PLATFORM#ROLLUPS#{period}"
+
+
+def rollups_index_sk(org_id: str) -> str:
+    return f"ORG#{org_id}"

@@ -87,3 +87,9 @@ class RosterVersionConflict(RuntimeError):
     """Another rebuild published first; the caller may retry on top of it.
 
     Not a DomainError: it never reaches a client, the rebuild retries."""
+
+
+class GroupTooSmall(InvalidInput):
+    """A report filter (or pair of filters) selects a group hidden by the minimum-group or complementary rule."""
+
+    code = "group_too_small"

@@ -413,6 +413,161 @@ class WorkshopEnded(Event):
     billed_units: int
 
 
+# ---------------------------------------------------------------------- development
+
+DEVELOPMENT = "coaching.development"
+
+
+class SessionFeedbackGiven(Event):
+    source = DEVELOPMENT
+    detail_type = "SessionFeedbackGiven"
+    description = (
+        "A person gave feedback on one of their completed sessions (once). The scores stay off the bus: they "
+        "are in the confidential record and, summed, in the capture tallies of `period` (docs/privacy.md)."
+    )
+
+    org_id: str
+    person_id: str
+    booking_id: str
+    program: str
+    period: str
+    cell_id: str
+
+
+class GoalSet(Event):
+    source = DEVELOPMENT
+    detail_type = "GoalSet"
+    description = "A person set a development goal on competencies of the org's framework (at most 3 active)."
+
+    org_id: str
+    person_id: str
+    goal_id: str
+    competencies: list[str]
+    aim: str
+    target_level: str | None = None
+    period: str
+    cell_id: str
+
+
+class GoalCheckedIn(Event):
+    source = DEVELOPMENT
+    detail_type = "GoalCheckedIn"
+    description = "A person checked in on a goal; the progress is in the tallies, not on the bus."
+
+    org_id: str
+    person_id: str
+    goal_id: str
+    checked_in_on: str
+    next_checkin_on: str
+    period: str
+    cell_id: str
+
+
+class GoalClosed(Event):
+    source = DEVELOPMENT
+    detail_type = "GoalClosed"
+    description = "A goal was closed as achieved or abandoned; it no longer counts towards the 3 active."
+
+    org_id: str
+    person_id: str
+    goal_id: str
+    status: str
+    period: str
+    cell_id: str
+
+
+class CheckInDue(Event):
+    source = DEVELOPMENT
+    detail_type = "CheckInDue"
+    description = (
+        "The daily nudge: a goal's check-in is due today. One event per goal and due date (a stable id), "
+        "whatever the number of runs; delivery channels subscribe to it."
+    )
+
+    org_id: str
+    person_id: str
+    goal_id: str
+    due_on: str
+
+
+class RoleProfileSet(Event):
+    source = DEVELOPMENT
+    detail_type = "RoleProfileSet"
+    description = "An org_admin set the competencies and observable behaviours of a role (level)."
+
+    org_id: str
+    level: str
+    competencies: list[str]
+
+
+class DevelopmentPolicySet(Event):
+    source = DEVELOPMENT
+    detail_type = "DevelopmentPolicySet"
+    description = "An org_admin changed the development policy (manager shown alone in 360s, follow-up weeks)."
+
+    org_id: str
+    show_manager_alone: bool
+    follow_up_weeks: int
+
+
+class AssessmentOpened(Event):
+    source = DEVELOPMENT
+    detail_type = "AssessmentOpened"
+    description = "A 360 round (baseline or follow-up) opened; raters were invited by single-use links."
+
+    org_id: str
+    person_id: str
+    assessment_id: str
+    kind: str
+    raters_invited: int
+    closes_at: datetime
+
+
+class AssessmentAnswered(Event):
+    source = DEVELOPMENT
+    detail_type = "AssessmentAnswered"
+    description = "One rater (or the person, group `self`) answered a 360; the ratings stay confidential."
+
+    org_id: str
+    person_id: str
+    assessment_id: str
+    group: str
+
+
+class AssessmentReleased(Event):
+    source = DEVELOPMENT
+    detail_type = "AssessmentReleased"
+    description = (
+        "A 360 result was released under the release rule (`reason`). Only the person and their coach read "
+        "it; the growth and manager-effectiveness sums went to the tallies of `period`."
+    )
+
+    org_id: str
+    person_id: str
+    assessment_id: str
+    kind: str
+    reason: str
+    period: str
+    cell_id: str
+
+
+# ------------------------------------------------------------------------- reports
+
+REPORTS = "coaching.reports"
+
+
+class ReportDue(Event):
+    source = REPORTS
+    detail_type = "ReportDue"
+    description = (
+        "The monthly schedule's fan-out, after the org's month was rebuilt from source: write this org's "
+        "report artefacts (HTML and CSVs) for this month. Carries no figure."
+    )
+
+    org_id: str
+    period: str
+
+
 # ------------------------------------------------------------------------- catalogue
 
 CATALOGUE: tuple[type[Event], ...] = (
@@ -443,6 +598,17 @@ CATALOGUE: tuple[type[Event], ...] = (
     GroupSessionCompleted,
     WorkshopBooked,
     WorkshopEnded,
+    SessionFeedbackGiven,
+    GoalSet,
+    GoalCheckedIn,
+    GoalClosed,
+    CheckInDue,
+    RoleProfileSet,
+    DevelopmentPolicySet,
+    AssessmentOpened,
+    AssessmentAnswered,
+    AssessmentReleased,
+    ReportDue,
 )
 
 BY_TYPE: Mapping[str, type[Event]] = {event.detail_type: event for event in CATALOGUE}

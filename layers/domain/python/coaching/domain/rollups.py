@@ -1,0 +1,225 @@
+"""Rollups: one person's contribution to an org month, derived from source records by ONE function.
+
+The rollups function recomputes a person's `Contribution` for a month from their person record, bookings
+and engagements whenever an event touches them, and the daily rebuild recomputes every person's the same
+way: both paths call `contribution_of`, so they cannot disagree. A contribution becomes integer counters per
+cell (`counters_of`); the store adds the difference between a person's old and new counters to each cell
+(`delta`), so the cells are always the sum of the stored contributions and `Rollup.from_counters` turns
+them back into the `coaching.domain.reporting.Rollup` the reports suppress and publish.
+
+Dimensions of a person in a month: programme (of their latest engagement active that month, "none"), level,
+department and location (the person record when the rollup is built; "unknown" when empty), GROW cohort
+(the month their GROW engagement started, "none"), newly promoted in the 6 months before the month's end,
+and coached (an engagement started by the month's end: "yes", otherwise "not_yet").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+
+from coaching.domain.booking import Booking, BookingStatus
+from coaching.domain.engagements import Engagement
+from coaching.domain.measures import TallyCell, newly_promoted
+from coaching.domain.people import Person
+from coaching.domain.reporting import (
+    ATTRITION_BUCKETS,
+    MEASURES,
+    UTILISATION_BUCKETS,
+    Cell,
+    CellKey,
+    Contribution,
+    Measure,
+    Rollup,
+    Tally,
+    cell_keys,
+    encode_cell,
+    pseudonym,
+    tally_measures,
+    utilisation_bucket,
+)
+
+UNKNOWN = "unknown"
+NONE = "none"
+
+
+def month_bounds(period: str) -> tuple[datetime, datetime]:
+    """[start, end) of a `yyyy-mm` month in UTC."""
+    start = datetime.strptime(period, "%Y-%m").replace(tzinfo=UTC)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+def period_of(moment: datetime | date) -> str:
+    return moment.strftime("%Y-%m")
+
+
+def _started(e: Engagement) -> datetime:
+    return datetime.fromisoformat(e.start_date).replace(tzinfo=UTC) if len(e.start_date) == 10 else e.created_at
+
+
+def _active_in(e: Engagement, start: datetime, end: datetime) -> bool:
+    return _started(e) < end and (e.ended_at is None or e.ended_at >= start)
+
+
+def employed_in(person: Person, period: str) -> bool:
+    start, end = month_bounds(period)
+    if person.created_at >= end:
+        return False
+    return person.terminated_on is None or person.terminated_on >= start.date()
+
+
+def contribution_of(
+    person: Person,
+    bookings: Iterable[Booking],
+    engagements: Iterable[Engagement],
+    period: str,
+    priorities: Sequence[str] = (),
+) -> Contribution | None:
+    """What `person` contributed to `period` (None when they were not employed that month)."""
+    if not employed_in(person, period):
+        return None
+    start, end = month_bounds(period)
+    engagements = sorted(engagements, key=lambda e: (_started(e), e.engagement_id))
+    active = [e for e in engagements if _active_in(e, start, end)]
+    started = [e for e in engagements if _started(e) < end]
+    grow = [e for e in started if e.program.value == "GROW"]
+    dims = {
+        "programme": active[-1].program.value if active else NONE,
+        "level": person.level.value,
+        "department": person.department or UNKNOWN,
+        "location": person.location or UNKNOWN,
+        "grow_cohort": period_of(_started(grow[0])) if grow else NONE,
+        "newly_promoted": "yes" if newly_promoted(person, end - timedelta(microseconds=1)) else "no",
+        "coached": "yes" if started else "not_yet",
+    }
+    completed = no_shows = late = on_priorities = 0
+    focus: set[str] = set()
+    wanted = set(priorities)
+    for b in sorted(bookings, key=lambda b: b.booking_id):
+        if not start <= b.start < end:
+            continue
+        if b.status is BookingStatus.COMPLETED:
+            completed += 1
+            focus.update(b.focus_competencies)
+            on_priorities += 1 if wanted.intersection(b.focus_competencies) else 0
+        elif b.status is BookingStatus.NO_SHOW:
+            no_shows += 1
+        elif b.status is BookingStatus.LATE_CANCELLED:
+            late += 1
+    terminated = person.terminated_on is not None and start.date() <= person.terminated_on < end.date()
+    return Contribution(
+        pid=pseudonym(person.org_id, person.person_id),
+        dims=dims,
+        engaged=bool(active),
+        completed=completed,
+        no_shows=no_shows,
+        late_cancels=late,
+        focus=sorted(focus),
+        sessions_on_priorities=on_priorities,
+        terminated=terminated,
+        regrettable=terminated and bool(person.regrettable),
+    )
+
+
+# ----------------------------------------------------------------------------- counters per cell
+
+type Counters = dict[str, int]
+
+
+def counters_of(c: Contribution) -> Counters:
+    """The integer counters one contribution adds to each of its cells (absent = 0)."""
+    scheduled = c.completed + c.no_shows + c.late_cancels
+    found: Counters = {"people": 1}
+    if c.completed:
+        found |= {"m:sessions:p": 1, "m:sessions:n": c.completed, "m:sessions:s": c.completed}
+        found |= {"m:north_star_sessions:p": 1, "m:north_star_sessions:n": c.completed,
+                  "m:north_star_sessions:s": c.sessions_on_priorities}  # fmt: skip
+    if scheduled:
+        found |= {"m:attendance:p": 1, "m:attendance:n": scheduled, "m:attendance:s": c.completed}
+    if c.engaged:
+        found[f"u:{utilisation_bucket(c.completed)}"] = 1
+    if c.terminated:
+        found[f"a:{ATTRITION_BUCKETS[0] if c.regrettable else ATTRITION_BUCKETS[1]}"] = 1
+    for competency in sorted(set(c.focus)):
+        found[f"f:{competency}"] = 1
+    return found
+
+
+def delta(old: Contribution | None, new: Contribution | None) -> dict[CellKey, Counters]:
+    """What to add to each cell when a person's contribution changes from `old` to `new` (zeros left out)."""
+    changes: dict[CellKey, Counters] = {}
+    for contribution, sign in ((old, -1), (new, 1)):
+        if contribution is None:
+            continue
+        counters = counters_of(contribution)
+        for key in cell_keys(contribution.dims):
+            cell = changes.setdefault(key, {})
+            for name, value in counters.items():
+                cell[name] = cell.get(name, 0) + sign * value
+    return {key: {n: v for n, v in sorted(c.items()) if v} for key, c in sorted(changes.items()) if any(c.values())}
+
+
+def sum_counters(contributions: Iterable[Contribution]) -> dict[CellKey, Counters]:
+    """The cells' counters from scratch (the rebuild's target): the sum of `delta(None, c)`."""
+    cells: dict[CellKey, Counters] = {}
+    for c in contributions:
+        for key, add in delta(None, c).items():
+            cell = cells.setdefault(key, {})
+            for name, value in add.items():
+                cell[name] = cell.get(name, 0) + value
+    return {key: dict(sorted(c.items())) for key, c in sorted(cells.items())}
+
+
+def tally_of(cell: TallyCell) -> Tally:
+    """A capture tally cell under the reports' dimension names and values."""
+    d = cell.dimensions
+    dims = {
+        "programme": d.program,
+        "level": d.level,
+        "department": d.department or UNKNOWN,
+        "location": d.location or UNKNOWN,
+        "newly_promoted": "yes" if d.newly_promoted else "no",
+    }
+    return Tally(dims=dims, counters=dict(cell.counters))
+
+
+def rollup_from_counters(
+    org_id: str,
+    period: str,
+    cells: Mapping[CellKey, Mapping[str, int]],
+    tallies: Iterable[Tally] = (),
+    priorities: Sequence[str] = (),
+) -> Rollup:
+    """The `Rollup` of stored cell counters (cells with nobody in them left out) and capture tallies."""
+    built: dict[CellKey, Cell] = {}
+    for key, counters in sorted(cells.items()):
+        if counters.get("people", 0) <= 0:
+            continue
+        measures = {}
+        for name in MEASURES:
+            people = counters.get(f"m:{name}:p", 0)
+            count = counters.get(f"m:{name}:n", 0)
+            if people or count:
+                measures[name] = Measure(people=people, count=count, total=float(counters.get(f"m:{name}:s", 0)))
+        built[key] = Cell(
+            people=counters["people"],
+            measures=measures,
+            utilisation={b: counters[f"u:{b}"] for b in UTILISATION_BUCKETS if counters.get(f"u:{b}", 0)},
+            attrition={b: counters[f"a:{b}"] for b in ATTRITION_BUCKETS if counters.get(f"a:{b}", 0)},
+            focus={n[2:]: v for n, v in sorted(counters.items()) if n.startswith("f:") and v},
+        )
+    for t in sorted(tallies, key=lambda t: sorted(t.dims.items())):
+        found = tally_measures(t.counters, priorities)
+        for key in cell_keys(t.dims):
+            cell = built.setdefault(key, Cell())
+            merged = dict(cell.measures)
+            for name, (people, count, total) in found.items():
+                merged[name] = merged.get(name, Measure()).plus(people, count, total)
+            built[key] = cell.model_copy(update={"measures": dict(sorted(merged.items()))})
+    return Rollup(
+        org_id=org_id,
+        period=period,
+        priorities=sorted(priorities),
+        cells={encode_cell(key): built[key] for key in sorted(built)},
+    )
