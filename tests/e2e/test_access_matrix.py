@@ -147,9 +147,21 @@ RULES: dict[tuple[str, str], tuple[set[str], object]] = {
     ("GET", "/orgs/{org_id}/people/{person_id}/assessments/{assessment_id}"): ({"employee", "coach"}, None),
     ("GET", "/orgs/{org_id}/people/{person_id}/assessments/{assessment_id}/result"): ({"employee", "coach"}, None),
     ("GET", "/orgs/{org_id}/people/{person_id}/growth"): ({"employee", "coach"}, None),
+    # Reports: aggregates for leader, org_admin and finance of the org; the operator's run and cross-org topics
+    # (the operator is not allowed on an org's report: it gets the cross-org topics instead).
+    ("GET", "/orgs/{org_id}/reports/{period}"): ({"leader", "org_admin", "finance"}, None),
+    ("GET", "/orgs/{org_id}/reports/{period}/trends"): ({"leader", "org_admin", "finance"}, None),
+    ("GET", "/orgs/{org_id}/reports/{period}/download"): ({"leader", "org_admin", "finance"}, None),
+    ("GET", "/orgs/{org_id}/report-settings"): ({"leader", "org_admin", "finance"}, None),
+    ("PUT", "/orgs/{org_id}/report-settings"): ({"org_admin"}, {"priorities": ["delegation"]}),
+    ("POST", "/orgs/{org_id}/reports/{period}/run"): ({"operator"}, None),
+    ("GET", "/reports/coach-topics/{period}"): ({"operator"}, None),
 }
 # What an allowed caller may get besides success: declining the last coaches is a refusal.
 ALLOWED_REFUSALS = {
+    # The victim org has a rollup and an artefact for the month only once its monthly run has been done.
+    ("GET", "/orgs/{org_id}/reports/{period}"): {404},
+    ("GET", "/orgs/{org_id}/reports/{period}/download"): {404},
     ("POST", "/matches/{match_id}/decline"): {422},
     ("POST", "/bookings"): {409},  # the world's booking already holds that slot
     # The matrix's one booking is in the future (and cancelled by the cancel rows): an allowed
