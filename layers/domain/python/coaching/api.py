@@ -533,26 +533,29 @@ def _run_once(name: str) -> Callable[[Callable[[Event], dict[str, Any]], Event, 
         boto3_client=boto3.client("dynamodb", region_name=config.region, endpoint_url=config.dynamodb_endpoint),
     )
     idempotency = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=EVENT_MEMORY_SECONDS)
-    consumers: dict[Callable[[Event], dict[str, Any]], Callable[..., dict[str, Any]]] = {}
+    # One wrapper per (handler, event type): a handler may serve several types, and each must be parsed
+    # as its own model under its own key prefix.
+    consumers: dict[tuple[Callable[[Event], dict[str, Any]], type[Event]], Callable[..., dict[str, Any]]] = {}
 
     def run(consume: Callable[[Event], dict[str, Any]], event: Event, context: Any) -> dict[str, Any]:
         if context is not None:
             # Lets an in-progress record expire with the invocation, so a timed-out run is retried.
             idempotency.register_lambda_context(context)
-        once = consumers.get(consume)
+        model = type(event)
+        once = consumers.get((consume, model))
         if once is None:
 
             def consume_detail(detail: dict[str, Any]) -> dict[str, Any]:
-                return consume(type(event).model_validate(detail))
+                return consume(model.model_validate(detail))
 
             once = idempotent_function(
                 consume_detail,
                 data_keyword_argument="detail",
                 persistence_store=persistence,
                 config=idempotency,
-                key_prefix=f"{name}.{type(event).detail_type}",
+                key_prefix=f"{name}.{model.detail_type}",
             )
-            consumers[consume] = once
+            consumers[(consume, model)] = once
         return once(detail=event.model_dump(mode="json"))
 
     return run
