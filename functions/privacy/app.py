@@ -12,6 +12,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from coaching.adapters.context_store import ContextStore
+from coaching.adapters.development_store import DevelopmentStore
 from coaching.adapters.dynamo import CoachRepository
 from coaching.api import Caller, PathId, add_health_route, http_entry, rest_resolver
 from coaching.domain.common import utc_now
@@ -25,7 +26,8 @@ metrics = Metrics()
 app = rest_resolver()
 add_health_route(app, "/privacy/health", service="privacy")
 
-ctx = ContextContext(store=ContextStore(), coaches=CoachRepository(), clock=utc_now)
+# Goals and released 360 results travel with the person: read from the development function's records.
+ctx = ContextContext(store=ContextStore(), coaches=CoachRepository(), development=DevelopmentStore(), clock=utc_now)
 
 
 @app.get(

@@ -93,7 +93,16 @@ def test_a_promoted_ic_joins_the_grow_waitlist_keeps_their_coach_and_their_histo
     assert chosen.status_code == 201, chosen.text
     engagement_id = chosen.json()["engagement_id"]
 
-    # The next coach sees the history, never the situation.
+    # A development goal of the person's, one kept and one dropped: the kept one travels to the next coach.
+    goal = {"title": "Lead through other leaders", "competencies": ["delegation"], "checkin_every_days": 14}
+    kept = employee.call("POST", "/goals", goal)
+    assert kept.status_code == 201, kept.text
+    dropped = employee.call("POST", "/goals", goal | {"title": "Dropped goal"})
+    assert dropped.status_code == 201, dropped.text
+    closed = employee.call("POST", f"/goals/{dropped.json()['goal_id']}/close", {"status": "abandoned"})
+    assert closed.status_code == 200, closed.text
+
+    # The next coach sees the history and the goals, never the situation.
     next_coach = Api(local_stack.url, local_stack.token(["coach"], person_id=senior_coach["coach_id"]))
     handoff = next_coach.call("GET", f"/engagements/{engagement_id}/handoff")
     assert handoff.status_code == 200, handoff.text
@@ -101,6 +110,10 @@ def test_a_promoted_ic_joins_the_grow_waitlist_keeps_their_coach_and_their_histo
     assert [c["level"] for c in body["level_history"]] == ["first_time_manager", "senior_leader"]
     assert body["focus_history"][0]["focus_competencies"] == ["delegation"]
     assert [e["coach_id"] for e in body["past_engagements"]] == [manager_coach["coach_id"]]
+    assert [(g["goal_id"], g["title"], g["competencies"]) for g in body["goals"]] == [
+        (kept.json()["goal_id"], "Lead through other leaders", ["delegation"])
+    ]
+    assert body["released_360_results"] == []  # none released yet: a round in progress is nobody's to see
     assert (body["situations_shared"], body["situations"]) == ("none", [])
     assert SITUATION not in handoff.text
     # The previous coach sees nothing any more.

@@ -7,6 +7,7 @@ import boto3
 import pytest
 from coaching.adapters import keys
 from coaching.adapters.context_store import ContextStore
+from coaching.adapters.development_store import DevelopmentStore
 from coaching.adapters.dynamo import CoachRepository
 from coaching.adapters.hr_store import HrWebhookStore
 from coaching.auth import Principal, Role
@@ -44,7 +45,7 @@ def test_erasure_leaves_no_personal_data_and_the_ledger_unchanged(world):  # noq
     completion.complete(world["coach"], made.booking_id, 30, world["completion_ctx"])
     raw = json.dumps({"events": [{"type": "employee.updated", "external_hr_id": hr_id, "employee": {"name": name}}]})
     HrWebhookStore().record_receipt(org_id, "msg_erasure", "digest", raw, world["clock"].now)
-    ctx = ContextContext(store=store, coaches=CoachRepository(), clock=world["clock"])
+    ctx = ContextContext(store=store, coaches=CoachRepository(), development=DevelopmentStore(), clock=world["clock"])
     context.set_consent(employee, ConsentChange(share_all_situations=True), ctx)
     before = sorted(ledger_items(org_id), key=lambda item: item["sk"])
     assert sum(json.loads(item["body"])["amount_minor"] for item in before) > 0

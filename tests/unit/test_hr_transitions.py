@@ -194,3 +194,34 @@ def test_a_roster_plan_creates_updates_terminates_and_keeps_tombstones() -> None
     with pytest.raises(DomainError) as bad:
         parse_entries([rows[0], rows[0] | {"email": "not an email"}])
     assert bad.value.field == "people[1].email"
+
+
+def test_the_handoff_carries_goals_still_pursued_or_reached_and_released_360_results_in_order() -> None:
+    from datetime import timedelta
+
+    from coaching.domain.assessments import AssessmentResult
+    from coaching.domain.goals import Goal
+
+    person = _person()
+
+    def goal(goal_id: str, status: str, days: int) -> Goal:
+        at = NOW + timedelta(days=days)
+        return Goal.model_validate({
+            "goal_id": goal_id, "org_id": ORG, "person_id": person.person_id, "title": f"Goal {goal_id}",
+            "competencies": ["delegation"], "aim": "current_role", "checkin_every_days": 14,
+            "next_checkin_on": None, "status": status, "created_at": at, "updated_at": at,
+        })  # fmt: skip
+
+    def result(assessment_id: str, kind: str, days: int) -> AssessmentResult:
+        return AssessmentResult.model_validate({
+            "org_id": ORG, "person_id": person.person_id, "assessment_id": assessment_id, "kind": kind,
+            "competencies": ["delegation"], "released_at": NOW + timedelta(days=days), "release_reason": "complete",
+            "groups": [{"group": "peer", "responses": 3, "shown": True, "scores": {"delegation": 3.7}}],
+        })  # fmt: skip
+
+    goals = [goal("later", "achieved", 2), goal("dropped", "abandoned", 1), goal("first", "active", 0)]
+    results = [result("follow-up", "follow_up", 120), result("baseline", "baseline", 0)]
+    shown = handoff(person, [], [], [], ContextConsent.none(ORG, person.person_id), goals=goals, results=results)
+    assert [g.goal_id for g in shown.goals] == ["first", "later"]
+    assert [r.assessment_id for r in shown.released_360_results] == ["baseline", "follow-up"]
+    assert shown.situations == []

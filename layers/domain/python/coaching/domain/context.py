@@ -17,9 +17,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from coaching.domain.assessments import AssessmentResult
 from coaching.domain.common import DeferredModel, StrictModel
 from coaching.domain.engagements import Engagement, MatchRecord
 from coaching.domain.errors import InvalidInput
+from coaching.domain.goals import Goal, GoalStatus
 from coaching.domain.hr import HrRecord
 from coaching.domain.people import LevelChange, Person
 from coaching.domain.taxonomy import Level, Program
@@ -28,7 +30,17 @@ from coaching.domain.updates import evolved
 SituationKind = Literal["match", "booking"]
 MAX_SHARED_ITEMS = 500
 # What a coach or programme always sees of the person (never what they said): `SharingView.always_shared`.
-ALWAYS_SHARED = ("name", "level", "function", "title", "level_history", "focus_history", "past_engagements")
+ALWAYS_SHARED = (
+    "name",
+    "level",
+    "function",
+    "title",
+    "level_history",
+    "focus_history",
+    "past_engagements",
+    "goals",
+    "released_360_results",
+)
 
 
 class SituationRef(StrictModel):
@@ -125,6 +137,12 @@ class Handoff(DeferredModel):
     level_history: list[LevelChange]
     focus_history: list[FocusEntry]
     past_engagements: list[PastEngagement]
+    goals: list[Goal] = Field(
+        default=[], description="The person's development goals (active and achieved) with their check-ins."
+    )
+    released_360_results: list[AssessmentResult] = Field(
+        default=[], description="Their released 360 results, baseline and follow-up (small rater groups withheld)."
+    )
     situations_shared: Literal["none", "some", "all"]
     situations: list[Situation] = Field(description="Only the situations the person consented to share.")
 
@@ -176,6 +194,8 @@ def handoff(
     situations: list[Situation],
     consent: ContextConsent,
     current_engagement: str | None = None,
+    goals: list[Goal] | None = None,
+    results: list[AssessmentResult] | None = None,
 ) -> Handoff:
     shared = sorted((s for s in situations if consent.shares(s)), key=lambda s: s.created_at)
     level = "all" if consent.share_all_situations else ("some" if shared else "none")
@@ -188,6 +208,9 @@ def handoff(
         level_history=person.level_history,
         focus_history=focus_history(matches),
         past_engagements=past_engagements(engagements, current_engagement),
+        # An abandoned goal is the person's to drop: the next coach starts from what they still pursue or reached.
+        goals=sorted((g for g in goals or [] if g.status is not GoalStatus.ABANDONED), key=lambda g: g.created_at),
+        released_360_results=sorted(results or [], key=lambda r: r.released_at),
         situations_shared=level,
         situations=shared,
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from coaching.auth import Principal, Role
+from coaching.domain.assessments import AssessmentResult
 from coaching.domain.coaches import Coach
 from coaching.domain.common import Clock
 from coaching.domain.context import (
@@ -27,6 +28,7 @@ from coaching.domain.context import (
 from coaching.domain.engagements import Engagement, PersonHistory, require_approved_coach
 from coaching.domain.errors import Conflict, NotFound
 from coaching.domain.events import Event, PersonErased, stable_event_id
+from coaching.domain.goals import Goal
 from coaching.domain.people import Person
 
 
@@ -52,6 +54,14 @@ class ContextStore(Protocol):
         ...
 
 
+class DevelopmentReader(Protocol):
+    """The person's goals and released 360 results (the development function's records)."""
+
+    def goals(self, org_id: str, person_id: str) -> list[Goal]: ...
+
+    def results(self, org_id: str, person_id: str) -> list[AssessmentResult]: ...
+
+
 class CoachReader(Protocol):
     def get(self, coach_id: str) -> Coach | None: ...
 
@@ -60,6 +70,7 @@ class CoachReader(Protocol):
 class ContextContext:
     store: ContextStore
     coaches: CoachReader
+    development: DevelopmentReader
     clock: Clock
 
 
@@ -84,6 +95,8 @@ def handoff_for(org_id: str, person_id: str, ctx: ContextContext, current_engage
         situations,
         consent,
         current_engagement,
+        goals=ctx.development.goals(org_id, person_id),
+        results=ctx.development.results(org_id, person_id),
     )
 
 
