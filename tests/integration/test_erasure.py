@@ -12,8 +12,12 @@ from coaching.adapters.dynamo import CoachRepository
 from coaching.adapters.hr_store import HrWebhookStore
 from coaching.auth import Principal, Role
 from coaching.domain.context import ConsentChange
-from coaching.services import completion, context
+from coaching.domain.feedback import FeedbackRequest
+from coaching.domain.goals import GoalCreate
+from coaching.services import completion, context, feedback, goals
 from coaching.services.context import ContextContext
+from coaching.services.feedback import FeedbackContext
+from coaching.services.goals import GoalContext
 
 from tests.integration.test_sessions_and_ledger import book, ledger_items, world  # noqa: F401 (the fixture)
 
@@ -34,6 +38,14 @@ def _org_items(org_id: str) -> list[dict]:
     return found
 
 
+FEEDBACK_COMMENT = "My manager keeps overruling my delegation plans."
+GOAL_TITLE = "Stop rescuing the platform team at midnight"
+
+
+def _tallies(org_id: str) -> list[dict]:
+    return [item for item in _org_items(org_id) if "#TALLY#" in item["pk"]]
+
+
 def test_erasure_leaves_no_personal_data_and_the_ledger_unchanged(world):  # noqa: F811
     org_id, employee = world["org"].org_id, world["employee"]
     store = ContextStore()
@@ -47,20 +59,38 @@ def test_erasure_leaves_no_personal_data_and_the_ledger_unchanged(world):  # noq
     HrWebhookStore().record_receipt(org_id, "msg_erasure", "digest", raw, world["clock"].now)
     ctx = ContextContext(store=store, coaches=CoachRepository(), development=DevelopmentStore(), clock=world["clock"])
     context.set_consent(employee, ConsentChange(share_all_situations=True), ctx)
+    # Their feedback on the session (a comment in their words) and a development goal.
+    development = DevelopmentStore()
+    feedback_ctx = FeedbackContext(store=development, clock=world["clock"])
+    answers = FeedbackRequest(satisfaction=5, would_recommend=9, goal_progress=4, comment=FEEDBACK_COMMENT)
+    feedback.give(employee, made.booking_id, answers, feedback_ctx)
+    goal = GoalCreate.model_validate({"title": GOAL_TITLE, "competencies": ["delegation"], "checkin_every_days": 7})
+    goals.set_goal(employee, goal, GoalContext(store=development, clock=world["clock"]))
+    tallies_before = _tallies(org_id)
     before = sorted(ledger_items(org_id), key=lambda item: item["sk"])
     assert sum(json.loads(item["body"])["amount_minor"] for item in before) > 0
     assert any(hr_id in json.dumps(item, default=repr) for item in _org_items(org_id))
 
     operator = Principal(person_id="op", org_id=None, roles=frozenset({Role.OPERATOR}))
     report = context.erase_person(operator, org_id, employee.person_id, ctx)
-    assert (report.situations_deleted, report.payloads_redacted) == (1, 1)
+    assert (report.situations_deleted, report.payloads_redacted, report.development_records_deleted) == (1, 1, 2)
     again = context.erase_person(operator, org_id, employee.person_id, ctx)  # idempotent
     assert again.erased_at == report.erased_at
 
     items = _org_items(org_id)
     text = json.dumps(items, default=repr)
-    for personal in (hr_id, email, f'"{name}"', "Preparing a reorganisation conversation."):
+    for personal in (
+        hr_id,
+        email,
+        f'"{name}"',
+        "Preparing a reorganisation conversation.",
+        FEEDBACK_COMMENT,
+        GOAL_TITLE,
+    ):
         assert personal not in text, personal
     assert not [i for i in items if i["sk"] == keys.CONTEXT_CONSENT_SK]
+    # The aggregates the feedback and the goal fed stay as published: the tallies are unchanged.
+    assert _tallies(org_id) == tallies_before
+    assert any(int(item.get("feedback_responses", 0)) for item in tallies_before)
     # The ledger (and so every invoice built from it) is byte for byte what it was.
     assert sorted(ledger_items(org_id), key=lambda item: item["sk"]) == before

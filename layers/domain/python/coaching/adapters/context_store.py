@@ -16,6 +16,7 @@ from pynamodb.transactions import TransactWrite
 
 from coaching.adapters import keys
 from coaching.adapters.dynamo import (
+    ConfidentialTableMeta,
     MainItem,
     MainTableMeta,
     SituationItem,
@@ -45,6 +46,21 @@ class ConsentItem(Model):
     sk = UnicodeAttribute(range_key=True)
     kind = UnicodeAttribute()
     body = UnicodeAttribute()
+
+
+class _ConfidentialRecord(Model):
+    """Any record of the confidential table, by its keys only: what an erasure deletes."""
+
+    class Meta(ConfidentialTableMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+# What the person said or was told about themselves, beyond situations: session feedback, raters' answers about
+# them, released 360 results (confidential table), and their development goals (main table, in their words).
+_CONFIDENTIAL_DEVELOPMENT = (keys.FEEDBACK_PREFIX, keys.ANSWER_PREFIX, keys.RESULT_PREFIX)
 
 
 def _redacted_events(text: str, hr_id: str) -> str | None:
@@ -144,6 +160,16 @@ class ContextStore:
         ):
             situation.delete()
             deleted += 1
+        development = 0
+        for prefix in _CONFIDENTIAL_DEVELOPMENT:
+            for record in _ConfidentialRecord.query(
+                keys.person_pk(org_id, person_id), _ConfidentialRecord.sk.startswith(prefix)
+            ):
+                record.delete()
+                development += 1
+        for goal in MainItem.query(keys.person_pk(org_id, person_id), MainItem.sk.startswith(keys.GOAL_PREFIX)):
+            goal.delete()
+            development += 1
         ConsentItem(keys.person_pk(org_id, person_id), keys.CONTEXT_CONSENT_SK).delete()
         removed = 0
         for transition in Transition:
@@ -162,6 +188,7 @@ class ContextStore:
             situations_deleted=deleted,
             payloads_redacted=redacted,
             waitlist_entries_removed=removed,
+            development_records_deleted=development,
         )
 
     @staticmethod

@@ -501,9 +501,12 @@ def open_assessment_index_sk(opened_at: datetime, assessment_id: str) -> str:
     return f"{opened_at.isoformat()}#{assessment_id}"
 
 
+ANSWER_PREFIX = "ANSWER#"
+
+
 def answer_sk(assessment_id: str, rater_id: str) -> str:
     # Confidential table, person partition: one rater's ratings ("self" for the person's own).
-    return f"ANSWER#{assessment_id}#{rater_id}"
+    return f"{ANSWER_PREFIX}{assessment_id}#{rater_id}"
 
 
 RESULT_PREFIX = "RESULT#"

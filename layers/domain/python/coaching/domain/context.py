@@ -273,3 +273,5 @@ class ErasureReport(DeferredModel):
     situations_deleted: int
     payloads_redacted: int
     waitlist_entries_removed: int
+    # Goals, session feedback, raters' answers and released 360 results: the tallies they fed stay as they are.
+    development_records_deleted: int = 0
