@@ -308,10 +308,11 @@ def path_for(method: str, route: str, ids: dict) -> str:
     values = {**ids, "match_id": ids["matches"][purpose]["match_id"]}
     if route.endswith("/change-coach"):
         values["engagement_id"] = ids["changing_engagement_id"]
-    if route.endswith("/erasure"):
-        values["person_id"] = ids["erasable_person_id"]
     if "/people/{person_id}/" in route:  # a person's own 360s: the employee is that person
         values["person_id"] = ids["employee_id"]
+    # Last: the erasure route is also under /people/{person_id}/, and must never erase the matrix's employee.
+    if route.endswith("/erasure"):
+        values["person_id"] = ids["erasable_person_id"]
     path = route.format(**values)
     if route.endswith("/billing/reconcile"):
         return f"{path}?period={ids['period']}"
