@@ -94,10 +94,11 @@ WORKSHOP_ENDS = ("completed", "completed", "late_cancelled", "cancelled")
 
 
 def _programmes(source: FakeSource, rng: random.Random) -> list[Event]:
-    """A GROW cohort (started in April) with group sessions in April and May, and a few TOGETHER workshops."""
+    """A GROW cohort with group sessions in April and May, and a few TOGETHER workshops."""
     people = sorted(p for _, p in source.people_by_id)
     events: list[Event] = []
-    cohort = make_cohort("k1", "2026-04-06")
+    # Its start may come after group sessions were recorded (then those begin the cohort for their people).
+    cohort = make_cohort("k1", rng.choice(("2026-04-06", "2026-05-11", "2026-06-01")))
     source.cohorts[cohort.cohort_id] = cohort
     members = [p for p in people if rng.random() < 0.4]
     for person_id in members:
@@ -273,6 +274,13 @@ def test_group_sessions_and_workshops_count_as_sessions_and_set_the_programme_an
     assert may is not None
     assert (march.dims["grow_cohort"], may.dims["grow_cohort"]) == ("none", "2026-04")
     assert (may.completed, may.dims["programme"], may.engaged) == (0, "none", False)
+    # A cohort starting in June whose group session they were recorded at in April is theirs from April on.
+    later = make_cohort("k1", "2026-06-01")
+    early = contribution_of(person, [], [], "2026-04", group_sessions=sessions, cohorts=[later])
+    before = contribution_of(person, [], [], "2026-03", group_sessions=sessions, cohorts=[later])
+    assert early is not None
+    assert before is not None
+    assert (before.dims["grow_cohort"], early.dims["grow_cohort"]) == ("none", "2026-06")
 
 
 def test_a_workshop_as_the_only_participation_puts_the_person_under_together() -> None:

@@ -16,7 +16,8 @@ Dimensions of a person in a month: programme (see `programme_of`: the programme 
 month, so TOGETHER when a workshop was their only session; with no session, the programme of their latest
 engagement active that month; "none"), level, department and location (the person record when the rollup is
 built; "unknown" when empty), GROW cohort (the start month `yyyy-mm` of the first GROW cohort they are enrolled
-in that started by the month's end; without one, the month their GROW engagement started; "none": one value
+in that began for them by the month's end: at its start date, or at the first of its group sessions they were
+recorded at if earlier; without one, the month their GROW engagement started; "none": one value
 per month at most, so bounded like the months themselves), newly promoted in the 6 months before the month's
 end, and coached (an engagement started by the month's end: "yes", otherwise "not_yet"). Engaged (for the
 utilisation buckets): an engagement active that month, or a programme session that month.
@@ -95,9 +96,24 @@ def programme_of(sessions: Mapping[str, int], active: Sequence[Engagement]) -> s
     )
 
 
-def _grow_cohort(cohorts: Iterable[Cohort], grow: Sequence[Engagement], end: datetime) -> str:
+def _grow_cohort(
+    person_id: str,
+    cohorts: Iterable[Cohort],
+    sessions: Sequence[GroupSession],
+    grow: Sequence[Engagement],
+    end: datetime,
+) -> str:
+    """The start month of the person's first GROW cohort begun by `end`: a cohort begins for them at its start
+    date, or at the first of its group sessions they were recorded at when that came earlier."""
+    recorded: dict[str, date] = {}
+    for g in sessions:
+        if person_id in g.attendance:
+            day = g.start.astimezone(UTC).date()
+            recorded[g.cohort_id] = min(day, recorded.get(g.cohort_id, day))
     begun = sorted(
-        (c.start_date, c.cohort_id) for c in cohorts if c.program is Program.GROW and c.start_date < end.date()
+        (c.start_date, c.cohort_id)
+        for c in cohorts
+        if c.program is Program.GROW and min(c.start_date, recorded.get(c.cohort_id, c.start_date)) < end.date()
     )
     if begun:
         return begun[0][0].strftime("%Y-%m")
@@ -123,6 +139,7 @@ def contribution_of(
     active = [e for e in engagements if _active_in(e, start, end)]
     started = [e for e in engagements if _started(e) < end]
     grow = [e for e in started if e.program.value == "GROW"]
+    group_sessions = list(group_sessions)
     completed = no_shows = late = on_priorities = 0
     focus: set[str] = set()
     wanted = set(priorities)
@@ -173,7 +190,7 @@ def contribution_of(
         "level": person.level.value,
         "department": person.department or UNKNOWN,
         "location": person.location or UNKNOWN,
-        "grow_cohort": _grow_cohort(cohorts, grow, end),
+        "grow_cohort": _grow_cohort(person.person_id, cohorts, group_sessions, grow, end),
         "newly_promoted": "yes" if newly_promoted(person, end - timedelta(microseconds=1)) else "no",
         "coached": "yes" if started else "not_yet",
     }

@@ -261,9 +261,15 @@ def on_programme_event(event: GroupSessionCompleted | WorkshopEnded, ctx: Rollup
     if period > period_of(ctx.clock()):
         return ProgrammeRollup(org_id=org_id, period=None, people={})
     priorities = ctx.source.priorities(org_id)
-    people = {p: _apply_person(org_id, p, period, priorities, ctx) for p in sorted(set(found.participants))}
-    if ctx.store.meta(org_id, period) is None:
-        ctx.store.write_meta(_meta(org, period, ctx, rebuilt=False))
+    # A group session can begin the person's cohort early (their GROW cohort from then on): every month since.
+    months = _months_since(found.start, ctx.clock()) if isinstance(found, GroupSession) else [period]
+    people: dict[str, bool] = {}
+    for person_id in sorted(set(found.participants)):
+        changed = [_apply_person(org_id, person_id, month, priorities, ctx) for month in months]
+        people[person_id] = any(changed)
+    for month in months:
+        if ctx.store.meta(org_id, month) is None:
+            ctx.store.write_meta(_meta(org, month, ctx, rebuilt=False))
     return ProgrammeRollup(org_id=org_id, period=period, people=people)
 
 
