@@ -30,6 +30,9 @@ CONSUMERS = {
     "SessionRescheduled": "rollups (the person's contribution from source)",
     "SessionCredited": "rollups (the person's contribution from source)",
     "PersonTerminated": "rollups (the person's contribution from source)",
+    "CohortEnrolled": "rollups (the person's GROW cohort, from source)",
+    "GroupSessionCompleted": "rollups (each participant's contribution from source)",
+    "WorkshopEnded": "rollups (each participant's contribution from source)",
     "ReportDue": "report_generation (writes the month's HTML report and CSVs)",
 }
 

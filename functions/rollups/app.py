@@ -1,7 +1,8 @@
 """Rollups: keep each org month's report cells equal to the sum of its people's contributions.
 
 Consumes the events that change what a person contributes to a month (session outcomes, engagements,
-promotions, terminations): each recomputes that person's contribution from source and adds the difference to
+promotions, terminations, GROW enrolments; a GROW group session's attendance and a TOGETHER workshop's end for
+each of their participants): each recomputes that person's contribution from source and adds the difference to
 the cells in one transaction. RollupsDaily rebuilds the current and previous month of every org from source
 and repairs any cell that drifted; ReportsMonthly rebuilds the month just closed and writes one ReportDue per
 org, which report_generation turns into the month's artefacts; operators can run one org month now. Reports are read
@@ -18,15 +19,18 @@ from coaching.adapters.rollup_store import RollupSourceStore, RollupStore
 from coaching.api import Caller, PathId, add_health_route, function_entry, rest_resolver
 from coaching.domain.common import utc_now
 from coaching.domain.events import (
+    CohortEnrolled,
     EngagementEnded,
     EngagementStarted,
     Event,
+    GroupSessionCompleted,
     PersonPromoted,
     PersonTerminated,
     SessionCancelled,
     SessionCompleted,
     SessionCredited,
     SessionRescheduled,
+    WorkshopEnded,
 )
 from coaching.domain.invoicing import PERIOD_DESCRIPTION, PERIOD_PATTERN
 from coaching.services import rollups
@@ -75,9 +79,17 @@ def on_schedule(name: str) -> dict[str, Any]:
     return run.model_dump(mode="json")
 
 
+def on_programme_event(event: GroupSessionCompleted | WorkshopEnded) -> dict[str, Any]:
+    result = rollups.on_programme_event(event, ctx)
+    metrics.add_metric(name="ContributionsChanged", unit=MetricUnit.Count, value=sum(result.people.values()))
+    return result.model_dump(mode="json")
+
+
 def _consumer() -> Callable[[Event], dict[str, Any]]:
     # One function object per event type: coaching.api's idempotency wrapper is built per consumer function.
     def consume(event: Event) -> dict[str, Any]:
+        if isinstance(event, GroupSessionCompleted | WorkshopEnded):
+            return on_programme_event(event)
         return on_person_event(event)
 
     return consume
@@ -92,6 +104,9 @@ CONSUMED = (
     EngagementEnded,
     PersonPromoted,
     PersonTerminated,
+    CohortEnrolled,
+    GroupSessionCompleted,
+    WorkshopEnded,
 )
 lambda_handler = function_entry(
     app,

@@ -409,3 +409,107 @@ def test_four_programmes_share_one_system_and_one_invoice(local_stack, operator,
     assert reconciled.status_code == 200, reconciled.text
     assert reconciled.json()["differences"] == []
     assert reconciled.json()["ledger_entries"] == len(entries)
+
+
+# Languages of the report test's own coaches (no other test's coaches speak them).
+REPORT_GROW_LANG, REPORT_TOGETHER_LANG = "ha", "ig"
+
+
+def test_the_report_shows_the_programmes_as_cohorts_with_suppression(local_stack, operator):
+    """This month, over HTTP: a GROW cohort's group session, a TOGETHER workshop and one SCALE 1:1 reach the
+    rollups by their events; the month's report shows GROW and TOGETHER as programme rows and hides the lone
+    SCALE coachee (and the row that would give them away)."""
+    tenant = make_tenant(local_stack, operator, "Programme report org")
+    org_id = tenant.org_id
+    floor = operator.call("PATCH", f"/orgs/{org_id}", {"min_reporting_group_size": 3})
+    assert floor.status_code == 200, floor.text
+    grow_coach = coach(operator, REPORT_GROW_LANG, programs=["SCALE", "GROW"], capacity=12,
+                       time_zone="Europe/Berlin", weekly_availability=ALL_WEEK, horizon_days=90)  # fmt: skip
+    facilitator = coach(operator, REPORT_TOGETHER_LANG, programs=["TOGETHER"], time_zone="Europe/Berlin",
+                        weekly_availability=ALL_WEEK, horizon_days=60)  # fmt: skip
+    refresh(local_stack)
+    now = datetime.now(UTC)
+    # Everything ran earlier this month (at least 20 minutes ago, so attendance can be recorded).
+    ran = max(now - timedelta(hours=1), now.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
+    period = ran.strftime("%Y-%m")
+
+    # GROW: eight first-time managers from the wait-list; the first group session ran (one no-show).
+    members = [new_person(local_stack, tenant, REPORT_GROW_LANG, "first_time_manager")[0] for _ in range(8)]
+    waited = [tenant.admin.call("POST", f"/orgs/{org_id}/grow/waitlist", {"person_id": pid}) for pid in members]
+    assert [w.status_code for w in waited] == [200] * 8, [w.text for w in waited]
+    cohort_id = waited[-1].json()["opened_cohort_id"]
+    assert cohort_id
+    matched = tenant.admin.call("POST", f"/orgs/{org_id}/cohorts/{cohort_id}/match")
+    assert matched.status_code == 200, matched.text
+    first_session = matched.json()["sessions"][0]
+    _move({"pk": keys.cohort_pk(org_id, cohort_id), "sk": keys.group_session_sk(0)}, ran)
+    marks = dict.fromkeys(members, "attended") | {members[0]: "no_show"}
+    recorded = as_coach(local_stack, grow_coach["coach_id"]).call(
+        "POST", f"/orgs/{org_id}/cohorts/{cohort_id}/sessions/{first_session['session_id']}/attendance",
+        {"attendance": marks},
+    )  # fmt: skip
+    assert recorded.status_code == 200, recorded.text
+
+    # TOGETHER: a team of four had their workshop.
+    team = [new_person(local_stack, tenant, REPORT_TOGETHER_LANG, "manager")[0] for _ in range(4)]
+    day = (datetime.now(BERLIN) + timedelta(days=5)).replace(hour=10, minute=0, second=0, microsecond=0)
+    booked = tenant.admin.call("POST", "/workshops", {"team_name": "Ops leads", "participant_ids": team,
+                                                      "goal": "alignment", "length_minutes": 90,
+                                                      "start": day.isoformat(),
+                                                      "language": REPORT_TOGETHER_LANG})  # fmt: skip
+    assert booked.status_code == 201, booked.text
+    workshop_id = booked.json()["workshop_id"]
+    _move({"pk": keys.workshop_pk(org_id, workshop_id), "sk": keys.WORKSHOP_SK}, ran)
+    done = as_coach(local_stack, facilitator["coach_id"]).call(
+        "POST", f"/orgs/{org_id}/workshops/{workshop_id}/complete", {"actual_minutes": 90}
+    )
+    assert done.status_code == 200, done.text
+
+    # SCALE: one manager alone had a 1:1 with the same coach; three more people took part in nothing.
+    scale_id, scale_employee = new_person(local_stack, tenant, REPORT_GROW_LANG, "manager")
+    scale_match = ask(scale_employee, program="SCALE")
+    assert scale_match.status_code == 201, scale_match.text
+    chosen = scale_employee.call("POST", f"/matches/{scale_match.json()['match_id']}/choose",
+                                 {"coach_id": grow_coach["coach_id"]})  # fmt: skip
+    assert chosen.status_code == 201, chosen.text
+    complete_one_to_one(local_stack, tenant, scale_employee, chosen.json()["engagement_id"], ran, 30)
+    idle = [new_person(local_stack, tenant, REPORT_TOGETHER_LANG, "manager")[0] for _ in range(3)]
+
+    # The month's run rebuilds from source: the events had built the same cells already.
+    run = operator.call("POST", f"/orgs/{org_id}/reports/{period}/run")
+    assert run.status_code == 200, run.text
+    assert run.json()["rebuilt"]["people"] == len(members) + len(team) + 1 + len(idle)
+    assert run.json()["rebuilt"]["cells_rewritten"] == 0
+
+    leader = Api(local_stack.url, local_stack.token(["leader"], org_id=org_id, person_id=str(uuid.uuid4())))
+    report = leader.call("GET", f"/orgs/{org_id}/reports/{period}")
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["min_group_size"] == 3
+    rows = {row["value"]: row for row in body["programmes"]["rows"]}
+    assert set(rows) == {"GROW", "TOGETHER", "SCALE", "none"}, rows
+    grow, together = rows["GROW"], rows["TOGETHER"]
+    assert (grow["people"]["value"], grow["sessions"]["value"]) == (8, 7)
+    assert grow["attendance_percent"] == {"value": 87.5, "group_size": 8, "suppressed": None}
+    assert together["people"] == {"value": 4, "group_size": 4, "suppressed": None}
+    # Everyone came: 100 % attendance would tell each member's answer (a tail), so it is hidden; and the
+    # sessions of the four would, with the org's total, give the lone SCALE coachee's away (complementary).
+    assert together["attendance_percent"]["suppressed"] == "minimum_group"
+    assert together["sessions"]["suppressed"] == "complementary_suppression"
+    # One person alone is never shown, nor the row that, with the org total, would give them away.
+    assert rows["SCALE"]["people"] == {"value": None, "group_size": None, "suppressed": "minimum_group"}
+    assert rows["none"]["people"]["suppressed"] == "complementary_suppression"
+    # The GROW cohort is a group of its own; the lone coachee cannot be singled out by a filter.
+    # (The session ran before the cohort's start date: it began the cohort for its people; the label is its start.)
+    label = matched.json()["cohort"]["start_date"][:7]
+    cohort = leader.call("GET", f"/orgs/{org_id}/reports/{period}", params={"grow_cohort": label})
+    by_programme = leader.call("GET", f"/orgs/{org_id}/reports/{period}", params={"programme": "GROW"})
+    assert cohort.status_code == by_programme.status_code == 200, (cohort.text, by_programme.text)
+    assert by_programme.json()["leading"]["active_people"]["value"] == 8
+    assert cohort.json()["leading"]["active_people"]["value"] == 8
+    lone = leader.call("GET", f"/orgs/{org_id}/reports/{period}", params={"programme": "SCALE"})
+    assert lone.status_code == 422
+    assert lone.json()["error"]["details"]["rule"] == "minimum_group"
+    # Nobody's id is in any of it.
+    for person_id in [*members, *team, scale_id, *idle]:
+        assert person_id not in report.text

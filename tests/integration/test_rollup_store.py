@@ -10,17 +10,23 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from coaching.adapters import keys
-from coaching.adapters.dynamo import MainItem, admin_ports
+from coaching.adapters.dynamo import MainItem, MarkerItem, admin_ports
 from coaching.adapters.rollup_store import RollupSourceStore, RollupStore, cell_digest
 from coaching.auth import Principal, Role
-from coaching.domain.events import EngagementStarted, SessionCompleted
+from coaching.domain.events import (
+    CohortEnrolled,
+    EngagementStarted,
+    GroupSessionCompleted,
+    SessionCompleted,
+    WorkshopEnded,
+)
 from coaching.domain.orgs import OrgCreate
 from coaching.domain.rollups import contribution_of, sum_counters
 from coaching.services import admin, rollups
 from coaching.services.rollups import RollupContext
 from coaching_local.seed import OPERATOR, people_rows
 
-from tests.unit.fakes.rollups import make_booking, make_engagement
+from tests.unit.fakes.rollups import make_booking, make_cohort, make_engagement, make_group_session, make_workshop
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +101,52 @@ def test_event_built_cells_equal_the_rebuild_from_source_and_a_drifted_cell_is_r
     assert meta is not None
     assert meta.min_group_size == org.min_reporting_group_size
     assert json.loads(meta.model_dump_json())["rebuilt"] is True
+
+
+def test_group_sessions_and_workshops_reach_the_cells_by_their_events_as_the_rebuild_finds_them(dynamodb_local) -> None:
+    ctx = admin.AdminContext(**admin_ports())
+    org = admin.create_org(OPERATOR, OrgCreate(name=f"Programme rollups {uuid.uuid4().hex[:6]}", time_zone="UTC",
+                                               currency="EUR", industry="technology"), ctx)  # fmt: skip
+    caller = Principal(person_id="admin", org_id=org.org_id, roles=frozenset({Role.ORG_ADMIN}))
+    assert admin.import_people(caller, people_rows(org.org_id, 14, seed=8, home_zone="UTC"), ctx).created == 14
+    rollup_ctx = _context()
+    rollups.rebuild(org.org_id, PERIOD, rollup_ctx)  # yesterday's: nobody took part in anything yet
+    ids = sorted(s.person.person_id for s in rollup_ctx.source.people(org.org_id) if s.person)
+    grow, team = ids[:8], ids[8:12]
+    first = NOW.replace(day=1, hour=10, minute=0, second=0, microsecond=0)
+    cohort = make_cohort("k-int", first.date().isoformat()).model_copy(update={"org_id": org.org_id})
+    _save(keys.cohort_pk(org.org_id, cohort.cohort_id), keys.COHORT_SK, "cohort", cohort.model_dump_json())
+    marks = dict.fromkeys(grow, "attended") | {grow[0]: "no_show", grow[1]: "excused"}
+    session = make_group_session(cohort.cohort_id, 0, first, marks).model_copy(update={"org_id": org.org_id})
+    _save(keys.cohort_pk(org.org_id, cohort.cohort_id), keys.group_session_sk(0), "group_session",
+          session.model_dump_json())  # fmt: skip
+    workshop = make_workshop("w-int", first + timedelta(hours=3), team, "completed").model_copy(
+        update={"org_id": org.org_id}
+    )
+    _save(keys.workshop_pk(org.org_id, workshop.workshop_id), keys.WORKSHOP_SK, "workshop", workshop.model_dump_json())
+    events = []
+    for person_id in grow:
+        MarkerItem(keys.person_pk(org.org_id, person_id), keys.participation_sk("COHORT", cohort.cohort_id),
+                   kind="participation", ref=cohort.cohort_id).save()  # fmt: skip
+        events.append(CohortEnrolled(org_id=org.org_id, cohort_id=cohort.cohort_id, person_id=person_id,
+                                     source_of="admin", occurred_at=first))  # fmt: skip
+    for person_id in team:
+        MarkerItem(keys.person_pk(org.org_id, person_id), keys.participation_sk("WORKSHOP", workshop.workshop_id),
+                   kind="participation", ref=workshop.workshop_id).save()  # fmt: skip
+    events.append(GroupSessionCompleted(org_id=org.org_id, cohort_id=cohort.cohort_id, session_id=session.session_id,
+                                        attended=6, no_shows=1, excused=1, billed_units=7))  # fmt: skip
+    events.append(WorkshopEnded(org_id=org.org_id, workshop_id=workshop.workshop_id, facilitator_id="c9",
+                                status="completed", billed_units=1))  # fmt: skip
+    for event in events + events[-2:]:  # the programme events twice: at least once
+        if isinstance(event, GroupSessionCompleted | WorkshopEnded):
+            rollups.on_programme_event(event, rollup_ctx)
+        else:
+            rollups.on_person_event(event, rollup_ctx)
+    by_events = RollupStore().cells(org.org_id, PERIOD)
+    assert by_events[(("programme", "GROW"),)]["people"] == 7  # the excused participant took part in nothing
+    assert by_events[(("programme", "GROW"),)]["m:attendance:n"] == 7
+    assert by_events[(("programme", "TOGETHER"),)]["m:sessions:n"] == 4
+    assert by_events[(("grow_cohort", PERIOD),)]["people"] == 8
+    result = rollups.rebuild(org.org_id, PERIOD, rollup_ctx)
+    assert (result.people, result.contributions_changed, result.cells_rewritten) == (14, 0, 0)
+    assert RollupStore().cells(org.org_id, PERIOD) == by_events

@@ -165,3 +165,31 @@ def test_the_operator_sees_only_published_focus_summed_across_orgs() -> None:
     assert topics.focus.get("delegation", 0) >= 5
     with pytest.raises(Forbidden):
         reports.coach_topics(who(Role.LEADER), PERIOD, ctx)
+
+
+def test_the_report_shows_the_programmes_as_cohorts_and_hides_a_small_one_and_its_complement() -> None:
+    people = []
+    for i, programme in enumerate(["GROW"] * 10 + ["TOGETHER"] * 6 + ["EXEC"] * 2 + ["none"] * 12):
+        dims = {"programme": programme, "level": "manager", "department": "eng", "location": "Berlin",
+                "grow_cohort": "2026-04" if programme == "GROW" else "none", "newly_promoted": "no",
+                "coached": "yes" if programme != "none" else "not_yet"}  # fmt: skip
+        took_part = programme != "none"
+        people.append(Contribution(pid=f"q{i:02d}", dims=dims, engaged=took_part, completed=2 if took_part else 0,
+                                   no_shows=1 if programme == "GROW" and i % 2 else 0))  # fmt: skip
+    reader = Reader(sum_counters(people))
+    ctx = ReportContext(reader=reader, writer=Writer(reader), artefacts=Files(), renderer=ReportRenderer(),
+                        clock=lambda: NOW)  # fmt: skip
+    report = reports.get_report(who(Role.LEADER), ORG, PERIOD, [], ctx)
+    rows = {row["value"]: row for row in report.programmes.rows}
+    assert set(rows) == {"GROW", "TOGETHER", "EXEC", "none"}
+    grow = rows["GROW"]
+    assert (grow["people"].value, grow["sessions"].value, grow["attendance_percent"].value) == (10, 20, 80.0)  # type: ignore[union-attr]
+    assert rows["EXEC"]["people"].suppressed == "minimum_group"  # type: ignore[union-attr]
+    # Two people hidden alone could be derived from the org total minus the rest: one more row is hidden.
+    complement = [v for v, row in rows.items() if row["people"].suppressed == "complementary_suppression"]  # type: ignore[union-attr]
+    assert len(complement) == 1
+    # Filtered to a programme, the report is that cohort's; the small one is refused.
+    assert reports.get_report(who(Role.LEADER), ORG, PERIOD, [Filter(dimension=Dimension.PROGRAMME, value="GROW")],
+                              ctx).leading.active_people.value == 10  # fmt: skip
+    with pytest.raises(GroupTooSmall):
+        reports.get_report(who(Role.LEADER), ORG, PERIOD, [Filter(dimension=Dimension.PROGRAMME, value="EXEC")], ctx)

@@ -5,10 +5,25 @@ from __future__ import annotations
 import random
 from datetime import UTC, date, datetime, timedelta
 
-from coaching.domain.events import EngagementStarted, Event, PersonTerminated, SessionCancelled, SessionCompleted
+from coaching.domain.events import (
+    CohortEnrolled,
+    EngagementStarted,
+    Event,
+    GroupSessionCompleted,
+    PersonTerminated,
+    SessionCancelled,
+    SessionCompleted,
+    WorkshopEnded,
+)
 from coaching.domain.reporting import Contribution, Rollup, Tally
 from coaching.domain.rollups import contribution_of, rollup_from_counters, sum_counters
-from coaching.services.rollups import RollupContext, on_person_event, rebuild, run_monthly_reports
+from coaching.services.rollups import (
+    RollupContext,
+    on_person_event,
+    on_programme_event,
+    rebuild,
+    run_monthly_reports,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,9 +32,12 @@ from tests.unit.fakes.rollups import (
     FakeRollupStore,
     FakeSource,
     make_booking,
+    make_cohort,
     make_engagement,
+    make_group_session,
     make_org,
     make_person,
+    make_workshop,
 )
 
 NOW = datetime(2026, 5, 28, 12, tzinfo=UTC)
@@ -67,14 +85,61 @@ def world(seed: int, size: int) -> tuple[FakeSource, list[Event]]:
                                                coach_id="c1", program="SCALE", start=start, status=booking.status.value,
                                                outcome=booking.status.value))  # fmt: skip
         source.bookings[key] = bookings
+    events.extend(_programmes(source, rng))
     return source, events
+
+
+MARKS = ("attended", "attended", "no_show", "excused")
+WORKSHOP_ENDS = ("completed", "completed", "late_cancelled", "cancelled")
+
+
+def _programmes(source: FakeSource, rng: random.Random) -> list[Event]:
+    """A GROW cohort with group sessions in April and May, and a few TOGETHER workshops."""
+    people = sorted(p for _, p in source.people_by_id)
+    events: list[Event] = []
+    # Its start may come after group sessions were recorded (then those begin the cohort for their people).
+    cohort = make_cohort("k1", rng.choice(("2026-04-06", "2026-05-11", "2026-06-01")))
+    source.cohorts[cohort.cohort_id] = cohort
+    members = [p for p in people if rng.random() < 0.4]
+    for person_id in members:
+        source.enrolled[(ORG, person_id)] = [cohort.cohort_id]
+        events.append(CohortEnrolled(org_id=ORG, cohort_id=cohort.cohort_id, person_id=person_id, source_of="admin",
+                                     occurred_at=datetime(2026, 3, 20, tzinfo=UTC)))  # fmt: skip
+    sessions = []
+    for index, month in enumerate((4, 4, 5) if members else ()):
+        marks = {p: rng.choice(MARKS) for p in members}
+        start = datetime(2026, month, 7 + index * 7, 10, tzinfo=UTC)
+        session = make_group_session(cohort.cohort_id, index, start, marks, [rng.choice(("feedback", "delegation"))])
+        sessions.append(session)
+        counts = [sum(1 for m in marks.values() if m == mark) for mark in ("attended", "no_show", "excused")]
+        events.append(GroupSessionCompleted(org_id=ORG, cohort_id=cohort.cohort_id, session_id=session.session_id,
+                                            attended=counts[0], no_shows=counts[1], excused=counts[2],
+                                            billed_units=counts[0] + counts[1]))  # fmt: skip
+    source.sessions[cohort.cohort_id] = sessions
+    for n in range(rng.randint(0, 3)):
+        team = rng.sample(people, min(len(people), rng.randint(1, 6)))
+        start = datetime(2026, rng.choice((4, 5)), rng.randint(1, 27), 14, tzinfo=UTC)
+        workshop = make_workshop(f"w{n}", start, team, rng.choice(WORKSHOP_ENDS))
+        source.workshops[workshop.workshop_id] = workshop
+        events.append(WorkshopEnded(org_id=ORG, workshop_id=workshop.workshop_id, facilitator_id="c9",
+                                    status=workshop.status.value, billed_units=1))  # fmt: skip
+    return events
+
+
+def consume(event: Event, context: RollupContext) -> None:
+    """What the rollups function does with each consumed event."""
+    if isinstance(event, GroupSessionCompleted | WorkshopEnded):
+        on_programme_event(event, context)
+    else:
+        on_person_event(event, context)
 
 
 def from_source(source: FakeSource, period: str) -> list[Contribution]:
     found = []
     for s in source.people(ORG):
         if s.person is not None:
-            c = contribution_of(s.person, s.bookings, s.engagements, period, ["delegation"])
+            c = contribution_of(s.person, s.bookings, s.engagements, period, ["delegation"],
+                                group_sessions=s.group_sessions, workshops=s.workshops, cohorts=s.cohorts)  # fmt: skip
             found.extend([c] if c else [])
     return found
 
@@ -102,7 +167,7 @@ def test_event_built_rollups_equal_the_rebuild_from_source(seed: int, size: int)
     for period in ("2026-04", "2026-05"):
         rebuild(ORG, period, ctx(before, by_events))
     for event in _replayed(events, random.Random(seed)):
-        on_person_event(event, ctx(source, by_events))
+        consume(event, ctx(source, by_events))
     for period in ("2026-04", "2026-05"):
         rebuild(ORG, period, ctx(source, by_rebuild))
         assert by_events.cells(ORG, period) == by_rebuild.cells(ORG, period), period
@@ -118,10 +183,10 @@ def test_a_replayed_event_writes_nothing() -> None:
     store = FakeRollupStore()
     rebuild(ORG, "2026-05", ctx(source, store))
     for event in events:
-        on_person_event(event, ctx(source, store))
+        consume(event, ctx(source, store))
     writes, cells = store.writes, store.cells(ORG, "2026-05")
     for event in events:
-        on_person_event(event, ctx(source, store))
+        consume(event, ctx(source, store))
     assert store.writes == writes
     assert store.cells(ORG, "2026-05") == cells
 
@@ -131,7 +196,7 @@ def test_a_drifted_cell_is_repaired_by_the_rebuild() -> None:
     store = FakeRollupStore()
     rebuild(ORG, "2026-05", ctx(source, store))
     for event in events:
-        on_person_event(event, ctx(source, store))
+        consume(event, ctx(source, store))
     good = store.cells(ORG, "2026-05")
     key = next(iter(good))
     store.cell_counters[(ORG, "2026-05")][key]["people"] += 7  # a lost or doubled write
@@ -178,3 +243,87 @@ def test_the_monthly_run_rebuilds_the_closed_month_and_publishes_one_report_due_
     meta = store.meta(ORG, "2026-05")
     assert meta is not None
     assert meta.rebuilt
+
+
+def test_group_sessions_and_workshops_count_as_sessions_and_set_the_programme_and_the_grow_cohort() -> None:
+    person = make_person(1)
+    cohort = make_cohort("k1", "2026-04-06")
+    april = datetime(2026, 4, 7, 10, tzinfo=UTC)
+    sessions = [
+        make_group_session("k1", 0, april, {person.person_id: "attended", "p999": "no_show"}, ["feedback"]),
+        make_group_session("k1", 1, april + timedelta(days=7), {person.person_id: "no_show"}),
+        make_group_session("k1", 2, april + timedelta(days=14), {person.person_id: "excused"}),
+        make_group_session("k1", 3, april + timedelta(days=21), {}),  # not yet recorded
+    ]
+    together = make_workshop("w1", april + timedelta(days=2), [person.person_id], "completed")
+    one_to_one = make_booking(person, 1, april + timedelta(days=3), "completed", ["strategy"])
+    found = contribution_of(person, [one_to_one], [], "2026-04", ["feedback"], group_sessions=sessions,
+                            workshops=[together], cohorts=[cohort])  # fmt: skip
+    assert found is not None
+    # Attended + no-show group sessions (GROW: 2), the workshop (TOGETHER: 1) and the 1:1 (SCALE: 1).
+    assert (found.completed, found.no_shows, found.late_cancels) == (3, 1, 0)
+    assert found.dims["programme"] == "GROW"
+    assert found.dims["grow_cohort"] == "2026-04"
+    assert found.focus == ["feedback", "strategy"]
+    assert found.sessions_on_priorities == 1
+    assert found.engaged  # took part, though no engagement of theirs is active
+    # Before the cohort started: no cohort; in May, nothing happened but the cohort holds.
+    march = contribution_of(person, [], [], "2026-03", cohorts=[cohort])
+    may = contribution_of(person, [], [], "2026-05", group_sessions=sessions, cohorts=[cohort])
+    assert march is not None
+    assert may is not None
+    assert (march.dims["grow_cohort"], may.dims["grow_cohort"]) == ("none", "2026-04")
+    assert (may.completed, may.dims["programme"], may.engaged) == (0, "none", False)
+    # A cohort starting in June whose group session they were recorded at in April is theirs from April on.
+    later = make_cohort("k1", "2026-06-01")
+    early = contribution_of(person, [], [], "2026-04", group_sessions=sessions, cohorts=[later])
+    before = contribution_of(person, [], [], "2026-03", group_sessions=sessions, cohorts=[later])
+    assert early is not None
+    assert before is not None
+    assert (before.dims["grow_cohort"], early.dims["grow_cohort"]) == ("none", "2026-06")
+
+
+def test_a_workshop_as_the_only_participation_puts_the_person_under_together() -> None:
+    person, other = make_person(1), make_person(2)
+    may = datetime(2026, 5, 12, 14, tzinfo=UTC)
+    late = make_workshop("w1", may, [person.person_id], "late_cancelled")
+    cancelled = make_workshop("w2", may, [person.person_id], "cancelled")
+    someone_elses = make_workshop("w3", may, [other.person_id], "completed")
+    engaged = make_engagement(person, "SCALE", "2026-03-01")
+    only = contribution_of(person, [], [], "2026-05", workshops=[late, cancelled, someone_elses])
+    assert only is not None
+    assert (only.dims["programme"], only.late_cancels, only.completed, only.engaged) == ("TOGETHER", 1, 0, True)
+    # A tie (one SCALE 1:1, one workshop) goes to the programme of the active engagement.
+    booking = make_booking(person, 1, may, "completed")
+    tie = contribution_of(person, [booking], [engaged], "2026-05", workshops=[late])
+    assert tie is not None
+    assert tie.dims["programme"] == "SCALE"
+    # Nothing that month: the programme of the engagement still active.
+    idle = contribution_of(person, [], [engaged], "2026-05", workshops=[cancelled])
+    assert idle is not None
+    assert (idle.dims["programme"], idle.completed + idle.no_shows + idle.late_cancels) == ("SCALE", 0)
+
+
+def test_a_group_session_event_recomputes_each_participant_and_a_replay_writes_nothing() -> None:
+    source, _ = world(0, 0)
+    people = [make_person(i) for i in range(4)]
+    for p in people:
+        source.people_by_id[(ORG, p.person_id)] = p
+    store = FakeRollupStore()
+    rebuild(ORG, "2026-05", ctx(source, store))
+    start = datetime(2026, 5, 4, 10, tzinfo=UTC)
+    session = make_group_session("k2", 0, start, {p.person_id: "attended" for p in people[:3]})
+    source.sessions["k2"] = [session]
+    for p in people[:3]:
+        source.enrolled[(ORG, p.person_id)] = ["k2"]
+    event = GroupSessionCompleted(org_id=ORG, cohort_id="k2", session_id=session.session_id, attended=3, no_shows=0,
+                                  excused=0, billed_units=3)  # fmt: skip
+    result = on_programme_event(event, ctx(source, store))
+    assert result.period == "2026-05"
+    assert result.people == {p.person_id: True for p in people[:3]}
+    writes = store.writes
+    assert set(on_programme_event(event, ctx(source, store)).people.values()) == {False}
+    assert store.writes == writes
+    grow = next(c for k, c in store.cells(ORG, "2026-05").items() if k == (("programme", "GROW"),))
+    assert (grow["people"], grow["m:sessions:n"]) == (3, 3)
+    assert rebuild(ORG, "2026-05", ctx(source, store)).cells_rewritten == 0

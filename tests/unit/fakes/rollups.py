@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 from coaching.domain.booking import Booking
 from coaching.domain.engagements import Engagement
 from coaching.domain.events import Event
+from coaching.domain.grow import Cohort, GroupSession
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
 from coaching.domain.reporting import CellKey, Contribution
 from coaching.domain.rollups import Counters
+from coaching.domain.workshops import Workshop
 from coaching.services.rollups import PersonSource, RollupMeta
 
 ORG = "org-1"
@@ -52,6 +54,42 @@ def make_booking(
                                    "updated_at": START})  # fmt: skip
 
 
+def _policy(program: str) -> dict[str, object]:
+    return {"program": program, "session_minutes": 60, "late_cancel_hours": 48, "bill_no_shows": True,
+            "bill_late_cancels": True}  # fmt: skip
+
+
+def make_cohort(cohort_id: str, start_date: str) -> Cohort:
+    start = datetime.fromisoformat(start_date).replace(hour=10, tzinfo=UTC)
+    return Cohort.model_validate({"cohort_id": cohort_id, "org_id": ORG, "transition": "new_manager",
+                                  "size": 20, "language": "en", "start_date": start_date,
+                                  "curriculum": [{"start": start, "competencies": ["delegation"]}],
+                                  "policy": _policy("GROW"), "status": "matched", "coach_ids": ["c1"],
+                                  "created_at": START, "updated_at": START})  # fmt: skip
+
+
+def make_group_session(
+    cohort_id: str, index: int, start: datetime, attendance: dict[str, str], competencies: Sequence[str] = ("feedback",)
+) -> GroupSession:
+    """A recorded group session (empty `attendance`: still scheduled)."""
+    return GroupSession.model_validate({"session_id": f"{cohort_id}-s{index}", "cohort_id": cohort_id, "org_id": ORG,
+                                        "index": index, "start": start, "end": start + timedelta(minutes=90),
+                                        "time_zone": "UTC", "buffer_minutes": 10, "coach_ids": ["c1"],
+                                        "participants": sorted(attendance), "competencies": list(competencies),
+                                        "policy": _policy("GROW"),
+                                        "status": "completed" if attendance else "scheduled",
+                                        "attendance": attendance, "created_at": START,
+                                        "updated_at": START})  # fmt: skip
+
+
+def make_workshop(workshop_id: str, start: datetime, participants: Sequence[str], status: str) -> Workshop:
+    return Workshop.model_validate({"workshop_id": workshop_id, "org_id": ORG, "team_name": "Team", "goal": "alignment",
+                                    "booked_by": "admin", "facilitator_id": "c9", "participants": list(participants),
+                                    "start": start, "end": start + timedelta(minutes=120), "time_zone": "UTC",
+                                    "buffer_minutes": 10, "language": "en", "policy": _policy("TOGETHER"),
+                                    "status": status, "created_at": START, "updated_at": START})  # fmt: skip
+
+
 @dataclass
 class FakeSource:
     orgs: dict[str, Org] = field(default_factory=dict)
@@ -60,6 +98,10 @@ class FakeSource:
     engagements: dict[tuple[str, str], list[Engagement]] = field(default_factory=dict)
     priority_list: list[str] = field(default_factory=list)
     ledger: dict[tuple[str, str], int] = field(default_factory=dict)
+    cohorts: dict[str, Cohort] = field(default_factory=dict)
+    sessions: dict[str, list[GroupSession]] = field(default_factory=dict)  # by cohort
+    workshops: dict[str, Workshop] = field(default_factory=dict)
+    enrolled: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # person -> cohort ids
 
     def org(self, org_id: str) -> Org | None:
         return self.orgs.get(org_id)
@@ -69,14 +111,27 @@ class FakeSource:
 
     def person(self, org_id: str, person_id: str) -> PersonSource:
         key = (org_id, person_id)
+        cohort_ids = self.enrolled.get(key, [])
         return PersonSource(person=self.people_by_id.get(key), bookings=list(self.bookings.get(key, [])),
-                            engagements=list(self.engagements.get(key, [])))  # fmt: skip
+                            engagements=list(self.engagements.get(key, [])),
+                            group_sessions=[s for c in cohort_ids for s in self.sessions.get(c, [])],
+                            workshops=[w for w in self.workshops.values() if person_id in w.participants],
+                            cohorts=[self.cohorts[c] for c in cohort_ids if c in self.cohorts])  # fmt: skip
 
     def people(self, org_id: str) -> Iterable[PersonSource]:
         return [self.person(o, p) for (o, p) in sorted(self.people_by_id) if o == org_id]
 
     def priorities(self, org_id: str) -> list[str]:
         return list(self.priority_list)
+
+    def cohort(self, org_id: str, cohort_id: str) -> Cohort | None:
+        return self.cohorts.get(cohort_id)
+
+    def group_session(self, org_id: str, cohort_id: str, session_id: str) -> GroupSession | None:
+        return next((s for s in self.sessions.get(cohort_id, []) if s.session_id == session_id), None)
+
+    def workshop(self, org_id: str, workshop_id: str) -> Workshop | None:
+        return self.workshops.get(workshop_id)
 
     def spend(self, org_id: str, period: str) -> tuple[int, str]:
         return self.ledger.get((org_id, period), 0), "EUR"

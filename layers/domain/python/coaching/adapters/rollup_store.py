@@ -1,7 +1,8 @@
 """Rollups on DynamoDB: contributions, cells, the month's META, and the reports' read side.
 
 Write side (the rollups function): `RollupSourceStore` reads source records (org, people, a person's
-bookings and engagements, the ledger for spend); `RollupStore` keeps one versioned contribution item per
+bookings, engagements and programme participation markers, the group sessions and cohort item of their GROW
+cohorts, their TOGETHER workshops, the ledger for spend); `RollupStore` keeps one versioned contribution item per
 person and month (`ORG#<org>#CONTRIB#<month>` / `P#<pseudonym>`) and the month's cells
 (`ORG#<org>#ROLLUP#<month>` / `CELL#<digest>`, integer counters as attributes) in one TransactWriteItems:
 the contribution conditional on the version read, and an `ADD` of the difference to every cell.
@@ -20,17 +21,19 @@ from typing import Any
 from pynamodb.exceptions import TransactWriteError
 
 from coaching.adapters import keys
-from coaching.adapters.dynamo import MainItem, OrgRepository, connection, get_entity
+from coaching.adapters.dynamo import MainItem, OrgRepository, batch_read, connection, get_entity
 from coaching.adapters.outbox import commit_events
 from coaching.config import settings
 from coaching.domain.booking import Booking
 from coaching.domain.engagements import Engagement
 from coaching.domain.events import Event
+from coaching.domain.grow import Cohort, GroupSession
 from coaching.domain.measures import Dimensions, TallyCell
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
 from coaching.domain.reporting import CellKey, Contribution
 from coaching.domain.rollups import Counters
+from coaching.domain.workshops import Workshop
 from coaching.services.rollups import PersonSource, RollupMeta
 
 _NOT_COUNTERS = {"pk", "sk", "kind", "key", "dims", "org_id", "period", "body", "version"}
@@ -117,8 +120,14 @@ class RollupSourceStore:
             if not cursor:
                 return
 
-    @staticmethod
-    def _history(org_id: str, person_id: str, person: Person | None) -> PersonSource:
+    def _history(
+        self,
+        org_id: str,
+        person_id: str,
+        person: Person | None,
+        seen: dict[tuple[str, str], tuple[Cohort | None, list[GroupSession]]] | None = None,
+    ) -> PersonSource:
+        """The person's bookings, engagements and programme participation (`seen`: cohorts already read)."""
         bookings: list[Booking] = []
         engagements: list[Engagement] = []
         pk = keys.person_pk(org_id, person_id)
@@ -126,16 +135,52 @@ class RollupSourceStore:
             bookings.append(Booking.model_validate_json(item.body))
         for item in MainItem.query(pk, MainItem.sk.startswith(keys.engagement_sk("")), consistent_read=True):
             engagements.append(Engagement.model_validate_json(item.body))
-        return PersonSource(person=person, bookings=bookings, engagements=engagements)
+        cohort_prefix, workshop_prefix = keys.participation_sk("COHORT", ""), keys.participation_sk("WORKSHOP", "")
+        cohort_ids: list[str] = []
+        workshop_keys: list[tuple[str, str]] = []
+        for item in MainItem.query(pk, MainItem.sk.startswith(keys.PROGRAMME_PREFIX), consistent_read=True):
+            if item.sk.startswith(cohort_prefix):
+                cohort_ids.append(item.sk.removeprefix(cohort_prefix))
+            elif item.sk.startswith(workshop_prefix):
+                workshop_id = item.sk.removeprefix(workshop_prefix)
+                workshop_keys.append((keys.workshop_pk(org_id, workshop_id), keys.WORKSHOP_SK))
+        seen = {} if seen is None else seen
+        cohorts: list[Cohort] = []
+        sessions: list[GroupSession] = []
+        for cohort_id in sorted(cohort_ids):
+            if (org_id, cohort_id) not in seen:
+                seen[(org_id, cohort_id)] = (self.cohort(org_id, cohort_id), self._sessions(org_id, cohort_id))
+            cohort, found = seen[(org_id, cohort_id)]
+            cohorts.extend([cohort] if cohort else [])
+            sessions.extend(found)
+        workshops = [Workshop.model_validate_json(i["body"]["S"]) for i in batch_read(workshop_keys).values()]
+        return PersonSource(person=person, bookings=bookings, engagements=engagements, group_sessions=sessions,
+                            workshops=workshops, cohorts=cohorts)  # fmt: skip
 
     def person(self, org_id: str, person_id: str) -> PersonSource:
         person = get_entity(keys.people_pk(org_id), keys.person_sk(person_id), Person)
         return self._history(org_id, person_id, person)
 
     def people(self, org_id: str) -> Iterable[PersonSource]:
+        seen: dict[tuple[str, str], tuple[Cohort | None, list[GroupSession]]] = {}  # one read per cohort
         for item in MainItem.query(keys.people_pk(org_id), MainItem.sk.startswith(keys.PERSON_PREFIX)):
             person = Person.model_validate_json(item.body)
-            yield self._history(org_id, person.person_id, person)
+            yield self._history(org_id, person.person_id, person, seen)
+
+    def cohort(self, org_id: str, cohort_id: str) -> Cohort | None:
+        return get_entity(keys.cohort_pk(org_id, cohort_id), keys.COHORT_SK, Cohort)
+
+    @staticmethod
+    def _sessions(org_id: str, cohort_id: str) -> list[GroupSession]:
+        items = MainItem.query(keys.cohort_pk(org_id, cohort_id), MainItem.sk.startswith(keys.GROUP_SESSION_PREFIX),
+                               consistent_read=True)  # fmt: skip
+        return [GroupSession.model_validate_json(item.body) for item in items]
+
+    def group_session(self, org_id: str, cohort_id: str, session_id: str) -> GroupSession | None:
+        return next((s for s in self._sessions(org_id, cohort_id) if s.session_id == session_id), None)
+
+    def workshop(self, org_id: str, workshop_id: str) -> Workshop | None:
+        return get_entity(keys.workshop_pk(org_id, workshop_id), keys.WORKSHOP_SK, Workshop)
 
     def priorities(self, org_id: str) -> list[str]:
         item = _get(keys.report_pk(org_id), keys.REPORT_SETTINGS_SK)

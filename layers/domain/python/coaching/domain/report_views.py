@@ -125,6 +125,8 @@ class Report(StrictModel):
     business: Business
     north_star: NorthStar
     topics: list[Segment]
+    # The four programmes as cohorts (people, sessions, attendance), each row through the same suppression.
+    programmes: Breakdown
 
 
 def _m(cell: CellFigures, name: str) -> Figure:
@@ -219,6 +221,19 @@ def _roi(rollup: Rollup, protection: Suppression, settings: ReportSettings, spen
     )
 
 
+def _programmes(rollup: Rollup, protection: Suppression, within: CellKey) -> Breakdown:
+    """Who took part in which programme this month (`coaching.domain.rollups.programme_of`), row by row."""
+    dimension = Dimension.PROGRAMME
+    if any(d == dimension.value for d, _ in within) or len(within) > 1:
+        return Breakdown(dimension=dimension.value, rows=[])
+    rows: list[dict[str, Figure | str]] = [
+        {"value": cell.cell[dimension.value], "people": cell.people, "sessions": _m(cell, "sessions"),
+         "attendance_percent": _m(cell, "attendance")}
+        for cell in breakdown(rollup, protection, within, dimension)
+    ]  # fmt: skip
+    return Breakdown(dimension=dimension.value, rows=rows)
+
+
 def _segments(rollup: Rollup, protection: Suppression, within: CellKey) -> list[Segment]:
     found = []
     for dimension in (Dimension.NEWLY_PROMOTED, Dimension.LEVEL):
@@ -292,6 +307,7 @@ def org_report(
         business=business,
         north_star=north,
         topics=_segments(rollup, protection, key),
+        programmes=_programmes(rollup, protection, key),
     )
 
 

@@ -7,10 +7,20 @@ cell (`counters_of`); the store adds the difference between a person's old and n
 (`delta`), so the cells are always the sum of the stored contributions and `Rollup.from_counters` turns
 them back into the `coaching.domain.reporting.Rollup` the reports suppress and publish.
 
-Dimensions of a person in a month: programme (of their latest engagement active that month, "none"), level,
-department and location (the person record when the rollup is built; "unknown" when empty), GROW cohort
-(the month their GROW engagement started, "none"), newly promoted in the 6 months before the month's end,
-and coached (an engagement started by the month's end: "yes", otherwise "not_yet").
+The programmes' participation counts too: a GROW group session the person was recorded at (attended, or a
+no-show; excused is neither) and a TOGETHER workshop they were a participant of (completed, or late-cancelled;
+a cancelled one is neither) are sessions of the month they started in, beside their 1:1s (completed, no-show,
+late-cancelled).
+
+Dimensions of a person in a month: programme (see `programme_of`: the programme of most of their sessions that
+month, so TOGETHER when a workshop was their only session; with no session, the programme of their latest
+engagement active that month; "none"), level, department and location (the person record when the rollup is
+built; "unknown" when empty), GROW cohort (the start month `yyyy-mm` of the first GROW cohort they are enrolled
+in that began for them by the month's end: at its start date, or at the first of its group sessions they were
+recorded at if earlier; without one, the month their GROW engagement started; "none": one value
+per month at most, so bounded like the months themselves), newly promoted in the 6 months before the month's
+end, and coached (an engagement started by the month's end: "yes", otherwise "not_yet"). Engaged (for the
+utilisation buckets): an engagement active that month, or a programme session that month.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from coaching.domain.booking import Booking, BookingStatus
 from coaching.domain.engagements import Engagement
+from coaching.domain.grow import AttendanceMark, Cohort, GroupSession, GroupSessionStatus
 from coaching.domain.measures import TallyCell, newly_promoted
 from coaching.domain.people import Person
 from coaching.domain.reporting import (
@@ -38,6 +49,8 @@ from coaching.domain.reporting import (
     tally_measures,
     utilisation_bucket,
 )
+from coaching.domain.taxonomy import Program
+from coaching.domain.workshops import Workshop, WorkshopStatus
 
 UNKNOWN = "unknown"
 NONE = "none"
@@ -69,12 +82,54 @@ def employed_in(person: Person, period: str) -> bool:
     return person.terminated_on is None or person.terminated_on >= start.date()
 
 
+def programme_of(sessions: Mapping[str, int], active: Sequence[Engagement]) -> str:
+    """The programme of a person's month: the one of most of their sessions (1:1s, group sessions, workshops);
+    a tie goes to the programme of their latest active engagement, then to the catalogue's order; with no
+    session at all, the programme of their latest engagement active that month; otherwise "none"."""
+    latest = active[-1].program.value if active else NONE
+    if not any(sessions.values()):
+        return latest
+    order = [p.value for p in Program]
+    return min(
+        (name for name, count in sessions.items() if count),
+        key=lambda name: (-sessions[name], name != latest, order.index(name) if name in order else len(order)),
+    )
+
+
+def _grow_cohort(
+    person_id: str,
+    cohorts: Iterable[Cohort],
+    sessions: Sequence[GroupSession],
+    grow: Sequence[Engagement],
+    end: datetime,
+) -> str:
+    """The start month of the person's first GROW cohort begun by `end`: a cohort begins for them at its start
+    date, or at the first of its group sessions they were recorded at when that came earlier."""
+    recorded: dict[str, date] = {}
+    for g in sessions:
+        if person_id in g.attendance:
+            day = g.start.astimezone(UTC).date()
+            recorded[g.cohort_id] = min(day, recorded.get(g.cohort_id, day))
+    begun = sorted(
+        (c.start_date, c.cohort_id)
+        for c in cohorts
+        if c.program is Program.GROW and min(c.start_date, recorded.get(c.cohort_id, c.start_date)) < end.date()
+    )
+    if begun:
+        return begun[0][0].strftime("%Y-%m")
+    return period_of(_started(grow[0])) if grow else NONE
+
+
 def contribution_of(
     person: Person,
     bookings: Iterable[Booking],
     engagements: Iterable[Engagement],
     period: str,
     priorities: Sequence[str] = (),
+    *,
+    group_sessions: Iterable[GroupSession] = (),
+    workshops: Iterable[Workshop] = (),
+    cohorts: Iterable[Cohort] = (),
 ) -> Contribution | None:
     """What `person` contributed to `period` (None when they were not employed that month)."""
     if not employed_in(person, period):
@@ -84,34 +139,66 @@ def contribution_of(
     active = [e for e in engagements if _active_in(e, start, end)]
     started = [e for e in engagements if _started(e) < end]
     grow = [e for e in started if e.program.value == "GROW"]
-    dims = {
-        "programme": active[-1].program.value if active else NONE,
-        "level": person.level.value,
-        "department": person.department or UNKNOWN,
-        "location": person.location or UNKNOWN,
-        "grow_cohort": period_of(_started(grow[0])) if grow else NONE,
-        "newly_promoted": "yes" if newly_promoted(person, end - timedelta(microseconds=1)) else "no",
-        "coached": "yes" if started else "not_yet",
-    }
+    group_sessions = list(group_sessions)
     completed = no_shows = late = on_priorities = 0
     focus: set[str] = set()
     wanted = set(priorities)
+    sessions: dict[str, int] = {}
+    took_part = False
+
+    def count(program: str, outcome: str, competencies: Sequence[str]) -> None:
+        nonlocal completed, no_shows, late, on_priorities
+        sessions[program] = sessions.get(program, 0) + 1
+        if outcome == "completed":
+            completed += 1
+            focus.update(competencies)
+            on_priorities += 1 if wanted.intersection(competencies) else 0
+        elif outcome == "no_show":
+            no_shows += 1
+        else:
+            late += 1
+
     for b in sorted(bookings, key=lambda b: b.booking_id):
         if not start <= b.start < end:
             continue
         if b.status is BookingStatus.COMPLETED:
-            completed += 1
-            focus.update(b.focus_competencies)
-            on_priorities += 1 if wanted.intersection(b.focus_competencies) else 0
+            count(b.program.value, "completed", b.focus_competencies)
         elif b.status is BookingStatus.NO_SHOW:
-            no_shows += 1
+            count(b.program.value, "no_show", b.focus_competencies)
         elif b.status is BookingStatus.LATE_CANCELLED:
-            late += 1
+            count(b.program.value, "late", b.focus_competencies)
+    for g in sorted({g.session_id: g for g in group_sessions}.values(), key=lambda g: g.session_id):
+        mark = g.attendance.get(person.person_id)
+        if g.status is not GroupSessionStatus.COMPLETED or not start <= g.start < end or mark is None:
+            continue
+        if mark is AttendanceMark.ATTENDED:
+            count(g.program.value, "completed", g.competencies)
+        elif mark is AttendanceMark.NO_SHOW:
+            count(g.program.value, "no_show", g.competencies)
+        took_part = took_part or mark is not AttendanceMark.EXCUSED
+    for w in sorted({w.workshop_id: w for w in workshops}.values(), key=lambda w: w.workshop_id):
+        if person.person_id not in w.participants or not start <= w.start < end:
+            continue
+        if w.status is WorkshopStatus.COMPLETED:
+            count(w.program.value, "completed", ())
+            took_part = True
+        elif w.status is WorkshopStatus.LATE_CANCELLED:
+            count(w.program.value, "late", ())
+            took_part = True
+    dims = {
+        "programme": programme_of(sessions, active),
+        "level": person.level.value,
+        "department": person.department or UNKNOWN,
+        "location": person.location or UNKNOWN,
+        "grow_cohort": _grow_cohort(person.person_id, cohorts, group_sessions, grow, end),
+        "newly_promoted": "yes" if newly_promoted(person, end - timedelta(microseconds=1)) else "no",
+        "coached": "yes" if started else "not_yet",
+    }
     terminated = person.terminated_on is not None and start.date() <= person.terminated_on < end.date()
     return Contribution(
         pid=pseudonym(person.org_id, person.person_id),
         dims=dims,
-        engaged=bool(active),
+        engaged=bool(active) or took_part,
         completed=completed,
         no_shows=no_shows,
         late_cancels=late,

@@ -11,6 +11,10 @@ The daily rebuild does the same for every person of every org (the current and t
 compares each cell with the sum of the contributions and rewrites any that drifted; it also refreshes the
 month's settings copy (minimum group, priorities, spend from the ledger). The monthly run rebuilds the month
 just closed and writes one `ReportDue` per org through the outbox; report_generation renders the artefacts.
+
+The programmes' events are about a group session or a workshop, not a person: `on_programme_event` reads the
+session (or workshop) and recomputes each of its participants' contribution to the month it started in. A
+`CohortEnrolled` is about one person: their GROW cohort holds from the cohort's start month on.
 """
 
 from __future__ import annotations
@@ -26,19 +30,24 @@ from coaching.domain.common import Clock, StrictModel
 from coaching.domain.engagements import Engagement
 from coaching.domain.errors import InvalidInput, NotFound
 from coaching.domain.events import (
+    CohortEnrolled,
     EngagementEnded,
     EngagementStarted,
     Event,
+    GroupSessionCompleted,
     PersonPromoted,
     PersonTerminated,
     ReportDue,
     SessionEvent,
+    WorkshopEnded,
     stable_event_id,
 )
+from coaching.domain.grow import Cohort, GroupSession
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
 from coaching.domain.reporting import CellKey, Contribution, pseudonym
 from coaching.domain.rollups import Counters, contribution_of, delta, period_of, sum_counters
+from coaching.domain.workshops import Workshop
 
 # A concurrent change of the same person's contribution: read again and re-apply, this many times.
 _ATTEMPTS = 8
@@ -63,6 +72,18 @@ class PersonSource(StrictModel):
     person: Person | None
     bookings: list[Booking] = []
     engagements: list[Engagement] = []
+    group_sessions: list[GroupSession] = []  # of the person's GROW cohorts
+    workshops: list[Workshop] = []  # the TOGETHER workshops they were booked into
+    cohorts: list[Cohort] = []  # the GROW cohorts they are enrolled in
+
+
+def contribution(source: PersonSource, period: str, priorities: Sequence[str]) -> Contribution | None:
+    """`contribution_of` a person's source records (None without a person record)."""
+    if source.person is None:
+        return None
+    return contribution_of(source.person, source.bookings, source.engagements, period, priorities,
+                           group_sessions=source.group_sessions, workshops=source.workshops,
+                           cohorts=source.cohorts)  # fmt: skip
 
 
 class RollupSource(Protocol):
@@ -75,6 +96,12 @@ class RollupSource(Protocol):
     def person(self, org_id: str, person_id: str) -> PersonSource: ...
 
     def people(self, org_id: str) -> Iterable[PersonSource]: ...
+
+    def cohort(self, org_id: str, cohort_id: str) -> Cohort | None: ...
+
+    def group_session(self, org_id: str, cohort_id: str, session_id: str) -> GroupSession | None: ...
+
+    def workshop(self, org_id: str, workshop_id: str) -> Workshop | None: ...
 
     def priorities(self, org_id: str) -> list[str]: ...
 
@@ -150,11 +177,7 @@ def _apply_person(org_id: str, person_id: str, period: str, priorities: Sequence
     pid = pseudonym(org_id, person_id)
     for _ in range(_ATTEMPTS):
         source = ctx.source.person(org_id, person_id)
-        new = (
-            contribution_of(source.person, source.bookings, source.engagements, period, priorities)
-            if source.person is not None
-            else None
-        )
+        new = contribution(source, period, priorities)
         old, version = ctx.store.fact(org_id, period, pid)
         if not _changed(old, new):
             return False
@@ -163,8 +186,20 @@ def _apply_person(org_id: str, person_id: str, period: str, priorities: Sequence
     raise RuntimeError(f"the contribution of a person of {org_id} to {period} kept changing under us")
 
 
-def periods_touched(event: Event, now: datetime) -> list[str]:
-    """The months an event can change a person's contribution to, never after the current month."""
+def _months_since(moment: datetime, now: datetime) -> list[str]:
+    month = moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    found = []
+    for _ in range(_MAX_MONTHS_BACK):
+        if period_of(month) > period_of(now):
+            break
+        found.append(period_of(month))
+        month = (month + timedelta(days=32)).replace(day=1)
+    return found
+
+
+def periods_touched(event: Event, now: datetime, since: datetime | None = None) -> list[str]:
+    """The months an event can change a person's contribution to, never after the current month (`since`: the
+    start of the enrolment's cohort, when earlier than the enrolment)."""
     found = {period_of(now)}
     if isinstance(event, SessionEvent):
         found.add(period_of(event.start.astimezone(UTC)))
@@ -176,6 +211,9 @@ def periods_touched(event: Event, now: datetime) -> list[str]:
                 break
             found.add(period_of(month))
             month = (month + timedelta(days=32)).replace(day=1)
+    elif isinstance(event, CohortEnrolled):
+        # The GROW cohort holds from the earlier of the enrolment and the cohort's start up to now.
+        found.update(_months_since(min(event.occurred_at, since or event.occurred_at), now))
     elif isinstance(event, PersonPromoted):
         found.add(event.effective_date[:7])
     elif isinstance(event, PersonTerminated):
@@ -191,12 +229,48 @@ def on_person_event(event: Event, ctx: RollupContext) -> PersonRollup:
     if org is None:
         return PersonRollup(org_id=org_id, person_id=person_id, periods={})
     priorities = ctx.source.priorities(org_id)
+    since = None
+    if isinstance(event, CohortEnrolled):
+        cohort = ctx.source.cohort(org_id, event.cohort_id)
+        since = datetime.combine(cohort.start_date, datetime.min.time(), tzinfo=UTC) if cohort else None
     periods: dict[str, bool] = {}
-    for period in periods_touched(event, ctx.clock()):
+    for period in periods_touched(event, ctx.clock(), since):
         periods[period] = _apply_person(org_id, person_id, period, priorities, ctx)
         if ctx.store.meta(org_id, period) is None:
             ctx.store.write_meta(_meta(org, period, ctx, rebuilt=False))
     return PersonRollup(org_id=org_id, person_id=person_id, periods=periods)
+
+
+class ProgrammeRollup(StrictModel):
+    org_id: str
+    period: str | None  # the month the session or workshop started in (None: not found, or not yet begun)
+    people: dict[str, bool]  # participant -> whether their contribution changed
+
+
+def on_programme_event(event: GroupSessionCompleted | WorkshopEnded, ctx: RollupContext) -> ProgrammeRollup:
+    """Recompute every participant of a recorded group session or an ended workshop (idempotent like a person's)."""
+    org_id = event.org_id
+    org = ctx.source.org(org_id)
+    if isinstance(event, GroupSessionCompleted):
+        found: GroupSession | Workshop | None = ctx.source.group_session(org_id, event.cohort_id, event.session_id)
+    else:
+        found = ctx.source.workshop(org_id, event.workshop_id)
+    if org is None or found is None:
+        return ProgrammeRollup(org_id=org_id, period=None, people={})
+    period = period_of(found.start.astimezone(UTC))
+    if period > period_of(ctx.clock()):
+        return ProgrammeRollup(org_id=org_id, period=None, people={})
+    priorities = ctx.source.priorities(org_id)
+    # A group session can begin the person's cohort early (their GROW cohort from then on): every month since.
+    months = _months_since(found.start, ctx.clock()) if isinstance(found, GroupSession) else [period]
+    people: dict[str, bool] = {}
+    for person_id in sorted(set(found.participants)):
+        changed = [_apply_person(org_id, person_id, month, priorities, ctx) for month in months]
+        people[person_id] = any(changed)
+    for month in months:
+        if ctx.store.meta(org_id, month) is None:
+            ctx.store.write_meta(_meta(org, month, ctx, rebuilt=False))
+    return ProgrammeRollup(org_id=org_id, period=period, people=people)
 
 
 def rebuild(org_id: str, period: str, ctx: RollupContext) -> RebuildResult:
@@ -214,7 +288,7 @@ def rebuild(org_id: str, period: str, ctx: RollupContext) -> RebuildResult:
             continue
         pid = pseudonym(org_id, source.person.person_id)
         seen.add(pid)
-        new = contribution_of(source.person, source.bookings, source.engagements, period, priorities)
+        new = contribution(source, period, priorities)
         if new is not None:
             target.append(new)
         old, version = stored.get(pid, (None, None))
