@@ -193,3 +193,12 @@ def test_the_report_shows_the_programmes_as_cohorts_and_hides_a_small_one_and_it
                               ctx).leading.active_people.value == 10  # fmt: skip
     with pytest.raises(GroupTooSmall):
         reports.get_report(who(Role.LEADER), ORG, PERIOD, [Filter(dimension=Dimension.PROGRAMME, value="EXEC")], ctx)
+    # The monthly artefact shows the same rows: GROW's figures, EXEC as suppressed, and the CSV names them.
+    files = ReportRenderer().render(report, reports.build_trends(ORG, PERIOD, 12, [], ctx))
+    html = files["report.html"].decode()
+    table = html[
+        html.index('<table class="programmes">') : html.index("</table>", html.index('<table class="programmes">'))
+    ]
+    assert "<td>GROW</td><td>10</td><td>20</td><td>80%</td>" in table
+    assert "<td>EXEC</td><td>suppressed</td>" in table
+    assert "programme,GROW_people,10," in files["figures.csv"].decode()

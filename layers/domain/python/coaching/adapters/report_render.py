@@ -109,6 +109,13 @@ def _chart(caption: str, svg: str) -> str:
     return f'<figure class="chart"><figcaption>{html.escape(caption)}</figcaption>{svg}</figure>'
 
 
+_PROGRAMME_COLUMNS = (("people", ""), ("sessions", ""), ("attendance_percent", "%"))
+
+
+def _as_figure(value: Figure | str) -> Figure:
+    return value if isinstance(value, Figure) else Figure.model_validate(value)
+
+
 def render_html(report: Report, trends: Trends) -> str:
     plt = _pyplot()
     lead, lag = report.leading, report.lagging
@@ -139,6 +146,12 @@ def render_html(report: Report, trends: Trends) -> str:
         for a in report.business.attrition
     )
     priorities = ", ".join(report.north_star.priorities) or "none set"
+    programmes = "".join(
+        f"<tr><td>{html.escape(str(row['value']))}</td>"
+        + "".join(f"<td>{html.escape(_fmt(_as_figure(row[name]), unit))}</td>" for name, unit in _PROGRAMME_COLUMNS)
+        + "</tr>"
+        for row in report.programmes.rows
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Coaching report {html.escape(report.period)}</title>
 <style>{_CSS}</style></head><body>
@@ -151,6 +164,9 @@ let one be derived, are shown as suppressed.</p>
 {_card("Competency growth", report.headline.competency_growth_percent, "%")}
 </section>
 <section class="charts">{"".join(charts)}</section>
+<h2>Programmes</h2>
+<table class="programmes"><tr><th>Programme</th><th>People</th><th>Sessions</th><th>Attendance</th></tr>
+{programmes}</table>
 <h2>Business</h2>
 <table><tr><th>Group</th><th>People</th><th>Regrettable leavers</th><th>Rate</th></tr>{attrition}</table>
 <p>ROI estimate: <strong>{html.escape(roi_value)}</strong> against spend of
@@ -182,6 +198,9 @@ def _figure_rows(report: Report) -> list[list[str]]:
         add("attrition", f"{a.group}_regrettable_rate_percent", a.rate_percent)
     add("north_star", "sessions_on_priorities_percent", report.north_star.sessions_on_priorities_percent)
     add("north_star", "goals_on_priorities_percent", report.north_star.goals_on_priorities_percent)
+    for row in report.programmes.rows:
+        for name, _unit in _PROGRAMME_COLUMNS:
+            add("programme", f"{row['value']}_{name}", _as_figure(row[name]))
     return rows
 
 
