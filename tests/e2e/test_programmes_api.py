@@ -513,3 +513,30 @@ def test_the_report_shows_the_programmes_as_cohorts_with_suppression(local_stack
     # Nobody's id is in any of it.
     for person_id in [*members, *team, scale_id, *idle]:
         assert person_id not in report.text
+
+
+def test_the_catalogues_monthly_allowance_is_what_1_to_1_booking_enforces(local_stack, operator):
+    from .test_booking_api import engaged
+
+    lang = "rw"
+    org = make_tenant(local_stack, operator, "Catalogue allowance org")
+    coach(operator, lang, capacity=20, weekly_availability=ALL_WEEK, horizon_days=90)
+    refresh(local_stack)
+    catalogue = org.admin.call("GET", f"/orgs/{org.org_id}/programmes").json()
+    scale = catalogue["SCALE"] | {"monthly_allowance": 1}
+    body = {name: catalogue[name] for name in ("SCALE", "GROW", "EXEC", "TOGETHER")} | {"SCALE": scale}
+    changed = org.admin.call("PUT", f"/orgs/{org.org_id}/programmes", body)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["SCALE"]["monthly_allowance"] == 1
+
+    employee, engagement = engaged(local_stack, org, operator, lang)
+    starts = open_starts(employee, engagement["engagement_id"], days=10)
+    by_month: dict[str, list[str]] = {}
+    for s in starts:  # the org's calendar month (org zone: Europe/Berlin)
+        by_month.setdefault(datetime.fromisoformat(s).astimezone(BERLIN).strftime("%Y-%m"), []).append(s)
+    same_month = next(items for _, items in sorted(by_month.items()) if len(items) >= 2)
+    first = employee.call("POST", "/bookings", booking_body(engagement["engagement_id"], same_month[0]))
+    assert first.status_code == 201, first.text
+    second = employee.call("POST", "/bookings", booking_body(engagement["engagement_id"], same_month[1]))
+    assert second.status_code == 422, second.text
+    assert second.json()["error"]["details"]["rule"] == "allowance"

@@ -195,3 +195,26 @@ def test_matching_follows_the_orgs_catalogue_for_who_each_programme_is_for():
     with pytest.raises(Forbidden) as off:
         matching.request_match(manager, body, ctx)
     assert off.value.field == "program"
+
+
+def test_the_catalogues_monthly_allowances_become_the_allowances_1_to_1_booking_enforces():
+    from coaching.domain.booking import Allowance, BookingPolicy
+
+    world = ProgrammesWorld.create()
+    ctx = world.programmes
+    # A per-level override the org set on its booking policy survives a catalogue change.
+    senior = {Level.SENIOR_LEADER: 6}
+    policy = BookingPolicy(allowances={Program.EXEC: Allowance(sessions=4, by_level=senior)}, max_upcoming=5)
+    world.store.orgs[ORG] = world.store.orgs[ORG].with_booking_policy(policy, world.clock.now)
+    defaults = ProgrammeCatalogue.defaults(ORG).model_dump(include={"SCALE", "GROW", "EXEC", "TOGETHER"})
+    body = CatalogueInput.model_validate(
+        defaults
+        | {"SCALE": defaults["SCALE"] | {"monthly_allowance": 1}, "EXEC": defaults["EXEC"] | {"monthly_allowance": 3}}
+    )
+    programmes.put_catalogue(ADMIN, ORG, body, ctx)
+    booking = world.store.orgs[ORG].booking
+    assert booking is not None
+    assert booking.allowances[Program.SCALE].sessions == 1
+    assert (booking.allowances[Program.EXEC].sessions, booking.allowances[Program.EXEC].by_level) == (3, senior)
+    assert booking.max_upcoming == 5  # the rest of the policy is the org's own
+    assert booking.allowances[Program.EXEC].for_level(Level.MANAGER) == 3

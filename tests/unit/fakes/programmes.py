@@ -14,7 +14,7 @@ in the roster, a clock, and the contexts of the three services on these fakes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -150,11 +150,14 @@ class FakeProgrammeStore:
         found = self.catalogues.get(org_id)
         return (found[0], found[1]) if found else (ProgrammeCatalogue.defaults(org_id), None)
 
-    def save_catalogue(self, catalogue: ProgrammeCatalogue, version: int | None) -> bool:
+    def save_catalogue(
+        self, catalogue: ProgrammeCatalogue, version: int | None, org_change: Callable[[Org], Org]
+    ) -> bool:
         current = self.catalogues.get(catalogue.org_id)
-        if (current[1] if current else None) != version:
+        if (current[1] if current else None) != version or catalogue.org_id not in self.orgs:
             return False
         self.catalogues[catalogue.org_id] = (catalogue, (version or 0) + 1)
+        self.orgs[catalogue.org_id] = org_change(self.orgs[catalogue.org_id])
         return True
 
     # ------------------------------------------------------------------ cohorts

@@ -10,7 +10,7 @@ guard a 1:1 gets, so billing is exactly once and reconciliation treats them like
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pynamodb.exceptions import TransactWriteError
@@ -178,7 +178,9 @@ class ProgrammeStore:
             return ProgrammeCatalogue.defaults(org_id), None
         return ProgrammeCatalogue.model_validate_json(item.body), int(item.version or 0)
 
-    def save_catalogue(self, catalogue: ProgrammeCatalogue, version: int | None) -> bool:
+    def save_catalogue(
+        self, catalogue: ProgrammeCatalogue, version: int | None, org_change: Callable[[Org], Org]
+    ) -> bool:
         item = _entity_item(
             keys.org_pk(catalogue.org_id),
             keys.PROGRAMMES_SK,
@@ -186,8 +188,14 @@ class ProgrammeStore:
             catalogue.model_dump_json(),
             version,
         )
+        try:
+            org_item = MainItem.get(keys.org_pk(catalogue.org_id), keys.ORG_PROFILE_SK, consistent_read=True)
+        except MainItem.DoesNotExist:
+            return False
+        org_item.body = org_change(Org.model_validate_json(org_item.body)).model_dump_json()
         transaction = TransactWrite(connection=connection())
         transaction.save(item)
+        transaction.save(org_item)  # conditional on the version read: a concurrent change of the org fails it
         try:
             with transaction:
                 pass

@@ -65,6 +65,10 @@ class Org(Entity):
         """The org with the fields sent, validated whole (a null name is refused, not stored)."""
         return merged(self, changes, "organisation", updated_at=now)
 
+    def with_booking_policy(self, policy: BookingPolicy, now: datetime) -> Org:
+        """The org whose 1:1 bookings follow `policy` from now on (bookings made keep their snapshot)."""
+        return evolved(self, "organisation", booking=policy, updated_at=now)
+
     def calibrated(self, framework: Framework, now: datetime) -> Org:
         """The org with its own framework: the next version, under the org's framework id."""
         previous = self.framework.version if self.framework else 0

@@ -17,9 +17,11 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from coaching.domain.booking import Allowance, BookingPolicy
 from coaching.domain.common import DeferredModel, StrictModel
 from coaching.domain.errors import Forbidden, InvalidInput
 from coaching.domain.taxonomy import Level, Program, Transition
+from coaching.domain.updates import evolved
 
 ALL_LEVELS: tuple[Level, ...] = tuple(Level)
 # Bounds the platform supports; an org's settings live inside them.
@@ -127,6 +129,16 @@ class ProgrammeCatalogue(CatalogueInput):
         return ProgrammeCatalogue.model_validate(
             new.model_dump() | {"org_id": self.org_id, "updated_at": now, "updated_by": actor}
         )
+
+    def booking_policy(self, current: BookingPolicy) -> BookingPolicy:
+        """The org's 1:1 booking policy with this catalogue's monthly allowances (per-level overrides kept)."""
+        allowances = dict(current.allowances)
+        for program in Program:
+            allowance = self.settings(program).monthly_allowance
+            if allowance is not None:
+                kept = allowances.get(program)
+                allowances[program] = Allowance(sessions=allowance, by_level=kept.by_level if kept else {})
+        return evolved(current, "booking", allowances=allowances)
 
     def settings(self, program: Program) -> ProgrammeSettings:
         found: ProgrammeSettings = getattr(self, program.value)

@@ -8,17 +8,19 @@ coach in an active engagement with them, never to anyone else, and never holds w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from coaching.auth import Principal, Role
-from coaching.domain.booking import Booking
+from coaching.domain.booking import Booking, BookingPolicy
 from coaching.domain.coaches import Coach
 from coaching.domain.common import Clock, DeferredModel
 from coaching.domain.engagements import Engagement, require_approved_coach
 from coaching.domain.errors import Conflict, NotFound
 from coaching.domain.grow import GroupSession
+from coaching.domain.orgs import Org
 from coaching.domain.programmes import CatalogueInput, ProgrammeCatalogue
 from coaching.domain.workshops import Workshop
 
@@ -30,8 +32,11 @@ class CatalogueStore(Protocol):
         """The org's catalogue and its version; the shipped defaults with None when never changed."""
         ...
 
-    def save_catalogue(self, catalogue: ProgrammeCatalogue, version: int | None) -> bool:
-        """Conditional on `version` (None: none stored yet); False when someone changed it meanwhile."""
+    def save_catalogue(
+        self, catalogue: ProgrammeCatalogue, version: int | None, org_change: Callable[[Org], Org]
+    ) -> bool:
+        """Conditional on `version` (None: none stored yet), with `org_change` applied to the org in the same
+        transaction; False when someone changed either meanwhile."""
         ...
 
     def org_exists(self, org_id: str) -> bool: ...
@@ -75,8 +80,15 @@ def put_catalogue(caller: Principal, org_id: str, body: CatalogueInput, ctx: Pro
     if not ctx.catalogues.org_exists(org_id):
         raise NotFound(f"organisation {org_id} not found")
     current, version = ctx.catalogues.catalogue(org_id)
-    fresh = current.changed(body, actor=caller.person_id, now=ctx.clock())
-    if not ctx.catalogues.save_catalogue(fresh, version):
+    now = ctx.clock()
+    fresh = current.changed(body, actor=caller.person_id, now=now)
+
+    # 1:1 booking enforces the org's booking policy: the catalogue's monthly allowances become its allowances,
+    # in the same transaction, so the two never disagree (bookings already made keep their snapshot).
+    def follow_catalogue(org: Org) -> Org:
+        return org.with_booking_policy(fresh.booking_policy(org.booking or BookingPolicy()), now)
+
+    if not ctx.catalogues.save_catalogue(fresh, version, follow_catalogue):
         raise Conflict("the catalogue changed at the same time; load it again", field="catalogue")
     return fresh
 
