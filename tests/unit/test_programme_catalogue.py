@@ -218,3 +218,13 @@ def test_the_catalogues_monthly_allowances_become_the_allowances_1_to_1_booking_
     assert (booking.allowances[Program.EXEC].sessions, booking.allowances[Program.EXEC].by_level) == (3, senior)
     assert booking.max_upcoming == 5  # the rest of the policy is the org's own
     assert booking.allowances[Program.EXEC].for_level(Level.MANAGER) == 3
+
+
+def test_a_1_to_1_programmes_session_length_is_the_platforms_and_a_change_is_refused_naming_it():
+    world = ProgrammesWorld.create()
+    defaults = ProgrammeCatalogue.defaults(ORG).model_dump(include={"SCALE", "GROW", "EXEC", "TOGETHER"})
+    body = CatalogueInput.model_validate(defaults | {"SCALE": defaults["SCALE"] | {"session_minutes": 45}})
+    with pytest.raises(InvalidInput) as refused:
+        programmes.put_catalogue(ADMIN, ORG, body, world.programmes)
+    assert refused.value.field == "SCALE.session_minutes"
+    assert programmes.get_catalogue(ADMIN, ORG, world.programmes).SCALE.session_minutes == 30

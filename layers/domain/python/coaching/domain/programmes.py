@@ -17,7 +17,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from coaching.domain.booking import Allowance, BookingPolicy
+from coaching.domain.booking import SESSION_MINUTES, Allowance, BookingPolicy
 from coaching.domain.common import DeferredModel, StrictModel
 from coaching.domain.errors import Forbidden, InvalidInput
 from coaching.domain.taxonomy import Level, Program, Transition
@@ -126,6 +126,15 @@ class ProgrammeCatalogue(CatalogueInput):
         return cls(org_id=org_id)
 
     def changed(self, new: CatalogueInput, *, actor: str, now: datetime) -> ProgrammeCatalogue:
+        # A 1:1 programme's session is the platform's length (slots, price book lines and invites are built on
+        # it): refused rather than stored as a setting nothing would follow.
+        for program in (Program.SCALE, Program.EXEC):
+            minutes = getattr(new, program.value).session_minutes
+            if minutes != SESSION_MINUTES[program]:
+                raise InvalidInput(
+                    f"{program.value} sessions are {SESSION_MINUTES[program]} minutes on this platform",
+                    field=f"{program.value}.session_minutes",
+                )
         return ProgrammeCatalogue.model_validate(
             new.model_dump() | {"org_id": self.org_id, "updated_at": now, "updated_by": actor}
         )
