@@ -15,7 +15,6 @@ from coaching.adapters.booking_store import BookingStore
 from coaching.adapters.cohort_job_store import CohortJobStore, LambdaJobLauncher
 from coaching.adapters.dynamo import CoachRepository, OrgRepository, PersonRepository
 from coaching.adapters.matching_store import MatchingStore
-from coaching.adapters.programme_store import ProgrammeStore
 from coaching.adapters.roster_store import RosterStore
 from coaching.api import Caller, PathId, add_health_route, created, function_entry, rest_resolver
 from coaching.config import settings
@@ -51,7 +50,7 @@ ctx = MatchingContext(
     coaches=coaches,
     bookings=bookings,
     clock=utc_now,
-    catalogues=ProgrammeStore(),
+    catalogues=store,
 )
 cohort_ctx = CohortContext(
     roster=roster_cache, store=store, orgs=OrgRepository(), people=people, bookings=bookings, clock=utc_now

@@ -36,6 +36,7 @@ from coaching.domain.errors import ChooseRefused, Conflict
 from coaching.domain.events import Event
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
+from coaching.domain.programmes import ProgrammeCatalogue
 
 __all__ = ["GAPS_INDEX_PK", "HistoryItem", "LoadItem", "MatchingStore", "PersonHistory"]
 
@@ -172,6 +173,17 @@ class MatchingStore:
             Person.model_validate_json(person["body"]["S"]) if person else None,
             _summary(found.get(summary_key)),
         )
+
+    def catalogue(self, org_id: str) -> tuple[ProgrammeCatalogue, int | None]:
+        """The org's programme catalogue (who each programme is for), the shipped defaults when never changed.
+
+        Here, not only in the programme store, so the matching function reads it without loading the
+        programme store and the billing code it brings."""
+        try:
+            item = MainItem.get(keys.org_pk(org_id), keys.PROGRAMMES_SK, consistent_read=True)
+        except MainItem.DoesNotExist:
+            return ProgrammeCatalogue.defaults(org_id), None
+        return ProgrammeCatalogue.model_validate_json(item.body), int(item.version or 0)
 
     def summaries(self, org_id: str, person_ids: Iterable[str]) -> dict[str, HistorySummary]:
         """Each person's history summary: BatchGetItem, 100 keys a round trip (cohort launches)."""

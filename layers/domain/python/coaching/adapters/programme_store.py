@@ -172,11 +172,7 @@ class ProgrammeStore:
     # ------------------------------------------------------------------ catalogue
 
     def catalogue(self, org_id: str) -> tuple[ProgrammeCatalogue, int | None]:
-        try:
-            item = MainItem.get(keys.org_pk(org_id), keys.PROGRAMMES_SK, consistent_read=True)
-        except MainItem.DoesNotExist:
-            return ProgrammeCatalogue.defaults(org_id), None
-        return ProgrammeCatalogue.model_validate_json(item.body), int(item.version or 0)
+        return self._matching.catalogue(org_id)
 
     def save_catalogue(
         self, catalogue: ProgrammeCatalogue, version: int | None, org_change: Callable[[Org], Org]
