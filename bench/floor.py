@@ -2,9 +2,11 @@
 
 `recorded()` captures every DynamoDB call a request makes (operation and parameters). `bare_ms()` then
 times the same round trips with nothing around them on the same DynamoDB Local: reads are replayed
-verbatim (the same keys, the same queries), and each write is a bare write of the same shape on fresh
-keys (a transaction of the same number of items, a put for a put), since replaying the request's own
-conditional writes would fail their conditions. A benchmark prints its figure as a ratio to that floor.
+verbatim (the same keys, the same queries), and each write is the request's own write on fresh keys: the
+same items with every attribute, the same update expressions, one condition per item (replaying the
+request's own conditions on its own keys would fail them). So the floor is what DynamoDB and a bare client
+must do for this request, and the ratio is what the platform adds. A benchmark prints its figure as a
+ratio to that floor, and may print the minimal floor too (empty items of the same count, no conditions).
 
 `quiet()` silences what the functions print on stdout (Powertools logs and EMF metric lines) while a
 benchmark measures: they are still produced, so their cost is measured, but not shown.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import threading
 import time
@@ -50,17 +53,68 @@ def recorded() -> Iterator[list[tuple[str, dict[str, Any]]]]:
         BaseClient._make_api_call = original
 
 
+_NAME_OR_VALUE = re.compile(r"[#:][A-Za-z0-9_]+")
+_FRESH_CONDITION = "attribute_not_exists(pk)"
+
+
+def _rekeyed(kind: str, body: dict[str, Any], pk: str, sk: str) -> dict[str, Any]:
+    """One write of a request, the same payload on a fresh key.
+
+    The item (every attribute, so the same bytes), or the same update expression, is kept. Its condition
+    becomes `attribute_not_exists(pk)`: DynamoDB still evaluates a condition against the stored item, but one
+    that holds on a fresh key, since the request's own conditions were written for its own keys (a lock that
+    must be absent, a counter below a cap, a booking owned by someone) and some would fail there.
+    """
+    fresh = dict(body)
+    for field in ("ConditionExpression", "ExpressionAttributeNames", "ExpressionAttributeValues"):
+        fresh.pop(field, None)
+    if kind == "Put":
+        fresh["Item"] = body["Item"] | {"pk": {"S": pk}, "sk": {"S": sk}}
+    else:
+        fresh["Key"] = {"pk": {"S": pk}, "sk": {"S": sk}}
+    fresh["ConditionExpression"] = _FRESH_CONDITION
+    if kind == "Update":
+        # Only the names and values the update expression itself uses; DynamoDB refuses unused ones.
+        used = set(_NAME_OR_VALUE.findall(body["UpdateExpression"]))
+        names = {k: v for k, v in body.get("ExpressionAttributeNames", {}).items() if k in used}
+        values = {k: v for k, v in body.get("ExpressionAttributeValues", {}).items() if k in used}
+        fresh.update({"ExpressionAttributeNames": names} if names else {})
+        fresh.update({"ExpressionAttributeValues": values} if values else {})
+    return fresh
+
+
 def _bare_write(operation: str, params: dict[str, Any], table: str) -> tuple[str, dict[str, Any]]:
+    """The request's own write, replayed on fresh keys: the same items, sizes, update expressions and index keys."""
+    pk = f"FLOOR#{uuid.uuid4()}"
+    if operation == "TransactWriteItems":
+        items = []
+        for n, entry in enumerate(params["TransactItems"]):
+            ((kind, body),) = entry.items()
+            items.append({kind: _rekeyed(kind, body, pk, f"I#{n}")})
+        return operation, {"TransactItems": items}
+    if operation == "BatchWriteItem":
+        requests = {}
+        for name, writes in params["RequestItems"].items():
+            requests[name] = [
+                {"PutRequest": {"Item": w["PutRequest"]["Item"] | {"pk": {"S": pk}, "sk": {"S": f"{name}#{n}"}}}}
+                if "PutRequest" in w
+                else {"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": f"{name}#{n}"}}}}
+                for n, w in enumerate(writes)
+            ]
+        return operation, {"RequestItems": requests}
+    kinds = {"PutItem": "Put", "UpdateItem": "Update", "DeleteItem": "Delete"}
+    if operation in kinds:
+        body = {k: v for k, v in params.items() if k not in ("ReturnValues", "ReturnItemCollectionMetrics")}
+        return operation, _rekeyed(kinds[operation], body, pk, "I")
+    return "PutItem", {"TableName": table, "Item": {"pk": {"S": pk}, "sk": {"S": "I"}, "kind": {"S": "floor"}}}
+
+
+def _minimal_write(operation: str, params: dict[str, Any], table: str) -> tuple[str, dict[str, Any]]:
+    """A write of the same count but empty items and no conditions: the least DynamoDB could be asked to do."""
     pk = f"FLOOR#{uuid.uuid4()}"
     if operation == "TransactWriteItems":
         items = [
-            {
-                "Put": {
-                    "TableName": table,
-                    "Item": {"pk": {"S": pk}, "sk": {"S": f"I#{n}"}, "kind": {"S": "floor"}},
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
+            {"Put": {"TableName": table, "Item": {"pk": {"S": pk}, "sk": {"S": f"I#{n}"}, "kind": {"S": "floor"}}}}
             for n in range(len(params["TransactItems"]))
         ]
         return operation, {"TransactItems": items}
@@ -71,12 +125,17 @@ def _bare_write(operation: str, params: dict[str, Any], table: str) -> tuple[str
     return "PutItem", {"TableName": table, "Item": {"pk": {"S": pk}, "sk": {"S": "I"}, "kind": {"S": "floor"}}}
 
 
-def bare_ms(client: Any, calls: list[tuple[str, dict[str, Any]]], table: str) -> float:
-    """Milliseconds for the same round trips, bare: reads verbatim, writes of the same shape on fresh keys."""
+def bare_ms(client: Any, calls: list[tuple[str, dict[str, Any]]], table: str, *, minimal: bool = False) -> float:
+    """Milliseconds for the same round trips, bare: reads verbatim, the same writes on fresh keys.
+
+    `minimal` replays each write as empty items of the same count instead (the floor before 2026-12):
+    printed beside the real floor so that the two can be compared.
+    """
+    write = _minimal_write if minimal else _bare_write
     prepared = []
     for operation, params in calls:
         params = {k: v for k, v in params.items() if k != "ReturnConsumedCapacity"}
-        prepared.append((operation, params) if operation in READS else _bare_write(operation, params, table))
+        prepared.append((operation, params) if operation in READS else write(operation, params, table))
     began = time.perf_counter()
     for operation, params in prepared:
         _UNPATCHED(client, operation, params)
