@@ -14,7 +14,7 @@ from coaching.auth import Principal, Role
 from coaching.domain.context import ConsentChange
 from coaching.domain.feedback import FeedbackRequest
 from coaching.domain.goals import GoalCreate
-from coaching.services import completion, context, feedback, goals
+from coaching.services import booking, completion, context, feedback, goals
 from coaching.services.context import ContextContext
 from coaching.services.feedback import FeedbackContext
 from coaching.services.goals import GoalContext
@@ -40,6 +40,8 @@ def _org_items(org_id: str) -> list[dict]:
 
 FEEDBACK_COMMENT = "My manager keeps overruling my delegation plans."
 GOAL_TITLE = "Stop rescuing the platform team at midnight"
+DISPUTE_REASON = "I left after ten minutes because of my divorce hearing"
+CANCEL_REASON = "Cancelling: in hospital for my back surgery"
 
 
 def _tallies(org_id: str) -> list[dict]:
@@ -52,9 +54,12 @@ def test_erasure_leaves_no_personal_data_and_the_ledger_unchanged(world):  # noq
     person, _ = store.person(org_id, employee.person_id)
     hr_id, name, email = person.external_hr_id, person.name, person.email
     # A billed session (its situation in the confidential table), a raw HR payload naming them, a consent.
-    made = book(world, 0)
+    made, later = book(world, 0), book(world, 3)
     world["clock"].now = made.end + timedelta(minutes=1)
     completion.complete(world["coach"], made.booking_id, 30, world["completion_ctx"])
+    # Reasons in their words on their bookings: a dispute of that session, and a cancel of the next one.
+    completion.dispute(employee, made.booking_id, DISPUTE_REASON, world["completion_ctx"])
+    booking.cancel(employee, later.booking_id, CANCEL_REASON, world["booking_ctx"])
     raw = json.dumps({"events": [{"type": "employee.updated", "external_hr_id": hr_id, "employee": {"name": name}}]})
     HrWebhookStore().record_receipt(org_id, "msg_erasure", "digest", raw, world["clock"].now)
     ctx = ContextContext(store=store, coaches=CoachRepository(), development=DevelopmentStore(), clock=world["clock"])
@@ -73,7 +78,8 @@ def test_erasure_leaves_no_personal_data_and_the_ledger_unchanged(world):  # noq
 
     operator = Principal(person_id="op", org_id=None, roles=frozenset({Role.OPERATOR}))
     report = context.erase_person(operator, org_id, employee.person_id, ctx)
-    assert (report.situations_deleted, report.payloads_redacted, report.development_records_deleted) == (1, 1, 2)
+    assert (report.situations_deleted, report.payloads_redacted, report.development_records_deleted) == (2, 1, 2)
+    assert report.booking_reasons_erased == 2
     again = context.erase_person(operator, org_id, employee.person_id, ctx)  # idempotent
     assert again.erased_at == report.erased_at
 
@@ -86,6 +92,8 @@ def test_erasure_leaves_no_personal_data_and_the_ledger_unchanged(world):  # noq
         "Preparing a reorganisation conversation.",
         FEEDBACK_COMMENT,
         GOAL_TITLE,
+        DISPUTE_REASON,
+        CANCEL_REASON,
     ):
         assert personal not in text, personal
     assert not [i for i in items if i["sk"] == keys.CONTEXT_CONSENT_SK]

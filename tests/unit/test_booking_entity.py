@@ -294,3 +294,24 @@ def test_free_places_are_those_never_used_or_whose_session_has_ended():
     reads = BookingReads(engagement=None, org=None, person=None, roster_pointer=None, places=places, org_usage={})
     assert reads.free_places(3, datetime(2027, 3, 5, tzinfo=UTC)) == [2, 3]
     assert reads.free_places(3, datetime(2027, 3, 11, tzinfo=UTC)) == [1, 2, 3]
+
+
+# ---------------------------------------------------------------------------- erasure
+
+
+def test_erasure_drops_the_reasons_people_wrote_and_keeps_the_platforms_own():
+    at = START + timedelta(minutes=40)
+    disputed = recorded(at).dispute("We ended early: my child was ill.", at + timedelta(hours=1))
+    cleared = disputed.without_personal_text()
+    assert cleared.dispute_reason == ""
+    assert (cleared.confirmation, cleared.sequence, cleared.updated_at) == (
+        disputed.confirmation,
+        disputed.sequence,
+        disputed.updated_at,
+    )  # the session's record is otherwise untouched; calendars see no change
+    cancelled = booking().cancel(CancelledBy.PERSON, "Back surgery that week", BOOKED_AT)
+    assert cancelled.without_personal_text().cancel_reason == ""
+    ended = booking().end_with_engagement(BOOKED_AT)
+    assert ended.without_personal_text() is ended  # "the engagement ended" names no one
+    plain = booking()
+    assert plain.without_personal_text() is plain  # nothing written, nothing to rewrite

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from pynamodb.attributes import UnicodeAttribute
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -26,6 +26,7 @@ from coaching.adapters.dynamo import (
 )
 from coaching.adapters.hr_store import HrMarker, HrPayload, WaitlistItem
 from coaching.adapters.outbox import add_events
+from coaching.domain.booking import Booking
 from coaching.domain.context import ContextConsent, ErasureReport, Situation, erased_record
 from coaching.domain.engagements import Engagement, MatchRecord, PersonHistory
 from coaching.domain.errors import Conflict
@@ -171,6 +172,7 @@ class ContextStore:
             goal.delete()
             development += 1
         ConsentItem(keys.person_pk(org_id, person_id), keys.CONTEXT_CONSENT_SK).delete()
+        reasons = self._erase_booking_reasons(org_id, person_id)
         removed = 0
         for transition in Transition:
             entry = WaitlistItem(keys.waitlist_pk(org_id, transition.value), keys.waitlist_sk(person_id))
@@ -189,7 +191,28 @@ class ContextStore:
             payloads_redacted=redacted,
             waitlist_entries_removed=removed,
             development_records_deleted=development,
+            booking_reasons_erased=reasons,
         )
+
+    @staticmethod
+    def _erase_booking_reasons(org_id: str, person_id: str) -> int:
+        """The person's bookings without the reasons written about them. A booking that changes meanwhile
+        (a version conflict) is left for the next run, which the erasure's idempotency allows."""
+        erased = 0
+        for item in MainItem.query(keys.person_pk(org_id, person_id), MainItem.sk.startswith(keys.BOOKING_PREFIX)):
+            booking = Booking.model_validate_json(item.body)
+            cleared = booking.without_personal_text()
+            if cleared is booking:
+                continue
+            item.body = cleared.model_dump_json()
+            try:
+                item.save()  # conditional on the version it was read at
+            except PutError as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+                raise Conflict("a booking changed while the person was being erased; retry") from exc
+            erased += 1
+        return erased
 
     @staticmethod
     def _redact_hr_data(org_id: str, hr_id: str) -> int:

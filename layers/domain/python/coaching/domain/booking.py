@@ -154,6 +154,7 @@ class CancelledBy(StrEnum):
 
 ENGAGEMENT_ENDED_REASON = "the engagement with this coach ended"
 LATE_RESCHEDULE_REASON = "rescheduled inside the late-cancel window"
+_PLATFORM_REASONS = frozenset({ENGAGEMENT_ENDED_REASON, LATE_RESCHEDULE_REASON})
 
 
 # A session and its state machine. Every change is a method that checks its rule and returns a new,
@@ -349,6 +350,16 @@ class Booking(DeferredModel):
                 field="booking_id",
             )
         return self._changed(confirmation=confirmation, dispute_reason=reason, updated_at=now)
+
+    def without_personal_text(self) -> Booking:
+        """The booking once its person is erased: the reasons people wrote (a cancel, a dispute) are dropped.
+
+        The platform's own reasons name no one and stay, so the record still says why a session ended. Not a
+        change of the session: the calendar's SEQUENCE and `updated_at` are left alone."""
+        kept = self.cancel_reason if self.cancel_reason in _PLATFORM_REASONS else ""
+        if (kept, "") == (self.cancel_reason, self.dispute_reason):
+            return self
+        return self.model_copy(update={"cancel_reason": kept, "dispute_reason": ""})
 
     def resolve_dispute(self, *, upheld: bool, now: datetime) -> Booking:
         """An operator's ruling on a dispute. An upheld one is then credited (`credit`)."""

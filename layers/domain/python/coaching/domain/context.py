@@ -275,3 +275,5 @@ class ErasureReport(DeferredModel):
     waitlist_entries_removed: int
     # Goals, session feedback, raters' answers and released 360 results: the tallies they fed stay as they are.
     development_records_deleted: int = 0
+    # Bookings whose cancel or dispute reason (words someone wrote about the session) was dropped.
+    booking_reasons_erased: int = 0
