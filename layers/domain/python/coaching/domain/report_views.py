@@ -15,9 +15,9 @@ from pydantic import Field
 from coaching.domain.common import StrictModel
 from coaching.domain.reporting import (
     ATTRITION_BUCKETS,
+    GROWTH_DIMENSIONS,
     HIDDEN_FIGURE,
     ORG_CELL,
-    TALLY_DIMENSIONS,
     CellFigures,
     CellKey,
     Dimension,
@@ -78,6 +78,10 @@ class Leading(StrictModel):
 class Breakdown(StrictModel):
     dimension: str
     rows: list[dict[str, Figure | str]]
+
+
+# The breakdowns of competency growth in the lagging section, in this order.
+GROWTH_BREAKDOWNS = ("grow_cohort", "programme", "level", "newly_promoted")
 
 
 class Lagging(StrictModel):
@@ -273,10 +277,12 @@ def org_report(
     lagging = Lagging(
         competency_growth_points=_m(cell, "competency_growth"),  # mean change per person, 1-5 scale
         competency_growth_percent=cell.competency_growth_percent,
+        # By GROW cohort and programme (where the person was when their follow-up was released), level and
+        # newly promoted: every row a cell of the one suppressed system, its group size the people measured.
         growth_by_cohort=[
             _rows(rollup, protection, key, Dimension(d), growth_names)
-            for d in ("level", "newly_promoted")
-            if d in TALLY_DIMENSIONS
+            for d in GROWTH_BREAKDOWNS
+            if d in GROWTH_DIMENSIONS
         ],
         manager_effectiveness=_m(cell, "manager_effectiveness"),
         manager_effectiveness_by_department=_rows(
