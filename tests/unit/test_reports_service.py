@@ -148,7 +148,8 @@ def test_report_due_writes_the_html_and_csvs_and_a_download_is_a_short_lived_lin
     assert artefact.files == ["figures.csv", "report.html", "trends.csv"]
     html = files.files["report.html"].decode()
     assert html.count("<svg") == 6  # growth by GROW cohort and by programme are charts of their own
-    assert "Competency growth by cohort" in html and "Competency growth by programme" in html
+    assert "Competency growth by cohort" in html
+    assert "Competency growth by programme" in html
     assert 'class="growth"' in html  # the growth table: points, % of baseline and people measured per group
     assert "p00" not in html  # no pseudonym, no person
     assert "headline,attendance_percent," in files.files["figures.csv"].decode()
