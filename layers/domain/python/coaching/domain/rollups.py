@@ -134,8 +134,8 @@ def growth_attribution(
     GROW cohort: the start month of the first GROW cohort that had begun for them by the release day (the same
     rule as the rollups' `grow_cohort` dimension, at the release instead of the month's end), else "none".
     Programme: the programme of the latest engagement started by then, a GROW cohort counting as begun on the
-    first of its start month (an engagement wins a tie); "none" without either. Both read only records dated
-    before the release, so recomputing them later from source gives the same answer.
+    first of its start month (an engagement wins a tie); "none" without either. Both depend only on records dated
+    up to the release day, so recomputing them later from source gives the same answer.
     """
     started = sorted((e for e in engagements if _started(e) <= at), key=lambda e: (_started(e), e.engagement_id))
     grow = [e for e in started if e.program is Program.GROW]
