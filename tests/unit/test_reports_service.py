@@ -10,7 +10,7 @@ from coaching.adapters.report_render import ReportRenderer
 from coaching.auth import Principal, Role
 from coaching.domain.errors import Forbidden, GroupTooSmall, NotFound
 from coaching.domain.events import ReportDue
-from coaching.domain.report_views import ReportSettings
+from coaching.domain.report_views import CachedTrendPoint, ReportSettings
 from coaching.domain.reporting import CellKey, Contribution, Dimension, Filter
 from coaching.domain.rollups import Counters, sum_counters
 from coaching.services import reports
@@ -41,6 +41,7 @@ def _people() -> list[Contribution]:
 class Reader:
     def __init__(self, cells: dict[CellKey, Counters], settings: ReportSettings | None = None) -> None:
         self.cells, self.settings, self.artefacts = cells, settings, {}
+        self.trend_cache: dict[tuple[str, str, str], CachedTrendPoint] = {}
 
     def month(self, org_id: str, period: str) -> tuple[RollupMeta | None, dict[CellKey, Counters]]:
         if org_id != ORG or period != PERIOD:
@@ -61,16 +62,24 @@ class Reader:
     def orgs_with_rollups(self, period: str) -> list[str]:
         return [ORG]
 
+    def trend_points(self, org_id: str, view: str) -> dict[str, CachedTrendPoint]:
+        return {period: c for (org, v, period), c in self.trend_cache.items() if (org, v) == (org_id, view)}
+
 
 class Writer:
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
+        self.puts = 0
 
     def put_settings(self, org_id: str, body: str) -> None:
         self.reader.settings = ReportSettings.model_validate_json(body)
 
     def put_artefact(self, org_id: str, period: str, body: str) -> None:
         self.reader.artefacts[(org_id, period)] = body
+
+    def put_trend_point(self, org_id: str, view: str, period: str, cached: CachedTrendPoint) -> None:
+        self.puts += 1
+        self.reader.trend_cache[(org_id, view, period)] = cached
 
 
 class Files:
@@ -147,7 +156,10 @@ def test_report_due_writes_the_html_and_csvs_and_a_download_is_a_short_lived_lin
     artefact = reports.on_report_due(ReportDue(org_id=ORG, period=PERIOD), ctx)
     assert artefact.files == ["figures.csv", "report.html", "trends.csv"]
     html = files.files["report.html"].decode()
-    assert html.count("<svg") == 5
+    assert html.count("<svg") == 6  # growth by GROW cohort and by programme are charts of their own
+    assert "Competency growth by cohort" in html
+    assert "Competency growth by programme" in html
+    assert 'class="growth"' in html  # the growth table: points, % of baseline and people measured per group
     assert "p00" not in html  # no pseudonym, no person
     assert "headline,attendance_percent," in files.files["figures.csv"].decode()
     link = reports.download_link(who(Role.LEADER), ORG, PERIOD, "figures.csv", ctx)
@@ -202,3 +214,36 @@ def test_the_report_shows_the_programmes_as_cohorts_and_hides_a_small_one_and_it
     assert "<td>GROW</td><td>10</td><td>20</td><td>80%</td>" in table
     assert "<td>EXEC</td><td>suppressed</td>" in table
     assert "programme,GROW_people,10," in files["figures.csv"].decode()
+
+
+def test_a_closed_months_trend_point_is_served_again_until_its_inputs_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, _ = _ctx()
+    writer = ctx.writer
+    assert isinstance(writer, Writer)
+    computed: list[str] = []
+    real = reports.suppress
+
+    def counting(rollup: Any, k: int) -> Any:
+        computed.append(rollup.period)
+        return real(rollup, k)
+
+    monkeypatch.setattr(reports, "suppress", counting)
+    first = reports.build_trends(ORG, PERIOD, 12, [], ctx)
+    assert (computed, writer.puts) == ([PERIOD], 1)  # May is closed on 1 June: kept
+    again = reports.build_trends(ORG, PERIOD, 12, [], ctx)
+    assert again == first
+    assert computed == [PERIOD]  # served from the kept point: not suppressed again
+    # A rebuild (or a late event) changes a cell: another digest, so the month is computed and kept again.
+    assert isinstance(ctx.reader, Reader)
+    ctx.reader.cells = sum_counters([*_people(), _people()[5].model_copy(update={"pid": "late"})])
+    changed = reports.build_trends(ORG, PERIOD, 12, [], ctx)
+    assert computed == [PERIOD, PERIOD]
+    assert writer.puts == 2
+    assert changed.points[0].active_people.value == first.points[0].active_people.value + 1  # type: ignore[operator]
+    # A view of a group that does not exist is answered but not kept; nor is a month still open.
+    reports.build_trends(ORG, PERIOD, 12, [Filter(dimension=Dimension.DEPARTMENT, value="nowhere")], ctx)
+    assert writer.puts == 2
+    open_month = ReportContext(reader=ctx.reader, writer=writer, artefacts=ctx.artefacts, renderer=ctx.renderer,
+                               clock=lambda: datetime(2026, 5, 20, tzinfo=UTC))  # fmt: skip
+    reports.build_trends(ORG, PERIOD, 12, [Filter(dimension=Dimension.DEPARTMENT, value="eng")], open_month)
+    assert writer.puts == 2

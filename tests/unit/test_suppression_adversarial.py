@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import pytest
 from coaching.domain.errors import GroupTooSmall
+from coaching.domain.report_views import ReportSettings, org_report
 from coaching.domain.reporting import (
     Contribution,
     Dimension,
+    Figure,
     Filter,
     Rollup,
+    Tally,
     breakdown,
     figures,
     hidden_slots,
@@ -141,3 +144,60 @@ def test_the_same_query_always_gets_the_same_answer_whatever_order_the_data_arri
     assert first == second
     assert suppress(first, K) == suppress(second, K)
     assert figures(first, suppress(first, K), ()) == figures(second, suppress(second, K), ())
+
+
+# ------------------------------------------------------------------ competency growth by GROW cohort and programme
+
+
+def _grower(i: int, cohort: str, growth: int, department: str = "eng") -> tuple[Contribution, Tally]:
+    """A person of a GROW cohort ("none": in none, coached in SCALE) and the tally of their released follow-up."""
+    dims = {"department": department, "level": "manager", "programme": "SCALE" if cohort == "none" else "GROW",
+            "grow_cohort": cohort}  # fmt: skip
+    counters = {"assessments_released": 1, "growth_people": 1, "growth_baseline_x100": 250,
+                "growth_follow_up_x100": 250 + growth}  # fmt: skip
+    return Contribution(pid=f"g{i:03d}", dims=dims, engaged=True, completed=2), Tally(dims=dims, counters=counters)
+
+
+def _growth_org(members: list[tuple[Contribution, Tally]]) -> Rollup:
+    return Rollup.build("org", "2026-05", [c for c, _ in members], [t for _, t in members])
+
+
+def test_the_growth_of_a_cohort_of_one_is_hidden_in_every_view_and_cannot_be_derived() -> None:
+    members = [_grower(i, "2026-03", 40 + i) for i in range(8)] + [_grower(20 + i, "none", 10 * i) for i in range(9)]
+    members.append(_grower(99, "2026-04", 95))  # the target: alone in their cohort
+    rollup = _growth_org(members)
+    protection = suppress(rollup, K)
+    target = (("grow_cohort", "2026-04"),)
+    assert protection.reason(target, "m:competency_growth") == "minimum_group"
+    # The org's growth minus the published cohorts would give the target's: a second cohort's growth goes too.
+    by_cohort = {row.cell["grow_cohort"]: row for row in breakdown(rollup, protection, (), Dimension.GROW_COHORT)}
+    hidden = [value for value, row in by_cohort.items() if row.measures["competency_growth"].suppressed]
+    assert "2026-04" in hidden
+    assert len(hidden) >= 2 or figures(rollup, protection, ()).measures["competency_growth"].suppressed
+    # The same cell under another view (the GROW programme's cohorts, the report's lagging section) is hidden too.
+    under_grow = breakdown(rollup, protection, (("programme", "GROW"),), Dimension.GROW_COHORT)
+    (alone,) = [row for row in under_grow if row.cell["grow_cohort"] == "2026-04"]
+    assert alone.measures["competency_growth"].suppressed
+    report = org_report(rollup, protection, [], ReportSettings())
+    (cohorts,) = [b for b in report.lagging.growth_by_cohort if b.dimension == "grow_cohort"]
+    row = next(r for r in cohorts.rows if r["value"] == "2026-04")
+    for name in ("competency_growth", "competency_growth_percent"):
+        figure = row[name]
+        assert isinstance(figure, Figure)
+        assert figure.suppressed
+    # And the LP attack over everything published (growth sums included) pins no hidden value.
+    assert not _recoverable(rollup)
+
+
+def test_a_cohort_member_subtracting_their_own_growth_learns_nobody_elses() -> None:
+    me = _grower(90, "2026-04", 30)
+    members = [_grower(i, "none", 20 + i) for i in range(10)] + [me, _grower(91, "2026-04", 70)]
+    full = _growth_org(members)
+    others = _growth_org([m for m in members if m is not me])
+    values, equations = linked_system(others)
+    full_values, _ = linked_system(full)
+    hidden = hidden_slots(full, suppress(full, K))
+    assert ((("grow_cohort", "2026-04"),), "s:competency_growth") in hidden
+    for slot in full_values:
+        values.setdefault(slot, 0.0)
+    assert not pinned(attack(values, equations, hidden))

@@ -28,6 +28,7 @@ K_EXAMPLES = 300 if LARGE else 40
 
 DEPARTMENTS = ("sales", "eng", "ops")
 LEVELS = ("manager", "first_time_manager", "senior_leader")
+COHORTS = ("none", "2026-03", "2026-04")  # GROW cohorts by start month
 
 
 @st.composite
@@ -41,6 +42,7 @@ def orgs(draw: st.DrawFn) -> tuple[Rollup, int]:
             "department": draw(st.sampled_from(DEPARTMENTS)),
             "level": draw(st.sampled_from(LEVELS)),
             "programme": draw(st.sampled_from(("SCALE", "GROW"))),
+            "grow_cohort": draw(st.sampled_from(COHORTS)),
         }
         completed = draw(st.integers(0, 5))
         contributions.append(
@@ -59,6 +61,21 @@ def orgs(draw: st.DrawFn) -> tuple[Rollup, int]:
             rating = draw(st.integers(1, 5))
             tallies.append(Tally(dims=dims, counters={"feedback_respondents": 1, "feedback_responses": 1,
                                                       "satisfaction_sum": rating}))  # fmt: skip
+        if draw(st.booleans()):
+            # A released follow-up, tallied under the person's programme and GROW cohort (growth >= 0 here, so the
+            # attacker's lower bound of 0 holds for its sum as for every other).
+            baseline = draw(st.integers(100, 400))
+            tallies.append(
+                Tally(
+                    dims=dims,
+                    counters={
+                        "assessments_released": 1,
+                        "growth_people": 1,
+                        "growth_baseline_x100": baseline,
+                        "growth_follow_up_x100": baseline + draw(st.integers(0, 100)),
+                    },
+                )
+            )
     return Rollup.build("org", "2026-05", contributions, tallies), k
 
 
@@ -68,7 +85,8 @@ def _attackable(rollup: Rollup, k: int) -> tuple[dict, list, set]:
     # The counts and sums of the people and sessions measures, distributions and focus: the LP over all of them.
     keep = {"people", "m:sessions", "s:sessions", "m:attendance", "s:attendance", "n:attendance", "m:satisfaction",
             "s:satisfaction", "u:engaged", "u:0", "u:1", "u:2-3", "u:4+", "a:leavers", "a:regrettable",
-            "a:non_regrettable", "f:delegation", "f:feedback"}  # fmt: skip
+            "a:non_regrettable", "f:delegation", "f:feedback", "m:competency_growth", "s:competency_growth",
+            "n:competency_growth", "m:competency_baseline", "s:competency_baseline"}  # fmt: skip
     values = {slot: v for slot, v in values.items() if slot[1] in keep}
     equations = [e for e in equations if e.parent[1] in keep]
     for e in equations:

@@ -16,7 +16,7 @@ from coaching.domain.goals import MAX_ACTIVE_GOALS, Goal, RoleProfile
 from coaching.domain.measures import Dimensions, TallyDelta, period_of
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
-from coaching.services.assessments import InviteRef
+from coaching.services.assessments import InviteRef, Participation
 from coaching.services.feedback import FeedbackRead
 
 Key = tuple[str, str]
@@ -40,6 +40,7 @@ class FakeDevelopmentStore:
         self.answer_items: dict[tuple[str, str, str, str], RaterAnswer] = {}
         self.result_items: dict[tuple[str, str, str], AssessmentResult] = {}
         self.engagements: set[tuple[str, str, str]] = set()  # active (org, person, coach)
+        self.participations: dict[Key, Participation] = {}  # engagements and GROW cohorts, by person
         self.outbox: list[Event] = []
 
     # ------------------------------------------------------------------ shared
@@ -209,6 +210,9 @@ class FakeDevelopmentStore:
 
     def open_assessments(self) -> list[tuple[str, str, str]]:
         return [key for key, (a, _) in self.rounds.items() if a.status is AssessmentStatus.OPEN]
+
+    def participation(self, org_id: str, person_id: str) -> Participation:
+        return self.participations.get((org_id, person_id), Participation())
 
     def coach_engaged(self, org_id: str, person_id: str, coach_id: str) -> bool:
         return (org_id, person_id, coach_id) in self.engagements

@@ -21,7 +21,14 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.models import Model
 
 from coaching.adapters import keys
-from coaching.adapters.dynamo import ConfidentialTableMeta, MainItem, batch_read, connection, get_org_and_person
+from coaching.adapters.dynamo import (
+    ConfidentialTableMeta,
+    MainItem,
+    batch_read,
+    connection,
+    get_entity,
+    get_org_and_person,
+)
 from coaching.adapters.outbox import commit_events, outbox_item
 from coaching.config import settings
 from coaching.domain.assessments import Assessment, AssessmentResult, AssessmentStatus, DevelopmentPolicy, RaterAnswer
@@ -31,10 +38,11 @@ from coaching.domain.errors import Conflict, PolicyRefused
 from coaching.domain.events import Event
 from coaching.domain.feedback import SessionFeedback
 from coaching.domain.goals import MAX_ACTIVE_GOALS, Goal, RoleProfile
+from coaching.domain.grow import Cohort, GroupSession
 from coaching.domain.measures import Dimensions, TallyCell, TallyDelta, period_of
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
-from coaching.services.assessments import InviteRef
+from coaching.services.assessments import InviteRef, Participation
 from coaching.services.feedback import FeedbackRead
 
 # An invite's lookup item outlives its round's close by this much (TTL), so a late click reads "expired".
@@ -411,6 +419,26 @@ class DevelopmentStore:
             assessment = Assessment.model_validate_json(item.body)
             found.append((assessment.org_id, assessment.person_id, assessment.assessment_id))
         return found
+
+    def participation(self, org_id: str, person_id: str) -> Participation:
+        """The person's engagements and GROW cohorts (with their group sessions): where a 360 counts."""
+        pk = keys.person_pk(org_id, person_id)
+        engagements = [
+            Engagement.model_validate_json(item.body)
+            for item in MainItem.query(pk, MainItem.sk.startswith(keys.engagement_sk("")), consistent_read=True)
+        ]
+        prefix = keys.participation_sk("COHORT", "")
+        cohort_ids = sorted(item.sk.removeprefix(prefix) for item in
+                            MainItem.query(pk, MainItem.sk.startswith(prefix), consistent_read=True))  # fmt: skip
+        cohorts: list[Cohort] = []
+        sessions: list[GroupSession] = []
+        for cohort_id in cohort_ids:
+            cohort = get_entity(keys.cohort_pk(org_id, cohort_id), keys.COHORT_SK, Cohort)
+            cohorts.extend([cohort] if cohort else [])
+            sessions.extend(GroupSession.model_validate_json(item.body) for item in MainItem.query(
+                keys.cohort_pk(org_id, cohort_id), MainItem.sk.startswith(keys.GROUP_SESSION_PREFIX),
+                consistent_read=True))  # fmt: skip
+        return Participation(engagements=engagements, cohorts=cohorts, group_sessions=sessions)
 
     def coach_engaged(self, org_id: str, person_id: str, coach_id: str) -> bool:
         results = MainItem.query(keys.person_pk(org_id, person_id), MainItem.sk.startswith(keys.engagement_sk("")))

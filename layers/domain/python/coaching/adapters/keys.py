@@ -582,3 +582,16 @@ def rollups_index_pk(period: str) -> str:
 
 def rollups_index_sk(org_id: str) -> str:
     return f"ORG#{org_id}"
+
+
+TREND_CACHE_PREFIX = "TREND#"
+
+
+def trend_cache_sk(view: str, period: str) -> str:
+    # In the org's report partition: one month's published trend point for one view (`*`: the org, or the
+    # encoded filter cell), with the digest of the month's inputs it was computed from (services/reports.py).
+    return f"{TREND_CACHE_PREFIX}{view}#{period}"
+
+
+def trend_cache_prefix(view: str) -> str:
+    return f"{TREND_CACHE_PREFIX}{view}#"

@@ -13,7 +13,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from coaching.domain.report_views import Report
+from coaching.domain.report_views import Breakdown, Report
 from coaching.domain.reporting import Figure
 from coaching.services.reports import Trends
 
@@ -116,12 +116,33 @@ def _as_figure(value: Figure | str) -> Figure:
     return value if isinstance(value, Figure) else Figure.model_validate(value)
 
 
+_GROWTH_LABELS = {"grow_cohort": "GROW cohort", "programme": "Programme", "level": "Level",
+                  "newly_promoted": "Newly promoted"}  # fmt: skip
+
+
+def _growth_bars(plt: Any, axis: str, rows: Sequence[dict[str, Figure | str]], org: Figure) -> str:
+    """Growth as % of baseline per group (a cohort "none": people in no GROW cohort); the org alone if none."""
+    labels = [str(row["value"]) for row in rows] or ["org"]
+    found = [_as_figure(row["competency_growth_percent"]) for row in rows] or [org]
+    return _bars(plt, f"Growth % of baseline by {axis.lower()}", labels, found, "%")
+
+
+def _growth_table(breakdowns: Sequence[Breakdown]) -> str:
+    rows = []
+    for b in breakdowns:
+        for row in b.rows:
+            points, percent = _as_figure(row["competency_growth"]), _as_figure(row["competency_growth_percent"])
+            label = f"{_GROWTH_LABELS.get(b.dimension, b.dimension)}: {row['value']}"
+            size = points.group_size if points.group_size is not None else f"hidden ({points.suppressed})"
+            cells = (label, _fmt(points), _fmt(percent, "%"), str(size))
+            rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return "".join(rows)
+
+
 def render_html(report: Report, trends: Trends) -> str:
     plt = _pyplot()
     lead, lag = report.leading, report.lagging
-    cohort_rows = [(b.dimension, row) for b in lag.growth_by_cohort for row in b.rows]
-    cohort_labels = [f"{dimension.replace('_', ' ')}: {row['value']}" for dimension, row in cohort_rows]
-    cohort_figures = [row["competency_growth_percent"] for _, row in cohort_rows]
+    growth = {b.dimension: b.rows for b in lag.growth_by_cohort}
     periods = [p.period for p in trends.points]
     charts = [
         _chart("Utilisation: people by sessions this month",
@@ -129,9 +150,10 @@ def render_html(report: Report, trends: Trends) -> str:
         _chart("Attendance by month", _line(plt, "Attendance %", periods, [p.attendance_percent for p in trends.points],
                                             "%")),
         _chart("NPS trend", _line(plt, "NPS", periods, [p.nps for p in trends.points])),
-        _chart("Competency growth by cohort",
-               _bars(plt, "Growth % of baseline", cohort_labels or ["org"],
-                     [f for f in cohort_figures if isinstance(f, Figure)] or [lag.competency_growth_percent], "%")),
+        _chart("Competency growth by cohort", _growth_bars(plt, "GROW cohort", growth.get("grow_cohort", []),
+                                                         lag.competency_growth_percent)),
+        _chart("Competency growth by programme", _growth_bars(plt, "Programme", growth.get("programme", []),
+                                                            lag.competency_growth_percent)),
         _chart("North Star alignment",
                _bars(plt, "Share aimed at priorities", ["sessions", "goals"],
                      [report.north_star.sessions_on_priorities_percent, report.north_star.goals_on_priorities_percent],
@@ -167,6 +189,10 @@ let one be derived, are shown as suppressed.</p>
 <h2>Programmes</h2>
 <table class="programmes"><tr><th>Programme</th><th>People</th><th>Sessions</th><th>Attendance</th></tr>
 {programmes}</table>
+<h2>Competency growth by cohort and programme</h2>
+<table class="growth"><tr><th>Group</th><th>Growth (points, 1-5 scale)</th><th>Growth (% of baseline)</th>
+<th>People measured</th></tr>
+{_growth_table(lag.growth_by_cohort)}</table>
 <h2>Business</h2>
 <table><tr><th>Group</th><th>People</th><th>Regrettable leavers</th><th>Rate</th></tr>{attrition}</table>
 <p>ROI estimate: <strong>{html.escape(roi_value)}</strong> against spend of
@@ -201,6 +227,10 @@ def _figure_rows(report: Report) -> list[list[str]]:
     for row in report.programmes.rows:
         for name, _unit in _PROGRAMME_COLUMNS:
             add("programme", f"{row['value']}_{name}", _as_figure(row[name]))
+    for b in report.lagging.growth_by_cohort:
+        for row in b.rows:
+            for name in ("competency_growth", "competency_growth_percent"):
+                add(f"growth_by_{b.dimension}", f"{row['value']}_{name}", _as_figure(row[name]))
     return rows
 
 

@@ -31,6 +31,7 @@ from coaching.domain.grow import Cohort, GroupSession
 from coaching.domain.measures import Dimensions, TallyCell
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
+from coaching.domain.report_views import CachedTrendPoint
 from coaching.domain.reporting import CellKey, Contribution
 from coaching.domain.rollups import Counters
 from coaching.domain.workshops import Workshop
@@ -339,6 +340,11 @@ class ReportReader:
     def orgs_with_rollups(self, period: str) -> list[str]:
         return sorted(str(raw["body"]["S"]) for raw in _query(keys.rollups_index_pk(period)))
 
+    def trend_points(self, org_id: str, view: str) -> dict[str, CachedTrendPoint]:
+        prefix = keys.trend_cache_prefix(view)
+        return {raw["sk"]["S"].removeprefix(prefix): CachedTrendPoint.model_validate_json(raw["body"]["S"])
+                for raw in _query(keys.report_pk(org_id), prefix)}  # fmt: skip
+
 
 class ReportWriter:
     """report_generation's only writes: its own partition (settings and the artefacts' index)."""
@@ -348,6 +354,9 @@ class ReportWriter:
 
     def put_artefact(self, org_id: str, period: str, body: str) -> None:
         self._put(org_id, keys.artefact_sk(period), body)
+
+    def put_trend_point(self, org_id: str, view: str, period: str, cached: CachedTrendPoint) -> None:
+        self._put(org_id, keys.trend_cache_sk(view, period), cached.model_dump_json())
 
     @staticmethod
     def _put(org_id: str, sk: str, body: str) -> None:

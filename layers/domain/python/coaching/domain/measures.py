@@ -2,10 +2,11 @@
 
 Every capture (feedback, goal set, check-in, goal closed, 360 released) adds to one *tally cell* in the
 same transaction as the confidential record: a cell is an org x month x dimension vector (programme,
-level, department, location, newly promoted), and holds only integer sums and counts. Reports read
-cells and sum the ones a filter selects; they never read the records the cells were built from, and a
-cell names nobody (it is keyed by a digest of its dimensions). Cells can hold one person's answer: the
-reports' minimum group and complementary suppression (docs/privacy.md) decide what may be published.
+level, department, location, newly promoted; a released 360 also its GROW cohort), and holds only integer
+sums and counts. Reports read cells and sum the ones a filter selects; they never read the records the cells
+were built from, and a cell names nobody (it is keyed by a digest of its dimensions). Cells can hold one
+person's answer: the reports' minimum group and complementary suppression (docs/privacy.md) decide what may be
+published.
 
 Distinct people: a person is counted once per month and programme in the `respondents` of the cell of
 their first feedback that month (a marker in their own partition remembers it), so summing cells never
@@ -40,9 +41,15 @@ class Dimensions(DeferredModel):
     department: str = ""
     location: str = ""
     newly_promoted: bool = False
+    # The GROW cohort (its start month `yyyy-mm`, or "none") a released 360 counts in; empty on every other
+    # capture (feedback and goals are not broken down by cohort). `coaching.domain.rollups.growth_attribution`.
+    grow_cohort: str = ""
 
     def cell_id(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        body = self.model_dump(mode="json")
+        if not body["grow_cohort"]:
+            del body["grow_cohort"]  # the cells captured before cohorts were tallied keep their digest
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
 
 
@@ -53,13 +60,14 @@ def newly_promoted(person: Person, at: datetime) -> bool:
     )
 
 
-def dimensions_of(person: Person, program: str, at: datetime) -> Dimensions:
+def dimensions_of(person: Person, program: str, at: datetime, grow_cohort: str = "") -> Dimensions:
     return Dimensions(
         program=program,
         level=person.level.value,
         department=person.department,
         location=person.location,
         newly_promoted=newly_promoted(person, at),
+        grow_cohort=grow_cohort,
     )
 
 

@@ -7,17 +7,22 @@ value with its group size or the rule that hides it. Nothing here sees a person:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
 
+from coaching.domain import reporting as reporting_rules
+from coaching.domain import rollups, suppression
 from coaching.domain.common import StrictModel
 from coaching.domain.reporting import (
     ATTRITION_BUCKETS,
+    GROWTH_DIMENSIONS,
     HIDDEN_FIGURE,
     ORG_CELL,
-    TALLY_DIMENSIONS,
     CellFigures,
     CellKey,
     Dimension,
@@ -25,7 +30,9 @@ from coaching.domain.reporting import (
     Filter,
     Rollup,
     Suppression,
+    Tally,
     breakdown,
+    encode_cell,
     figures,
     selected,
 )
@@ -78,6 +85,10 @@ class Leading(StrictModel):
 class Breakdown(StrictModel):
     dimension: str
     rows: list[dict[str, Figure | str]]
+
+
+# The breakdowns of competency growth in the lagging section, in this order.
+GROWTH_BREAKDOWNS = ("grow_cohort", "programme", "level", "newly_promoted")
 
 
 class Lagging(StrictModel):
@@ -273,10 +284,12 @@ def org_report(
     lagging = Lagging(
         competency_growth_points=_m(cell, "competency_growth"),  # mean change per person, 1-5 scale
         competency_growth_percent=cell.competency_growth_percent,
+        # By GROW cohort and programme (where the person was when their follow-up was released), level and
+        # newly promoted: every row a cell of the one suppressed system, its group size the people measured.
         growth_by_cohort=[
             _rows(rollup, protection, key, Dimension(d), growth_names)
-            for d in ("level", "newly_promoted")
-            if d in TALLY_DIMENSIONS
+            for d in GROWTH_BREAKDOWNS
+            if d in GROWTH_DIMENSIONS
         ],
         manager_effectiveness=_m(cell, "manager_effectiveness"),
         manager_effectiveness_by_department=_rows(
@@ -369,3 +382,42 @@ def add_published_focus(into: dict[str, int], cell: CellFigures) -> None:
 
 def filters_from(params: Mapping[str, str | None]) -> list[Filter]:
     return [Filter(dimension=d, value=str(params[d.value])) for d in Dimension if params.get(d.value)]
+
+
+# ----------------------------------------------------------------------------- a month's trend point, cached
+
+
+def _code_version() -> str:
+    """A digest of the code that turns a month's inputs into published figures: a deploy that changes the rules,
+    the cells or the figures makes every cached figure a miss (read once per process)."""
+    digest = hashlib.sha256()
+    for module in (reporting_rules, rollups, suppression):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()
+
+
+_CODE_VERSION: list[str] = []
+
+
+def month_digest(k: int, priorities: Sequence[str], cells: Mapping[CellKey, Mapping[str, int]],
+                 tallies: Sequence[Tally]) -> str:  # fmt: skip
+    """A digest of everything a month's published figures depend on: the minimum group, the priorities, every
+    rollup cell and every capture tally, and the code. Equal digests give equal figures (suppression is
+    deterministic), so a figure computed once can be served again for as long as the digest holds."""
+    if not _CODE_VERSION:
+        _CODE_VERSION.append(_code_version())
+    canonical = json.dumps(
+        [_CODE_VERSION[0], k, sorted(priorities),
+         [[encode_cell(key), sorted(counters.items())] for key, counters in sorted(cells.items())],
+         sorted([sorted(t.dims.items()), sorted(t.counters.items())] for t in tallies)],
+        separators=(",", ":"),
+    )  # fmt: skip
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class CachedTrendPoint(StrictModel):
+    """A closed month's trend point for one view, with the digest of the inputs it was computed from."""
+
+    digest: str
+    point: TrendPoint

@@ -141,6 +141,37 @@ TALLY_MEASURES = frozenset(
     {"satisfaction", "nps", "goal_progress", "competency_growth", "competency_baseline", "manager_effectiveness",
      "north_star_goals"}
 )  # fmt: skip
+# A released 360's tally also carries the GROW cohort it counts in (`coaching.domain.rollups.growth_attribution`),
+# so competency growth (and its baseline, the % denominator) breaks down by cohort too; nothing else does.
+GROWTH_MEASURES = frozenset({"competency_growth", "competency_baseline"})
+GROWTH_DIMENSIONS = tuple(sorted((*TALLY_DIMENSIONS, "grow_cohort")))
+NO_COHORT = "none"
+
+
+def measure_dimensions(name: str) -> tuple[str, ...]:
+    """The dimensions a tally measure is broken down by (every dimension for the per-person measures)."""
+    if name in GROWTH_MEASURES:
+        return GROWTH_DIMENSIONS
+    if name in TALLY_MEASURES:
+        return TALLY_DIMENSIONS
+    return tuple(d.value for d in DIMENSIONS)
+
+
+def tally_cells(dims: Mapping[str, str], counters: Mapping[str, int],
+                priorities: Sequence[str]) -> list[tuple[CellKey, dict[str, tuple[int, int, float]]]]:  # fmt: skip
+    """Each cell a capture tally adds to, with the measures it adds there: a measure goes to the cells of its own
+    dimensions only (a 360 tally from before cohorts were tallied counts under the cohort "none", so the org's
+    growth stays the sum of its cohorts' and no remainder is left to subtract)."""
+    by_shape: dict[tuple[str, ...], dict[str, tuple[int, int, float]]] = {}
+    for name, value in tally_measures(counters, priorities).items():
+        by_shape.setdefault(measure_dimensions(name), {})[name] = value
+    found: list[tuple[CellKey, dict[str, tuple[int, int, float]]]] = []
+    for shape, measures in sorted(by_shape.items()):
+        scoped = {d: v for d, v in dims.items() if d in shape}
+        if "grow_cohort" in shape:
+            scoped.setdefault("grow_cohort", NO_COHORT)
+        found.extend((key, measures) for key in cell_keys(scoped))
+    return found
 
 
 class Tally(StrictModel):
@@ -228,8 +259,7 @@ class Rollup(StrictModel):
                 for competency in sorted(set(c.focus)):
                     _bump(cell.focus, competency)
         for t in sorted(tallies, key=lambda t: sorted(t.dims.items())):
-            found = tally_measures(t.counters, priorities)
-            for key in cell_keys(t.dims):
+            for key, found in tally_cells(t.dims, t.counters, priorities):
                 cell = acc.setdefault(key, _Acc())
                 cell.add_measures(found)
         cells = {encode_cell(key): a.cell() for key, a in sorted(acc.items())}
@@ -309,7 +339,7 @@ def suppress(rollup: Rollup, k: int) -> Suppression:
     """The suppression of every slot of the month's linked system, deterministic for (rollup, k)."""
     every = [d.value for d in DIMENSIONS]
     structure = _structure(rollup, every)
-    tally_structure = _structure(rollup, TALLY_DIMENSIONS)
+    shapes = {shape: _structure(rollup, shape) for shape in (TALLY_DIMENSIONS, GROWTH_DIMENSIONS)}
     keys = sorted({e.parent for e in structure} | {c for e in structure for c in e.children} | {ORG_CELL})
     hidden: dict[str, str] = {}
 
@@ -323,14 +353,16 @@ def suppress(rollup: Rollup, k: int) -> Suppression:
     for name in MEASURES:
         part = f"m:{name}"
         if name in TALLY_MEASURES:
-            # Captured while the person was in a tally cell: published by the tally's dimensions only.
+            # Captured while the person was in a tally cell: published by the tally's dimensions only (growth
+            # also by GROW cohort), and linked by the equations of those dimensions.
+            shape = measure_dimensions(name)
             for key in keys:
-                if not _supports(key, TALLY_DIMENSIONS):
+                if not _supports(key, shape):
                     hidden[f"{encode_cell(key)}/{part}"] = NOT_AVAILABLE
-            scope = [key for key in keys if _supports(key, TALLY_DIMENSIONS)]
+            scope = [key for key in keys if _supports(key, shape)]
             counts = {(key, part): rollup.cell(key).measures.get(name, Measure()).people for key in scope}
             tails = [(key, part) for key in scope if name in SHARE_MEASURES and _tail(rollup.cell(key), name)]
-            record(protect(counts, _lifted(tally_structure, part), k, already=tails))
+            record(protect(counts, _lifted(shapes[shape], part), k, already=tails))
             continue
         counts = {(key, part): rollup.cell(key).measures.get(name, Measure()).people for key in keys}
         tails = [(key, part) for key in keys if name in SHARE_MEASURES and _tail(rollup.cell(key), name)]
@@ -361,7 +393,7 @@ def linked_system(rollup: Rollup) -> tuple[dict[Slot, float], list[Equation[Slot
     """Every slot's value (contributor counts, sums, buckets) and every equation between them: the attacker's view."""
     every = [d.value for d in DIMENSIONS]
     structure = _structure(rollup, every)
-    tally_structure = _structure(rollup, TALLY_DIMENSIONS)
+    shapes = {shape: _structure(rollup, shape) for shape in (TALLY_DIMENSIONS, GROWTH_DIMENSIONS)}
     keys = sorted({e.parent for e in structure} | {c for e in structure for c in e.children} | {ORG_CELL})
     values: dict[Slot, float] = {}
     equations: list[Equation[Slot]] = list(_lifted(structure, "people"))
@@ -384,7 +416,7 @@ def linked_system(rollup: Rollup) -> tuple[dict[Slot, float], list[Equation[Slot
             values[(key, f"{prefix}:{population}")] = sum(source.values())
             equations.append(Equation((key, f"{prefix}:{population}"), tuple((key, f"{prefix}:{b}") for b in buckets)))
     for name in MEASURES:
-        shape = tally_structure if name in TALLY_MEASURES else structure
+        shape = shapes[measure_dimensions(name)] if name in TALLY_MEASURES else structure
         for part in ("m", "s", "n"):
             equations.extend(_lifted(shape, f"{part}:{name}"))
     for name in sorted({n for key in keys for n in rollup.cell(key).focus}):

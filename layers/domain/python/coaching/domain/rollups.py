@@ -46,7 +46,7 @@ from coaching.domain.reporting import (
     cell_keys,
     encode_cell,
     pseudonym,
-    tally_measures,
+    tally_cells,
     utilisation_bucket,
 )
 from coaching.domain.taxonomy import Program
@@ -118,6 +118,33 @@ def _grow_cohort(
     if begun:
         return begun[0][0].strftime("%Y-%m")
     return period_of(_started(grow[0])) if grow else NONE
+
+
+def growth_attribution(
+    person_id: str,
+    engagements: Iterable[Engagement],
+    cohorts: Iterable[Cohort],
+    group_sessions: Iterable[GroupSession],
+    at: datetime,
+) -> tuple[str, str]:
+    """The programme and GROW cohort a 360 released at `at` counts in: where the person was being coached when
+    their follow-up was released, i.e. "the growth of the people of cohort X (programme Y) between their
+    baseline and their follow-up".
+
+    GROW cohort: the start month of the first GROW cohort that had begun for them by the release day (the same
+    rule as the rollups' `grow_cohort` dimension, at the release instead of the month's end), else "none".
+    Programme: the programme of the latest engagement started by then, a GROW cohort counting as begun on the
+    first of its start month (an engagement wins a tie); "none" without either. Both depend only on records dated
+    up to the release day, so recomputing them later from source gives the same answer.
+    """
+    started = sorted((e for e in engagements if _started(e) <= at), key=lambda e: (_started(e), e.engagement_id))
+    grow = [e for e in started if e.program is Program.GROW]
+    cohort = _grow_cohort(person_id, cohorts, list(group_sessions), grow, at + timedelta(days=1))
+    joined = [(_started(e), 1, e.program.value) for e in started]
+    if cohort != NONE:
+        joined.append((month_bounds(cohort)[0], 0, Program.GROW.value))
+    programme = max(joined)[2] if joined else NONE
+    return programme, cohort
 
 
 def contribution_of(
@@ -268,6 +295,8 @@ def tally_of(cell: TallyCell) -> Tally:
         "location": d.location or UNKNOWN,
         "newly_promoted": "yes" if d.newly_promoted else "no",
     }
+    if d.grow_cohort:
+        dims["grow_cohort"] = d.grow_cohort
     return Tally(dims=dims, counters=dict(cell.counters))
 
 
@@ -297,8 +326,7 @@ def rollup_from_counters(
             focus={n[2:]: v for n, v in sorted(counters.items()) if n.startswith("f:") and v},
         )
     for t in sorted(tallies, key=lambda t: sorted(t.dims.items())):
-        found = tally_measures(t.counters, priorities)
-        for key in cell_keys(t.dims):
+        for key, found in tally_cells(t.dims, t.counters, priorities):
             cell = built.setdefault(key, Cell())
             merged = dict(cell.measures)
             for name, (people, count, total) in found.items():

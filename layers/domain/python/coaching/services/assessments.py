@@ -2,7 +2,9 @@
 
 The release rule (`Assessment.release_reason_at`) is evaluated after every answer and by the daily
 schedule. A release commits the result (confidential table), the round's new state, the capture tally
-(growth for a follow-up, manager effectiveness from direct reports) and `AssessmentReleased` together.
+(growth for a follow-up, manager effectiveness from direct reports) and `AssessmentReleased` together. The
+tally's cell carries the programme and GROW cohort the person was in at the release
+(`coaching.domain.rollups.growth_attribution`), so the reports break growth down by programme and cohort.
 Only the person and a coach with an active engagement with them read a result.
 """
 
@@ -30,12 +32,15 @@ from coaching.domain.assessments import (
     hash_token,
 )
 from coaching.domain.common import Clock, DeferredModel
+from coaching.domain.engagements import Engagement
 from coaching.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from coaching.domain.events import AssessmentAnswered, AssessmentOpened, AssessmentReleased, Event, stable_event_id
 from coaching.domain.goals import RoleProfile
-from coaching.domain.measures import NO_PROGRAM, TallyDelta, assessment_delta, dimensions_of, period_of
+from coaching.domain.grow import Cohort, GroupSession
+from coaching.domain.measures import TallyDelta, assessment_delta, dimensions_of, period_of
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
+from coaching.domain.rollups import growth_attribution
 from coaching.services.goals import OrgPersonReader, framework_of
 
 DEFAULT_COMPETENCIES = 8
@@ -48,8 +53,18 @@ class InviteRef:
     assessment_id: str
 
 
+class Participation(DeferredModel):
+    """Where a person has been coached: their engagements and GROW cohorts (with the cohorts' group sessions)."""
+
+    engagements: list[Engagement] = []
+    cohorts: list[Cohort] = []
+    group_sessions: list[GroupSession] = []
+
+
 class AssessmentPort(OrgPersonReader, Protocol):
     def policy(self, org_id: str) -> DevelopmentPolicy: ...
+
+    def participation(self, org_id: str, person_id: str) -> Participation: ...
 
     def role_profile(self, org_id: str, level: str) -> RoleProfile | None: ...
 
@@ -257,7 +272,11 @@ def release_if_due(assessment: Assessment, version: int, ctx: AssessmentContext)
             growth = (baseline.others_overall, result.others_overall)
     reports = result.group(RaterGroup.DIRECT_REPORT)
     manager_score = round(sum(reports.scores.values()) / len(reports.scores), 2) if reports.shown else None
-    dims = dimensions_of(person, NO_PROGRAM, now)
+    # The programme and GROW cohort the person was in at this release: a follow-up's growth counts for them.
+    where = ctx.store.participation(released.org_id, released.person_id)
+    programme, cohort = growth_attribution(released.person_id, where.engagements, where.cohorts,
+                                           where.group_sessions, now)  # fmt: skip
+    dims = dimensions_of(person, programme, now, grow_cohort=cohort)
     delta = assessment_delta(released.org_id, dims, now, growth=growth, manager_score=manager_score)
     event = AssessmentReleased(
         event_id=stable_event_id("assessment-released", released.org_id, released.assessment_id),

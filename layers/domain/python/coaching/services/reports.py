@@ -2,7 +2,10 @@
 
 Every read builds the month's `Rollup` from the rollup cells and the capture tallies (never from a person),
 suppresses the whole linked system once with the org's minimum group (copied into the month's META by the
-rollups function), and publishes the figures of the selected group. The monthly `ReportDue` renders the
+rollups function), and publishes the figures of the selected group. Trends keep each closed month's published
+point per view with the digest of its inputs (`month_digest`: k, priorities, cells, tallies, code): a month whose
+digest is unchanged is served from it without suppressing again; a rebuild, a late event or a deploy that changes
+anything gives another digest, so the point is recomputed (and stored again). The monthly `ReportDue` renders the
 month's HTML report and CSVs and stores them; a download is a short-lived link to them.
 """
 
@@ -19,11 +22,13 @@ from coaching.domain.errors import InvalidInput, NotFound
 from coaching.domain.events import ReportDue
 from coaching.domain.measures import TallyCell
 from coaching.domain.report_views import (
+    CachedTrendPoint,
     CoachTopics,
     Report,
     ReportSettings,
     TrendPoint,
     add_published_focus,
+    month_digest,
     org_report,
     trend_point,
 )
@@ -34,11 +39,13 @@ from coaching.domain.reporting import (
     Filter,
     Rollup,
     Suppression,
+    Tally,
     breakdown,
+    encode_cell,
     figures,
     suppress,
 )
-from coaching.domain.rollups import Counters, rollup_from_counters, tally_of
+from coaching.domain.rollups import Counters, period_of, rollup_from_counters, tally_of
 from coaching.services.rollups import RollupMeta
 
 READERS = (Role.LEADER, Role.ORG_ADMIN, Role.FINANCE)
@@ -58,11 +65,17 @@ class ReportReadPort(Protocol):
 
     def orgs_with_rollups(self, period: str) -> list[str]: ...
 
+    def trend_points(self, org_id: str, view: str) -> dict[str, CachedTrendPoint]:
+        """The cached trend points of one view, by month (one Query of the org's report partition)."""
+        ...
+
 
 class ReportWritePort(Protocol):
     def put_settings(self, org_id: str, body: str) -> None: ...
 
     def put_artefact(self, org_id: str, period: str, body: str) -> None: ...
+
+    def put_trend_point(self, org_id: str, view: str, period: str, cached: CachedTrendPoint) -> None: ...
 
 
 class ArtefactPort(Protocol):
@@ -127,6 +140,11 @@ def month_rollup(org_id: str, period: str, ctx: ReportContext) -> tuple[Rollup, 
     if meta is None:
         return None
     tallies = [tally_of(t) for t in ctx.reader.tallies(org_id, period)]
+    return _suppressed(org_id, period, meta, cells, tallies)
+
+
+def _suppressed(org_id: str, period: str, meta: RollupMeta, cells: Mapping[CellKey, Counters],
+                tallies: Sequence[Tally]) -> tuple[Rollup, Suppression, RollupMeta]:  # fmt: skip
     rollup = rollup_from_counters(org_id, period, cells, tallies, meta.priorities)
     return rollup, suppress(rollup, meta.min_group_size), meta
 
@@ -151,16 +169,28 @@ def get_report(caller: Principal, org_id: str, period: str, filters: Sequence[Fi
 def build_trends(org_id: str, end: str, months: int, filters: Sequence[Filter], ctx: ReportContext) -> Trends:
     if len(filters) > 2 or len({f.dimension for f in filters}) != len(filters):
         raise InvalidInput("at most two filters, each on another dimension", field="filter")
+    view: CellKey = tuple(sorted((f.dimension.value, f.value) for f in filters))
+    cached = ctx.reader.trend_points(org_id, encode_cell(view))
+    current = period_of(ctx.clock())
     points, k = [], None
     for period in _period_months(end, months):
-        found = month_rollup(org_id, period, ctx)
-        if found is None:
+        meta, cells = ctx.reader.month(org_id, period)
+        if meta is None:
             continue
-        rollup, protection, meta = found
         k = meta.min_group_size
-        points.append(trend_point(rollup, protection, filters))
-    key = dict(sorted((f.dimension.value, f.value) for f in filters))
-    return Trends(org_id=org_id, filters=key, min_group_size=k, points=points)
+        tallies = [tally_of(t) for t in ctx.reader.tallies(org_id, period)]
+        digest = month_digest(meta.min_group_size, meta.priorities, cells, tallies)
+        hit = cached.get(period)
+        if hit is not None and hit.digest == digest:
+            points.append(hit.point)  # the same inputs and code: the same answer, without suppressing again
+            continue
+        rollup, protection, _ = _suppressed(org_id, period, meta, cells, tallies)
+        point = trend_point(rollup, protection, filters)
+        # A closed month is kept, for a view of a group that exists (arbitrary filter values are not stored).
+        if period < current and encode_cell(view) in rollup.cells:
+            ctx.writer.put_trend_point(org_id, encode_cell(view), period, CachedTrendPoint(digest=digest, point=point))
+        points.append(point)
+    return Trends(org_id=org_id, filters=dict(view), min_group_size=k, points=points)
 
 
 def get_trends(caller: Principal, org_id: str, end: str, months: int, filters: Sequence[Filter],
