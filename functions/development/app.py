@@ -5,8 +5,9 @@ only this function reads it back, for the person themselves (and a released 360 
 Every capture adds to a tally cell in the same transaction: the reports read those, never a person.
 Raters answer 360s without an account: `/360/...` routes take the link's token in the body instead.
 
-The DevelopmentDaily schedule nudges the check-ins due today (`CheckInDue`, once per goal and day)
-and releases the 360 rounds the release rule releases by time (14 and 21 days).
+The DevelopmentDaily schedule nudges the check-ins due today (`CheckInDue`, once per goal and day),
+releases the 360 rounds the release rule releases by time (14 and 21 days) and nudges the follow-ups of
+released baselines whose date has come (`FollowUpDue`). `EngagementEnded` nudges them at the end of a programme.
 This module is the composition root: it builds the services' contexts with the DynamoDB adapters.
 """
 
@@ -27,6 +28,7 @@ from coaching.domain.assessments import (
     RaterAnswerRequest,
 )
 from coaching.domain.common import StrictModel, utc_now
+from coaching.domain.events import EngagementEnded
 from coaching.domain.feedback import FeedbackRequest, SessionFeedback
 from coaching.domain.goals import CheckInRequest, Goal, GoalClose, GoalCreate, RoleProfile, RoleProfileRequest
 from coaching.domain.taxonomy import Level
@@ -240,10 +242,23 @@ def on_schedule(name: str) -> dict[str, Any]:
     now = utc_now()
     nudged = goals.nudge(now.date(), goal_ctx)
     released = assessments.release_due(assessment_ctx)
-    logger.info("daily development run", extra={"checkins_due": len(nudged), "assessments_released": released})
-    return {"checkins_due": len(nudged), "assessments_released": released}
+    follow_ups = assessments.nudge_follow_ups(now.date(), assessment_ctx)
+    counts = {"checkins_due": len(nudged), "assessments_released": released, "follow_ups_due": len(follow_ups)}
+    logger.info("daily development run", extra=counts)
+    return counts
+
+
+def on_engagement_ended(event: EngagementEnded) -> dict[str, Any]:
+    due = assessments.on_engagement_ended(event, assessment_ctx)
+    return {"follow_ups_due": len(due)}
 
 
 lambda_handler = function_entry(
-    app, name="development", logger=logger, tracer=tracer, metrics=metrics, on_schedule=on_schedule
+    app,
+    name="development",
+    logger=logger,
+    tracer=tracer,
+    metrics=metrics,
+    on_events={EngagementEnded: on_engagement_ended},
+    on_schedule=on_schedule,
 )

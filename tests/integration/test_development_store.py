@@ -4,18 +4,22 @@ reports' read port (`TallyReader`), which returns cells that name nobody and equ
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from coaching.adapters import keys
 from coaching.adapters.development_store import DevelopmentStore, TallyReader
 from coaching.adapters.dynamo import admin_ports
+from coaching.adapters.outbox import OutboxItem
 from coaching.auth import Principal, Role
+from coaching.domain.assessments import AssessmentRequest
 from coaching.domain.common import utc_now
 from coaching.domain.errors import PolicyRefused
 from coaching.domain.goals import CheckInRequest, GoalCreate
 from coaching.domain.orgs import OrgCreate
 from coaching.ids import person_id_for
-from coaching.services import admin, goals
+from coaching.services import admin, assessments, goals
+from coaching.services.assessments import AssessmentContext
 from coaching.services.goals import GoalContext
 from coaching_local.seed import OPERATOR, people_rows
 
@@ -70,3 +74,26 @@ def test_goals_race_to_three_and_the_tallies_read_back_exactly_without_a_person(
     assert all(cell.org_id == org_id and cell.period == period for cell in cells)
     # Another org's month is another partition: nothing leaks across.
     assert TallyReader().cells(str(uuid.uuid4()), period) == []
+
+
+def test_a_released_baseline_is_listed_by_its_follow_up_date_and_nudged_once_through_the_real_store(people):
+    org_id, employees = people
+    person = employees[0]
+    opened_at = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    now = {"at": opened_at}
+    ctx = AssessmentContext(store=DevelopmentStore(), clock=lambda: now["at"])
+    raters = [{"group": "peer"}] * 3
+    body = AssessmentRequest.model_validate({"competencies": ["delegation"], "raters": raters})
+    opened = assessments.open_round(person, body, ctx)
+    for invite in opened.invites:
+        assessments.answer_by_link(invite.token, {"delegation": 3}, ctx)
+    assessments.answer_self(person, opened.assessment.assessment_id, {"delegation": 3}, ctx)  # released
+    due_on = opened_at.date() + timedelta(weeks=16)
+    assert (org_id, person.person_id) in DevelopmentStore().baselines_due(due_on, due_on)
+    assert (org_id, person.person_id) not in DevelopmentStore().baselines_due(due_on + timedelta(days=1), due_on)
+    now["at"] = datetime.combine(due_on, opened_at.timetz())
+    mine = [e for e in assessments.nudge_follow_ups(due_on, ctx) if e.person_id == person.person_id]
+    assert [e.baseline_id for e in mine] == [opened.assessment.assessment_id]
+    assessments.nudge_follow_ups(due_on, ctx)  # the same day again: the outbox keeps one
+    outbox = OutboxItem.get(keys.outbox_pk(mine[0].event_id), keys.OUTBOX_SK, consistent_read=True)
+    assert json.loads(outbox.detail)["reason"] == "scheduled"

@@ -14,10 +14,11 @@ from coaching.domain.assessments import (
     RaterGroup,
     ReleaseReason,
 )
+from coaching.domain.engagements import Engagement
 from coaching.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from coaching.domain.events import AssessmentAnswered, AssessmentReleased
+from coaching.domain.events import AssessmentAnswered, AssessmentReleased, EngagementEnded, FollowUpDue
 from coaching.services import assessments
-from coaching.services.assessments import AssessmentContext
+from coaching.services.assessments import AssessmentContext, Participation
 
 from .fakes.booking import Clock, make_org, make_person
 from .fakes.development import FakeDevelopmentStore
@@ -135,7 +136,7 @@ def test_a_link_is_single_use_unknown_links_are_not_found_and_ratings_must_be_co
     with pytest.raises(NotFound):
         answer(ctx, "not-a-token-of-this-platform-at-all", 5)
     # Only hashes are kept.
-    ((assessment, _),) = store.rounds.values()
+    ((assessment, _),) = store.round_items.values()
     assert all(token not in assessment.model_dump_json() for _, token in links)
 
 
@@ -255,3 +256,65 @@ def test_competencies_default_to_the_role_profile_then_the_framework(ctx, store)
         }
     )
     assert assessments.open_round(me(), body, ctx).assessment.competencies == ["hiring"]
+
+
+# ---------------------------------------------------------------------------- the follow-up, nudged
+
+
+def released_baseline(ctx: AssessmentContext) -> str:
+    baseline, links = open_round(ctx, {"peer": 3})
+    for _, token in links:
+        answer(ctx, token, 3)
+    assessments.answer_self(me(), baseline, rate(3), ctx)
+    return baseline
+
+
+def follow_ups_due(store: FakeDevelopmentStore) -> list[FollowUpDue]:
+    return [event for event in store.outbox if isinstance(event, FollowUpDue)]
+
+
+def test_the_daily_run_nudges_a_baselines_follow_up_on_its_date_once_and_not_after_one_is_opened(ctx, store, clock):
+    baseline = released_baseline(ctx)  # the org's default: 16 weeks later
+    due_on = (NOW + timedelta(weeks=16)).date()
+    assert assessments.nudge_follow_ups(due_on - timedelta(days=1), ctx) == []  # not before its date
+    clock.now = datetime.combine(due_on, NOW.timetz())
+    (nudge,) = assessments.nudge_follow_ups(due_on, ctx)
+    assert (nudge.baseline_id, nudge.person_id, nudge.due_on, nudge.reason) == (
+        baseline,
+        PERSON,
+        due_on.isoformat(),
+        "scheduled",
+    )
+    assessments.nudge_follow_ups(due_on, ctx)  # a re-run of the day adds nothing: the id is stable
+    assert follow_ups_due(store) == [nudge]
+    # A run that missed a few days still finds it; once the person opens the follow-up, nothing is due.
+    clock.now += timedelta(days=3)
+    assert [e.event_id for e in assessments.nudge_follow_ups(due_on + timedelta(days=3), ctx)] == [nudge.event_id]
+    open_round(ctx, {"peer": 3}, kind="follow_up", baseline_id=baseline)
+    assert assessments.nudge_follow_ups(due_on + timedelta(days=4), ctx) == []
+
+
+def test_the_end_of_the_persons_coaching_nudges_a_follow_up_of_a_baseline_at_least_four_weeks_old(ctx, store, clock):
+    baseline = released_baseline(ctx)
+    ended = EngagementEnded(org_id=ORG, person_id=PERSON, engagement_id="e1", coach_id=COACH, program="SCALE")
+    clock.now = NOW + timedelta(weeks=3)
+    assert assessments.on_engagement_ended(ended, ctx) == []  # too soon to measure growth
+    clock.now = NOW + timedelta(weeks=5)
+    still_coached = Engagement.start(engagement_id="e2", org_id=ORG, person_id=PERSON, coach_id="coach-2",
+                                     program="SCALE", now=clock.now)  # fmt: skip
+    store.participations[(ORG, PERSON)] = Participation(engagements=[still_coached])
+    assert assessments.on_engagement_ended(ended, ctx) == []  # a change of coach: the coaching goes on
+    store.participations[(ORG, PERSON)] = Participation()
+    (nudge,) = assessments.on_engagement_ended(ended, ctx)
+    today = clock.now.date().isoformat()
+    assert (nudge.baseline_id, nudge.reason, nudge.due_on) == (baseline, "programme_ended", today)
+    assessments.on_engagement_ended(ended, ctx)  # redelivered: nothing more
+    assert follow_ups_due(store) == [nudge]
+
+
+def test_nobody_who_left_the_organisation_is_nudged(ctx, store, clock):
+    released_baseline(ctx)
+    store.people[(ORG, PERSON)] = store.people[(ORG, PERSON)].model_copy(update={"active": False})
+    clock.now = NOW + timedelta(weeks=8)
+    ended = EngagementEnded(org_id=ORG, person_id=PERSON, engagement_id="e1", coach_id=COACH, program="SCALE")
+    assert assessments.on_engagement_ended(ended, ctx) == []

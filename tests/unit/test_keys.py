@@ -163,6 +163,7 @@ OTHER_PARTITIONS = {
     "invite_pk": "a 360 rater has only the link's token; the item names the org, person and round",
     "checkins_index_pk": "the daily nudge's goals due on one date, across orgs (gsi1)",
     "OPEN_ASSESSMENTS_INDEX_PK": "the daily release check's open 360 rounds, across orgs (gsi1)",
+    "FOLLOW_UP_INDEX_PK": "released 360 baselines by follow-up date, for the daily nudge, across orgs (gsi1)",
     "rollups_index_pk": "which orgs have a rollup in a month, for the operators' cross-org coaching topics",
 }
 

@@ -35,7 +35,7 @@ class FakeDevelopmentStore:
         self.active: dict[Key, int] = {}
         self.profiles: dict[tuple[str, str], RoleProfile] = {}
         self.policies: dict[str, DevelopmentPolicy] = {}
-        self.rounds: dict[tuple[str, str, str], tuple[Assessment, int]] = {}
+        self.round_items: dict[tuple[str, str, str], tuple[Assessment, int]] = {}
         self.invites: dict[str, InviteRef] = {}
         self.answer_items: dict[tuple[str, str, str, str], RaterAnswer] = {}
         self.result_items: dict[tuple[str, str, str], AssessmentResult] = {}
@@ -166,12 +166,12 @@ class FakeDevelopmentStore:
         with self._lock:
             self._commit(None, events)
             key = (assessment.org_id, assessment.person_id, assessment.assessment_id)
-            self.rounds[key] = (assessment, 1)
+            self.round_items[key] = (assessment, 1)
             for invite in assessment.invites:
                 self.invites[invite.token_hash] = InviteRef(*key)
 
     def assessment(self, org_id: str, person_id: str, assessment_id: str) -> tuple[Assessment, int] | None:
-        return self.rounds.get((org_id, person_id, assessment_id))
+        return self.round_items.get((org_id, person_id, assessment_id))
 
     def invite(self, token_hash: str) -> InviteRef | None:
         return self.invites.get(token_hash)
@@ -182,10 +182,10 @@ class FakeDevelopmentStore:
             answer_key = (*key, answer.rater_id)
             if answer_key in self.answer_items:
                 raise Conflict("this rater already answered", field="token")
-            if self.rounds[key][1] != version:
+            if self.round_items[key][1] != version:
                 raise Conflict("changed at the same time", field="assessment_id")
             self._commit(None, events)
-            self.rounds[key] = (assessment, version + 1)
+            self.round_items[key] = (assessment, version + 1)
             self.answer_items[answer_key] = answer
 
     def answers(self, org_id: str, person_id: str, assessment_id: str) -> list[RaterAnswer]:
@@ -196,10 +196,10 @@ class FakeDevelopmentStore:
     ) -> None:
         with self._lock:
             key = (assessment.org_id, assessment.person_id, assessment.assessment_id)
-            if self.rounds[key][1] != version or key in self.result_items:
+            if self.round_items[key][1] != version or key in self.result_items:
                 raise Conflict("changed at the same time", field="assessment_id")
             self._commit(delta, events)
-            self.rounds[key] = (assessment, version + 1)
+            self.round_items[key] = (assessment, version + 1)
             self.result_items[key] = result
 
     def result(self, org_id: str, person_id: str, assessment_id: str) -> AssessmentResult | None:
@@ -209,7 +209,18 @@ class FakeDevelopmentStore:
         return [r for (o, p, _), r in self.result_items.items() if (o, p) == (org_id, person_id)]
 
     def open_assessments(self) -> list[tuple[str, str, str]]:
-        return [key for key, (a, _) in self.rounds.items() if a.status is AssessmentStatus.OPEN]
+        return [key for key, (a, _) in self.round_items.items() if a.status is AssessmentStatus.OPEN]
+
+    def rounds(self, org_id: str, person_id: str) -> list[Assessment]:
+        return [a for (o, p, _), (a, _) in self.round_items.items() if (o, p) == (org_id, person_id)]
+
+    def baselines_due(self, first: date, last: date) -> list[tuple[str, str]]:
+        found = {
+            (a.org_id, a.person_id): None
+            for a, _ in self.round_items.values()
+            if a.status is AssessmentStatus.RELEASED and a.follow_up_due_on and first <= a.follow_up_due_on <= last
+        }
+        return list(found)
 
     def participation(self, org_id: str, person_id: str) -> Participation:
         return self.participations.get((org_id, person_id), Participation())

@@ -367,6 +367,9 @@ class DevelopmentStore:
         if assessment.status is AssessmentStatus.OPEN:
             index = (keys.OPEN_ASSESSMENTS_INDEX_PK,
                      keys.open_assessment_index_sk(assessment.opened_at, assessment.assessment_id))  # fmt: skip
+        elif assessment.follow_up_due_on is not None:  # a released baseline: listed by its follow-up date
+            due_on = assessment.follow_up_due_on.isoformat()
+            index = (keys.FOLLOW_UP_INDEX_PK, keys.follow_up_index_sk(due_on, assessment.assessment_id))
         item, condition, values = _main_item(assessment, pk, keys.assessment_sk(assessment.assessment_id), "assessment",
                                              version, index)  # fmt: skip
         tx.put("assessment", settings().main_table, item, condition, values)
@@ -419,6 +422,21 @@ class DevelopmentStore:
             assessment = Assessment.model_validate_json(item.body)
             found.append((assessment.org_id, assessment.person_id, assessment.assessment_id))
         return found
+
+    def rounds(self, org_id: str, person_id: str) -> list[Assessment]:
+        results = MainItem.query(keys.person_pk(org_id, person_id), MainItem.sk.startswith(keys.ASSESSMENT_PREFIX),
+                                 consistent_read=True)  # fmt: skip
+        return [Assessment.model_validate_json(item.body) for item in results]
+
+    def baselines_due(self, first: date, last: date) -> list[tuple[str, str]]:
+        if first > last:
+            return []  # DynamoDB refuses an empty BETWEEN
+        found: dict[tuple[str, str], None] = {}
+        between = MainItem.gsi1sk.between(*keys.follow_up_index_range(first.isoformat(), last.isoformat()))
+        for item in MainItem.gsi1.query(keys.FOLLOW_UP_INDEX_PK, between):
+            assessment = Assessment.model_validate_json(item.body)
+            found[(assessment.org_id, assessment.person_id)] = None
+        return list(found)
 
     def participation(self, org_id: str, person_id: str) -> Participation:
         """The person's engagements and GROW cohorts (with their group sessions): where a 360 counts."""

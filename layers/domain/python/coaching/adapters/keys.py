@@ -466,6 +466,7 @@ ROLE_PROFILE_PREFIX = "ROLEPROFILE#"
 DEVELOPMENT_POLICY_SK = "POLICY"
 INVITE_SK = "INVITE"
 OPEN_ASSESSMENTS_INDEX_PK = "PLATFORM#ASSESSMENTS#OPEN"
+FOLLOW_UP_INDEX_PK = "PLATFORM#ASSESSMENTS#FOLLOWUP"
 
 
 def feedback_sk(booking_id: str) -> str:
@@ -499,6 +500,16 @@ def assessment_sk(assessment_id: str) -> str:
 def open_assessment_index_sk(opened_at: datetime, assessment_id: str) -> str:
     # gsi1 of an open 360 round (dropped at release): the daily release check lists them oldest first.
     return f"{opened_at.isoformat()}#{assessment_id}"
+
+
+def follow_up_index_sk(due_on: str, assessment_id: str) -> str:
+    # gsi1 of a released baseline: by its follow-up date (yyyy-mm-dd), so the daily run reads the days just due.
+    return f"{due_on}#{assessment_id}"
+
+
+def follow_up_index_range(first: str, last: str) -> tuple[str, str]:
+    # Every follow_up_index_sk dated first..last, both included ("~" sorts after any assessment id).
+    return first, f"{last}#~"
 
 
 ANSWER_PREFIX = "ANSWER#"

@@ -266,6 +266,36 @@ class Assessment(DeferredModel):
         return evolved(self, "assessment", status=AssessmentStatus.RELEASED, released_at=now, release_reason=reason)
 
 
+# A follow-up sooner than this after its baseline measures noise, not growth (the policy's shortest interval).
+MIN_FOLLOW_UP = timedelta(weeks=4)
+
+
+class FollowUpReason(StrEnum):
+    SCHEDULED = "scheduled"  # the baseline's follow-up date (the org's follow_up_weeks after it) has come
+    PROGRAMME_ENDED = "programme_ended"  # the person's coaching ended with no engagement left
+
+
+def awaiting_follow_up(rounds: Sequence[Assessment], now: datetime, reason: FollowUpReason) -> list[Assessment]:
+    """The person's released baselines that a follow-up should now measure against, oldest first.
+
+    A baseline that already has a follow-up (open or released) awaits nothing. On schedule, its follow-up date
+    must have come; at the end of a programme, MIN_FOLLOW_UP must have passed since it opened."""
+    followed = {r.baseline_id for r in rounds if r.kind is AssessmentKind.FOLLOW_UP}
+    due = []
+    for r in rounds:
+        if r.kind is not AssessmentKind.BASELINE or r.status is not AssessmentStatus.RELEASED:
+            continue
+        if r.assessment_id in followed:
+            continue
+        if reason is FollowUpReason.SCHEDULED:
+            ready = r.follow_up_due_on is not None and r.follow_up_due_on <= now.date()
+        else:
+            ready = now - r.opened_at >= MIN_FOLLOW_UP
+        if ready:
+            due.append(r)
+    return sorted(due, key=lambda r: r.opened_at)
+
+
 class RaterAnswer(DeferredModel):
     """One rater's ratings (confidential table); `rater_id` is "self" for the person's own."""
 

@@ -490,6 +490,22 @@ class CheckInDue(Event):
     due_on: str
 
 
+class FollowUpDue(Event):
+    source = DEVELOPMENT
+    detail_type = "FollowUpDue"
+    description = (
+        "A released 360 baseline awaits its follow-up: its date came (`scheduled`, the org's follow_up_weeks after "
+        "it, 16 by default) or the person's coaching ended (`programme_ended`). The person opens the follow-up, "
+        "which invites the raters; delivery channels subscribe. One event per baseline and reason."
+    )
+
+    org_id: str
+    person_id: str
+    baseline_id: str
+    due_on: str
+    reason: str
+
+
 class RoleProfileSet(Event):
     source = DEVELOPMENT
     detail_type = "RoleProfileSet"
@@ -603,6 +619,7 @@ CATALOGUE: tuple[type[Event], ...] = (
     GoalCheckedIn,
     GoalClosed,
     CheckInDue,
+    FollowUpDue,
     RoleProfileSet,
     DevelopmentPolicySet,
     AssessmentOpened,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -25,16 +25,26 @@ from coaching.domain.assessments import (
     AssessmentResult,
     AssessmentStatus,
     DevelopmentPolicy,
+    FollowUpReason,
     Growth,
     IssuedInvite,
     RaterAnswer,
     RaterGroup,
+    awaiting_follow_up,
     hash_token,
 )
 from coaching.domain.common import Clock, DeferredModel
 from coaching.domain.engagements import Engagement
 from coaching.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from coaching.domain.events import AssessmentAnswered, AssessmentOpened, AssessmentReleased, Event, stable_event_id
+from coaching.domain.events import (
+    AssessmentAnswered,
+    AssessmentOpened,
+    AssessmentReleased,
+    EngagementEnded,
+    Event,
+    FollowUpDue,
+    stable_event_id,
+)
 from coaching.domain.goals import RoleProfile
 from coaching.domain.grow import Cohort, GroupSession
 from coaching.domain.measures import TallyDelta, assessment_delta, dimensions_of, period_of
@@ -93,6 +103,18 @@ class AssessmentPort(OrgPersonReader, Protocol):
         ...
 
     def coach_engaged(self, org_id: str, person_id: str, coach_id: str) -> bool: ...
+
+    def rounds(self, org_id: str, person_id: str) -> list[Assessment]:
+        """Every 360 round of the person, open or released, baselines and follow-ups."""
+        ...
+
+    def baselines_due(self, first: date, last: date) -> list[tuple[str, str]]:
+        """(org, person) of every released baseline whose follow-up date falls in [first, last]."""
+        ...
+
+    def commit_events(self, events: Sequence[Event]) -> None:
+        """Events of no state change of their own; one already committed (a stable id) is kept."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,3 +339,46 @@ def growth(caller: Principal, org_id: str, person_id: str, ctx: AssessmentContex
     results = ctx.store.results(org_id, person_id)
     follow_ups = {r.baseline_id: r for r in results if r.kind is AssessmentKind.FOLLOW_UP and r.baseline_id}
     return [Growth.between(r, follow_ups.get(r.assessment_id)) for r in results if r.kind is AssessmentKind.BASELINE]
+
+
+# A daily run that failed for a few days still nudges the baselines that came due meanwhile (the ids are stable).
+FOLLOW_UP_LOOKBACK_DAYS = 7
+
+
+def _follow_up_due(baseline: Assessment, reason: FollowUpReason, now: datetime) -> FollowUpDue:
+    due_on = baseline.follow_up_due_on if reason is FollowUpReason.SCHEDULED else now.date()
+    return FollowUpDue(
+        event_id=stable_event_id("follow-up-due", baseline.org_id, baseline.assessment_id, reason.value),
+        occurred_at=now, org_id=baseline.org_id, person_id=baseline.person_id,
+        baseline_id=baseline.assessment_id, due_on=(due_on or now.date()).isoformat(), reason=reason.value,
+    )  # fmt: skip
+
+
+def nudge_follow_ups(today: date, ctx: AssessmentContext) -> list[FollowUpDue]:
+    """The daily schedule: one FollowUpDue per released baseline whose follow-up date has come and that has no
+    follow-up yet (the org's follow_up_weeks after it, 16 by default)."""
+    now = ctx.clock()
+    events = [
+        _follow_up_due(baseline, FollowUpReason.SCHEDULED, now)
+        for org_id, person_id in ctx.store.baselines_due(today - timedelta(days=FOLLOW_UP_LOOKBACK_DAYS), today)
+        for baseline in awaiting_follow_up(ctx.store.rounds(org_id, person_id), now, FollowUpReason.SCHEDULED)
+    ]
+    ctx.store.commit_events(events)
+    return events
+
+
+def on_engagement_ended(event: EngagementEnded, ctx: AssessmentContext) -> list[FollowUpDue]:
+    """The end of a programme: when the person's last engagement ends (not a change of coach, which starts the
+    next one in the same transaction) and they are still with the org, a baseline at least 4 weeks old is due
+    its follow-up now rather than at its date. Idempotent: the ids are stable."""
+    _, person = ctx.store.org_and_person(event.org_id, event.person_id)
+    if person is None or not person.active:
+        return []  # left the organisation (or erased): nobody to measure
+    if any(e.is_active for e in ctx.store.participation(event.org_id, event.person_id).engagements):
+        return []
+    now = ctx.clock()
+    rounds = ctx.store.rounds(event.org_id, event.person_id)
+    events = [_follow_up_due(b, FollowUpReason.PROGRAMME_ENDED, now)
+              for b in awaiting_follow_up(rounds, now, FollowUpReason.PROGRAMME_ENDED)]  # fmt: skip
+    ctx.store.commit_events(events)
+    return events
