@@ -50,7 +50,6 @@ ctx = MatchingContext(
     coaches=coaches,
     bookings=bookings,
     clock=utc_now,
-    catalogues=store,
 )
 cohort_ctx = CohortContext(
     roster=roster_cache, store=store, orgs=OrgRepository(), people=people, bookings=bookings, clock=utc_now

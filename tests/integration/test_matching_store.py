@@ -60,6 +60,10 @@ def assert_summary_matches_the_partition(org_id: str, person_id: str) -> None:
     assert summary.active_programs() == {e.program.value for e in history.active_engagements()}
     _, _, read_together = store.person_with_history(org_id, person_id)
     assert read_together == summary
+    # A match request reads the same, with the org's catalogue, in the same BatchGetItem.
+    *for_request, catalogue = store.person_for_request(org_id, person_id)
+    assert tuple(for_request) == store.person_with_history(org_id, person_id)
+    assert catalogue == store.catalogue(org_id)[0]
 
 
 def test_a_redelivered_promotion_event_creates_one_rematch_and_declines_keep_the_new_level(dynamodb_local):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -67,7 +67,7 @@ from coaching.domain.matching import (
 )
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
-from coaching.domain.programmes import ProgrammeCatalogue, ShippedCatalogues, require_eligible
+from coaching.domain.programmes import ProgrammeCatalogue, require_eligible
 from coaching.domain.roster import Roster, RosterCoach
 from coaching.domain.taxonomy import Level, Program
 from coaching.ids import new_id
@@ -118,6 +118,13 @@ class MatchStore(CoachLoads, Protocol):
 
     def person_with_history(self, org_id: str, person_id: str) -> tuple[Org | None, Person | None, HistorySummary]:
         """The org, the person and their history summary in one round trip."""
+        ...
+
+    def person_for_request(
+        self, org_id: str, person_id: str
+    ) -> tuple[Org | None, Person | None, HistorySummary, ProgrammeCatalogue]:
+        """As person_with_history, with the org's programme catalogue (the shipped defaults when never
+        changed), in the same round trip."""
         ...
 
     def match(self, org_id: str, person_id: str, match_id: str) -> tuple[MatchRecord, int] | None: ...
@@ -182,12 +189,6 @@ class CoachReader(Protocol):
     def get(self, coach_id: str) -> Coach | None: ...
 
 
-class CatalogueReader(Protocol):
-    def catalogue(self, org_id: str) -> tuple[ProgrammeCatalogue, int | None]:
-        """The org's programme catalogue (the shipped defaults when never changed) and its version."""
-        ...
-
-
 @dataclass
 class MatchingContext:
     roster: RosterReader
@@ -196,8 +197,6 @@ class MatchingContext:
     coaches: CoachReader
     bookings: CoachBookings
     clock: Clock
-    # The org's programme catalogue (eligibility by level); the shipped defaults when none is given.
-    catalogues: CatalogueReader = field(default_factory=ShippedCatalogues)
 
 
 # ---------------------------------------------------------------------------- views
@@ -429,12 +428,15 @@ def _proposed_event(match: MatchRecord, event_id: str | None = None) -> MatchPro
     )
 
 
-def _started_event(engagement: Engagement, match: MatchRecord) -> EngagementStarted:
+def started_event(engagement: Engagement, match_id: str | None, event_id: str | None = None) -> EngagementStarted:
+    """Rollups listen (the person's contribution from the engagement's month); `match_id` is None for an
+    engagement a cohort launch committed."""
     return EngagementStarted(
+        event_id=event_id or new_event_id(),
         occurred_at=engagement.created_at,
         org_id=engagement.org_id,
         person_id=engagement.person_id,
-        match_id=match.match_id,
+        match_id=match_id,
         engagement_id=engagement.engagement_id,
         coach_id=engagement.coach_id,
         program=engagement.program.value,
@@ -490,12 +492,13 @@ def _new_match(
 def request_match(caller: Principal, data: MatchRequestIn, ctx: MatchingContext) -> MatchView:
     """The top three coaches who fit, with reasons; stored with the situation and MatchProposed."""
     org_id = caller.require_org(Role.EMPLOYEE)
-    # The org, the person and their history summary: one BatchGetItem, not a Query over their partition.
-    found_org, found_person, summary = ctx.store.person_with_history(org_id, caller.person_id)
+    # The org, the person, their history summary and the org's programme catalogue: one BatchGetItem, not a
+    # Query over their partition.
+    found_org, found_person, summary, catalogue = ctx.store.person_for_request(org_id, caller.person_id)
     org, person = _found(org_id, caller.person_id, found_org, found_person)
     require_active_person(person)
     # The org's programme catalogue decides who each programme is for (EXEC: senior leaders and executives).
-    require_eligible(ctx.catalogues.catalogue(org_id)[0], data.program, person.level)
+    require_eligible(catalogue, data.program, person.level)
     focus = check_focus(org, data.focus_competencies)
     context = person_context(org, person, data.program, focus, data.preferences.languages)
     history = summary.for_matching()
@@ -579,7 +582,7 @@ def choose(caller: Principal, match_id: str, coach_id: str, ctx: MatchingContext
         if found and found[0].is_active:
             old, old_version = found
             ends.append((old.end(match.trigger, "platform", now), old_version))
-    events: list[Event] = [_started_event(engagement, chosen), *(_ended_event(ended) for ended, _ in ends)]
+    events: list[Event] = [started_event(engagement, chosen.match_id), *(_ended_event(ended) for ended, _ in ends)]
     ctx.store.choose(chosen, version, engagement, coach.capacity, ends, events)
     return engagement
 
