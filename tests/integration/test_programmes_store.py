@@ -22,7 +22,7 @@ from coaching.domain.errors import Conflict, SlotTaken
 from coaching.domain.grow import AttendanceMark, AttendanceRequest, GrowCohortRequest, PlannedSession
 from coaching.domain.orgs import OrgCreate
 from coaching.domain.people import PersonCreate
-from coaching.services import admin, booking, grow, invoicing
+from coaching.services import admin, booking, grow, grow_waitlist, invoicing
 from coaching.services.roster import RosterCache, rebuild_roster
 from coaching_local.seed import OPERATOR, coach_profiles, give_price_book
 from test_sessions_and_ledger import INVOICING, Clock, ledger_items
@@ -196,7 +196,7 @@ def test_ten_concurrent_wait_list_triggers_open_one_cohort_and_enrol_each_person
 
     def trigger(_: int) -> list[str]:
         barrier.wait()
-        return grow.open_waiting(world["admin"], org_id, world["ctx"]).enrolled
+        return grow_waitlist.open_waiting(world["admin"], org_id, world["ctx"]).enrolled
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         enrolled = [person for run in pool.map(trigger, range(10)) for person in run]
