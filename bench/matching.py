@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from coaching.domain.orgs import OrgCreate
     from coaching.ids import person_id_for
-    from coaching.services import admin, cohorts, matching
+    from coaching.services import admin, cohorts, matching, proposals
     from coaching.services.roster import RosterCache, rebuild_roster
     from coaching_local import synthetic, tokens
     from coaching_local.gateway import LocalGateway
@@ -157,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         trips.append([f"{op}({_items(params)})" for op, params in calls])
         floor = bare_ms(client, calls, "bench-MainTable")
 
-        org_obj, person = matching.load_person(ctx, org.org_id, caller.person_id)
-        focus = matching.check_focus(org_obj, request.focus_competencies)
-        context = matching.person_context(org_obj, person, request.program, focus, [])
+        org_obj, person = proposals.load_person(ctx, org.org_id, caller.person_id)
+        focus = proposals.check_focus(org_obj, request.focus_competencies)
+        context = proposals.person_context(org_obj, person, request.program, focus, [])
         compiled = compile_roster(ctx.roster.get())
         now = datetime.now(UTC)
         timings = []

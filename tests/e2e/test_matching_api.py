@@ -12,9 +12,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from coaching.domain.events import stable_event_id
+from coaching.domain.events import PersonPromoted, stable_event_id
 from coaching.ids import person_id_for
-from coaching.services.matching import PersonPromoted
 
 from .helpers import Api, Tenant, coach_profile, make_tenant, person_row
 

@@ -42,7 +42,7 @@ from coaching.domain.orgs import Org
 from coaching.domain.people import Person
 from coaching.domain.taxonomy import Program
 from coaching.ids import new_id
-from coaching.services.matching import (
+from coaching.services.proposals import (
     CoachBookings,
     RosterReader,
     booked,
