@@ -47,12 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     from coaching.adapters.roster_store import RosterStore
     from coaching.auth import Principal, Role
     from coaching.domain.common import utc_now
+    from coaching.domain.compiled_roster import compile_roster
     from coaching.domain.matching import (
         History,
         MatchingSettings,
         MatchRequestIn,
         NoEligibleCoach,
-        compile_roster,
         scored_candidates,
     )
     from coaching.domain.orgs import OrgCreate

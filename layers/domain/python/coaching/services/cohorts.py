@@ -28,13 +28,12 @@ from coaching.domain.availability import Interval
 from coaching.domain.cohort import REASON_AT_CAPACITY, REASON_BETTER_FIT, REASON_NO_EDGES
 from coaching.domain.cohort import match_cohort as solve_cohort
 from coaching.domain.common import Clock, DeferredModel, EntityId, StrictModel
+from coaching.domain.compiled_roster import SCALE, CompiledRoster
 from coaching.domain.engagements import Engagement, HistorySummary
 from coaching.domain.errors import Conflict, InvalidInput, NotFound
 from coaching.domain.events import EngagementStarted, Event, stable_event_id
 from coaching.domain.matching import (
-    SCALE,
     CohortMode,
-    CompiledRoster,
     NoEligibleCoach,
     scored_candidates,
 )

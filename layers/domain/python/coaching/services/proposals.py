@@ -21,6 +21,7 @@ from coaching.domain.availability import (
 from coaching.domain.booking import Booking, BookingStatus
 from coaching.domain.common import Clock
 from coaching.domain.competencies import default_framework
+from coaching.domain.compiled_roster import CompiledRoster, compile_roster
 from coaching.domain.engagements import (
     Engagement,
     MatchRecord,
@@ -36,14 +37,11 @@ from coaching.domain.events import (
 )
 from coaching.domain.matching import (
     PROPOSALS,
-    CompiledRoster,
     History,
     MatchingSettings,
     NoEligibleCoach,
-    OverlapCalculator,
     PersonContext,
     ScoredCoach,
-    compile_roster,
     map_focus,
     proposal,
     rank,
@@ -51,6 +49,7 @@ from coaching.domain.matching import (
     scored_candidates,
 )
 from coaching.domain.orgs import Org
+from coaching.domain.overlap import OverlapCalculator
 from coaching.domain.people import Person
 from coaching.domain.roster import Roster, RosterCoach
 from coaching.domain.taxonomy import Level, Program
