@@ -22,7 +22,7 @@ from coaching.domain.errors import Conflict, SlotTaken
 from coaching.domain.grow import AttendanceMark, AttendanceRequest, GrowCohortRequest, PlannedSession
 from coaching.domain.orgs import OrgCreate
 from coaching.domain.people import PersonCreate
-from coaching.services import admin, booking, grow, grow_waitlist, invoicing
+from coaching.services import admin, booking, grow, grow_waitlist, reconciliation
 from coaching.services.roster import RosterCache, rebuild_roster
 from coaching_local.seed import OPERATOR, coach_profiles, give_price_book
 from test_sessions_and_ledger import INVOICING, Clock, ledger_items
@@ -179,7 +179,7 @@ def test_attendance_bills_each_participant_once_and_reconciles(world):
         grow.record_attendance(coach, org_id, cohort.cohort_id, session.session_id, body, world["ctx"])
     entries = [e for e in ledger_items(org_id) if e["sk"].startswith("ENTRY#")]
     assert len(entries) == 5  # four attended, one no-show (billed under the fee), the excused one not
-    report = invoicing.reconcile(org_id, "2027-03", INVOICING)
+    report = reconciliation.reconcile(org_id, "2027-03", INVOICING)
     assert report.differences == []
     assert keys.cohort_pk(org_id, cohort.cohort_id).startswith(keys.org_pk(org_id))
 
