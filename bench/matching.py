@@ -1,9 +1,9 @@
 """On-demand matching against a 4,000-coach network on DynamoDB Local.
 
-Prints p50/p99 of a full match request, POST /matches (roster from the warm cache; org, person and
-history summary in one BatchGetItem; loads of the finalists; exact availability; the request and its
-situation written in one transaction), both the handler in-process (the function invoked with the proxy
-event, inside the local gateway) and through the local API over HTTP, each as a ratio to the floor of
+Prints p50/p99 of a full match request, POST /matches (roster from the warm cache; org, person, the org's
+programme catalogue and the history summary in one BatchGetItem; loads of the finalists; exact availability;
+the request and its situation written in one transaction), both the handler in-process (the function invoked
+with the proxy event, inside the local gateway) and through the local API over HTTP, each as a ratio to the floor of
 its own round trips replayed bare right after it; and the scoring pass (hard constraints and scores
 over the network) by the reference scorer that matching used before (tests/reference/scorer_v1.py)
 and by the precomputed one, for the same people in the same run. Then a 1,000-participant cohort
@@ -47,17 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     from coaching.adapters.roster_store import RosterStore
     from coaching.auth import Principal, Role
     from coaching.domain.common import utc_now
+    from coaching.domain.compiled_roster import compile_roster
     from coaching.domain.matching import (
         History,
         MatchingSettings,
         MatchRequestIn,
         NoEligibleCoach,
-        compile_roster,
         scored_candidates,
     )
     from coaching.domain.orgs import OrgCreate
     from coaching.ids import person_id_for
-    from coaching.services import admin, cohorts, matching
+    from coaching.services import admin, cohorts, matching, proposals
     from coaching.services.roster import RosterCache, rebuild_roster
     from coaching_local import synthetic, tokens
     from coaching_local.gateway import LocalGateway
@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     pool.invoke = timed_invoke  # type: ignore[method-assign]
     http = urllib3.HTTPConnectionPool(gateway.host, gateway.port, maxsize=1)
 
+    trips: list[list[str]] = []  # each request's DynamoDB round trips, as the floor replays them
+
     def one(index: int) -> tuple[float, float, float, float, float, bool]:
         """One full request with its floor, then the scoring pass for the same person: reference and new."""
         row = rows[index % len(rows)]
@@ -152,11 +154,12 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"match failed: {response.status} {response.data[:300]!r}")
         refused = response.status == 422  # no eligible coach: refused with the binding constraint
         handler = handler_ms[-1]
+        trips.append([f"{op}({_items(params)})" for op, params in calls])
         floor = bare_ms(client, calls, "bench-MainTable")
 
-        org_obj, person = matching.load_person(ctx, org.org_id, caller.person_id)
-        focus = matching.check_focus(org_obj, request.focus_competencies)
-        context = matching.person_context(org_obj, person, request.program, focus, [])
+        org_obj, person = proposals.load_person(ctx, org.org_id, caller.person_id)
+        focus = proposals.check_focus(org_obj, request.focus_competencies)
+        context = proposals.person_context(org_obj, person, request.program, focus, [])
         compiled = compile_roster(ctx.roster.get())
         now = datetime.now(UTC)
         timings = []
@@ -194,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress("requests", index + 1, args.requests)
             reads, writes = meter.read_units, meter.write_units
 
+    print(f"round trips of the last request (the floor replays these): {', '.join(trips[-1])}")
     print(f"first request in a new container: {first_ms:.1f} ms; warm-up of {args.warmup} requests: {warmup_s:.1f} s")
     p50, floor = statistics.median(full_ms), statistics.median(floor_ms)
     handler50 = statistics.median(inproc_ms)
@@ -226,6 +230,15 @@ def main(argv: list[str] | None = None) -> int:
         f"network in {cohort_s:.2f} s; matched {plan.matched}, objective {plan.objective:.2f}"
     )
     return 0 if ok else 1
+
+
+def _items(params: dict[str, object]) -> int:
+    """How many items a call names: keys of a BatchGetItem, items of a transaction, else one."""
+    if "RequestItems" in params:
+        return sum(len(t.get("Keys", t) if isinstance(t, dict) else t) for t in params["RequestItems"].values())  # type: ignore[attr-defined]
+    if "TransactItems" in params:
+        return len(params["TransactItems"])  # type: ignore[arg-type]
+    return 1
 
 
 if __name__ == "__main__":

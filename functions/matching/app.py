@@ -22,7 +22,7 @@ from coaching.domain.common import utc_now
 from coaching.domain.engagements import Engagement
 from coaching.domain.events import CoachProfileUpdated, CoachVettingChanged, PersonPromoted, PersonTerminated
 from coaching.domain.matching import MatchRequestIn
-from coaching.services import cohort_jobs, cohorts, matching
+from coaching.services import cohort_jobs, cohorts, matching, rematches
 from coaching.services.cohort_jobs import CohortJob, CohortJobContext
 from coaching.services.cohorts import CohortContext, CohortPlan, CohortRequest
 from coaching.services.matching import EngagementContext, MatchingContext, MatchView
@@ -50,7 +50,6 @@ ctx = MatchingContext(
     coaches=coaches,
     bookings=bookings,
     clock=utc_now,
-    catalogues=store,
 )
 cohort_ctx = CohortContext(
     roster=roster_cache, store=store, orgs=OrgRepository(), people=people, bookings=bookings, clock=utc_now
@@ -186,14 +185,14 @@ def refresh_roster(trigger: str) -> dict[str, Any]:
 
 
 def on_person_promoted(event: PersonPromoted) -> dict[str, Any]:
-    outcome = matching.on_person_promoted(event, ctx)
+    outcome = rematches.on_person_promoted(event, ctx)
     metrics.add_metric(name="PromotionRematch", unit=MetricUnit.Count, value=len(outcome.rematch_ids))
     return outcome.model_dump()
 
 
 def on_person_terminated(event: PersonTerminated) -> dict[str, Any]:
     """HR ended the person's employment: their engagements end (booking cancels the future sessions)."""
-    outcome = matching.on_person_terminated(event, ctx)
+    outcome = rematches.on_person_terminated(event, ctx)
     metrics.add_metric(name="EngagementsEndedByTermination", unit=MetricUnit.Count, value=len(outcome.ended))
     return outcome.model_dump()
 
@@ -206,7 +205,7 @@ def on_vetting_changed(event: CoachVettingChanged) -> dict[str, Any]:
     """Rebuild the roster; a suspension also ends the coach's engagements with a re-match each."""
     rebuilt = refresh_roster(trigger=event.detail_type)
     roster_cache.invalidate()  # re-matches below read the roster just published
-    outcome = matching.on_coach_vetting_changed(event, ctx)
+    outcome = rematches.on_coach_vetting_changed(event, ctx)
     if outcome.ended:
         metrics.add_metric(name="EngagementsEndedBySuspension", unit=MetricUnit.Count, value=len(outcome.ended))
         logger.info("suspended coach's engagements ended", extra=outcome.model_dump())

@@ -25,8 +25,9 @@ from coaching.domain.common import utc_now
 from coaching.domain.events import InvoiceDue, ReconciliationDue
 from coaching.domain.invoicing import PERIOD_DESCRIPTION, PERIOD_PATTERN, Invoice
 from coaching.domain.pricing import PriceBook, PriceBookVersionInput
-from coaching.services import invoicing
-from coaching.services.invoicing import InvoicingContext, MonthToDate, ReconciliationReport
+from coaching.services import invoicing, reconciliation
+from coaching.services.invoicing import InvoicingContext, MonthToDate
+from coaching.services.reconciliation import ReconciliationReport
 from pydantic import BaseModel
 
 logger = Logger()
@@ -143,7 +144,7 @@ def reconcile(
     org_id: PathId,
     period: PeriodQuery,
 ) -> ReconciliationReport:
-    report = invoicing.reconcile_for(caller, org_id, period, ctx)
+    report = reconciliation.reconcile_for(caller, org_id, period, ctx)
     _count_differences(report)
     return report
 
@@ -160,7 +161,7 @@ def on_invoice_due(event: InvoiceDue) -> dict[str, Any]:
 
 
 def on_reconciliation_due(event: ReconciliationDue) -> dict[str, Any]:
-    report = invoicing.on_reconciliation_due(event, ctx)
+    report = reconciliation.on_reconciliation_due(event, ctx)
     _count_differences(report)
     return report.model_dump(mode="json")
 
@@ -169,7 +170,7 @@ def on_schedule(name: str) -> dict[str, Any]:
     if name == "MonthlyInvoicing":
         fan_out = invoicing.run_monthly_invoicing(ctx.clock(), ctx)
     elif name == "DailyReconciliation":
-        fan_out = invoicing.run_daily_reconciliation(ctx.clock(), ctx)
+        fan_out = reconciliation.run_daily_reconciliation(ctx.clock(), ctx)
     else:
         raise ValueError(f"metering has no schedule named {name!r}")
     logger.info("fan-out written to the outbox", extra=fan_out.model_dump())

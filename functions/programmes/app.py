@@ -25,8 +25,9 @@ from coaching.domain.grow import (
 )
 from coaching.domain.programmes import CatalogueInput, ProgrammeCatalogue
 from coaching.domain.workshops import Workshop, WorkshopCancel, WorkshopCompletion, WorkshopRequest
-from coaching.services import grow, programmes, workshops
-from coaching.services.grow import CohortView, GrowContext, WaitOutcome
+from coaching.services import grow, grow_waitlist, programmes, workshops
+from coaching.services.grow import CohortView, GrowContext
+from coaching.services.grow_waitlist import WaitOutcome
 from coaching.services.programmes import ProgrammesContext, Timeline
 from coaching.services.roster import RosterCache
 from coaching.services.workshops import WorkshopContext
@@ -120,7 +121,7 @@ def match(caller: Caller, org_id: PathId, cohort_id: PathId) -> CohortView:
     tags=["programmes"],
 )
 def wait(caller: Caller, org_id: PathId, body: Annotated[WaitRequest, Body()]) -> WaitOutcome:
-    return grow.add_to_waitlist(caller, org_id, body.person_id, grow_ctx)
+    return grow_waitlist.add_to_waitlist(caller, org_id, body.person_id, grow_ctx)
 
 
 @app.post(
@@ -129,7 +130,7 @@ def wait(caller: Caller, org_id: PathId, body: Annotated[WaitRequest, Body()]) -
     tags=["programmes"],
 )
 def open_waiting(caller: Caller, org_id: PathId) -> WaitOutcome:
-    return grow.open_waiting(caller, org_id, grow_ctx)
+    return grow_waitlist.open_waiting(caller, org_id, grow_ctx)
 
 
 @app.get(

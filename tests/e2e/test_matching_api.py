@@ -12,8 +12,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from coaching.domain.events import PersonPromoted, stable_event_id
 from coaching.ids import person_id_for
-from coaching.services.matching import PersonPromoted
 
 from .helpers import Api, Tenant, coach_profile, make_tenant, person_row
 
@@ -307,6 +307,8 @@ def employee_person_id(employee: Api) -> str:
 
 
 def test_cohort_match_assigns_optimally_within_capacity_and_commits(local_stack, operator, tenant, tenant_b):
+    from .test_outbox_delivery import outbox_events  # it imports this module
+
     lang = "eu"
     network = [coach(operator, lang, capacity=2, programs=["GROW"]) for _ in range(3)]
     refresh(local_stack)
@@ -330,10 +332,35 @@ def test_cohort_match_assigns_optimally_within_capacity_and_commits(local_stack,
     assert everyone["matched"] == 6
     assert everyone["objective"] <= result["objective"]
 
+    assert local_stack.drain_streams(timeout=30)["drained"]
+    before = max((d["seq"] for d in local_stack.deliveries()), default=0)
     committed = tenant.admin.call("POST", "/cohorts/match", body | {"commit": True}).json()
     assert committed["committed"] is True
     assert all(a["engagement_id"] for a in committed["assignments"])
     assert committed["refused"] == []
+    # Each engagement the launch committed is announced as a 1:1 match's is: its EngagementStarted rode in the
+    # engagement's transaction (the outbox), the stream relay published it and the rule delivered it to rollups.
+    for assignment in committed["assignments"]:
+        [started] = outbox_events("EngagementStarted", engagement_id=assignment["engagement_id"])
+        assert started["event_id"] == stable_event_id("EngagementStarted", assignment["engagement_id"])
+        assert (started["person_id"], started["coach_id"], started["match_id"]) == (
+            assignment["person_id"],
+            assignment["coach_id"],
+            None,
+        )
+    assert local_stack.drain_streams(timeout=30)["drained"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        relayed = [
+            d
+            for d in local_stack.deliveries()
+            if d["seq"] > before and d.get("detail_type") == "EngagementStarted" and d.get("status") == "succeeded"
+        ]
+        if len(relayed) >= len(committed["assignments"]):
+            break
+        time.sleep(0.2)
+    assert len(relayed) == len(committed["assignments"]) == 6, local_stack.deliveries()[-5:]
+    assert {d["function"] for d in relayed} == {"RollupsFunction"}
     # The network is now full: a second launch finds every coach at capacity.
     again = tenant.admin.call("POST", "/cohorts/match", body).json()
     assert again["matched"] == 0

@@ -524,12 +524,18 @@ def test_the_catalogues_monthly_allowance_is_what_1_to_1_booking_enforces(local_
     refresh(local_stack)
     catalogue = org.admin.call("GET", f"/orgs/{org.org_id}/programmes").json()
     scale = catalogue["SCALE"] | {"monthly_allowance": 1}
-    body = {name: catalogue[name] for name in ("SCALE", "GROW", "EXEC", "TOGETHER")} | {"SCALE": scale}
+    exec_off = catalogue["EXEC"] | {"enabled": False}
+    body = {name: catalogue[name] for name in ("SCALE", "GROW", "EXEC", "TOGETHER")}
+    body |= {"SCALE": scale, "EXEC": exec_off}
     changed = org.admin.call("PUT", f"/orgs/{org.org_id}/programmes", body)
     assert changed.status_code == 200, changed.text
     assert changed.json()["SCALE"]["monthly_allowance"] == 1
 
     employee, engagement = engaged(local_stack, org, operator, lang)
+    # A match request reads the stored catalogue (in the same BatchGetItem as the person): EXEC is off here.
+    off = ask(employee, program="EXEC")
+    assert off.status_code == 403, off.text
+    assert off.json()["error"]["fields"][0]["field"] == "program"
     starts = open_starts(employee, engagement["engagement_id"], days=10)
     by_month: dict[str, list[str]] = {}
     for s in starts:  # the org's calendar month (org zone: Europe/Berlin)

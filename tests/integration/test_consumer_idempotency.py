@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from coaching.api import _run_once
+from coaching.api_entry import _run_once
 from coaching.domain.events import Event, SessionBooked, SessionCancelled
 
 pytestmark = pytest.mark.integration

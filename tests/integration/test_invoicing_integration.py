@@ -33,7 +33,7 @@ from coaching.domain.orgs import Org, OrgCreate
 from coaching.domain.people import PersonCreate
 from coaching.domain.pricing import NoPriceBook, Outcome, PriceBook, PriceBookVersionInput, charge_for
 from coaching.domain.taxonomy import Program
-from coaching.services import admin, invoicing
+from coaching.services import admin, invoicing, reconciliation
 from coaching.services.invoicing import InvoicingContext
 from coaching_local.seed import OPERATOR
 
@@ -267,8 +267,8 @@ def test_usage_after_the_close_lands_on_the_next_invoice_as_an_adjustment(dynamo
     assert april.amount_of(LineKind.SESSION) == PRICE
     assert april.total_minor == 2 * PRICE
     assert april.summary.sessions_delivered == 1  # the late March session is not April's
-    assert invoicing.reconcile(org.org_id, PERIOD, CTX).differences == []
-    assert invoicing.reconcile(org.org_id, NEXT, CTX).differences == []
+    assert reconciliation.reconcile(org.org_id, PERIOD, CTX).differences == []
+    assert reconciliation.reconcile(org.org_id, NEXT, CTX).differences == []
 
 
 def test_a_month_that_has_not_ended_in_the_org_time_zone_is_not_invoiced(dynamodb_local):
@@ -291,7 +291,7 @@ def test_an_org_without_a_price_book_is_skipped_and_reconciliation_reports_its_e
     assert BillingStore().period_closed_at(org.org_id, PERIOD) is None  # still open: nothing moved on
     with pytest.raises(NoPriceBook):
         invoicing.run_invoice(OPERATOR, org.org_id, PERIOD, CTX)
-    assert invoicing.reconcile(org.org_id, PERIOD, CTX).differences == []
+    assert reconciliation.reconcile(org.org_id, PERIOD, CTX).differences == []
 
     # An entry priced elsewhere (say, before the book was lost) cannot be invoiced: reported.
     foreign = PriceBook(org_id=org.org_id).with_version(book_input(), now=NOW, actor="test")
@@ -310,7 +310,7 @@ def test_an_org_without_a_price_book_is_skipped_and_reconciliation_reports_its_e
     )
     commit_with_entry(lambda _transaction: None, entry, lambda keys: Conflict(f"refused: {keys}"))
     write_locator(org.org_id, entry.booking_id, PERIOD, "completed")
-    report = invoicing.reconcile(org.org_id, PERIOD, CTX)
+    report = reconciliation.reconcile(org.org_id, PERIOD, CTX)
     assert len(report.differences) == 1
     assert "1 ledger entries are billed in 2025-03 but cannot be invoiced" in report.differences[0]
 
@@ -396,7 +396,7 @@ def test_reconciliation_is_clean_then_finds_every_planted_difference(dynamodb_lo
     write_locator(org.org_id, str(uuid.uuid4()), PERIOD, "booked")
     invoicing.invoice_org(org.org_id, PERIOD, NOW, CTX)
 
-    clean = invoicing.reconcile(org.org_id, PERIOD, CTX)
+    clean = reconciliation.reconcile(org.org_id, PERIOD, CTX)
     assert clean.differences == []
     assert (clean.sessions, clean.billable_sessions, clean.usage_entries_found, clean.ledger_entries) == (7, 5, 5, 5)
     assert clean.invoice_status is InvoiceStatus.DRAFT
@@ -410,7 +410,7 @@ def test_reconciliation_is_clean_then_finds_every_planted_difference(dynamodb_lo
     stored, version = BillingStore().invoice(org.org_id, PERIOD)
     BillingStore().save_invoice(stored.model_copy(update={"total_minor": stored.total_minor + 1}), version)
 
-    report = invoicing.reconcile(org.org_id, PERIOD, CTX)
+    report = reconciliation.reconcile(org.org_id, PERIOD, CTX)
     assert len(report.differences) == 3, report.differences
     assert any(unbilled in d and "no usage entry" in d for d in report.differences)
     assert any(cancelled.booking_id in d and "cancelled (not billable)" in d for d in report.differences)
@@ -426,7 +426,7 @@ def test_reconciliation_finds_a_guard_without_its_entry_and_an_entry_without_its
     LocatorItem.get(*keys.locator_key(orphan.booking_id)).delete()
     MainItem.get(keys.ledger_pk(org.org_id, PERIOD), keys.entry_sk(entry.entry_id)).delete()
 
-    report = invoicing.reconcile(org.org_id, PERIOD, CTX)
+    report = reconciliation.reconcile(org.org_id, PERIOD, CTX)
     assert sorted(report.differences) == sorted(
         [
             f"session {entry.booking_id}: its usage guard points to entry {PERIOD}/{entry.entry_id}, "
@@ -490,7 +490,7 @@ def test_the_monthly_run_and_the_daily_reconciliation_write_one_event_per_org_to
     kept = InvoiceDue.model_validate(outbox_detail(stable_event_id("InvoiceDue", east.org_id, "2025-07"))[2])
     assert kept.occurred_at == now
 
-    daily = invoicing.run_daily_reconciliation(datetime(2025, 8, 1, 3, 0, tzinfo=UTC), ctx)
+    daily = reconciliation.run_daily_reconciliation(datetime(2025, 8, 1, 3, 0, tzinfo=UTC), ctx)
     assert (daily.kind, daily.period, daily.orgs, daily.events) == ("ReconciliationDue", None, 2, 4)
     expected = {east.org_id: ("2025-07", "2025-08"), west.org_id: ("2025-06", "2025-07")}  # 1 Aug east, 31 Jul west
     for org_id, periods in expected.items():

@@ -12,12 +12,12 @@ from coaching.adapters.roster_store import RosterStore
 from coaching.auth import Principal, Role
 from coaching.domain.coaches import CoachCreate, RoleHeld, VettingDecision, VettingStatus
 from coaching.domain.common import utc_now
-from coaching.domain.errors import ChooseRefused
+from coaching.domain.errors import ChooseRefused, NoEligibleCoachError
 from coaching.domain.events import PersonPromoted
 from coaching.domain.matching import MatchRequestIn
 from coaching.domain.orgs import OrgCreate
 from coaching.domain.people import PersonCreate
-from coaching.services import admin, matching
+from coaching.services import admin, matching, rematches
 from coaching.services.roster import RosterCache, rebuild_roster
 from coaching_local.seed import OPERATOR, coach_profiles
 
@@ -60,6 +60,10 @@ def assert_summary_matches_the_partition(org_id: str, person_id: str) -> None:
     assert summary.active_programs() == {e.program.value for e in history.active_engagements()}
     _, _, read_together = store.person_with_history(org_id, person_id)
     assert read_together == summary
+    # A match request reads the same, with the org's catalogue, in the same BatchGetItem.
+    *for_request, catalogue = store.person_for_request(org_id, person_id)
+    assert tuple(for_request) == store.person_with_history(org_id, person_id)
+    assert catalogue == store.catalogue(org_id)[0]
 
 
 def test_a_redelivered_promotion_event_creates_one_rematch_and_declines_keep_the_new_level(dynamodb_local):
@@ -118,8 +122,8 @@ def test_a_redelivered_promotion_event_creates_one_rematch_and_declines_keep_the
         new_level="senior_leader",
         effective_date="2026-12-01",
     )
-    first = matching.on_person_promoted(event, ctx)
-    again = matching.on_person_promoted(event, ctx)  # EventBridge retried the same event
+    first = rematches.on_person_promoted(event, ctx)
+    again = rematches.on_person_promoted(event, ctx)  # EventBridge retried the same event
     assert first.rematch_ids == again.rematch_ids
     assert len([m for m in matching.list_matches(employee, ctx) if m.trigger == "promotion"]) == 1
 
@@ -127,7 +131,7 @@ def test_a_redelivered_promotion_event_creates_one_rematch_and_declines_keep_the
     senior_ids = {coaches[1].coach_id, coaches[2].coach_id}
     assert {p.coach_id for p in rematch.proposals} == senior_ids
     # Declining keeps the senior-leader bar although the person record still says manager.
-    with pytest.raises(matching.NoEligibleCoachError):
+    with pytest.raises(NoEligibleCoachError):
         matching.decline_all(employee, rematch.match_id, ctx)
     assert_summary_matches_the_partition(org.org_id, person.person_id)
     summary = MatchingStore().summaries(org.org_id, [person.person_id])[person.person_id]

@@ -22,7 +22,7 @@ from coaching.domain.errors import Conflict, SlotTaken
 from coaching.domain.grow import AttendanceMark, AttendanceRequest, GrowCohortRequest, PlannedSession
 from coaching.domain.orgs import OrgCreate
 from coaching.domain.people import PersonCreate
-from coaching.services import admin, booking, grow, invoicing
+from coaching.services import admin, booking, grow, grow_waitlist, reconciliation
 from coaching.services.roster import RosterCache, rebuild_roster
 from coaching_local.seed import OPERATOR, coach_profiles, give_price_book
 from test_sessions_and_ledger import INVOICING, Clock, ledger_items
@@ -179,7 +179,7 @@ def test_attendance_bills_each_participant_once_and_reconciles(world):
         grow.record_attendance(coach, org_id, cohort.cohort_id, session.session_id, body, world["ctx"])
     entries = [e for e in ledger_items(org_id) if e["sk"].startswith("ENTRY#")]
     assert len(entries) == 5  # four attended, one no-show (billed under the fee), the excused one not
-    report = invoicing.reconcile(org_id, "2027-03", INVOICING)
+    report = reconciliation.reconcile(org_id, "2027-03", INVOICING)
     assert report.differences == []
     assert keys.cohort_pk(org_id, cohort.cohort_id).startswith(keys.org_pk(org_id))
 
@@ -188,15 +188,15 @@ def test_ten_concurrent_wait_list_triggers_open_one_cohort_and_enrol_each_person
     org_id = world["org"].org_id
     people = _people(org_id, 9, world["ctx_admin"])
     for n, person_id in enumerate(people):
-        world["store"].add(
-            grow.WaitEntry(org_id=org_id, person_id=person_id, transition="new_manager", language="en",
-                           source="promotion", since=START + timedelta(minutes=n))
-        )  # fmt: skip
+        entry = grow.WaitEntry(org_id=org_id, person_id=person_id, transition="new_manager", language="en",
+                               source="promotion", since=START + timedelta(minutes=n))  # fmt: skip
+        assert world["store"].add(entry)
+        assert not world["store"].add(entry)  # a person waits once: the second add writes nothing
     barrier = threading.Barrier(10)
 
     def trigger(_: int) -> list[str]:
         barrier.wait()
-        return grow.open_waiting(world["admin"], org_id, world["ctx"]).enrolled
+        return grow_waitlist.open_waiting(world["admin"], org_id, world["ctx"]).enrolled
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         enrolled = [person for run in pool.map(trigger, range(10)) for person in run]
@@ -206,3 +206,31 @@ def test_ten_concurrent_wait_list_triggers_open_one_cohort_and_enrol_each_person
     # Nine wait; the cohort opens for all nine (up to max_size), each enrolled exactly once across the runs.
     assert sorted(enrolled) == members == sorted(people)
     assert world["store"].waiting(org_id, "new_manager") == []
+
+
+def test_a_catalogue_change_reads_the_org_once_and_is_conditional_on_both_versions(dynamodb_local):
+    from coaching.domain.programmes import CatalogueInput, ProgrammeCatalogue
+
+    ctx_admin = admin.AdminContext(**admin_ports())
+    org = admin.create_org(
+        OPERATOR, OrgCreate(name="Catalogue org", time_zone="UTC", currency="EUR", industry="technology"), ctx_admin
+    )
+    store = ProgrammeStore()
+    assert store.org_and_catalogue("no-such-org") is None
+    read = store.org_and_catalogue(org.org_id)
+    assert read is not None
+    found, org_version, catalogue, version = read
+    assert (found, catalogue, version) == (org, ProgrammeCatalogue.defaults(org.org_id), None)
+    now = datetime.now(UTC)
+    fresh = catalogue.changed(CatalogueInput(), actor="a", now=now)
+    renamed = found.model_copy(update={"name": "Renamed"})
+    assert store.save_catalogue(fresh, version, renamed, org_version)
+    # Both saved; the org keeps its index entry (only its body changed).
+    assert store.catalogue(org.org_id) == (fresh, 1)
+    assert ctx_admin.orgs.get(org.org_id).name == "Renamed"
+    listed = ctx_admin.orgs.list(limit=1000, cursor=None)
+    assert org.org_id in {o.org_id for o in listed.items}
+    # A save from the same stale read loses on either version, and writes nothing.
+    assert not store.save_catalogue(fresh, version, renamed, org_version)
+    assert not store.save_catalogue(fresh, 1, found, org_version)
+    assert ctx_admin.orgs.get(org.org_id).name == "Renamed"

@@ -31,7 +31,7 @@ from coaching.domain.events import BudgetThresholdReached, stable_event_id
 from coaching.domain.invoicing import EntryKind
 from coaching.domain.orgs import OrgCreate
 from coaching.domain.people import PersonCreate
-from coaching.services import admin, booking, completion, invoicing
+from coaching.services import admin, booking, completion, reconciliation
 from coaching.services.invoicing import InvoicingContext
 from coaching.services.roster import RosterCache, rebuild_roster
 from coaching_local.seed import OPERATOR, coach_profiles, give_price_book
@@ -194,7 +194,7 @@ def test_a_fault_after_the_transaction_still_bills_once_and_the_event_exists_onc
     assert locator is not None
     assert locator.status == "completed"
     # And the books agree: reconciliation of the month finds nothing to report.
-    assert invoicing.reconcile(world["org"].org_id, made.policy.allowance_period, INVOICING).differences == []
+    assert reconciliation.reconcile(world["org"].org_id, made.policy.allowance_period, INVOICING).differences == []
 
 
 def test_no_show_waits_15_minutes_and_bad_outcomes_are_refused(world):

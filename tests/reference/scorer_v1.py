@@ -10,21 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from coaching.domain.compiled_roster import LEVEL_RANK, SCALE, CompiledCoach, CompiledRoster
 from coaching.domain.matching import (
-    FULL_OVERLAP_MINUTES,
-    LEVEL_RANK,
-    SCALE,
-    CompiledCoach,
-    CompiledRoster,
     History,
     MatchWeights,
     NoEligibleCoach,
-    OverlapCalculator,
     PersonContext,
     eligible,
     static_constraints,
     weight_vector,
 )
+from coaching.domain.overlap import FULL_OVERLAP_MINUTES, OverlapCalculator
 
 
 def reference_candidates(

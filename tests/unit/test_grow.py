@@ -16,7 +16,7 @@ from coaching.domain.grow import (
     PlannedSession,
     participant_unit_id,
 )
-from coaching.services import grow
+from coaching.services import grow, grow_waitlist
 from pydantic import ValidationError
 
 from .fakes.booking import make_person, roster_coach
@@ -167,7 +167,7 @@ def test_a_matched_cohort_no_longer_enrols():
 def test_a_cohort_opens_when_enough_people_of_one_language_wait():
     world = ProgrammesWorld.create()
     ids = world.add_people(8)
-    outcomes = [grow.add_to_waitlist(ADMIN, ORG, person, world.grow) for person in ids]
+    outcomes = [grow_waitlist.add_to_waitlist(ADMIN, ORG, person, world.grow) for person in ids]
     assert [o.opened_cohort_id for o in outcomes[:7]] == [None] * 7
     assert [o.waiting for o in outcomes[:7]] == list(range(1, 8))
     opened = outcomes[7]
@@ -187,7 +187,7 @@ def test_people_of_different_languages_do_not_open_a_cohort_together():
         world.store.persons[(ORG, person)] = make_person(person, level="first_time_manager").model_copy(
             update={"languages": ["de"]}
         )
-    outcomes = [grow.add_to_waitlist(ADMIN, ORG, person, world.grow) for person in ids]
+    outcomes = [grow_waitlist.add_to_waitlist(ADMIN, ORG, person, world.grow) for person in ids]
     assert {o.opened_cohort_id for o in outcomes} == {None}
     assert len(world.store.waiting(ORG, "new_manager")) == 8
 
@@ -196,7 +196,7 @@ def test_a_smaller_threshold_opens_a_cohort_of_at_least_the_minimum_size():
     world = ProgrammesWorld.create()
     world.set_catalogue(GROW={"opens_when_waiting": 6, "min_size": 6})
     ids = world.add_people(6)
-    outcome = [grow.add_to_waitlist(ADMIN, ORG, person, world.grow) for person in ids][-1]
+    outcome = [grow_waitlist.add_to_waitlist(ADMIN, ORG, person, world.grow) for person in ids][-1]
     cohort, _ = world.store.cohort(ORG, outcome.opened_cohort_id)
     assert cohort.size == 6
 
@@ -227,18 +227,18 @@ def test_the_trigger_is_idempotent_and_finishes_an_interrupted_opening():
 
     world.store.enrol = enrol_then_fail  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
-        grow.open_waiting(ADMIN, ORG, world.grow)
+        grow_waitlist.open_waiting(ADMIN, ORG, world.grow)
     world.store.enrol = real_enrol  # type: ignore[method-assign]
     (cohort_id,) = [c.cohort_id for c in world.store.cohorts(ORG)]
     assert len(world.store.members(ORG, cohort_id)) == 3
     # The same people still wait for the rest: the retry finds the same cohort (its id derives from
     # who waited) and enrols the five left.
-    retried = grow.open_waiting(ADMIN, ORG, world.grow)
+    retried = grow_waitlist.open_waiting(ADMIN, ORG, world.grow)
     assert (retried.opened_cohort_id, len(retried.enrolled)) == (cohort_id, 5)
     assert [c.cohort_id for c in world.store.cohorts(ORG)] == [cohort_id]
     assert len(world.store.members(ORG, cohort_id)) == 8
     # Again: nobody waits, nothing happens.
-    again = grow.open_waiting(ADMIN, ORG, world.grow)
+    again = grow_waitlist.open_waiting(ADMIN, ORG, world.grow)
     assert (again.waiting, again.opened_cohort_id, again.enrolled) == (0, None, [])
     assert len(world.store.cohort_items) == 1
     assert len(world.store.events(CohortOpened)) == 1
@@ -248,15 +248,15 @@ def test_the_trigger_is_idempotent_and_finishes_an_interrupted_opening():
 def test_the_wait_list_takes_eligible_people_once():
     world = ProgrammesWorld.create()
     (person,) = world.add_people(1)
-    first = grow.add_to_waitlist(ADMIN, ORG, person, world.grow)
-    second = grow.add_to_waitlist(ADMIN, ORG, person, world.grow)
+    first = grow_waitlist.add_to_waitlist(ADMIN, ORG, person, world.grow)
+    second = grow_waitlist.add_to_waitlist(ADMIN, ORG, person, world.grow)
     assert (first.waiting, second.waiting) == (1, 1)
     (manager,) = world.add_people(1, level="manager", prefix="m")
     with pytest.raises(InvalidInput) as refused:
-        grow.add_to_waitlist(ADMIN, ORG, manager, world.grow)
+        grow_waitlist.add_to_waitlist(ADMIN, ORG, manager, world.grow)
     assert refused.value.field == "person_id"
     with pytest.raises(Forbidden):
-        grow.open_waiting(OTHER_ADMIN, ORG, world.grow)
+        grow_waitlist.open_waiting(OTHER_ADMIN, ORG, world.grow)
 
 
 # ---------------------------------------------------------------------------- coaches (the solver)
@@ -480,20 +480,20 @@ def test_a_person_taken_by_another_cohort_meanwhile_is_skipped_and_a_place_left_
     world = ProgrammesWorld.create()
     ids = world.add_people(9)
     for person in ids[:8]:
-        grow.add_to_waitlist(ADMIN, ORG, person, world.grow)
+        grow_waitlist.add_to_waitlist(ADMIN, ORG, person, world.grow)
     (cohort,) = world.store.cohorts(ORG)
     # One participant leaves the forming cohort (an operator removed them): a place is free again.
     world.store.memberships[(ORG, cohort.cohort_id)].pop(ids[0])
     world.store.seats[(ORG, cohort.cohort_id)] -= 1
     # The next person to wait takes it, and no second cohort opens.
-    topped = grow.add_to_waitlist(ADMIN, ORG, ids[8], world.grow)
+    topped = grow_waitlist.add_to_waitlist(ADMIN, ORG, ids[8], world.grow)
     assert (topped.opened_cohort_id, topped.enrolled) == (cohort.cohort_id, [ids[8]])
     assert len(world.store.cohort_items) == 1
     # An enrolment from the wait-list of someone no longer waiting is refused, naming the person.
     stale = grow.WaitEntry(
         org_id=ORG, person_id=ids[0], transition="new_manager", language="en", source="admin", since=START
     )
-    enrolled = grow._enrol_waiting(cohort, [stale], world.grow, world.clock.now)
+    enrolled = grow_waitlist._enrol_waiting(cohort, [stale], world.grow, world.clock.now)
     assert enrolled == []
     assert ids[0] not in {m.person_id for m in world.store.members(ORG, cohort.cohort_id)}
 
@@ -523,6 +523,6 @@ def test_a_wait_list_enrolment_that_lost_to_a_concurrent_one_is_tried_again():
         real_enrol(cohort, enrolment, events)
 
     world.store.enrol = contended  # type: ignore[method-assign]
-    outcome = grow.open_waiting(ADMIN, ORG, world.grow)
+    outcome = grow_waitlist.open_waiting(ADMIN, ORG, world.grow)
     assert sorted(outcome.enrolled) == ids
     assert world.store.waiting(ORG, "new_manager") == []

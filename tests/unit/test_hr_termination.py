@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from coaching.domain.events import EngagementEnded, PersonTerminated
-from coaching.services import matching
-from coaching.services.matching import PERSON_TERMINATED
+from coaching.services import matching, rematches
+from coaching.services.rematches import PERSON_TERMINATED
 
 from .fakes.matching import MatchingWorld, make_coach
 from .test_lifecycle_service import engage
@@ -31,7 +31,7 @@ def test_a_termination_ends_every_active_engagement_once_and_touches_nobody_else
     assert leaver.org_id is not None
     event = _terminated(leaver.org_id, leaver.person_id)
 
-    outcome = matching.on_person_terminated(event, mworld.ctx)
+    outcome = rematches.on_person_terminated(event, mworld.ctx)
 
     assert sorted(outcome.ended) == sorted([scale.engagement_id, grow.engagement_id])
     ended = [e for e in mworld.events_of(EngagementEnded) if e.end_reason == PERSON_TERMINATED]
@@ -39,7 +39,7 @@ def test_a_termination_ends_every_active_engagement_once_and_touches_nobody_else
     statuses = {e.engagement_id: e.status for e in matching.list_engagements(stayer, mworld.ctx)}
     assert statuses[kept.engagement_id] == "active"
     # Redelivered: nothing more ends and no event is written twice.
-    again = matching.on_person_terminated(event, mworld.ctx)
+    again = rematches.on_person_terminated(event, mworld.ctx)
     assert again.ended == []
     assert len([e for e in mworld.events_of(EngagementEnded) if e.end_reason == PERSON_TERMINATED]) == 2
 
@@ -49,5 +49,5 @@ def test_the_freed_place_lets_the_coach_take_someone_else(mworld: MatchingWorld)
     leaver, next_person = mworld.person(), mworld.person()
     engage(mworld, leaver, solo.coach_id)
     assert leaver.org_id is not None
-    matching.on_person_terminated(_terminated(leaver.org_id, leaver.person_id), mworld.ctx)
+    rematches.on_person_terminated(_terminated(leaver.org_id, leaver.person_id), mworld.ctx)
     assert engage(mworld, next_person, solo.coach_id).is_active

@@ -13,7 +13,7 @@ from coaching.domain.errors import Conflict, DomainError, Forbidden, InvalidInpu
 from coaching.domain.events import InvoiceDue, ReconciliationDue, stable_event_id
 from coaching.domain.invoicing import Invoice, InvoiceStatus, LineKind, finalise, reversal_of
 from coaching.domain.pricing import NoPriceBook, Outcome
-from coaching.services import invoicing
+from coaching.services import invoicing, reconciliation
 from pydantic import ValidationError
 
 from .fakes.invoicing import ORG, PRICE, FakeBilling, World, price_book, price_version, usage
@@ -291,8 +291,8 @@ def test_usage_after_the_close_lands_on_the_next_invoice_as_an_adjustment(finali
     assert november.amount_of(LineKind.SESSION) == PRICE
     assert november.total_minor == 2 * PRICE
     assert november.summary.sessions_delivered == 1  # the late October session is not November's
-    assert invoicing.reconcile(ORG, PERIOD, world.ctx).differences == []
-    assert invoicing.reconcile(ORG, NEXT, world.ctx).differences == []
+    assert reconciliation.reconcile(ORG, PERIOD, world.ctx).differences == []
+    assert reconciliation.reconcile(ORG, NEXT, world.ctx).differences == []
 
 
 # ---------------------------------------------------------------------------- month to date
@@ -365,7 +365,7 @@ def _reconciled_world() -> World:
 
 def test_reconciliation_of_a_clean_month_finds_nothing() -> None:
     world = _reconciled_world()
-    report = invoicing.reconcile(ORG, PERIOD, world.ctx)
+    report = reconciliation.reconcile(ORG, PERIOD, world.ctx)
     assert report.differences == []
     assert (report.sessions, report.billable_sessions, report.usage_entries_found, report.ledger_entries) == (
         7,
@@ -374,7 +374,7 @@ def test_reconciliation_of_a_clean_month_finds_nothing() -> None:
         5,
     )
     assert (report.org_id, report.period, report.invoice_status) == (ORG, PERIOD, InvoiceStatus.DRAFT)
-    assert invoicing.on_reconciliation_due(ReconciliationDue(org_id=ORG, period=PERIOD), world.ctx) == report
+    assert reconciliation.on_reconciliation_due(ReconciliationDue(org_id=ORG, period=PERIOD), world.ctx) == report
 
 
 def test_reconciliation_finds_every_planted_difference() -> None:
@@ -390,7 +390,7 @@ def test_reconciliation_finds_every_planted_difference() -> None:
     stored, version = world.billing.stored[(ORG, PERIOD)]
     world.billing.stored[(ORG, PERIOD)] = (stored.model_copy(update={"total_minor": stored.total_minor + 1}), version)
 
-    report = invoicing.reconcile(ORG, PERIOD, world.ctx)
+    report = reconciliation.reconcile(ORG, PERIOD, world.ctx)
     assert len(report.differences) == 4, report.differences
     assert "session unbilled is completed but has no usage entry in the ledger" in report.differences
     assert (
@@ -418,7 +418,7 @@ def test_reconciliation_finds_a_guard_without_its_entry_and_entries_without_thei
     # A session counted in October whose entry is for September.
     world.session(usage(book, "moved", datetime(2026, 9, 30, tzinfo=UTC), billed_in=PERIOD), period=PERIOD)
 
-    report = invoicing.reconcile(ORG, PERIOD, world.ctx)
+    report = reconciliation.reconcile(ORG, PERIOD, world.ctx)
     assert sorted(report.differences) == sorted(
         [
             f"session lost: its usage guard points to entry {PERIOD}/{lost.entry_id}, which does not exist",
@@ -439,39 +439,39 @@ def test_reconciliation_rechecks_a_suspect_session_on_its_current_status() -> No
     # The index shows "completed" for a session since cancelled for free, without an entry.
     world.sessions.record(ORG, PERIOD, "just-cancelled", "cancelled")
     world.sessions.index[(ORG, PERIOD)]["just-cancelled"] = "completed"
-    report = invoicing.reconcile(ORG, PERIOD, world.ctx)
+    report = reconciliation.reconcile(ORG, PERIOD, world.ctx)
     assert report.differences == []
 
 
 def test_reconciliation_reports_a_closed_month_without_invoice_and_entries_without_a_price() -> None:
     world = _world(entries=1)
     world.billing.closed[(ORG, PERIOD)] = NOW.isoformat()
-    assert invoicing.reconcile(ORG, PERIOD, world.ctx).differences == [
+    assert reconciliation.reconcile(ORG, PERIOD, world.ctx).differences == [
         f"{PERIOD} was closed at {NOW.isoformat()} but has no invoice"
     ]
     del world.billing.closed[(ORG, PERIOD)]
     del world.billing.books[ORG]
-    assert invoicing.reconcile(ORG, PERIOD, world.ctx).differences == [
+    assert reconciliation.reconcile(ORG, PERIOD, world.ctx).differences == [
         f"1 ledger entries are billed in {PERIOD} but cannot be invoiced: organisation {ORG} has no price book; "
         "an operator must post one before it is invoiced"
     ]
     world.billing.books[ORG] = price_book()
     invoicing.invoice_org(ORG, PERIOD, NOW, world.ctx)
     del world.billing.books[ORG]
-    assert invoicing.reconcile(ORG, PERIOD, world.ctx).differences == [
+    assert reconciliation.reconcile(ORG, PERIOD, world.ctx).differences == [
         f"invoice {ORG}-{PERIOD} exists but the organisation has no price book"
     ]
 
 
 def test_on_demand_reconciliation_is_for_finance_of_the_org_and_operators() -> None:
     world = _reconciled_world()
-    assert invoicing.reconcile_for(FINANCE, ORG, PERIOD, world.ctx).differences == []
-    assert invoicing.reconcile_for(OPERATOR, ORG, PERIOD, world.ctx).sessions == 7
+    assert reconciliation.reconcile_for(FINANCE, ORG, PERIOD, world.ctx).differences == []
+    assert reconciliation.reconcile_for(OPERATOR, ORG, PERIOD, world.ctx).sessions == 7
     for caller in (ORG_ADMIN, EMPLOYEE, Principal("cfo", "org-2", frozenset({Role.FINANCE}))):
         with pytest.raises(Forbidden):
-            invoicing.reconcile_for(caller, ORG, PERIOD, world.ctx)
+            reconciliation.reconcile_for(caller, ORG, PERIOD, world.ctx)
     with pytest.raises(NotFound):
-        invoicing.reconcile_for(OPERATOR, "no-such-org", PERIOD, world.ctx)
+        reconciliation.reconcile_for(OPERATOR, "no-such-org", PERIOD, world.ctx)
 
 
 # ---------------------------------------------------------------------------- fan-out
@@ -524,7 +524,7 @@ def test_the_daily_reconciliation_writes_each_org_previous_and_current_month_onc
     world.org("east", time_zone="Pacific/Kiritimati")  # UTC+14
     world.org("west", time_zone="Pacific/Pago_Pago")  # UTC-11
     now = datetime(2026, 12, 1, 3, tzinfo=UTC)
-    fan_out = invoicing.run_daily_reconciliation(now, world.ctx)
+    fan_out = reconciliation.run_daily_reconciliation(now, world.ctx)
     assert (fan_out.kind, fan_out.period, fan_out.orgs, fan_out.events) == ("ReconciliationDue", None, 2, 4)
     periods: dict[str, set[str]] = {}
     for event in world.outbox.of_type(ReconciliationDue):
@@ -532,9 +532,9 @@ def test_the_daily_reconciliation_writes_each_org_previous_and_current_month_onc
         assert event.event_id == stable_event_id("ReconciliationDue", event.org_id, event.period, "2026-12-01")
     assert periods == {"east": {"2026-11", "2026-12"}, "west": {"2026-10", "2026-11"}}  # 1 Dec east, 30 Nov west
 
-    invoicing.run_daily_reconciliation(now + timedelta(hours=2), world.ctx)  # a retry the same day
+    reconciliation.run_daily_reconciliation(now + timedelta(hours=2), world.ctx)  # a retry the same day
     assert len(world.outbox.items) == 4
-    invoicing.run_daily_reconciliation(now + timedelta(days=1), world.ctx)  # the next day reconciles again
+    reconciliation.run_daily_reconciliation(now + timedelta(days=1), world.ctx)  # the next day reconciles again
     assert len(world.outbox.items) == 8
 
 
@@ -597,7 +597,7 @@ def test_who_may_read_finalise_reconcile_run_and_post(
         lambda: invoicing.month_to_date(caller, ORG, NOW, ctx),
     ]
     assert [allowed(read) for read in reads] == [readers] * len(reads)
-    assert allowed(lambda: invoicing.reconcile_for(caller, ORG, PERIOD, ctx)) is finance_or_operator
+    assert allowed(lambda: reconciliation.reconcile_for(caller, ORG, PERIOD, ctx)) is finance_or_operator
     assert allowed(lambda: invoicing.finalise_invoice(caller, ORG, PERIOD, ctx)) is finance_or_operator
     assert allowed(lambda: invoicing.run_invoice(caller, ORG, "2026-09", ctx)) is operator_only
     posted = lambda: invoicing.add_price_book_version(caller, ORG, price_version(effective_from=date(2027, 1, 1)), ctx)  # noqa: E731
@@ -619,10 +619,10 @@ def test_a_period_the_platform_does_not_bill_is_refused_naming_the_field(period:
         lambda: invoicing.finalise_invoice(FINANCE, ORG, period, ctx),
         lambda: invoicing.get_invoice(FINANCE, ORG, period, ctx),
         lambda: invoicing.invoice_csv_export(FINANCE, ORG, period, ctx),
-        lambda: invoicing.reconcile(ORG, period, ctx),
-        lambda: invoicing.reconcile_for(FINANCE, ORG, period, ctx),
+        lambda: reconciliation.reconcile(ORG, period, ctx),
+        lambda: reconciliation.reconcile_for(FINANCE, ORG, period, ctx),
         lambda: invoicing.on_invoice_due(InvoiceDue(org_id=ORG, period=period), ctx),
-        lambda: invoicing.on_reconciliation_due(ReconciliationDue(org_id=ORG, period=period), ctx),
+        lambda: reconciliation.on_reconciliation_due(ReconciliationDue(org_id=ORG, period=period), ctx),
     ]
     for call in calls:
         with pytest.raises(DomainError) as refused:  # never a ValueError from the month arithmetic

@@ -23,7 +23,7 @@ from coaching.domain.events import (
 )
 from coaching.domain.matching import MatchRequestIn
 from coaching.domain.people import Person
-from coaching.services import booking, completion, matching
+from coaching.services import booking, completion, matching, rematches
 
 from .fakes.booking import COACH, ORG, PERSON, World, as_coach, employee
 from .fakes.matching import MatchingWorld, coach_caller, make_coach
@@ -154,7 +154,7 @@ def test_suspension_ends_each_engagement_and_proposes_a_rematch_without_the_coac
     event = suspend(mworld, ada.coach_id)
     writes = mworld.store.writes
 
-    outcome = matching.on_coach_vetting_changed(event, mworld.ctx)
+    outcome = rematches.on_coach_vetting_changed(event, mworld.ctx)
 
     assert sorted(outcome.ended) == sorted(e.engagement_id for e in engagements)
     assert outcome.unmatched == []
@@ -207,19 +207,19 @@ def test_suspension_is_idempotent_per_event_and_resumes_where_an_interrupted_run
 
     mworld.store.end_and_propose = end_then_die  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
-        matching.on_coach_vetting_changed(event, mworld.ctx)
+        rematches.on_coach_vetting_changed(event, mworld.ctx)
     mworld.store.end_and_propose = original  # type: ignore[method-assign]
     assert len(committed_once) == 1
 
-    rerun = matching.on_coach_vetting_changed(event, mworld.ctx)  # the bus retries the event
+    rerun = rematches.on_coach_vetting_changed(event, mworld.ctx)  # the bus retries the event
     assert len(rerun.ended) == 2
     assert committed_once[0] not in rerun.ended
-    again = matching.on_coach_vetting_changed(event, mworld.ctx)  # and delivers it once more
+    again = rematches.on_coach_vetting_changed(event, mworld.ctx)  # and delivers it once more
     assert (again.ended, again.rematch_ids) == ([], [])
     ended = [e for e in mworld.events_of(EngagementEnded) if e.end_reason == COACH_SUSPENDED]
     assert len(ended) == len({e.engagement_id for e in ended}) == 3
-    rematches = [e for e in mworld.events_of(MatchProposed) if e.trigger == "coach_suspended"]
-    assert len(rematches) == len({e.match_id for e in rematches}) == 3
+    proposed_again = [e for e in mworld.events_of(MatchProposed) if e.trigger == "coach_suspended"]
+    assert len(proposed_again) == len({e.match_id for e in proposed_again}) == 3
 
 
 def test_nobody_else_eligible_records_a_gap_and_the_engagement_still_ends(mworld):
@@ -227,7 +227,7 @@ def test_nobody_else_eligible_records_a_gap_and_the_engagement_still_ends(mworld
     mworld.coaches(only, make_coach("english"))
     icelandic = mworld.person(languages=["is"])
     lonely = engage(mworld, icelandic, only.coach_id)
-    outcome = matching.on_coach_vetting_changed(suspend(mworld, only.coach_id), mworld.ctx)
+    outcome = rematches.on_coach_vetting_changed(suspend(mworld, only.coach_id), mworld.ctx)
     assert (outcome.ended, outcome.unmatched, outcome.rematch_ids) == (
         [lonely.engagement_id],
         [lonely.engagement_id],
@@ -247,7 +247,7 @@ def test_an_inactive_persons_engagement_ends_without_a_proposal(mworld):
     gone = engage(mworld, leaving, ada.coach_id)
     kept = engage(mworld, staying, ada.coach_id)
     set_active(mworld, leaving, False)
-    outcome = matching.on_coach_vetting_changed(suspend(mworld, ada.coach_id), mworld.ctx)
+    outcome = rematches.on_coach_vetting_changed(suspend(mworld, ada.coach_id), mworld.ctx)
     assert sorted(outcome.ended) == sorted([gone.engagement_id, kept.engagement_id])
     assert outcome.unmatched == [gone.engagement_id]
     proposed = [e for e in mworld.events_of(MatchProposed) if e.trigger == "coach_suspended"]
@@ -260,9 +260,9 @@ def test_a_coach_approved_again_before_the_event_arrives_keeps_their_engagements
     engagement = engage(mworld, mworld.person(), ada.coach_id)
     event = suspend(mworld, ada.coach_id)
     mworld.network.set_status(ada.coach_id, VettingStatus.APPROVED)
-    assert matching.on_coach_vetting_changed(event, mworld.ctx).ended == []
+    assert rematches.on_coach_vetting_changed(event, mworld.ctx).ended == []
     approved = event.model_copy(update={"event_id": "vetting-2", "vetting_status": "approved"})
-    assert matching.on_coach_vetting_changed(approved, mworld.ctx).ended == []
+    assert rematches.on_coach_vetting_changed(approved, mworld.ctx).ended == []
     stored, _ = mworld.store.engagement(engagement.org_id, engagement.person_id, engagement.engagement_id)
     assert stored.is_active
 
@@ -278,7 +278,7 @@ def test_an_engagement_the_person_ends_at_the_same_moment_is_left_to_them(mworld
         store.end_engagement(found[0].end("not a fit", "person", mworld.now), found[1])
 
     mworld.store.before_commit = person_changes_coach
-    outcome = matching.on_coach_vetting_changed(event, mworld.ctx)
+    outcome = rematches.on_coach_vetting_changed(event, mworld.ctx)
     assert outcome.ended == []
     stored, _ = mworld.store.engagement(engagement.org_id, engagement.person_id, engagement.engagement_id)
     assert (stored.ended_by, stored.end_reason) == ("person", "not a fit")
@@ -294,7 +294,7 @@ def test_a_lagging_coach_index_listing_an_ended_engagement_changes_nothing(mworl
 
     mworld.store.coach_engagements = lambda coach_id: [stale]  # type: ignore[method-assign]
     writes = mworld.store.writes
-    assert matching.on_coach_vetting_changed(suspend(mworld, ada.coach_id), mworld.ctx).ended == []
+    assert rematches.on_coach_vetting_changed(suspend(mworld, ada.coach_id), mworld.ctx).ended == []
     assert mworld.store.writes == writes
 
 
@@ -363,7 +363,7 @@ def test_a_promotion_rematch_for_an_inactive_person_proposes_nothing(mworld):
         new_level="executive",
         effective_date="2026-12-01",
     )
-    outcome = matching.on_person_promoted(event, mworld.ctx)
+    outcome = rematches.on_person_promoted(event, mworld.ctx)
     assert (outcome.kept, outcome.rematch_ids) == ([], [])
     assert mworld.store.writes == writes
     assert mworld.store.gap_log == []

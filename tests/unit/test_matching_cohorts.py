@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from coaching.auth import Principal
 from coaching.domain.errors import Forbidden, InvalidInput, NoEligibleCoachError, NotFound
+from coaching.domain.events import EngagementStarted, stable_event_id
 from coaching.domain.matching import MatchingSettings
 from coaching.services import cohorts, matching
 from coaching.services.cohorts import NOT_ASSIGNABLE, CohortRequest
@@ -81,6 +82,34 @@ def test_commit_turns_each_assignment_into_an_engagement_within_capacity():
     assert launch(world, [world.person().person_id]).matched == 0
 
 
+def test_each_committed_engagement_starts_with_its_event_in_the_same_write_as_a_1_to_1_match():
+    world = MatchingWorld()
+    world.coaches(*(make_coach(f"c{i}", capacity=1, programs=["GROW"]) for i in range(2)))
+    cohort = [world.person().person_id for _ in range(3)]  # two places: one is left out
+    plan = launch(world, cohort, commit=True)
+    started = world.events_of(EngagementStarted)
+    committed = [a for a in plan.assignments if a.engagement_id]
+    assert len(committed) == 2
+    by_engagement = {e.engagement_id: e for e in started}
+    assert set(by_engagement) == {a.engagement_id for a in committed}
+    for assignment in committed:
+        event = by_engagement[assignment.engagement_id]
+        engagement = world.store.engagements[(world.org.org_id, assignment.person_id, assignment.engagement_id)][0]
+        assert (event.org_id, event.person_id, event.coach_id, event.program, event.match_id) == (
+            world.org.org_id,
+            assignment.person_id,
+            assignment.coach_id,
+            "GROW",
+            None,  # no match request: a cohort launch committed it
+        )
+        assert event.occurred_at == engagement.created_at
+        assert event.event_id == stable_event_id(EngagementStarted.detail_type, assignment.engagement_id)
+    # A plan that is not committed starts nothing, and announces nothing.
+    before = len(world.events_of(EngagementStarted))
+    launch(world, [world.person().person_id])
+    assert len(world.events_of(EngagementStarted)) == before
+
+
 def test_a_coach_who_filled_up_meanwhile_is_reported_not_overbooked():
     world = MatchingWorld()
     only = make_coach("only", capacity=1, programs=["GROW"])
@@ -92,6 +121,7 @@ def test_a_coach_who_filled_up_meanwhile_is_reported_not_overbooked():
     assert plan.unassigned_by_reason == {"refused_at_commit:coach_id": 1}
     assert plan.assignments[0].engagement_id is None
     assert world.store.load == {only.coach_id: 1}
+    assert world.events_of(EngagementStarted) == []  # a refused engagement's event is not committed either
 
 
 def enrol(world: MatchingWorld, person: Principal, program: str = "GROW") -> None:

@@ -15,18 +15,18 @@ from coaching.domain.availability import (
     hours_together,
     working_intervals,
 )
+from coaching.domain.compiled_roster import compile_roster
 from coaching.domain.matching import (
     PROPOSALS,
     History,
     MatchWeights,
     NoEligibleCoach,
-    OverlapCalculator,
     PersonContext,
-    compile_roster,
     readable,
     score_coach,
     scored_candidates,
 )
+from coaching.domain.overlap import OverlapCalculator
 from coaching.domain.roster import Roster, roster_entries
 from coaching.domain.taxonomy import JobFunction, Level, Program
 from coaching_local import synthetic

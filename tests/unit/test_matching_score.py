@@ -3,18 +3,18 @@
 from datetime import UTC, datetime
 
 import pytest
+from coaching.domain.compiled_roster import compile_roster
 from coaching.domain.matching import (
     History,
     MatchWeights,
     NoEligibleCoach,
-    OverlapCalculator,
     PersonContext,
-    compile_roster,
     eligible,
     score_coach,
     scored_candidates,
     static_constraints,
 )
+from coaching.domain.overlap import OverlapCalculator
 from coaching.domain.roster import Roster, roster_entries
 from coaching.domain.taxonomy import JobFunction, Level, Program
 from coaching_local import synthetic

@@ -11,7 +11,7 @@ from coaching.domain.engagements import EngagementStatus, MatchStatus
 from coaching.domain.errors import ChooseRefused, Conflict, Forbidden, InvalidInput, NoEligibleCoachError, NotFound
 from coaching.domain.events import EngagementEnded, EngagementStarted, MatchProposed, PersonPromoted, stable_event_id
 from coaching.domain.matching import MatchingSettings, MatchRequestIn, MatchWeights
-from coaching.services import matching
+from coaching.services import matching, rematches
 
 from .fakes.matching import (
     OPERATOR,
@@ -362,7 +362,7 @@ def test_promotion_keeps_an_eligible_coach(world):
     employee = world.person(level="individual_contributor")
     matching.choose(employee, ask(world, employee).match_id, plain.coach_id, world.ctx)
     events_before = len(world.store.events)
-    outcome = matching.on_person_promoted(
+    outcome = rematches.on_person_promoted(
         promoted(world, employee, "individual_contributor", "first_time_manager"), world.ctx
     )
     assert (len(outcome.kept), outcome.rematch_ids) == (1, [])
@@ -377,17 +377,17 @@ def test_promotion_rematches_once_per_event_and_choosing_replaces_the_engagement
     employee = world.person(level="manager")
     old = matching.choose(employee, ask(world, employee).match_id, plain.coach_id, world.ctx)
     event = promoted(world, employee, "manager", "senior_leader")
-    first = matching.on_person_promoted(event, world.ctx)
-    again = matching.on_person_promoted(event, world.ctx)  # the bus redelivered the same event
+    first = rematches.on_person_promoted(event, world.ctx)
+    again = rematches.on_person_promoted(event, world.ctx)  # the bus redelivered the same event
     assert first.rematch_ids == again.rematch_ids
     assert len(first.rematch_ids) == 1
-    rematches = [m for m in matching.list_matches(employee, world.ctx) if m.trigger == "promotion"]
-    assert [(m.match_id, ids(m)) for m in rematches] == [(first.rematch_ids[0], [seasoned.coach_id])]
+    promotion_matches = [m for m in matching.list_matches(employee, world.ctx) if m.trigger == "promotion"]
+    assert [(m.match_id, ids(m)) for m in promotion_matches] == [(first.rematch_ids[0], [seasoned.coach_id])]
     [proposed] = [e for e in world.events_of(MatchProposed) if e.trigger == "promotion"]
     assert proposed.coach_ids == [seasoned.coach_id]
     assert proposed.event_id == stable_event_id("MatchProposed", first.rematch_ids[0])
     # Another event (a later promotion) is another re-match.
-    later = matching.on_person_promoted(promoted(world, employee, "manager", "senior_leader", "event-2"), world.ctx)
+    later = rematches.on_person_promoted(promoted(world, employee, "manager", "senior_leader", "event-2"), world.ctx)
     assert later.rematch_ids != first.rematch_ids
 
     new = matching.choose(employee, first.rematch_ids[0], seasoned.coach_id, world.ctx)
@@ -412,7 +412,7 @@ def test_declining_a_promotion_rematch_keeps_the_new_level(world):
     employee = world.person(level="manager")
     view = ask(world, employee)
     matching.choose(employee, view.match_id, plain.coach_id, world.ctx)
-    outcome = matching.on_person_promoted(promoted(world, employee, "manager", "senior_leader"), world.ctx)
+    outcome = rematches.on_person_promoted(promoted(world, employee, "manager", "senior_leader"), world.ctx)
     [rematch_id] = outcome.rematch_ids
     assert ids(matching.get_match(employee, rematch_id, world.ctx)) == [seasoned.coach_id]
     # The person record still says manager, yet the manager-level coach is not proposed: once
@@ -428,7 +428,7 @@ def test_promotion_without_an_eligible_coach_records_a_gap_and_keeps_the_engagem
     world.coaches(plain)
     employee = world.person(level="manager")
     matching.choose(employee, ask(world, employee).match_id, plain.coach_id, world.ctx)
-    outcome = matching.on_person_promoted(promoted(world, employee, "manager", "executive"), world.ctx)
+    outcome = rematches.on_person_promoted(promoted(world, employee, "manager", "executive"), world.ctx)
     assert (outcome.kept, outcome.rematch_ids) == ([], [])
     assert [g["constraint"] for g in world.store.gap_log] == ["seniority"]
     assert [e.status for e in matching.list_engagements(employee, world.ctx)] == [EngagementStatus.ACTIVE]

@@ -94,14 +94,27 @@ def test_an_org_admin_changes_the_catalogue_and_readers_see_it():
 def test_a_concurrent_change_of_the_catalogue_is_a_conflict(monkeypatch):
     world = ProgrammesWorld.create()
     world.set_catalogue()  # stored at version 1
-    read_before = world.store.catalogue(ORG)
+    read_before = world.store.org_and_catalogue(ORG)
     programmes.put_catalogue(ADMIN, ORG, CatalogueInput(), world.programmes)  # someone else saves first
     # This request read the catalogue before that save: its save is conditional on the old version.
-    monkeypatch.setattr(world.store, "catalogue", lambda org_id: read_before)
+    monkeypatch.setattr(world.store, "org_and_catalogue", lambda org_id: read_before)
     with pytest.raises(Conflict) as refused:
         programmes.put_catalogue(ADMIN, ORG, CatalogueInput(), world.programmes)
     assert refused.value.field == "catalogue"
     assert world.store.catalogues[ORG][1] == 2
+
+
+def test_a_concurrent_change_of_the_org_is_a_conflict_and_nothing_is_saved(monkeypatch):
+    world = ProgrammesWorld.create()
+    read_before = world.store.org_and_catalogue(ORG)
+    assert read_before is not None
+    # The org changes after this request read it (its version moves): the save is conditional on the old one.
+    world.store.org_versions[ORG] = read_before[1] + 1
+    monkeypatch.setattr(world.store, "org_and_catalogue", lambda org_id: read_before)
+    with pytest.raises(Conflict) as refused:
+        programmes.put_catalogue(ADMIN, ORG, CatalogueInput(), world.programmes)
+    assert refused.value.field == "catalogue"
+    assert ORG not in world.store.catalogues
 
 
 def test_eligibility_by_level_names_the_rule():
@@ -157,8 +170,6 @@ def test_changing_the_catalogue_never_changes_a_cohort_already_made():
 
 
 def test_matching_follows_the_orgs_catalogue_for_who_each_programme_is_for():
-    import dataclasses
-
     from coaching.domain.matching import MatchRequestIn
     from coaching.services import matching
 
@@ -179,21 +190,19 @@ def test_matching_follows_the_orgs_catalogue_for_who_each_programme_is_for():
     )
     assert refused.value.details == {"eligible_levels": ["senior_leader", "executive"], "level": "manager"}
     # An org that opens EXEC to its managers: the same request is matched.
-    store = ProgrammesWorld.create().store
     opened = ProgrammeCatalogue.defaults(world.org.org_id)
     opened = ProgrammeCatalogue.model_validate(
         opened.model_dump() | {"EXEC": opened.EXEC.model_dump() | {"eligible_levels": ["manager", "executive"]}}
     )
-    store.catalogues[world.org.org_id] = (opened, 1)
-    ctx = dataclasses.replace(world.ctx, catalogues=store)
-    assert [p.coach_id for p in matching.request_match(manager, body, ctx).proposals] == [exec_coach.coach_id]
+    world.store.catalogues[world.org.org_id] = opened
+    assert [p.coach_id for p in matching.request_match(manager, body, world.ctx).proposals] == [exec_coach.coach_id]
     # An org that has not enabled EXEC: refused, naming the programme.
     closed = ProgrammeCatalogue.model_validate(
         opened.model_dump() | {"EXEC": opened.EXEC.model_dump() | {"enabled": False}}
     )
-    store.catalogues[world.org.org_id] = (closed, 2)
+    world.store.catalogues[world.org.org_id] = closed
     with pytest.raises(Forbidden) as off:
-        matching.request_match(manager, body, ctx)
+        matching.request_match(manager, body, world.ctx)
     assert off.value.field == "program"
 
 

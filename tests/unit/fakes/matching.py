@@ -29,6 +29,7 @@ from coaching.domain.events import Event
 from coaching.domain.matching import MatchingSettings
 from coaching.domain.orgs import Org
 from coaching.domain.people import Person
+from coaching.domain.programmes import ProgrammeCatalogue
 from coaching.domain.roster import Roster, roster_entries
 from coaching.domain.taxonomy import Industry, JobFunction, Level, Program
 from coaching.services.cohorts import CohortContext
@@ -194,6 +195,8 @@ class FakeMatchingStore:
     writes: int = 0
     # Where person_with_history reads the org and the person (the world wires its FakePeople here).
     people: FakePeople = field(default_factory=FakePeople)
+    # Each org's programme catalogue; an org absent here has the shipped defaults, as in the real store.
+    catalogues: dict[str, ProgrammeCatalogue] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # ------------------------------------------------------------------ reads
@@ -210,6 +213,12 @@ class FakeMatchingStore:
     def person_with_history(self, org_id: str, person_id: str) -> tuple[Org | None, Person | None, HistorySummary]:
         org, person = self.people.get_with_org(org_id, person_id)
         return org, person, self.summary(org_id, person_id)
+
+    def person_for_request(
+        self, org_id: str, person_id: str
+    ) -> tuple[Org | None, Person | None, HistorySummary, ProgrammeCatalogue]:
+        catalogue = self.catalogues.get(org_id) or ProgrammeCatalogue.defaults(org_id)
+        return *self.person_with_history(org_id, person_id), catalogue
 
     def summaries(self, org_id: str, person_ids: Iterable[str]) -> dict[str, HistorySummary]:
         return {pid: self.summary(org_id, pid) for pid in person_ids}

@@ -14,7 +14,7 @@ in the roster, a clock, and the contexts of the three services on these fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -74,6 +74,7 @@ class FakeProgrammeStore:
     persons: dict[tuple[str, str], Person] = field(default_factory=dict)
     books: dict[str, PriceBook] = field(default_factory=dict)
     catalogues: dict[str, tuple[ProgrammeCatalogue, int]] = field(default_factory=dict)
+    org_versions: dict[str, int] = field(default_factory=dict)  # an org absent here is at version 1
     cohort_items: dict[tuple[str, str], tuple[Cohort, int]] = field(default_factory=dict)
     seats: dict[tuple[str, str], int] = field(default_factory=dict)
     memberships: dict[tuple[str, str], dict[str, Enrolment]] = field(default_factory=dict)
@@ -129,9 +130,6 @@ class FakeProgrammeStore:
     def org(self, org_id: str) -> Org | None:
         return self.orgs.get(org_id)
 
-    def org_exists(self, org_id: str) -> bool:
-        return org_id in self.orgs
-
     def people(self, org_id: str, person_ids: Sequence[str]) -> Mapping[str, Person]:
         return {p: self.persons[(org_id, p)] for p in person_ids if (org_id, p) in self.persons}
 
@@ -150,14 +148,18 @@ class FakeProgrammeStore:
         found = self.catalogues.get(org_id)
         return (found[0], found[1]) if found else (ProgrammeCatalogue.defaults(org_id), None)
 
-    def save_catalogue(
-        self, catalogue: ProgrammeCatalogue, version: int | None, org_change: Callable[[Org], Org]
-    ) -> bool:
+    def org_and_catalogue(self, org_id: str) -> tuple[Org, int, ProgrammeCatalogue, int | None] | None:
+        if org_id not in self.orgs:
+            return None
+        return self.orgs[org_id], self.org_versions.get(org_id, 1), *self.catalogue(org_id)
+
+    def save_catalogue(self, catalogue: ProgrammeCatalogue, version: int | None, org: Org, org_version: int) -> bool:
         current = self.catalogues.get(catalogue.org_id)
-        if (current[1] if current else None) != version or catalogue.org_id not in self.orgs:
+        if (current[1] if current else None) != version or self.org_versions.get(org.org_id, 1) != org_version:
             return False
         self.catalogues[catalogue.org_id] = (catalogue, (version or 0) + 1)
-        self.orgs[catalogue.org_id] = org_change(self.orgs[catalogue.org_id])
+        self.orgs[org.org_id] = org
+        self.org_versions[org.org_id] = org_version + 1
         return True
 
     # ------------------------------------------------------------------ cohorts

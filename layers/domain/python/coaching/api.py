@@ -2,45 +2,37 @@
 
 Handlers stay thin: parse (Powertools + pydantic), call one domain function, return.
 Every domain error and validation failure becomes a 4xx here, in one place: a body is checked before
-Powertools parses it (JSON only, UTF-8, bounded nesting, the JSON type the route takes), and the
-resolver documents, for every operation, each error it can answer with the one `Error` schema.
+Powertools parses it (JSON only, UTF-8, bounded nesting, the JSON type the route takes: `coaching.api_body`),
+and the resolver documents, for every operation, each error it can answer with the one `Error` schema. The
+Lambda entry points are `coaching.api_entry`; handlers import all of it from here.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Annotated, Any, get_origin
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.request import Request
-from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field
 
-from coaching.adapters import keys
+# The body check and the entry points have their own modules; handlers import everything from here.
+from coaching.api_body import JSON_MEDIA_TYPE, MAX_BODY_DEPTH, RequestBodyValidation
+from coaching.api_entry import FunctionEntry, function_entry, http_entry
 from coaching.auth import Principal, principal_from_event
-from coaching.config import settings
 from coaching.domain.errors import DomainError
-from coaching.domain.events import Event, UnknownEvent, event_type
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.api_gateway import Route
     from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-    from aws_lambda_powertools.event_handler.types import EventHandlerInstance
-    from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
-
-CORRELATION_HEADER = "X-Correlation-Id"
 
 
 def error_body(code: str, message: str, fields: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -113,133 +105,6 @@ ERROR_MAPPING: tuple[tuple[type[Exception], Callable[[Any], JsonResponse]], ...]
     (RequestUnsupportedContentType, _unsupported),
     (RequestValidationError, _invalid),
 )
-
-# --- The request body: JSON, in UTF-8, of the type the route takes, checked before Powertools parses it ---
-
-JSON_MEDIA_TYPE = "application/json"
-# Deeper than any body the API takes (a price book is 5 levels), shallow enough for every parser and validator.
-MAX_BODY_DEPTH = 32
-
-
-def _body_error(message: str) -> RequestValidationError:
-    return RequestValidationError([{"type": "body_invalid", "loc": ("body",), "msg": message}])
-
-
-def _unsupported_media_type(content_type: str) -> RequestUnsupportedContentType:
-    error = {"type": "unsupported_content_type", "loc": ("body",), "msg": f"unsupported content type {content_type}"}
-    return RequestUnsupportedContentType("unsupported content type", errors=[error])
-
-
-def _check_media_type(content_type: str) -> None:
-    """JSON only: `application/json`, with no charset or UTF-8. A missing Content-Type is read as JSON."""
-    if not content_type:
-        return
-    media_type, *params = (part.strip() for part in content_type.split(";"))
-    if media_type.lower() != JSON_MEDIA_TYPE:
-        # Forms and multipart (with or without a boundary) included: no route takes them.
-        raise _unsupported_media_type(content_type)
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in {"utf-8", "utf8"}:
-            raise _unsupported_media_type(content_type)
-
-
-def _decoded(event: BaseProxyEvent) -> str:
-    raw = event.body or ""
-    if not event.is_base64_encoded:
-        return raw
-    try:
-        data = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise _body_error("the body is not valid base64") from exc
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _body_error("the body is not valid UTF-8") from exc
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _depth(value: Any) -> int:
-    """How deeply arrays and objects nest (a scalar is 0), without recursion."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, level)
-        if level > MAX_BODY_DEPTH:
-            break
-        stack.extend((child, level + 1) for child in children)
-    return deepest
-
-
-def _json_kind(annotation: Any) -> str | None:
-    """The JSON type a body parameter takes: "object", "array", or None when it is not one of those."""
-    origin = get_origin(annotation) or annotation
-    if isinstance(origin, type):
-        if issubclass(origin, (BaseModel, dict, Mapping)):
-            return "object"
-        if issubclass(origin, (list, tuple, set, frozenset)):
-            return "array"
-    return None
-
-
-_JSON_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-
-
-def check_json_body(event: BaseProxyEvent, annotation: Any, *, required: bool) -> Any:
-    """Check a request body before Powertools parses it; return the parsed value.
-
-    Every way a body can be malformed becomes a 4xx naming the body: a media type other than JSON (415,
-    multipart without a boundary included), no body where one is required, bytes that are not UTF-8,
-    text that is not JSON (NaN and Infinity included), nesting deeper than MAX_BODY_DEPTH, and a JSON type
-    the route does not take (an array for an object).
-    """
-    _check_media_type((event.headers.get("content-type") or "").strip())
-    text = _decoded(event)
-    if not text.strip():
-        if required:
-            raise _body_error("a JSON body is required")
-        return None
-    try:
-        value = json.loads(text, parse_constant=_refuse_constant)
-    except RecursionError as exc:
-        raise _body_error(f"the body is nested deeper than {MAX_BODY_DEPTH} levels") from exc
-    except json.JSONDecodeError as exc:
-        raise _body_error(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
-    except ValueError as exc:
-        raise _body_error(f"the body is not valid JSON: {exc}") from exc
-    if _depth(value) > MAX_BODY_DEPTH:
-        raise _body_error(f"the body is nested deeper than {MAX_BODY_DEPTH} levels")
-    kind = _json_kind(annotation)
-    expected = {"object": dict, "array": list}.get(kind or "")
-    if expected is not None and not isinstance(value, expected):
-        sent = _JSON_TYPE_NAMES.get(type(value), "a number")
-        raise _body_error(f"the body must be a JSON {kind}, not {sent}")
-    return value
-
-
-class _RequestValidation(OpenAPIRequestValidationMiddleware):
-    """Powertools' request validation, after the body check above for routes that take a body."""
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]  # Powertools' __init__ is unannotated
-
-    def handler(self, app: EventHandlerInstance, next_middleware: Any) -> Response[Any]:
-        route: Route = app.context["_route"]
-        body_params = route.dependant.body_params
-        if body_params:
-            # Several body parameters are embedded in one object by name.
-            field = body_params[0]
-            annotation = field.type_ if len(body_params) == 1 else dict
-            check_json_body(app.current_event, annotation, required=any(param.required for param in body_params))
-        return super().handler(app, next_middleware)
-
 
 # --- The contract: every operation documents each error it can answer, all with the one error schema ---
 
@@ -398,7 +263,7 @@ class CoachingResolver(APIGatewayRestResolver):
     def __init__(self) -> None:
         super().__init__(enable_validation=True)
         # The request validation middleware Powertools would create, with the body check in front of it.
-        self._request_validation_middleware = _RequestValidation()
+        self._request_validation_middleware = RequestBodyValidation()
         self._declared_responses: dict[int, dict[int, OpenAPIResponse] | None] = {}
 
     def get_openapi_schema(self, *args: Any, **kwargs: Any) -> OpenAPI:
@@ -471,170 +336,24 @@ def add_health_route(app: APIGatewayRestResolver, path: str, service: str) -> No
     app.get(path, summary=f"Health of the {service} function", tags=["health"])(health)
 
 
-def event_kind(event: Mapping[str, Any]) -> str:
-    """Which of the three callers invoked the function: the API, the bus, or a schedule."""
-    if "httpMethod" in event and "requestContext" in event:
-        return "http"
-    if "detail-type" in event and "source" in event:
-        return "eventbridge"
-    if "schedule" in event:
-        return "schedule"
-    return "unknown"
-
-
-def http_entry(
-    app: APIGatewayRestResolver, *, logger: Logger, tracer: Tracer, metrics: Metrics
-) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The Lambda entry point for an API function, with Powertools' observability."""
-
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-    @tracer.capture_lambda_handler
-    @metrics.log_metrics(capture_cold_start_metric=True)
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        response = app.resolve(event, context)
-        correlation_id = logger.get_correlation_id()
-        if correlation_id:
-            response.setdefault("headers", {})[CORRELATION_HEADER] = correlation_id
-            multi = response.get("multiValueHeaders")
-            if isinstance(multi, dict):
-                multi[CORRELATION_HEADER] = [correlation_id]
-        return response
-
-    return handler
-
-
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-EventHandlers = Mapping[type[Event], Callable[[Any], dict[str, Any]]]
-# How long a consumer remembers an event id: longer than the bus's retries (24 h) and the
-# stream's retention (24 h), so a redelivered event is always recognised.
-EVENT_MEMORY_SECONDS = 7 * 24 * 3600
-
-
-def _run_once(name: str) -> Callable[[Callable[[Event], dict[str, Any]], Event, Any], dict[str, Any]]:
-    """Run a consumer at most once per event id (Powertools Idempotency on the main table).
-
-    Built on first use: functions that only serve the API never import it. The records live
-    under `IDEMPOTENCY#<function>` and expire with the table's TTL attribute.
-    """
-    import boto3
-    from aws_lambda_powertools.utilities.idempotency import (
-        DynamoDBPersistenceLayer,
-        IdempotencyConfig,
-        idempotent_function,
-    )
-
-    config = settings()
-    persistence = DynamoDBPersistenceLayer(
-        table_name=config.main_table,
-        key_attr="pk",
-        sort_key_attr="sk",
-        static_pk_value=keys.idempotency_pk(name),
-        expiry_attr="expires_at",
-        boto3_client=boto3.client("dynamodb", region_name=config.region, endpoint_url=config.dynamodb_endpoint),
-    )
-    idempotency = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=EVENT_MEMORY_SECONDS)
-    # One wrapper per (handler, event type): a handler may serve several types, and each must be parsed
-    # as its own model under its own key prefix.
-    consumers: dict[tuple[Callable[[Event], dict[str, Any]], type[Event]], Callable[..., dict[str, Any]]] = {}
-
-    def run(consume: Callable[[Event], dict[str, Any]], event: Event, context: Any) -> dict[str, Any]:
-        if context is not None:
-            # Lets an in-progress record expire with the invocation, so a timed-out run is retried.
-            idempotency.register_lambda_context(context)
-        model = type(event)
-        once = consumers.get((consume, model))
-        if once is None:
-
-            def consume_detail(detail: dict[str, Any]) -> dict[str, Any]:
-                return consume(model.model_validate(detail))
-
-            once = idempotent_function(
-                consume_detail,
-                data_keyword_argument="detail",
-                persistence_store=persistence,
-                config=idempotency,
-                key_prefix=f"{name}.{model.detail_type}",
-            )
-            consumers[(consume, model)] = once
-        return once(detail=event.model_dump(mode="json"))
-
-    return run
-
-
-def dispatch_event(
-    name: str, handlers: EventHandlers, event: Mapping[str, Any], run_once: Callable[..., dict[str, Any]]
-) -> dict[str, Any]:
-    """Parse a bus delivery into its catalogue model and hand it to its consumer, once per event id.
-
-    Anything the function does not consume (a type outside the catalogue, a source that does
-    not own the type, a type this function has no handler for, a detail that fails its model)
-    raises, so the bus retries and then dead-letters it: an unknown event is never guessed at.
-    """
-    model = event_type(str(event.get("detail-type")), str(event.get("source")))
-    consume = handlers.get(model)
-    if consume is None:
-        raise UnknownEvent(f"{name} does not consume {model.detail_type}")
-    parsed = model.model_validate(event.get("detail") or {})
-    return run_once(consume, parsed)
-
-
-class FunctionEntry:
-    """The Lambda entry point of a function the API, the bus and schedules all invoke.
-
-    `consumes` is the function's dispatch table, readable so that tests can hold it against
-    the catalogue and the template's rules.
-    """
-
-    def __init__(self, consumes: EventHandlers, http: Handler, background: Handler, name: str, scheduled: bool) -> None:
-        self.consumes = dict(consumes)
-        self._http = http
-        self._background = background
-        self._name = name
-        self._scheduled = scheduled
-
-    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        kind = event_kind(event)
-        if kind == "http":
-            return self._http(event, context)
-        if (kind == "eventbridge" and self.consumes) or (kind == "schedule" and self._scheduled):
-            return self._background(event, context)
-        # Raising makes the async invoker retry and then dead-letter: an unknown event is a bug.
-        raise ValueError(f"{self._name} cannot handle this event: keys {sorted(event)[:10]}")
-
-
-def function_entry(
-    app: APIGatewayRestResolver,
-    *,
-    name: str,
-    logger: Logger,
-    tracer: Tracer,
-    metrics: Metrics,
-    on_events: EventHandlers | None = None,
-    on_schedule: Callable[[str], dict[str, Any]] | None = None,
-) -> FunctionEntry:
-    """The entry point of a function the API, the bus and schedules all invoke.
-
-    `on_events` maps each catalogue event this function consumes to its handler, which gets
-    the parsed model. Each caller gets the right correlation id: the API request id, or the
-    event's id.
-    """
-    handlers = dict(on_events or {})
-    runner: list[Callable[..., dict[str, Any]]] = []
-
-    def run_once(consume: Callable[[Event], dict[str, Any]], event: Event, context: Any) -> dict[str, Any]:
-        if not runner:
-            runner.append(_run_once(name))
-        return runner[0](consume, event, context)
-
-    @logger.inject_lambda_context(correlation_id_path="id")
-    @tracer.capture_lambda_handler
-    @metrics.log_metrics(capture_cold_start_metric=True)
-    def background(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        if event_kind(event) == "eventbridge":
-            return dispatch_event(name, handlers, event, lambda consume, parsed: run_once(consume, parsed, context))
-        if on_schedule is not None:
-            return on_schedule(str(event["schedule"]))
-        raise ValueError(f"{name} has no schedule handler")
-
-    http = http_entry(app, logger=logger, tracer=tracer, metrics=metrics)
-    return FunctionEntry(handlers, http, background, name, on_schedule is not None)
+__all__ = [
+    "ERROR_MAPPING",
+    "JSON_MEDIA_TYPE",
+    "MAX_BODY_DEPTH",
+    "Caller",
+    "FunctionEntry",
+    "NonEmpty",
+    "PageCursor",
+    "PageLimit",
+    "PathId",
+    "add_health_route",
+    "created",
+    "documented_responses",
+    "error_body",
+    "error_response",
+    "error_schemas",
+    "function_entry",
+    "http_entry",
+    "rest_resolver",
+    "validation_fields",
+]

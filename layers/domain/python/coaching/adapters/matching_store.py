@@ -99,6 +99,14 @@ def _summary(item: dict[str, Any] | None) -> HistorySummary:
     )
 
 
+def catalogue_from_item(org_id: str, item: dict[str, Any] | None) -> tuple[ProgrammeCatalogue, int | None]:
+    """The catalogue item as read raw (BatchGetItem) and its version; the shipped defaults with None when absent."""
+    if item is None:
+        return ProgrammeCatalogue.defaults(org_id), None
+    version = int(item["version"]["N"]) if "version" in item else 0
+    return ProgrammeCatalogue.model_validate_json(item["body"]["S"]), version
+
+
 # Imported from here by other modules; its one home is `keys`.
 GAPS_INDEX_PK = keys.GAPS_INDEX_PK
 
@@ -163,15 +171,30 @@ class MatchingStore:
 
     def person_with_history(self, org_id: str, person_id: str) -> tuple[Org | None, Person | None, HistorySummary]:
         """The org, the person and their history summary in one strongly consistent BatchGetItem."""
+        org, person, summary, _ = self._read_person(org_id, person_id, with_catalogue=False)
+        return org, person, summary
+
+    def person_for_request(
+        self, org_id: str, person_id: str
+    ) -> tuple[Org | None, Person | None, HistorySummary, ProgrammeCatalogue]:
+        """The org, the person, their history summary and the org's programme catalogue (the shipped
+        defaults when never changed): one strongly consistent BatchGetItem for a match request."""
+        return self._read_person(org_id, person_id, with_catalogue=True)
+
+    def _read_person(
+        self, org_id: str, person_id: str, *, with_catalogue: bool
+    ) -> tuple[Org | None, Person | None, HistorySummary, ProgrammeCatalogue]:
         org_key = (keys.org_pk(org_id), keys.ORG_PROFILE_SK)
         person_key = (keys.people_pk(org_id), keys.person_sk(person_id))
         summary_key = keys.history_summary_key(org_id, person_id)
-        found = batch_read([org_key, person_key, summary_key])
+        catalogue_key = (keys.org_pk(org_id), keys.PROGRAMMES_SK)
+        found = batch_read([org_key, person_key, summary_key, *([catalogue_key] if with_catalogue else [])])
         org, person = found.get(org_key), found.get(person_key)
         return (
             Org.model_validate_json(org["body"]["S"]) if org else None,
             Person.model_validate_json(person["body"]["S"]) if person else None,
             _summary(found.get(summary_key)),
+            catalogue_from_item(org_id, found.get(catalogue_key))[0],
         )
 
     def catalogue(self, org_id: str) -> tuple[ProgrammeCatalogue, int | None]:
@@ -179,11 +202,8 @@ class MatchingStore:
 
         Here, not only in the programme store, so the matching function reads it without loading the
         programme store and the billing code it brings."""
-        try:
-            item = MainItem.get(keys.org_pk(org_id), keys.PROGRAMMES_SK, consistent_read=True)
-        except MainItem.DoesNotExist:
-            return ProgrammeCatalogue.defaults(org_id), None
-        return ProgrammeCatalogue.model_validate_json(item.body), int(item.version or 0)
+        key = (keys.org_pk(org_id), keys.PROGRAMMES_SK)
+        return catalogue_from_item(org_id, batch_read([key]).get(key))
 
     def summaries(self, org_id: str, person_ids: Iterable[str]) -> dict[str, HistorySummary]:
         """Each person's history summary: BatchGetItem, 100 keys a round trip (cohort launches)."""

@@ -10,10 +10,10 @@ guard a 1:1 gets, so billing is exactly once and reconciliation treats them like
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from coaching.adapters import keys, outbox
@@ -28,7 +28,7 @@ from coaching.adapters.dynamo import (
     get_entity,
     lost_to_another_transaction,
 )
-from coaching.adapters.matching_store import MatchingStore
+from coaching.adapters.matching_store import MatchingStore, catalogue_from_item
 from coaching.domain.booking import Booking
 from coaching.domain.coaches import Coach
 from coaching.domain.engagements import Engagement
@@ -148,9 +148,6 @@ class ProgrammeStore:
     def org(self, org_id: str) -> Org | None:
         return get_entity(keys.org_pk(org_id), keys.ORG_PROFILE_SK, Org)
 
-    def org_exists(self, org_id: str) -> bool:
-        return self.org(org_id) is not None
-
     def people(self, org_id: str, person_ids: Sequence[str]) -> Mapping[str, Person]:
         wanted = [(keys.people_pk(org_id), keys.person_sk(p)) for p in dict.fromkeys(person_ids)]
         found: dict[str, Person] = {}
@@ -174,9 +171,18 @@ class ProgrammeStore:
     def catalogue(self, org_id: str) -> tuple[ProgrammeCatalogue, int | None]:
         return self._matching.catalogue(org_id)
 
-    def save_catalogue(
-        self, catalogue: ProgrammeCatalogue, version: int | None, org_change: Callable[[Org], Org]
-    ) -> bool:
+    def org_and_catalogue(self, org_id: str) -> tuple[Org, int, ProgrammeCatalogue, int | None] | None:
+        """The org and its catalogue, each with its version, in one BatchGetItem; None when there is no such org."""
+        org_key = (keys.org_pk(org_id), keys.ORG_PROFILE_SK)
+        catalogue_key = (keys.org_pk(org_id), keys.PROGRAMMES_SK)
+        found = batch_read([org_key, catalogue_key])
+        org = found.get(org_key)
+        if org is None:
+            return None
+        catalogue, version = catalogue_from_item(org_id, found.get(catalogue_key))
+        return Org.model_validate_json(org["body"]["S"]), _version(org), catalogue, version
+
+    def save_catalogue(self, catalogue: ProgrammeCatalogue, version: int | None, org: Org, org_version: int) -> bool:
         item = _entity_item(
             keys.org_pk(catalogue.org_id),
             keys.PROGRAMMES_SK,
@@ -184,14 +190,11 @@ class ProgrammeStore:
             catalogue.model_dump_json(),
             version,
         )
-        try:
-            org_item = MainItem.get(keys.org_pk(catalogue.org_id), keys.ORG_PROFILE_SK, consistent_read=True)
-        except MainItem.DoesNotExist:
-            return False
-        org_item.body = org_change(Org.model_validate_json(org_item.body)).model_dump_json()
+        # The org's body only (its index keys stay), conditional on the version read with the catalogue.
+        org_item = MainItem(keys.org_pk(org.org_id), keys.ORG_PROFILE_SK, version=org_version or None)
         transaction = TransactWrite(connection=connection())
         transaction.save(item)
-        transaction.save(org_item)  # conditional on the version read: a concurrent change of the org fails it
+        transaction.update(org_item, actions=[MainItem.body.set(org.model_dump_json())])
         try:
             with transaction:
                 pass
@@ -445,14 +448,14 @@ class ProgrammeStore:
             waiting.model_dump_json(),
             None,
         )
-        transaction = TransactWrite(connection=connection())
-        # Never over a promotion's entry (or an earlier one): the person already waits.
-        transaction.save(item, condition=MainItem.pk.does_not_exist())
+        # Never over a promotion's entry (or an earlier one): the person already waits. No event rides with it,
+        # so a conditional PutItem does.
         try:
-            with transaction:
-                pass
-        except TransactWriteError:
-            return False
+            item.save(condition=MainItem.pk.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
         return True
 
     # ------------------------------------------------------------------ workshops

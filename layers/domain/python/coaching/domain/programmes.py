@@ -212,10 +212,3 @@ def require_eligible(catalogue: ProgrammeCatalogue, program: Program, level: Lev
             details={"eligible_levels": [lv.value for lv in settings.eligible_levels], "level": level.value},
         )
     return settings
-
-
-class ShippedCatalogues:
-    """The catalogue every org has until its admin changes it: the platform's defaults, stored nowhere."""
-
-    def catalogue(self, org_id: str) -> tuple[ProgrammeCatalogue, int | None]:
-        return ProgrammeCatalogue.defaults(org_id), None

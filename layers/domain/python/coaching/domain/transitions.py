@@ -5,7 +5,7 @@
   allowance from then on (allowances are per level: `coaching.domain.booking.Allowance.for_level`);
 - manager → senior leader or executive: the person becomes eligible for EXEC (`Person.exec_eligible_since`).
 
-Whether the current coach stays is matching's rule (`coaching.services.matching.on_person_promoted`, on
+Whether the current coach stays is matching's rule (`coaching.services.rematches.on_person_promoted`, on
 `PersonPromoted`): kept while still eligible for the new level, else a re-match is proposed.
 
 The policy lives with the org (`Org.transitions`; None means these defaults). `plan_transition` is pure: the

@@ -28,13 +28,12 @@ from coaching.domain.availability import Interval
 from coaching.domain.cohort import REASON_AT_CAPACITY, REASON_BETTER_FIT, REASON_NO_EDGES
 from coaching.domain.cohort import match_cohort as solve_cohort
 from coaching.domain.common import Clock, DeferredModel, EntityId, StrictModel
+from coaching.domain.compiled_roster import SCALE, CompiledRoster
 from coaching.domain.engagements import Engagement, HistorySummary
 from coaching.domain.errors import Conflict, InvalidInput, NotFound
-from coaching.domain.events import Event
+from coaching.domain.events import EngagementStarted, Event, stable_event_id
 from coaching.domain.matching import (
-    SCALE,
     CohortMode,
-    CompiledRoster,
     NoEligibleCoach,
     scored_candidates,
 )
@@ -42,7 +41,7 @@ from coaching.domain.orgs import Org
 from coaching.domain.people import Person
 from coaching.domain.taxonomy import Program
 from coaching.ids import new_id
-from coaching.services.matching import (
+from coaching.services.proposals import (
     CoachBookings,
     RosterReader,
     booked,
@@ -51,6 +50,7 @@ from coaching.services.matching import (
     compiled_roster,
     person_context,
     settings_of,
+    started_event,
 )
 
 MAX_COHORT = 5_000  # the largest launch: a company-wide wave, planned by a background job
@@ -261,8 +261,11 @@ def _commit_cohort(
             program=program,
             now=now,
         )
+        # Rollups count the engagement from its month, as for a 1:1 match: the event commits with it (outbox).
+        event_id = stable_event_id(EngagementStarted.detail_type, engagement.engagement_id)
+        started = started_event(engagement, None, event_id)
         try:
-            ctx.store.start_engagement(engagement, capacity[assignment.coach_id])
+            ctx.store.start_engagement(engagement, capacity[assignment.coach_id], [started])
         except Conflict as refusal:
             # A lost race (the coach filled up, the person started an engagement meanwhile): neutral too.
             plan.refused.append({"person_id": assignment.person_id, "reason": NOT_ASSIGNABLE})

@@ -1,4 +1,5 @@
-"""GROW cohort use cases: open, enrol (by hand or from the wait-list), match coaches, run group sessions.
+"""GROW cohort use cases: open, enrol, match coaches, run group sessions (the wait-list trigger that opens
+cohorts and enrols people waiting is `coaching.services.grow_waitlist`).
 
 Enrolment takes a place with a conditional counter in the enrolment's own transaction, so
 concurrent enrolments can never overfill a cohort. Coaches come from the optimal assignment
@@ -9,7 +10,6 @@ hard constraints. Group sessions claim the coaches' calendar locks, the same ite
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,7 +37,6 @@ from coaching.domain.grow import (
     AttendanceMark,
     AttendanceRequest,
     Cohort,
-    CohortStatus,
     Enrolment,
     GroupSession,
     GrowCohortRequest,
@@ -55,8 +54,6 @@ from coaching.domain.taxonomy import Program
 from coaching.ids import new_id
 
 ADMINS = (Role.ORG_ADMIN, Role.OPERATOR)
-# A wait-list enrolment that lost to a concurrent one on the same cohort is tried this often.
-_ENROL_ATTEMPTS = 8
 
 
 # ---------------------------------------------------------------------------- ports
@@ -169,23 +166,16 @@ class CohortView(DeferredModel):
     sessions: list[GroupSession]
 
 
-class WaitOutcome(DeferredModel):
-    person_id: str
-    waiting: int
-    opened_cohort_id: str | None = None
-    enrolled: list[str] = []
-
-
 # ---------------------------------------------------------------------------- helpers
 
 
-def _admin_org(caller: Principal, org_id: str) -> None:
+def admin_org(caller: Principal, org_id: str) -> None:
     if caller.has(Role.OPERATOR):
         return
     caller.require_same_org(org_id, Role.ORG_ADMIN)
 
 
-def _settings(ctx: GrowContext, org_id: str) -> tuple[Org, GrowSettings]:
+def grow_settings(ctx: GrowContext, org_id: str) -> tuple[Org, GrowSettings]:
     org = ctx.store.org(org_id)
     if org is None:
         raise NotFound(f"organisation {org_id} not found")
@@ -195,7 +185,7 @@ def _settings(ctx: GrowContext, org_id: str) -> tuple[Org, GrowSettings]:
     return org, catalogue.GROW
 
 
-def _eligible_person(ctx: GrowContext, org_id: str, person_id: str, settings: GrowSettings) -> Person:
+def eligible_person(ctx: GrowContext, org_id: str, person_id: str, settings: GrowSettings) -> Person:
     person = ctx.store.people(org_id, [person_id]).get(person_id)
     if person is None:
         raise NotFound(f"person {person_id} not found")
@@ -213,7 +203,7 @@ def _cohort(ctx: GrowContext, org_id: str, cohort_id: str) -> tuple[Cohort, int]
     return found
 
 
-def _enrolment_events(cohort: Cohort, person_id: str, source: str, now: datetime) -> list[Event]:
+def enrolment_events(cohort: Cohort, person_id: str, source: str, now: datetime) -> list[Event]:
     event_id = stable_event_id(CohortEnrolled.detail_type, cohort.cohort_id, person_id)
     return [
         CohortEnrolled(
@@ -227,7 +217,7 @@ def _enrolment_events(cohort: Cohort, person_id: str, source: str, now: datetime
     ]
 
 
-def _opened(cohort: Cohort, now: datetime) -> CohortOpened:
+def opened_event(cohort: Cohort, now: datetime) -> CohortOpened:
     return CohortOpened(
         event_id=stable_event_id(CohortOpened.detail_type, cohort.cohort_id),
         occurred_at=now,
@@ -240,7 +230,7 @@ def _opened(cohort: Cohort, now: datetime) -> CohortOpened:
     )
 
 
-def _new_cohort(
+def new_cohort(
     org: Org, settings: GrowSettings, request: GrowCohortRequest, now: datetime, *, cohort_id: str, from_waitlist: bool
 ) -> Cohort:
     if request.size > settings.max_size or request.size < settings.min_size:
@@ -268,146 +258,29 @@ def _new_cohort(
 
 def open_cohort(caller: Principal, org_id: str, request: GrowCohortRequest, ctx: GrowContext) -> Cohort:
     """An org admin opens a cohort by hand; people are enrolled next (by hand or from the wait-list)."""
-    _admin_org(caller, org_id)
-    org, settings = _settings(ctx, org_id)
+    admin_org(caller, org_id)
+    org, settings = grow_settings(ctx, org_id)
     now = ctx.clock()
-    cohort = _new_cohort(org, settings, request, now, cohort_id=new_id(), from_waitlist=False)
-    ctx.store.open_cohort(cohort, [_opened(cohort, now)])
+    cohort = new_cohort(org, settings, request, now, cohort_id=new_id(), from_waitlist=False)
+    ctx.store.open_cohort(cohort, [opened_event(cohort, now)])
     return cohort
 
 
 def enrol(caller: Principal, org_id: str, cohort_id: str, person_id: str, ctx: GrowContext) -> Enrolment:
     """An org admin enrols a person; the place is taken atomically (a full cohort refuses, 409)."""
-    _admin_org(caller, org_id)
-    _, settings = _settings(ctx, org_id)
+    admin_org(caller, org_id)
+    _, settings = grow_settings(ctx, org_id)
     cohort, _ = _cohort(ctx, org_id, cohort_id)
     cohort.require_forming()
-    _eligible_person(ctx, org_id, person_id, settings)
+    eligible_person(ctx, org_id, person_id, settings)
     now = ctx.clock()
     enrolment = Enrolment(cohort_id=cohort_id, org_id=org_id, person_id=person_id, enrolled_at=now, source="admin")
-    ctx.store.enrol(cohort, enrolment, _enrolment_events(cohort, person_id, "admin", now))
+    ctx.store.enrol(cohort, enrolment, enrolment_events(cohort, person_id, "admin", now))
     return enrolment
 
 
-def add_to_waitlist(caller: Principal, org_id: str, person_id: str, ctx: GrowContext) -> WaitOutcome:
-    """An org admin puts a person on the GROW wait-list (promotions put them there through HR)."""
-    _admin_org(caller, org_id)
-    _, settings = _settings(ctx, org_id)
-    person = _eligible_person(ctx, org_id, person_id, settings)
-    now = ctx.clock()
-    entry = WaitEntry(
-        org_id=org_id,
-        person_id=person_id,
-        transition=settings.transition,
-        language=person.languages[0],
-        source="admin",
-        since=now,
-    )
-    ctx.waitlist_writer.add(entry)
-    return open_from_waitlist(org_id, settings.transition, ctx, person_id=person_id)
-
-
-def _wait_cohort_id(org_id: str, transition: str, language: str, members: Sequence[str]) -> str:
-    # The same waiting people open the same cohort: a retried or concurrent trigger opens it once.
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"grow-wait:{org_id}:{transition}:{language}:{','.join(members)}"))
-
-
-def open_waiting(caller: Principal, org_id: str, ctx: GrowContext) -> WaitOutcome:
-    """The trigger: an org admin (or operator) opens cohorts for everyone waiting, whoever put them there
-    (an admin, or a promotion through the HR integration). Idempotent: a repeat opens nothing new."""
-    _admin_org(caller, org_id)
-    _, settings = _settings(ctx, org_id)
-    return open_from_waitlist(org_id, settings.transition, ctx)
-
-
-def _enrol_waiting(cohort: Cohort, entries: Sequence[WaitEntry], ctx: GrowContext, now: datetime) -> list[str]:
-    """Enrol waiting people into `cohort` until it is full; each enrolment takes the person off the wait-list
-    in its own transaction (and is refused if they no longer wait: another cohort took them meanwhile)."""
-    enrolled: list[str] = []
-    for entry in entries:
-        enrolment = Enrolment(
-            cohort_id=cohort.cohort_id,
-            org_id=cohort.org_id,
-            person_id=entry.person_id,
-            enrolled_at=now,
-            source="waitlist",
-        )
-        outcome = _enrol_once(cohort, enrolment, ctx, now)
-        if outcome == "full":  # the rest wait for the next cohort
-            break
-        if outcome == "enrolled":
-            enrolled.append(entry.person_id)
-    return enrolled
-
-
-def _enrol_once(cohort: Cohort, enrolment: Enrolment, ctx: GrowContext, now: datetime) -> str:
-    """ "enrolled", "full", or "taken" (enrolled elsewhere, or no longer waiting). A transaction that lost to a
-    concurrent one on the cohort (another trigger enrolling at the same moment) is tried again while places
-    are left, so concurrent triggers never strand a waiting person."""
-    events = _enrolment_events(cohort, enrolment.person_id, "waitlist", now)
-    for _ in range(_ENROL_ATTEMPTS):
-        try:
-            ctx.store.enrol(cohort, enrolment, events)
-        except Conflict as refused:
-            if refused.field != "cohort_id":
-                return "taken"
-            if len(ctx.store.members(cohort.org_id, cohort.cohort_id)) >= cohort.size:
-                return "full"
-            continue
-        return "enrolled"
-    raise Conflict("the cohort is being enrolled by others at the same time; run the trigger again", field="cohort_id")
-
-
-def open_from_waitlist(org_id: str, transition: str, ctx: GrowContext, *, person_id: str = "") -> WaitOutcome:
-    """Enrol people waiting for `transition`: first into the forming cohort the wait-list opened for their
-    language while it has places, then, when enough of one language still wait, into a new cohort.
-
-    Idempotent and safe under retries and concurrent triggers: the wait-list's current cohort per
-    transition and language is one item changed only conditionally (so two triggers never open two
-    cohorts for the same people), an enrolment takes the person off the wait-list in the same
-    transaction, and a cohort left part-filled by an interrupted run is topped up first.
-    """
-    org, settings = _settings(ctx, org_id)
-    waiting = ctx.waitlist.waiting(org_id, transition)
-    outcome = WaitOutcome(person_id=person_id, waiting=len(waiting))
-    languages = sorted({entry.language for entry in waiting})
-    now = ctx.clock()
-    for language in languages:
-        for _ in range(_ENROL_ATTEMPTS):
-            # Who waits now (consistent): people are only ever enrolled from the wait-list into the
-            # wait-list's current cohort, so once it is full this list cannot change under us.
-            entries = [e for e in ctx.waitlist.waiting(org_id, transition) if e.language == language]
-            current_id = ctx.store.waitlist_cohort(org_id, transition, language)
-            current = ctx.store.cohort(org_id, current_id) if current_id else None
-            if current is not None and current[0].status is CohortStatus.FORMING:
-                room = current[0].size - len(ctx.store.members(org_id, current[0].cohort_id))
-                if room > 0:
-                    if not entries:
-                        break
-                    taken = _enrol_waiting(current[0], entries[:room], ctx, now)
-                    outcome.enrolled += taken
-                    if taken:
-                        outcome.opened_cohort_id = current[0].cohort_id
-                    continue
-            if len(entries) < settings.opens_when_waiting:
-                break
-            chosen = entries[: settings.max_size]
-            members = sorted(e.person_id for e in chosen)
-            zone = ZoneInfo(org.time_zone)
-            start_date = (now + timedelta(days=settings.lead_days)).astimezone(zone).date()
-            size = max(len(chosen), settings.min_size)
-            request = GrowCohortRequest(transition=transition, size=size, language=language, start_date=start_date)
-            cohort_id = _wait_cohort_id(org_id, transition, language, members)
-            cohort = _new_cohort(org, settings, request, now, cohort_id=cohort_id, from_waitlist=True)
-            if not ctx.store.open_waitlist_cohort(cohort, current_id, [_opened(cohort, now)]):
-                continue  # another trigger opened one meanwhile: enrol through theirs
-            outcome.enrolled += _enrol_waiting(cohort, chosen, ctx, now)
-            outcome.opened_cohort_id = cohort.cohort_id
-    return outcome
-
-
 def get_cohort(caller: Principal, org_id: str, cohort_id: str, ctx: GrowContext) -> CohortView:
-    _admin_org(caller, org_id)
+    admin_org(caller, org_id)
     cohort, _ = _cohort(ctx, org_id, cohort_id)
     members = [m.person_id for m in ctx.store.members(org_id, cohort_id)]
     sessions = [s for s, _ in ctx.store.group_sessions(org_id, cohort_id)]
@@ -415,7 +288,7 @@ def get_cohort(caller: Principal, org_id: str, cohort_id: str, ctx: GrowContext)
 
 
 def list_cohorts(caller: Principal, org_id: str, ctx: GrowContext) -> list[Cohort]:
-    _admin_org(caller, org_id)
+    admin_org(caller, org_id)
     return ctx.store.cohorts(org_id)
 
 
@@ -495,8 +368,8 @@ def match_coaches(caller: Principal, org_id: str, cohort_id: str, ctx: GrowConte
 
     Group sessions are written first, each with its locks; if any time is taken meanwhile, the ones
     already written are removed and nothing else is (409 naming the session)."""
-    _admin_org(caller, org_id)
-    org, settings = _settings(ctx, org_id)
+    admin_org(caller, org_id)
+    org, settings = grow_settings(ctx, org_id)
     cohort, version = _cohort(ctx, org_id, cohort_id)
     cohort.require_forming()
     members = sorted(m.person_id for m in ctx.store.members(org_id, cohort_id))

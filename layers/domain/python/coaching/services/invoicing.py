@@ -1,5 +1,5 @@
-"""Invoicing use cases: price books, the monthly invoice run, finalisation, exports,
-month-to-date usage and the reconciliation of sessions, ledger and invoices.
+"""Invoicing use cases: price books, the monthly invoice run, finalisation, exports and
+month-to-date usage (the reconciliation of sessions, ledger and invoices is `coaching.services.reconciliation`).
 
 How a month is invoiced (see adapters/billing_store.py for the storage side):
 
@@ -32,10 +32,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from coaching.auth import Principal, Role
-from coaching.domain.booking import BILLABLE_STATES, Allowance, BookingPolicy, period_of, period_reset
+from coaching.domain.booking import Allowance, BookingPolicy, period_of, period_reset
 from coaching.domain.common import Clock, DeferredModel
 from coaching.domain.errors import Conflict, InvalidInput, NotFound
-from coaching.domain.events import Event, InvoiceDue, ReconciliationDue, stable_event_id
+from coaching.domain.events import Event, InvoiceDue, stable_event_id
 from coaching.domain.invoicing import (
     EntryKind,
     Invoice,
@@ -49,7 +49,6 @@ from coaching.domain.invoicing import (
     invoice_csv,
     next_period,
     previous_period,
-    reconcile_invoice,
 )
 from coaching.domain.orgs import Org
 from coaching.domain.pricing import NoPriceBook, Outcome, PriceBook, PriceBookVersion, PriceBookVersionInput
@@ -183,19 +182,6 @@ class InvoiceRun(DeferredModel):
     reason: str | None = None
 
 
-class ReconciliationReport(DeferredModel):
-    """Sessions, ledger and invoice of one org month checked against each other."""
-
-    org_id: str
-    period: str
-    sessions: int  # every session of the month, whatever its status
-    billable_sessions: int  # completed, no-show or late-cancelled
-    usage_entries_found: int  # billable sessions whose usage entry exists (in any billing month)
-    ledger_entries: int  # entries billed in this month (its own, late ones, reversals)
-    invoice_status: InvoiceStatus | None
-    differences: list[str]
-
-
 class MonthToDate(DeferredModel):
     """The current month so far, in the org's time zone.
 
@@ -231,7 +217,7 @@ class MonthToDate(DeferredModel):
 # ---------------------------------------------------------------------------- helpers
 
 
-def _authorise(caller: Principal, org_id: str, *org_roles: Role) -> None:
+def authorise(caller: Principal, org_id: str, *org_roles: Role) -> None:
     """Operators act on any org; the other roles only on their own."""
     caller.require(Role.OPERATOR, *org_roles)
     if not caller.has(Role.OPERATOR):
@@ -254,14 +240,14 @@ def month_just_closed(now: datetime) -> str:
     return (now.astimezone(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
 
 
-def _org(ctx: InvoicingContext, org_id: str) -> Org:
+def org_of(ctx: InvoicingContext, org_id: str) -> Org:
     org = ctx.orgs.get(org_id)
     if org is None:
         raise NotFound(f"organisation {org_id} not found")
     return org
 
 
-def _priced(book: PriceBook | None, org_id: str, period: str) -> tuple[PriceBook, PriceBookVersion]:
+def priced(book: PriceBook | None, org_id: str, period: str) -> tuple[PriceBook, PriceBookVersion]:
     """The book and the version in effect in `period`, or NoPriceBook saying what is missing."""
     if book is None or not book.versions:
         raise NoPriceBook(f"organisation {org_id} has no price book; an operator must post one before it is invoiced")
@@ -271,7 +257,7 @@ def _priced(book: PriceBook | None, org_id: str, period: str) -> tuple[PriceBook
         raise NoPriceBook(f"no price book version of organisation {org_id} is in effect in {period}") from exc
 
 
-def _orgs(ctx: InvoicingContext) -> Iterator[list[Org]]:
+def org_pages(ctx: InvoicingContext) -> Iterator[list[Org]]:
     """Every org, a page at a time (Query on the platform's org index; never a Scan)."""
     cursor: str | None = None
     while True:
@@ -299,8 +285,8 @@ def _computed(
 
 def get_price_book(caller: Principal, org_id: str, ctx: InvoicingContext) -> PriceBook:
     """The org's price book with its whole version history (no versions yet: an empty list)."""
-    _authorise(caller, org_id, *BILLING_READERS)
-    _org(ctx, org_id)
+    authorise(caller, org_id, *BILLING_READERS)
+    org_of(ctx, org_id)
     return ctx.billing.price_book(org_id) or PriceBook(org_id=org_id)
 
 
@@ -315,7 +301,7 @@ def add_price_book_version(
     sessions already billed this month keep the price they were charged at.
     """
     caller.require(Role.OPERATOR)
-    org = _org(ctx, org_id)
+    org = org_of(ctx, org_id)
     if data.currency != org.currency:
         raise InvalidInput(
             f"the price book must be in the organisation's currency {org.currency}, not {data.currency}",
@@ -364,7 +350,7 @@ def invoice_org(org_id: str, period: str, now: datetime, ctx: InvoicingContext) 
     moves to a later month before there is a price to bill it at.
     """
     check_period(period)
-    org = _org(ctx, org_id)
+    org = org_of(ctx, org_id)
     ends = period_reset(period, org.time_zone)
     if now < ends:
         raise InvalidInput(
@@ -372,7 +358,7 @@ def invoice_org(org_id: str, period: str, now: datetime, ctx: InvoicingContext) 
             "only a past month can be invoiced",
             field="period",
         )
-    book, _ = _priced(ctx.billing.price_book(org_id), org_id, period)
+    book, _ = priced(ctx.billing.price_book(org_id), org_id, period)
     stored = ctx.billing.invoice(org_id, period)
     if stored is not None and stored[0].status is InvoiceStatus.FINALISED:
         return stored[0]
@@ -388,14 +374,14 @@ def run_invoice(caller: Principal, org_id: str, period: str, ctx: InvoicingConte
     return invoice_org(org_id, period, ctx.clock(), ctx)
 
 
-def _fan_out(ctx: InvoicingContext, events_of: Callable[[Org], list[Event]]) -> tuple[int, int]:
+def fan_out(ctx: InvoicingContext, events_of: Callable[[Org], list[Event]]) -> tuple[int, int]:
     """The events of every org, written to the outbox a page of orgs at a time; (orgs, events).
 
     A failed write raises, so the scheduler retries the whole run; the events' ids are stable,
     so what the failed run already wrote is kept, not written again.
     """
     orgs = events = 0
-    for page in _orgs(ctx):
+    for page in org_pages(ctx):
         batch = [event for org in page for event in events_of(org)]
         ctx.commit_events(batch)
         orgs += len(page)
@@ -409,18 +395,11 @@ def invoice_due(org_id: str, period: str, now: datetime) -> InvoiceDue:
     return InvoiceDue(event_id=event_id, occurred_at=now, org_id=org_id, period=period)
 
 
-def reconciliation_due(org_id: str, period: str, now: datetime) -> ReconciliationDue:
-    """The daily run's event for one org month: one id per org, month and (UTC) day of the run."""
-    day = now.astimezone(UTC).date().isoformat()
-    event_id = stable_event_id(ReconciliationDue.detail_type, org_id, period, day)
-    return ReconciliationDue(event_id=event_id, occurred_at=now, org_id=org_id, period=period)
-
-
 def run_monthly_invoicing(now: datetime, ctx: InvoicingContext) -> FanOut:
     """One InvoiceDue per org for the month just closed (see `month_just_closed`), through the
     outbox. A re-run builds the same event ids, so each org's event is written once."""
     period = month_just_closed(now)
-    orgs, events = _fan_out(ctx, lambda org: [invoice_due(org.org_id, period, now)])
+    orgs, events = fan_out(ctx, lambda org: [invoice_due(org.org_id, period, now)])
     return FanOut(kind=InvoiceDue.detail_type, period=period, orgs=orgs, events=events)
 
 
@@ -447,7 +426,7 @@ def on_invoice_due(event: InvoiceDue, ctx: InvoicingContext) -> InvoiceRun:
 
 def finalise_invoice(caller: Principal, org_id: str, period: str, ctx: InvoicingContext) -> Invoice:
     """Draft -> finalised (finance of the org, operators). A finalised invoice never changes."""
-    _authorise(caller, org_id, Role.FINANCE)
+    authorise(caller, org_id, Role.FINANCE)
     check_period(period)
     for attempt in range(_SAVE_ATTEMPTS):
         stored = ctx.billing.invoice(org_id, period)
@@ -462,13 +441,13 @@ def finalise_invoice(caller: Principal, org_id: str, period: str, ctx: Invoicing
 
 
 def list_invoices(caller: Principal, org_id: str, ctx: InvoicingContext) -> list[Invoice]:
-    _authorise(caller, org_id, *BILLING_READERS)
-    _org(ctx, org_id)
+    authorise(caller, org_id, *BILLING_READERS)
+    org_of(ctx, org_id)
     return ctx.billing.invoices(org_id)
 
 
 def get_invoice(caller: Principal, org_id: str, period: str, ctx: InvoicingContext) -> Invoice:
-    _authorise(caller, org_id, *BILLING_READERS)
+    authorise(caller, org_id, *BILLING_READERS)
     check_period(period)
     stored = ctx.billing.invoice(org_id, period)
     if stored is None:
@@ -490,8 +469,8 @@ def _standing_usage(entries: list[LedgerEntry], period: str) -> list[LedgerEntry
 
 def month_to_date(caller: Principal, org_id: str, now: datetime, ctx: InvoicingContext) -> MonthToDate:
     """Usage, money, cap and commitment of the current month so far (see MonthToDate)."""
-    _authorise(caller, org_id, *BILLING_READERS)
-    org = _org(ctx, org_id)
+    authorise(caller, org_id, *BILLING_READERS)
+    org = org_of(ctx, org_id)
     period = period_of(now, org.time_zone)
     entries = list(ctx.billing.entries(org_id, period))
     standing = _standing_usage(entries, period)
@@ -499,7 +478,7 @@ def month_to_date(caller: Principal, org_id: str, now: datetime, ctx: InvoicingC
     late = sum(e.amount_minor for e in entries if e.period < period)
     version: PriceBookVersion | None = None
     try:
-        book, version = _priced(ctx.billing.price_book(org_id), org_id, period)
+        book, version = priced(ctx.billing.price_book(org_id), org_id, period)
     except NoPriceBook:
         # Nothing can be charged without a price: whatever the ledger holds, at face value.
         amount, shortfall, currency = sum(e.amount_minor for e in entries), None, org.currency
@@ -535,143 +514,6 @@ def month_to_date(caller: Principal, org_id: str, now: datetime, ctx: InvoicingC
     )
 
 
-# ---------------------------------------------------------------------------- reconciliation
-
-_BILLABLE = frozenset(status.value for status in BILLABLE_STATES)
-
-
-def _session_problem(org_id: str, period: str, booking_id: str, status: str, usage: UsageFound | None) -> str | None:
-    """What is wrong between one session and its usage entry, or None."""
-    if status not in _BILLABLE:
-        return f"session {booking_id} is {status} (not billable) but has usage entry {usage.where}" if usage else None
-    if usage is None:
-        return f"session {booking_id} is {status} but has no usage entry in the ledger"
-    entry, where = usage.entry, usage.where
-    if entry is None:
-        return f"session {booking_id}: its usage guard points to entry {where}, which does not exist"
-    if entry.booking_id != booking_id or entry.kind is not EntryKind.USAGE or entry.org_id != org_id:
-        return f"session {booking_id}: usage entry {where} belongs to another session or org"
-    if entry.outcome.value != status:
-        return f"session {booking_id} is {status} but its usage entry {where} bills {entry.outcome}"
-    if entry.period != period:
-        return f"session {booking_id} counts in {period} but its usage entry is for {entry.period}"
-    return None
-
-
-def _session_differences(
-    ctx: InvoicingContext, org_id: str, period: str, statuses: dict[str, str], usage: dict[str, UsageFound]
-) -> list[str]:
-    """Check every session; a session that looks wrong is checked again on its current status.
-
-    The sessions index is eventually consistent: a session completed a moment ago may still
-    show its old status there while its (transactional) usage entry already exists.
-    """
-    suspects = [b for b, status in statuses.items() if _session_problem(org_id, period, b, status, usage.get(b))]
-    if suspects:
-        statuses.update(ctx.sessions.current_statuses(suspects))
-    problems = (_session_problem(org_id, period, b, statuses[b], usage.get(b)) for b in sorted(suspects))
-    return [problem for problem in problems if problem]
-
-
-def _orphans(ctx: InvoicingContext, entries: list[LedgerEntry], period: str, statuses: dict[str, str]) -> list[str]:
-    """Usage entries billed in the month whose session is nowhere to be found.
-
-    The month's own entries must belong to its sessions; a late entry (an earlier month's
-    session) is checked against that month when it is reconciled, so here only its existence.
-    """
-    differences: list[str] = []
-    late: dict[str, str] = {}
-    for entry in entries:
-        if entry.kind is not EntryKind.USAGE:
-            continue
-        if entry.period != period:
-            late[entry.booking_id] = entry.entry_id
-        elif entry.booking_id not in statuses:
-            differences.append(
-                f"usage entry {entry.entry_id} bills session {entry.booking_id}, "
-                f"which is not among the sessions of {period}"
-            )
-    if late:
-        existing = ctx.sessions.current_statuses(list(late))
-        differences += [
-            f"late usage entry {entry_id} billed in {period} bills session {booking_id}, which does not exist"
-            for booking_id, entry_id in sorted(late.items())
-            if booking_id not in existing
-        ]
-    return differences
-
-
-def reconcile(org_id: str, period: str, ctx: InvoicingContext) -> ReconciliationReport:
-    """Every billable session has exactly one usage entry, no other session has one, and the
-    month's invoice (if drawn) equals a recomputation from the entries billed in the month.
-
-    The invoice is recomputed with the headcount it was drawn with: headcount is a snapshot
-    taken at the run, not a ledger fact, so people joining later are not a difference.
-    """
-    check_period(period)
-    statuses = ctx.sessions.statuses_in(org_id, period)
-    usage = ctx.billing.usage_of(org_id, list(statuses))
-    differences = _session_differences(ctx, org_id, period, statuses, usage)
-    entries = list(ctx.billing.entries(org_id, period))
-    differences += _orphans(ctx, entries, period, statuses)
-
-    stored = ctx.billing.invoice(org_id, period)
-    book = ctx.billing.price_book(org_id)
-    if stored is not None:
-        invoice = stored[0]
-        if book is None:
-            differences.append(f"invoice {invoice.invoice_id} exists but the organisation has no price book")
-        else:
-            found_in_invoice = reconcile_invoice(invoice, entries, book, invoice.summary.eligible_headcount)
-            differences += [f"invoice {invoice.invoice_id}: {difference}" for difference in found_in_invoice]
-    else:
-        closed_at = ctx.billing.period_closed_at(org_id, period)
-        if closed_at is not None:
-            differences.append(f"{period} was closed at {closed_at} but has no invoice")
-        if entries:
-            try:
-                _priced(book, org_id, period)
-            except NoPriceBook as exc:
-                differences.append(
-                    f"{len(entries)} ledger entries are billed in {period} but cannot be invoiced: {exc.message}"
-                )
-    billable = [booking_id for booking_id, status in statuses.items() if status in _BILLABLE]
-    found = [usage[booking_id] for booking_id in billable if booking_id in usage]
-    return ReconciliationReport(
-        org_id=org_id,
-        period=period,
-        sessions=len(statuses),
-        billable_sessions=len(billable),
-        usage_entries_found=sum(1 for pointer in found if pointer.entry is not None),
-        ledger_entries=len(entries),
-        invoice_status=None if stored is None else stored[0].status,
-        differences=differences,
-    )
-
-
-def reconcile_for(caller: Principal, org_id: str, period: str, ctx: InvoicingContext) -> ReconciliationReport:
-    """On-demand reconciliation (operators, the org's finance)."""
-    _authorise(caller, org_id, Role.FINANCE)
-    _org(ctx, org_id)
-    return reconcile(org_id, period, ctx)
-
-
-def run_daily_reconciliation(now: datetime, ctx: InvoicingContext) -> FanOut:
-    """One ReconciliationDue for every org's previous and current month (its own time zone),
-    through the outbox. A re-run the same day builds the same ids and writes nothing twice."""
-
-    def events_of(org: Org) -> list[Event]:
-        current = period_of(now, org.time_zone)
-        return [reconciliation_due(org.org_id, period, now) for period in (previous_period(current), current)]
-
-    orgs, events = _fan_out(ctx, events_of)
-    return FanOut(kind=ReconciliationDue.detail_type, period=None, orgs=orgs, events=events)
-
-
-def on_reconciliation_due(event: ReconciliationDue, ctx: InvoicingContext) -> ReconciliationReport:
-    return reconcile(event.org_id, check_period(event.period), ctx)
-
-
 __all__ = [
     "BILLING_READERS",
     "Billing",
@@ -683,7 +525,6 @@ __all__ = [
     "MonthToDate",
     "OrgPage",
     "Orgs",
-    "ReconciliationReport",
     "Sessions",
     "add_price_book_version",
     "finalise_invoice",
@@ -696,12 +537,7 @@ __all__ = [
     "month_just_closed",
     "month_to_date",
     "on_invoice_due",
-    "on_reconciliation_due",
     "previous_period",
-    "reconcile",
-    "reconcile_for",
-    "reconciliation_due",
-    "run_daily_reconciliation",
     "run_invoice",
     "run_monthly_invoicing",
 ]

@@ -8,7 +8,6 @@ coach in an active engagement with them, never to anyone else, and never holds w
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -28,18 +27,15 @@ CATALOGUE_READERS = (Role.ORG_ADMIN, Role.FINANCE, Role.LEADER, Role.OPERATOR)
 
 
 class CatalogueStore(Protocol):
-    def catalogue(self, org_id: str) -> tuple[ProgrammeCatalogue, int | None]:
-        """The org's catalogue and its version; the shipped defaults with None when never changed."""
+    def org_and_catalogue(self, org_id: str) -> tuple[Org, int, ProgrammeCatalogue, int | None] | None:
+        """The org and its version, the org's catalogue and its version (the shipped defaults with None when
+        never changed), in one read; None when there is no such org."""
         ...
 
-    def save_catalogue(
-        self, catalogue: ProgrammeCatalogue, version: int | None, org_change: Callable[[Org], Org]
-    ) -> bool:
-        """Conditional on `version` (None: none stored yet), with `org_change` applied to the org in the same
-        transaction; False when someone changed either meanwhile."""
+    def save_catalogue(self, catalogue: ProgrammeCatalogue, version: int | None, org: Org, org_version: int) -> bool:
+        """The catalogue, conditional on `version` (None: none stored yet), and the changed `org`, conditional
+        on `org_version`, in one transaction; False when someone changed either meanwhile."""
         ...
-
-    def org_exists(self, org_id: str) -> bool: ...
 
 
 class TimelineSource(Protocol):
@@ -69,28 +65,28 @@ def _authorise(caller: Principal, org_id: str, *roles: Role) -> None:
 
 def get_catalogue(caller: Principal, org_id: str, ctx: ProgrammesContext) -> ProgrammeCatalogue:
     _authorise(caller, org_id, *CATALOGUE_READERS)
-    if not ctx.catalogues.org_exists(org_id):
-        raise NotFound(f"organisation {org_id} not found")
-    return ctx.catalogues.catalogue(org_id)[0]
+    return _org_and_catalogue(org_id, ctx)[2]
 
 
 def put_catalogue(caller: Principal, org_id: str, body: CatalogueInput, ctx: ProgrammesContext) -> ProgrammeCatalogue:
     """Replace the catalogue. What was made before (bookings, cohorts, workshops) keeps its snapshot."""
     _authorise(caller, org_id, Role.ORG_ADMIN)
-    if not ctx.catalogues.org_exists(org_id):
-        raise NotFound(f"organisation {org_id} not found")
-    current, version = ctx.catalogues.catalogue(org_id)
+    org, org_version, current, version = _org_and_catalogue(org_id, ctx)
     now = ctx.clock()
     fresh = current.changed(body, actor=caller.person_id, now=now)
-
     # 1:1 booking enforces the org's booking policy: the catalogue's monthly allowances become its allowances,
     # in the same transaction, so the two never disagree (bookings already made keep their snapshot).
-    def follow_catalogue(org: Org) -> Org:
-        return org.with_booking_policy(fresh.booking_policy(org.booking or BookingPolicy()), now)
-
-    if not ctx.catalogues.save_catalogue(fresh, version, follow_catalogue):
+    followed = org.with_booking_policy(fresh.booking_policy(org.booking or BookingPolicy()), now)
+    if not ctx.catalogues.save_catalogue(fresh, version, followed, org_version):
         raise Conflict("the catalogue changed at the same time; load it again", field="catalogue")
     return fresh
+
+
+def _org_and_catalogue(org_id: str, ctx: ProgrammesContext) -> tuple[Org, int, ProgrammeCatalogue, int | None]:
+    found = ctx.catalogues.org_and_catalogue(org_id)
+    if found is None:
+        raise NotFound(f"organisation {org_id} not found")
+    return found
 
 
 # ---------------------------------------------------------------------------- timeline
