@@ -69,14 +69,14 @@ class CaptureSummary:
     rater_answers: int = 0
 
 
-def _call(base_url: str, token: str | None, method: str, path: str, body: Any = None) -> Any:
+def _call(base_url: str, token: str | None, method: str, path: str, body: Any = None, timeout: float = 60) -> Any:
     data = json.dumps(body).encode("utf-8") if body is not None else None
     request = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method)  # noqa: S310
     request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (the local stack's URL)
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (the local stack's URL)
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         raise DemoHttpError(f"{method} {path} -> {error.code}: {error.read().decode('utf-8', 'replace')}") from error
@@ -87,7 +87,13 @@ def _ratings(rng: random.Random, competencies: Sequence[str], low: int, high: in
 
 
 def drive_capture(
-    base_url: str, org_id: str, admin_token: str, participants: Sequence[Participant], *, seed: int = 11
+    base_url: str,
+    org_id: str,
+    admin_token: str,
+    participants: Sequence[Participant],
+    *,
+    seed: int = 11,
+    progress: Callable[[int], None] | None = None,
 ) -> CaptureSummary:
     """Feedback, goals, role profiles and a 360 round (baseline and follow-up) for `participants`, over HTTP."""
     rng = random.Random(seed)
@@ -98,7 +104,9 @@ def drive_capture(
         competencies = [{"competency": c, "behaviours": [b]} for c, b in PROFILE_COMPETENCIES[level]]
         _call(base_url, admin_token, "PUT", f"/orgs/{org_id}/role-profiles/{level}",
               {"name": level.replace("_", " ").title(), "competencies": competencies})  # fmt: skip
-    for person in participants:
+    for done, person in enumerate(participants):
+        if progress is not None:
+            progress(done)
         for booking_id in person.completed_booking_ids:
             answers = {
                 "satisfaction": rng.choice([3, 4, 4, 5, 5, 5]),
@@ -157,8 +165,11 @@ SUPPRESSED_DEPARTMENT = "Finance"
 SUPPRESSED_PEOPLE = 2
 DEMO_LEVELS = ("individual_contributor", "first_time_manager", "manager")
 NO_SHOW_EVERY = 7  # every seventh second session is a no-show: attendance below 100 %
-# Hyphenated competency ids (giving-feedback) are refused as report priorities today: see the report.
-PRIORITIES = ["delegation", "communication"]
+ONE_SESSION_EVERY = 4  # every fourth person books only one session: utilisation is not one bucket
+# The org's North Star priorities; about half the sessions also aim at one. (Hyphenated competency ids such as
+# giving-feedback are refused as report priorities today.)
+PRIORITIES = ["delegation", "resilience"]
+PRIORITY_SHARE = 0.5
 
 
 @dataclass
@@ -182,6 +193,7 @@ class DemoMonthResult:
     no_shows: int = 0
     capture: dict[str, int] = field(default_factory=dict)
     reports: dict[str, str] = field(default_factory=dict)  # org id → the report's API path
+    per_org: dict[str, dict[str, int]] = field(default_factory=dict)  # org id → participants, booked, completed…
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -192,6 +204,7 @@ class DemoMonthResult:
             "no_shows": self.no_shows,
             "capture": self.capture,
             "reports": self.reports,
+            "per_org": self.per_org,
         }
 
 
@@ -272,8 +285,8 @@ class DemoMonth:
         # Minted against the stack's clock of the moment (this process's): valid for the phase at hand.
         return tokens.dev_token(role, org_id, person_id, self.key)
 
-    def call(self, token: str | None, method: str, path: str, body: Any = None) -> Any:
-        return _call(self.base_url, token, method, path, body)
+    def call(self, token: str | None, method: str, path: str, body: Any = None, timeout: float = 60) -> Any:
+        return _call(self.base_url, token, method, path, body, timeout)
 
     def begin(self) -> None:
         moved = move_clock(self.base_url, self.start + timedelta(hours=6))
@@ -292,7 +305,7 @@ class DemoMonth:
             chosen = pick_participants(org_id, rows[org_id], self.participants_per_org)
             for index, person in enumerate(chosen, start=1):
                 self._engage(person)
-                self._book(person, rng)
+                self._book(person, rng, sessions=1 if index % ONE_SESSION_EVERY == 0 else 2)
                 if index % 10 == 0 or index == len(chosen):
                     self.progress(f"[demo month] {org['name']}: {index}/{len(chosen)} engaged and booked")
             people += chosen
@@ -304,16 +317,23 @@ class DemoMonth:
         for half, moment in ((0, middle), (1, end)):
             move_clock(self.base_url, moment)
             self.progress(f"[demo month] the clock moved to {moment.isoformat()}: sessions take place")
-            for number, person in enumerate(people, start=1):
+            second = [p for p in people if len(p.bookings) > half]
+            for number, person in enumerate(second, start=1):
                 booking_id, _ = person.bookings[half]
                 coach = self.token("coach", None, person.coach_id)
+                counts = result.per_org.setdefault(person.org_id, {"participants": 0, "booked": 0, "completed": 0,
+                                                                    "no_shows": 0})  # fmt: skip
+                counts["participants"] += 1 if half == 0 else 0
+                counts["booked"] += 1
                 if half == 1 and number % NO_SHOW_EVERY == 0:
                     self.call(coach, "POST", f"/coach/sessions/{booking_id}/no-show")
                     result.no_shows += 1
+                    counts["no_shows"] += 1
                 else:
                     self.call(coach, "POST", f"/coach/sessions/{booking_id}/complete", {"actual_minutes": 30})
                     person.completed.append(booking_id)
                     result.sessions_completed += 1
+                    counts["completed"] += 1
             drain(self.base_url)
         self.progress("[demo month] feedback, goals, check-ins and a 360 round (baseline and follow-up)")
         totals: dict[str, int] = {}
@@ -325,20 +345,33 @@ class DemoMonth:
                 for p in people if p.org_id == org_id
             ]  # fmt: skip
             admin = self.token("org_admin", org_id, f"demo-admin-{org_id[:8]}")
-            captured = drive_capture(self.base_url, org_id, admin, participants, seed=self.seed)
+            name = org["name"]
+
+            def shown(done: int, name: str = name, count: int = len(participants)) -> None:
+                if done and done % 10 == 0:
+                    self.progress(f"[demo month] {name}: {done}/{count} gave feedback, set goals and ran a 360")
+
+            captured = drive_capture(self.base_url, org_id, admin, participants, seed=self.seed, progress=shown)
             for name, value in vars(captured).items():
                 totals[name] = totals.get(name, 0) + int(value)
         result.capture = totals
         drain(self.base_url)
+        # Returning to real time crosses the 1st at 13:00 UTC (unless it is the 1st before then): the monthly
+        # schedule then fires by itself for the month just closed. Otherwise the operator runs it.
+        schedules = _call(self.base_url, None, "GET", "/_local/schedules")
+        monthly = next(s for s in schedules if s["event"].endswith(".ReportsMonthly"))
         back = move_clock(self.base_url, None)
-        self.progress(f"[demo month] the clock is back at {back['now']}; the {self.period} report runs")
         operator = self.token("operator", None, "operator-demo")
         for org in orgs:
-            org_id = org["org_id"]
-            self.call(operator, "POST", f"/orgs/{org_id}/reports/{self.period}/run")
-            result.reports[org_id] = f"/orgs/{org_id}/reports/{self.period}"
+            result.reports[org["org_id"]] = f"/orgs/{org['org_id']}/reports/{self.period}"
+        if monthly["next_fire"] and datetime.fromisoformat(monthly["next_fire"]) <= datetime.fromisoformat(back["now"]):
+            self.progress(f"[demo month] the clock is back at {back['now']}: {monthly['name']} reports {self.period}")
+        else:
+            self.progress(f"[demo month] the clock is back at {back['now']}: the {self.period} report runs")
+            for org_id in result.reports:
+                self.call(operator, "POST", f"/orgs/{org_id}/reports/{self.period}/run", timeout=900)
         for org_id in result.reports:
-            self.wait_for_report(org_id)
+            self.wait_for_report(org_id, timeout=900)
         return result
 
     def wait_for_report(self, org_id: str, *, period: str | None = None, timeout: float = 120.0) -> str:
@@ -365,8 +398,9 @@ class DemoMonth:
         engagement = self.call(employee, "POST", f"/matches/{match['match_id']}/choose", {"coach_id": coach_id})
         person.engagement_id, person.coach_id = engagement["engagement_id"], engagement["coach_id"]
 
-    def _book(self, person: DemoPerson, rng: random.Random) -> None:
-        """One session in each half of the month, at a time the coach really offers."""
+    def _book(self, person: DemoPerson, rng: random.Random, sessions: int) -> None:
+        """`sessions` (1 or 2) sessions, one in each half of the month, at times the coach really offers."""
+        own = random.Random(f"{self.seed}:{person.person_id}")
         employee = self.token("employee", person.org_id, person.person_id)
         since, until = self.start + timedelta(days=1), self.start + timedelta(days=26)
         query = urllib.parse.urlencode({"from": since.isoformat(), "to": until.isoformat()})
@@ -376,10 +410,13 @@ class DemoMonth:
             [s for s in slots if datetime.fromisoformat(s["start_utc"]) < middle - timedelta(hours=1)],
             [s for s in slots if datetime.fromisoformat(s["start_utc"]) >= middle + timedelta(days=1)],
         ]
-        for half in halves:
+        for half in halves[:sessions]:
+            # What the session is about draws on the person's own generator: the same whichever coach and slots.
+            focus = [own.choice(PROFILE_COMPETENCIES[person.level])[0]]
+            focus += [own.choice(PRIORITIES)] if own.random() < PRIORITY_SHARE else []
             for slot in rng.sample(half, k=min(len(half), 5)):
                 body = {"engagement_id": person.engagement_id, "start": slot["start"],
-                        "focus_competencies": [PROFILE_COMPETENCIES[person.level][0][0], rng.choice(PRIORITIES)],
+                        "focus_competencies": sorted(set(focus)),
                         "situation": "Preparing a conversation that matters."}  # fmt: skip
                 try:
                     booked = self.call(employee, "POST", "/bookings", body)

@@ -78,8 +78,7 @@ def test_make_up_seeds_last_month_over_http_and_its_report_answers_with_the_head
     assert month["period"] == _previous_month()  # the month the ReportsMonthly schedule reports
     assert demo.lines("[demo month]"), "make up shows the demo month's progress"
     assert demo.lines("[seed] base roster seeded in")
-    participants = month["participants"] // len(demo.summary["orgs"])
-    assert month["sessions_booked"] == 2 * month["participants"]
+    assert month["participants"] < month["sessions_booked"] < 2 * month["participants"]  # some booked one only
     assert month["sessions_completed"] + month["no_shows"] == month["sessions_booked"]
     assert month["no_shows"] > 0
     assert month["capture"]["assessments_released"] == 2 * month["participants"]  # baseline and follow-up each
@@ -87,20 +86,22 @@ def test_make_up_seeds_last_month_over_http_and_its_report_answers_with_the_head
     completed = 0
     for org in demo.summary["orgs"]:
         org_id = org["org_id"]
+        driven = month["per_org"][org_id]
         answer = _call(demo, _leader(demo, org_id), "GET", f"/orgs/{org_id}/reports/{month['period']}")
         assert answer.status_code == 200, answer.text
         body = answer.json()
         headline, leading = body["headline"], body["leading"]
-        sessions = leading["sessions"]["value"]
-        completed += sessions
+        assert leading["sessions"]["value"] == driven["completed"]
+        completed += driven["completed"]
         assert leading["active_people"]["value"] == org["people"]  # the whole roster joined before the month
+        people = driven["participants"]
         assert headline["attendance_percent"] == {
-            "value": round(100 * sessions / (2 * participants), 2), "group_size": participants, "suppressed": None,
+            "value": round(100 * driven["completed"] / driven["booked"], 2), "group_size": people, "suppressed": None,
         }  # fmt: skip
-        assert headline["nps"]["group_size"] == participants
+        assert headline["nps"]["group_size"] == people
         assert -100 <= headline["nps"]["value"] <= 100
         growth = headline["competency_growth_percent"]
-        assert growth["group_size"] == participants
+        assert growth["group_size"] == people
         assert growth["value"] > 0  # the follow-ups were rated higher than the baselines
         assert body["lagging"]["competency_growth_points"]["value"] > 0
         # Two people were coached in Finance: their figures are never shown.
