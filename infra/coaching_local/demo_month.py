@@ -178,6 +178,7 @@ class DemoPerson:
     person_id: str
     level: str
     department: str
+    hr_id: str = ""  # the HR id: the same every seed (org and person ids are new each time)
     engagement_id: str = ""
     coach_id: str = ""
     bookings: list[tuple[str, datetime]] = field(default_factory=list)  # (booking id, end)
@@ -245,7 +246,7 @@ def pick_participants(org_id: str, rows: Sequence[dict[str, Any]], count: int) -
         if row["level"] in DEMO_LEVELS and wanted.get(department, 0) > 0:
             wanted[department] -= 1
             person_id = person_id_for(org_id, row["external_hr_id"])
-            chosen.append(DemoPerson(org_id, person_id, row["level"], department))
+            chosen.append(DemoPerson(org_id, person_id, row["level"], department, hr_id=row["external_hr_id"]))
     if any(wanted.values()):
         raise DemoHttpError(f"the seeded org {org_id} has too few people for the demo month: {wanted} missing")
     return chosen
@@ -400,7 +401,7 @@ class DemoMonth:
 
     def _book(self, person: DemoPerson, rng: random.Random, sessions: int) -> None:
         """`sessions` (1 or 2) sessions, one in each half of the month, at times the coach really offers."""
-        own = random.Random(f"{self.seed}:{person.person_id}")
+        own = random.Random(f"{self.seed}:{person.hr_id}")
         employee = self.token("employee", person.org_id, person.person_id)
         since, until = self.start + timedelta(days=1), self.start + timedelta(days=26)
         query = urllib.parse.urlencode({"from": since.isoformat(), "to": until.isoformat()})
