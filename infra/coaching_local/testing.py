@@ -188,9 +188,9 @@ class StackProcess:
 class UpProcess:
     """`python -m coaching_local up` as a subprocess, as a developer runs it (`make up`): the seeded demo.
 
-    It reuses the DynamoDB Local already answering on `dynamodb_port` and seeds its own tables (`prefix`),
-    so it disturbs no other stack. `start()` returns once the demo is seeded and the stack says it is up;
-    `.url` is its API, `.summary` the seed marker it wrote (orgs, the demo month, its reports).
+    It starts DynamoDB Local on `dynamodb_port` (or reuses one already answering there) and seeds its own
+    tables (`prefix`), so it disturbs no other stack. `start()` returns once the demo is seeded and the stack
+    says it is up; `.url` is its API, `.summary` the seed marker it wrote (orgs, the demo month, its reports).
     """
 
     READY_LINE = "Ctrl-C stops everything."

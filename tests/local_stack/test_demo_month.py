@@ -1,7 +1,7 @@
 """The seeded demo's month, as `make up` makes it, checked over HTTP only; and the stack's movable clock.
 
-`python -m coaching_local up --scale small` runs in its own process on its own tables (moving its clock
-disturbs no other stack): the roster is seeded at the first morning of last month, then last month's
+`python -m coaching_local up --scale small` runs in its own process with its own DynamoDB Local (moving its
+clock disturbs no other stack): the roster is seeded at the first morning of last month, then last month's
 matches, bookings, sessions, feedback, goals and 360s are driven over HTTP with the clock moved over
 `/_local/clock`, and the month's report is run. Here the report API answers with the headline figures and
 their group sizes, the HTML report downloads by its short-lived link and draws its charts in headless
@@ -40,10 +40,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def demo(dynamodb_local: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
     key = tokens.signing_key()  # the session's key (LOCAL_DEV_SIGNING_KEY), shared with the subprocess
     stack = UpProcess(
-        dynamodb_port=int(dynamodb_local.rsplit(":", 1)[1]),
+        # Its own DynamoDB Local, as `make up` starts one: the session's, busy with every other test's tables and
+        # streams by now, would only make the demo slower.
+        dynamodb_port=_free_port(),
         data_dir=tmp_path_factory.mktemp("demo-up"),
         prefix=PREFIX,
         port=_free_port(),
