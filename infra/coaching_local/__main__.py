@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,6 +32,8 @@ log = logging.getLogger("coaching_local")
 
 UP_PREFIX = "local"
 SEED_MARKER = "seeded.json"
+# The demo's sizes: (people per org, coaches, demo-month participants per org). `small` is for tests and CI.
+SCALES: dict[str, tuple[int, int, int]] = {"full": (500, 300, 30), "small": (120, 60, 17)}
 
 
 def _wait_for_signal() -> None:
@@ -64,6 +67,63 @@ def _print_tokens(summary: dict[str, Any] | None, key: bytes) -> None:
         print(f"  {role:<10} org={org_id or '-'} person={person_id or '-'}\n    {token}")
 
 
+def _seed(url: str, key: bytes, table_names: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    """The base roster (domain services), then a month of activity over HTTP (coaching_local.demo_month).
+
+    The stack's clock is moved to the first morning of last month before the roster is seeded (the people
+    must have joined before the month they are reported in), and always returned to real time after.
+    """
+    from coaching_local.demo_month import DemoMonth, move_clock  # a broken seed must fail loudly
+    from coaching_local.seed import DEMO_ORGS, seed_demo, seeded_rows
+
+    people, coaches, participants = SCALES[args.scale]
+    started = time.monotonic()
+    demo = None if args.no_demo_month else DemoMonth(url, key, participants_per_org=participants, progress=_progress)
+    try:
+        if demo is not None:
+            demo.begin()
+        _progress(f"[seed] {len(DEMO_ORGS)} orgs of {people} people and {coaches} coaches, through the domain services")
+        summary = seed_demo(table_names, people_per_org=people, coaches=coaches)
+        _progress(f"[seed] base roster seeded in {time.monotonic() - started:.0f} s")
+        if demo is not None:
+            orgs = [org | {"currency": spec["currency"]} for org, spec in zip(summary["orgs"], DEMO_ORGS, strict=True)]
+            month_started = time.monotonic()
+            summary["demo_month"] = demo.run(orgs, seeded_rows(summary)).as_dict()
+            _progress(f"[demo month] done in {time.monotonic() - month_started:.0f} s")
+    finally:
+        if demo is not None:
+            move_clock(url, None)  # never leave the stack in the past
+    summary["seed_seconds"] = round(time.monotonic() - started, 1)
+    summary["scale"] = args.scale
+    return summary
+
+
+def _progress(message: str) -> None:
+    print(message, flush=True)
+
+
+def _print_demo_report(url: str, summary: dict[str, Any] | None, key: bytes) -> None:
+    """Where the demo month's report is: its API path and a fresh short-lived link to the HTML, per org."""
+    month = (summary or {}).get("demo_month")
+    if not month:
+        return
+    from coaching_local.demo_month import DemoHttpError, report_link
+
+    leader = ((summary or {}).get("token_subjects") or {}).get("leader") or {}
+    released = month["capture"].get("assessments_released", 0)
+    print(f"\nThe demo month {month['period']}: {month['participants']} people, {month['sessions_completed']} sessions "
+          f"completed, {month['no_shows']} no-shows, {released} 360s released")  # fmt: skip
+    for org_id, path in month["reports"].items():
+        hint = "the leader token above" if org_id == leader.get("org_id") else (
+            f"a leader token: python -m coaching_local token --role leader --org {org_id}")  # fmt: skip
+        print(f"  Report        GET {url}{path}  (with {hint})")
+        try:
+            print(f"  HTML report   {report_link(url, key, org_id, month['period'])}  (valid for 5 minutes; "
+                  f"a fresh one: GET {url}{path}/download)")  # fmt: skip
+        except DemoHttpError as exc:
+            print(f"  HTML report   not available: {exc}")
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     template_path = Path(args.template) if args.template else default_template()
     template = load_template(template_path)
@@ -78,20 +138,18 @@ def cmd_up(args: argparse.Namespace) -> int:
     gateway: LocalGateway | None = None
     try:
         before = existing_tables(endpoint)
-        table_names = ensure_tables(endpoint, template, UP_PREFIX)
+        table_names = ensure_tables(endpoint, template, args.table_prefix)
         fresh = any(name not in before for name in table_names.values())
-        gateway = LocalGateway(template_path, port=args.port, prefix=UP_PREFIX, dynamodb_endpoint=endpoint)
+        gateway = LocalGateway(template_path, port=args.port, prefix=args.table_prefix, dynamodb_endpoint=endpoint)
         # The gateway first: it sets the environment the seed's domain code reads, and receives its events.
         gateway.start()
         marker = data_dir / SEED_MARKER
         summary: dict[str, Any] | None = None
         if not args.no_seed and (fresh or not marker.is_file()):
-            from coaching_local.seed import seed_demo  # the demo data set; a broken seed must fail loudly
-
-            summary = seed_demo(table_names)
+            summary = _seed(gateway.url, gateway.signing_key, table_names, args)
             data_dir.mkdir(parents=True, exist_ok=True)
             marker.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-            shown = {k: v for k, v in summary.items() if k != "token_subjects"}
+            shown = {k: v for k, v in summary.items() if k not in {"token_subjects", "demo_month"}}
             print(f"Seeded the demo data: {json.dumps(shown, default=str)}")
         elif marker.is_file():
             summary = json.loads(marker.read_text(encoding="utf-8"))
@@ -108,6 +166,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"  Streams       {url}/_local/streams  (pause, resume, drain: POST {url}/_local/streams/NAME/pause)"
         )
         _print_tokens(summary, gateway.signing_key)
+        _print_demo_report(url, summary, gateway.signing_key)
         print("\nCtrl-C stops everything.", flush=True)
         _wait_for_signal()
     finally:
@@ -216,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--dynamodb-port", type=int, default=8000)
     up.add_argument("--data-dir", default=".local/dynamodb", help="DynamoDB Local files (relative to the repo)")
     up.add_argument("--no-seed", action="store_true")
+    up.add_argument("--no-demo-month", action="store_true", help="seed the roster only, without last month's activity")
+    up.add_argument("--scale", choices=sorted(SCALES), default="full", help="the demo's size (small: for tests)")
+    up.add_argument("--table-prefix", default=UP_PREFIX, help="table name prefix (and artefact folder)")
     up.add_argument("--template", default=None)
     up.set_defaults(func=cmd_up)
 

@@ -11,12 +11,16 @@ POST /_local/streams/drain[?timeout=s]     wait until every stream is read to it
 POST /_local/streams/{name}/pause          stop delivering (records stay in the stream, checkpoint kept)
 POST /_local/streams/{name}/resume         deliver again from the checkpoint
 POST /_local/streams/{name}/drain[?timeout=s]
+GET  /_local/clock                         the stack's clock: now, real now, moved, offset
+POST /_local/clock {"travel_to": iso}      move the stack process's clock there (it ticks on); 400 names the field
+DELETE /_local/clock                       back to real time
 A stream's name is `Function.Event`, or the event or function name alone when that is unambiguous.
 Drain answers 200 when drained, 409 when a stream is paused, 504 when the timeout passed first.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -25,6 +29,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Response
 
+from coaching_local.clock import parse_destination
 from coaching_local.server import LocalRequest, json_response
 
 if TYPE_CHECKING:
@@ -45,6 +50,9 @@ _ROUTES = Map(
         Rule("/_local/streams/<name>/pause", methods=["POST"], endpoint="pause"),
         Rule("/_local/streams/<name>/resume", methods=["POST"], endpoint="resume"),
         Rule("/_local/streams/<name>/drain", methods=["POST"], endpoint="drain"),
+        Rule("/_local/clock", methods=["GET"], endpoint="clock"),
+        Rule("/_local/clock", methods=["POST"], endpoint="travel"),
+        Rule("/_local/clock", methods=["DELETE"], endpoint="reset_clock"),
     ],
     strict_slashes=False,
     merge_slashes=False,
@@ -66,6 +74,9 @@ class ControlRoutes:
             "drain": self.drain,
             "pause": self.pause,
             "resume": self.resume,
+            "clock": self.clock,
+            "travel": self.travel,
+            "reset_clock": self.reset_clock,
         }
 
     def handle(self, request: LocalRequest) -> Response:
@@ -134,3 +145,22 @@ class ControlRoutes:
     def _no_stream(self, name: Any) -> Response:
         names = [s["name"] for s in self.gateway.streams.listing()]
         return json_response(404, {"message": f"no stream named {name}", "streams": names})
+
+    def clock(self, request: LocalRequest) -> Response:
+        return json_response(200, self.gateway.clock.state())
+
+    def travel(self, request: LocalRequest) -> Response:
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError:
+            return json_response(400, {"message": "the body is not JSON", "field": "body"})
+        if not isinstance(body, dict) or "travel_to" not in body:
+            return json_response(400, {"message": 'send {"travel_to": "<ISO 8601 date-time>"}', "field": "travel_to"})
+        try:
+            destination = parse_destination(body["travel_to"])
+        except ValueError as exc:
+            return json_response(400, {"message": str(exc), "field": "travel_to"})
+        return json_response(200, self.gateway.clock.travel(destination))
+
+    def reset_clock(self, request: LocalRequest) -> Response:
+        return json_response(200, self.gateway.clock.reset())

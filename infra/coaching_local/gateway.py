@@ -30,6 +30,7 @@ from coaching_local import tokens
 from coaching_local.apigateway import HTTP_METHODS, ApiGateway, Resource, Router, claims_as_strings
 from coaching_local.artefacts import LocalArtefactServer
 from coaching_local.bus import EventBus
+from coaching_local.clock import StackClock
 from coaching_local.control import ControlRoutes
 from coaching_local.deliveries import AsyncDelivery, DeliveryLog, Target
 from coaching_local.lambda_invoke import LambdaInvoke
@@ -121,6 +122,9 @@ class LocalGateway:
         self.delivery = AsyncDelivery(self.delivery_log, retry_base_delay, self._stopping)
         self.bus = EventBus(set(event_buses(self.template, names).values()), region, self.delivery)
         self.scheduler = Scheduler(self.delivery, self.delivery_log, region)
+        # The process's wall clock, movable over `/_local/clock` (coaching_local.clock); schedules follow it.
+        self.clock = StackClock()
+        self.clock.on_move(self.scheduler.clock_moved)
         self.api = ApiGateway(self.signing_key, self.stage)
         self.streams = StreamSources(self.delivery_log, region, dynamodb_endpoint, retry_base_delay)
         self.lambda_invoke = LambdaInvoke(self.delivery)
@@ -279,6 +283,7 @@ class LocalGateway:
         if self._server_thread is not None:
             self._server_thread.join(timeout=10)
             self._server_thread = None
+        self.clock.reset()
         self._restore_env()
         log.info("local gateway stopped")
 

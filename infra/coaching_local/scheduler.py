@@ -101,6 +101,19 @@ class Scheduler:
             log.info("schedule %s fired; next at %s", schedule.name, state.next_fire.isoformat())
         return fired
 
+    def clock_moved(self, before: datetime, after: datetime) -> None:
+        """Follow the stack's clock (coaching_local.clock): a move back re-plans every schedule from the new
+        time; a move forward leaves the plan, so whatever fell due in between fires once on the next tick."""
+        if after >= before:
+            return
+        for state in self.states:
+            state.anchor = after
+            if state.schedule.enabled:
+                state.next_fire = schedules.next_fire(
+                    state.schedule.expression, after, state.schedule.timezone, anchor=after
+                )
+        log.info("the clock moved back to %s: schedules re-planned from there", after.isoformat())
+
     def find(self, name: str) -> ScheduleState:
         found = [s for s in self.states if name in (s.schedule.name, s.schedule.event_name, s.qualified_name)]
         if not found:

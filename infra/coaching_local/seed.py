@@ -179,7 +179,9 @@ def give_price_book(org_id: str, currency: str) -> PriceBook:
     )
 
 
-def seed_demo(table_names: dict[str, str] | None = None) -> dict[str, Any]:
+def seed_demo(
+    table_names: dict[str, str] | None = None, *, people_per_org: int = PEOPLE_PER_ORG, coaches: int = COACHES
+) -> dict[str, Any]:
     """Seed through the domain services; the caller has set the environment for the tables."""
     ctx = admin.AdminContext(**admin_ports())
     summary: dict[str, Any] = {"orgs": [], "people": 0, "coaches": 0, "languages": []}
@@ -192,7 +194,7 @@ def seed_demo(table_names: dict[str, str] | None = None) -> dict[str, Any]:
             org_id=org.org_id,
             roles=frozenset({Role.ORG_ADMIN}),
         )
-        rows = people_rows(org.org_id, PEOPLE_PER_ORG, seed=number, home_zone=spec["time_zone"])
+        rows = people_rows(org.org_id, people_per_org, seed=number, home_zone=spec["time_zone"])
         report = admin.import_people(org_admin, rows, ctx)
         if report.failed:
             raise RuntimeError(f"demo import refused rows: {report.errors[:3]}")
@@ -202,7 +204,7 @@ def seed_demo(table_names: dict[str, str] | None = None) -> dict[str, Any]:
 
     languages: set[str] = set()
     coach_ids: list[str] = []
-    for profile in coach_profiles(COACHES):
+    for profile in coach_profiles(coaches):
         coach = admin.create_coach(OPERATOR, profile, ctx)
         admin.set_vetting(
             OPERATOR, coach.coach_id, VettingDecision(status=VettingStatus.APPROVED, reason="demo network"), ctx
@@ -229,3 +231,11 @@ def seed_demo(table_names: dict[str, str] | None = None) -> dict[str, Any]:
         "operator": {"org_id": None, "person_id": OPERATOR.person_id},
     }
     return summary
+
+
+def seeded_rows(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The HR rows `seed_demo` imported, per org id, derived again from its summary (the seed is deterministic)."""
+    return {
+        org["org_id"]: people_rows(org["org_id"], org["people"], seed=number, home_zone=spec["time_zone"])
+        for number, (org, spec) in enumerate(zip(summary["orgs"], DEMO_ORGS, strict=True), start=1)
+    }

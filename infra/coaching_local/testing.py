@@ -183,3 +183,93 @@ class StackProcess:
         """Wait until the stream(s) are read to their end and delivered; `drained` says whether they were."""
         where = "" if name is None else f"/{urllib.parse.quote(name, safe='')}"
         return self._call("POST", f"/_local/streams{where}/drain?timeout={timeout}", timeout=timeout + 30)[1]
+
+
+class UpProcess:
+    """`python -m coaching_local up` as a subprocess, as a developer runs it (`make up`): the seeded demo.
+
+    It starts DynamoDB Local on `dynamodb_port` (or reuses one already answering there) and seeds its own
+    tables (`prefix`), so it disturbs no other stack. `start()` returns once the demo is seeded and the stack
+    says it is up; `.url` is its API, `.summary` the seed marker it wrote (orgs, the demo month, its reports).
+    """
+
+    READY_LINE = "Ctrl-C stops everything."
+
+    def __init__(
+        self,
+        *,
+        dynamodb_port: int,
+        data_dir: Path,
+        prefix: str,
+        port: int,
+        scale: str = "small",
+        signing_key: bytes | None = None,
+    ) -> None:
+        self.dynamodb_port = dynamodb_port
+        self.data_dir = data_dir
+        self.prefix = prefix
+        self.port = port
+        self.scale = scale
+        self.signing_key = signing_key if signing_key is not None else tokens.signing_key()
+        self.url = f"http://127.0.0.1:{port}"
+        self.output: list[str] = []
+        self.summary: dict[str, Any] = {}
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    def start(self, timeout: float = 900.0) -> UpProcess:
+        command = [
+            sys.executable, "-m", "coaching_local", "up", "--scale", self.scale, "--port", str(self.port),
+            "--dynamodb-port", str(self.dynamodb_port), "--data-dir", str(self.data_dir),
+            "--table-prefix", self.prefix,
+        ]  # fmt: skip
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            tokens.SIGNING_KEY_ENV: self.signing_key.decode("utf-8", "surrogateescape"),
+        }
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, stdin=subprocess.DEVNULL
+        )
+        self._reader = threading.Thread(target=self._read, name="up-output", daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.2):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("`coaching_local up` did not come up:\n" + "".join(self.output[-300:]))
+        self.summary = json.loads((self.data_dir / "seeded.json").read_text(encoding="utf-8"))
+        return self
+
+    def _read(self) -> None:
+        stream = self._process.stdout if self._process is not None else None
+        if stream is None:
+            return
+        for line in stream:
+            self.output.append(line)
+            if line.strip() == self.READY_LINE:
+                self._ready.set()
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        process = self._process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=timeout)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return process.returncode
+
+    def lines(self, prefix: str) -> list[str]:
+        """The lines of output that start with `prefix` (after leading spaces)."""
+        return [line.strip() for line in self.output if line.strip().startswith(prefix)]
+
+    def tracebacks(self) -> list[str]:
+        text = "".join(self.output)
+        return [TRACEBACK_MARKER + chunk[:20000] for chunk in text.split(TRACEBACK_MARKER)[1:]]
