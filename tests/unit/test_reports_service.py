@@ -247,3 +247,10 @@ def test_a_closed_months_trend_point_is_served_again_until_its_inputs_change(mon
                                clock=lambda: datetime(2026, 5, 20, tzinfo=UTC))  # fmt: skip
     reports.build_trends(ORG, PERIOD, 12, [Filter(dimension=Dimension.DEPARTMENT, value="eng")], open_month)
     assert writer.puts == 2
+
+
+def test_priorities_are_framework_competency_ids_hyphens_included() -> None:
+    assert ReportSettings(priorities=["giving-feedback", "delegation"]).priorities == ["giving-feedback", "delegation"]
+    for wrong in ("Giving Feedback", "-lead", ""):
+        with pytest.raises(ValueError, match="priorities"):
+            ReportSettings(priorities=[wrong])

@@ -61,6 +61,10 @@ def _bars(plt: Any, title: str, labels: Sequence[str], figures: Sequence[Figure]
             ax.annotate(f"{figure.value:g}{unit}", (bar.get_x() + bar.get_width() / 2, figure.value), ha="center",
                         va="bottom", fontsize=8)  # fmt: skip
     ax.set_ylim(0, top * 1.2)
+    if len(labels) > 4 or max(len(label) for label in labels) > 10:  # cohort months and long names would overlap
+        ax.tick_params(axis="x", labelrotation=35, labelsize=7)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
     ax.set_title(title, fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)
     svg = _svg(fig)
@@ -70,15 +74,17 @@ def _bars(plt: Any, title: str, labels: Sequence[str], figures: Sequence[Figure]
 
 def _line(plt: Any, title: str, periods: Sequence[str], figures: Sequence[Figure], unit: str = "") -> str:
     fig, ax = plt.subplots(figsize=(5.2, 3.0), dpi=100)
-    shown = [(p, f.value) for p, f in zip(periods, figures, strict=True) if f.value is not None]
-    hidden = [p for p, f in zip(periods, figures, strict=True) if f.value is None]
+    # Each point at its month's position: plotting the period strings would make a category axis of the shown
+    # months only, and put every point after a hidden month under the wrong tick.
+    shown = [(i, f.value) for i, f in enumerate(figures) if f.value is not None]
+    hidden = [i for i, f in enumerate(figures) if f.value is None]
     if shown:
-        ax.plot([p for p, _ in shown], [v for _, v in shown], marker="o", color="#2f6fb3", linewidth=2)
-        for p, v in shown:
-            ax.annotate(f"{v:g}{unit}", (p, v), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
-    for p in hidden:
-        ax.axvspan(periods.index(p) - 0.4, periods.index(p) + 0.4, color="#d5dbe3", alpha=0.6)
-        ax.annotate(_SUPPRESSED, (periods.index(p), 0), ha="center", fontsize=7, rotation=90)
+        ax.plot([i for i, _ in shown], [v for _, v in shown], marker="o", color="#2f6fb3", linewidth=2)
+        for i, v in shown:
+            ax.annotate(f"{v:g}{unit}", (i, v), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    for i in hidden:
+        ax.axvspan(i - 0.4, i + 0.4, color="#d5dbe3", alpha=0.6)
+        ax.annotate(_SUPPRESSED, (i, 0), ha="center", fontsize=7, rotation=90)
     if not shown and not hidden:
         ax.annotate("no months yet", (0.5, 0.5), xycoords="axes fraction", ha="center")
     ax.set_xticks(range(len(periods)), list(periods), rotation=45, fontsize=7)

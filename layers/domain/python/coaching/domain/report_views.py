@@ -17,7 +17,7 @@ from pydantic import Field
 
 from coaching.domain import reporting as reporting_rules
 from coaching.domain import rollups, suppression
-from coaching.domain.common import StrictModel
+from coaching.domain.common import Slug, StrictModel
 from coaching.domain.reporting import (
     ATTRITION_BUCKETS,
     GROWTH_DIMENSIONS,
@@ -38,7 +38,7 @@ from coaching.domain.reporting import (
 )
 from coaching.domain.taxonomy import Level
 
-Competency = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+Competency = Slug  # a framework competency id, hyphens included (giving-feedback)
 
 
 class ReplacementCost(StrictModel):
