@@ -3,10 +3,11 @@
 `recorded()` captures every DynamoDB call a request makes (operation and parameters). `bare_ms()` then
 times the same round trips with nothing around them on the same DynamoDB Local: reads are replayed
 verbatim (the same keys, the same queries), and each write is the request's own write on fresh keys: the
-same items with every attribute, the same update expressions, one condition per item (replaying the
-request's own conditions on its own keys would fail them). So the floor is what DynamoDB and a bare client
-must do for this request, and the ratio is what the platform adds. A benchmark prints its figure as a
-ratio to that floor, and may print the minimal floor too (empty items of the same count, no conditions).
+same items with every attribute, the same update expressions, and each item's own condition, made to hold on
+the fresh key (replaying the request's own conditions on its own keys would fail them). So the floor is what
+DynamoDB and a bare client must do for this request, and the ratio is what the platform adds. A benchmark
+prints its figure as a ratio to that floor, and may print the minimal floor too (empty items of the same
+count, no conditions).
 
 `quiet()` silences what the functions print on stdout (Powertools logs and EMF metric lines) while a
 benchmark measures: they are still produced, so their cost is measured, but not shown.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 import threading
 import time
@@ -53,45 +53,55 @@ def recorded() -> Iterator[list[tuple[str, dict[str, Any]]]]:
         BaseClient._make_api_call = original
 
 
-_NAME_OR_VALUE = re.compile(r"[#:][A-Za-z0-9_]+")
-_FRESH_CONDITION = "attribute_not_exists(pk)"
+_ON_FRESH_KEY = "attribute_not_exists(pk)"
 
 
 def _rekeyed(kind: str, body: dict[str, Any], pk: str, sk: str) -> dict[str, Any]:
     """One write of a request, the same payload on a fresh key.
 
-    The item (every attribute, so the same bytes), or the same update expression, is kept. Its condition
-    becomes `attribute_not_exists(pk)`: DynamoDB still evaluates a condition against the stored item, but one
-    that holds on a fresh key, since the request's own conditions were written for its own keys (a lock that
-    must be absent, a counter below a cap, a booking owned by someone) and some would fail there.
+    The item (every attribute, so the same bytes) or the same update expression is kept, and so is the
+    request's own condition, as `attribute_not_exists(pk) OR (<its condition>)`: DynamoDB parses and starts
+    evaluating the same expression, with the same names and values, but it holds on the fresh key, where
+    the request's own conditions (a counter below a cap, a booking owned by someone) could fail.
     """
     fresh = dict(body)
-    for field in ("ConditionExpression", "ExpressionAttributeNames", "ExpressionAttributeValues"):
-        fresh.pop(field, None)
     if kind == "Put":
         fresh["Item"] = body["Item"] | {"pk": {"S": pk}, "sk": {"S": sk}}
     else:
         fresh["Key"] = {"pk": {"S": pk}, "sk": {"S": sk}}
-    fresh["ConditionExpression"] = _FRESH_CONDITION
-    if kind == "Update":
-        # Only the names and values the update expression itself uses; DynamoDB refuses unused ones.
-        used = set(_NAME_OR_VALUE.findall(body["UpdateExpression"]))
-        names = {k: v for k, v in body.get("ExpressionAttributeNames", {}).items() if k in used}
-        values = {k: v for k, v in body.get("ExpressionAttributeValues", {}).items() if k in used}
-        fresh.update({"ExpressionAttributeNames": names} if names else {})
-        fresh.update({"ExpressionAttributeValues": values} if values else {})
+    if "ConditionExpression" in body:
+        fresh["ConditionExpression"] = f"{_ON_FRESH_KEY} OR {_enclosed(body['ConditionExpression'])}"
     return fresh
 
 
-def _bare_write(operation: str, params: dict[str, Any], table: str) -> tuple[str, dict[str, Any]]:
+def _enclosed(expression: str) -> str:
+    """The expression in one pair of parentheses (DynamoDB refuses a redundant second pair)."""
+    depth = 0
+    for position, char in enumerate(expression):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and position < len(expression) - 1:
+            return f"({expression})"  # the first parenthesis closes before the end: not enclosed yet
+    return expression if expression.startswith("(") else f"({expression})"
+
+
+# What a replayed write must find at its fresh key to do the same work: the item a check reads, the counter an
+# update adds to, the item a delete removes (a put's key is absent, before the request as on a fresh key).
+Seed = tuple[str, dict[str, Any], dict[str, Any]]  # (table, the request's key, the fresh key)
+
+
+def _bare_write(operation: str, params: dict[str, Any], table: str) -> tuple[str, dict[str, Any], list[Seed]]:
     """The request's own write, replayed on fresh keys: the same items, sizes, update expressions and index keys."""
     pk = f"FLOOR#{uuid.uuid4()}"
+    seeds: list[Seed] = []
     if operation == "TransactWriteItems":
         items = []
         for n, entry in enumerate(params["TransactItems"]):
             ((kind, body),) = entry.items()
-            items.append({kind: _rekeyed(kind, body, pk, f"I#{n}")})
-        return operation, {"TransactItems": items}
+            fresh = _rekeyed(kind, body, pk, f"I#{n}")
+            if kind != "Put":
+                seeds.append((body["TableName"], body["Key"], fresh["Key"]))
+            items.append({kind: fresh})
+        return operation, {"TransactItems": items}, seeds
     if operation == "BatchWriteItem":
         requests = {}
         for name, writes in params["RequestItems"].items():
@@ -101,12 +111,24 @@ def _bare_write(operation: str, params: dict[str, Any], table: str) -> tuple[str
                 else {"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": f"{name}#{n}"}}}}
                 for n, w in enumerate(writes)
             ]
-        return operation, {"RequestItems": requests}
+        return operation, {"RequestItems": requests}, seeds
     kinds = {"PutItem": "Put", "UpdateItem": "Update", "DeleteItem": "Delete"}
     if operation in kinds:
         body = {k: v for k, v in params.items() if k not in ("ReturnValues", "ReturnItemCollectionMetrics")}
-        return operation, _rekeyed(kinds[operation], body, pk, "I")
-    return "PutItem", {"TableName": table, "Item": {"pk": {"S": pk}, "sk": {"S": "I"}, "kind": {"S": "floor"}}}
+        fresh = _rekeyed(kinds[operation], body, pk, "I")
+        if operation != "PutItem":
+            seeds.append((body["TableName"], body["Key"], fresh["Key"]))
+        return operation, fresh, seeds
+    item = {"pk": {"S": pk}, "sk": {"S": "I"}, "kind": {"S": "floor"}}
+    return "PutItem", {"TableName": table, "Item": item}, seeds
+
+
+def _seed(client: Any, seeds: list[Seed]) -> None:
+    """Copy each item a replayed check, update or delete acts on to its fresh key (untimed)."""
+    for table, key, fresh in seeds:
+        found = _UNPATCHED(client, "GetItem", {"TableName": table, "Key": key, "ConsistentRead": True}).get("Item")
+        if found:
+            _UNPATCHED(client, "PutItem", {"TableName": table, "Item": found | fresh})
 
 
 def _minimal_write(operation: str, params: dict[str, Any], table: str) -> tuple[str, dict[str, Any]]:
@@ -128,14 +150,21 @@ def _minimal_write(operation: str, params: dict[str, Any], table: str) -> tuple[
 def bare_ms(client: Any, calls: list[tuple[str, dict[str, Any]]], table: str, *, minimal: bool = False) -> float:
     """Milliseconds for the same round trips, bare: reads verbatim, the same writes on fresh keys.
 
-    `minimal` replays each write as empty items of the same count instead (the floor before 2026-12):
-    printed beside the real floor so that the two can be compared.
+    Before timing, the items the writes read or change are copied to their fresh keys, so DynamoDB evaluates
+    the same conditions against the same kind of item. `minimal` replays each write as empty items of the
+    same count instead (the floor before 2026-12): printed beside the real floor so that the two can be compared.
     """
-    write = _minimal_write if minimal else _bare_write
     prepared = []
     for operation, params in calls:
-        params = {k: v for k, v in params.items() if k != "ReturnConsumedCapacity"}
-        prepared.append((operation, params) if operation in READS else write(operation, params, table))
+        # ReturnConsumedCapacity (the capacity meter's, when one runs) is kept: the request paid for it too.
+        if operation in READS:
+            prepared.append((operation, params))
+        elif minimal:
+            prepared.append(_minimal_write(operation, params, table))
+        else:
+            operation, params, seeds = _bare_write(operation, params, table)
+            _seed(client, seeds)
+            prepared.append((operation, params))
     began = time.perf_counter()
     for operation, params in prepared:
         _UNPATCHED(client, operation, params)

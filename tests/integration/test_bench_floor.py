@@ -1,8 +1,9 @@
 """The benchmarks' floor (`bench/floor.py`) replays a request's own writes on DynamoDB Local.
 
-A request's conditional writes are made for real first and recorded; the floor then replays them on fresh keys.
-The replay must succeed (conditions that hold on a fresh key, no unused expression values) and must write the
-same payload, so the floor counts what DynamoDB does for the request and nothing less.
+A request's conditional writes are made for real first and recorded; the floor then replays them on fresh keys,
+with copies of the items its checks, updates and deletes act on. The replay must succeed (each condition made to
+hold on the fresh key) and must write the same payload, so the floor counts what DynamoDB does for the request and
+nothing less.
 """
 
 import uuid
@@ -62,10 +63,12 @@ def test_the_floor_replays_the_requests_own_items_and_update_expressions_on_fres
     assert replay[0]["gsi1pk"] == {"S": "INDEX"}
     replay_pk = replay[0]["pk"]["S"]
     counter = by_sk[(replay_pk, "I#2")]
-    assert counter["used"] == {"N": "1"}
+    assert counter["used"] == {"N": "2"}  # the counter as the request found... plus the same ADD
     assert counter["kind"] == {"S": "allowance"}
-    # The check and the delete wrote nothing; the minimal replay wrote 4 empty items of its own.
-    assert sorted(sk for (p, sk) in by_sk if p == replay_pk) == ["I#1", "I#2"]
+    # The check read a copy of the item it checks, and the delete removed a copy of its item; the minimal
+    # replay wrote 4 empty items of its own.
+    assert sorted(sk for (p, sk) in by_sk if p == replay_pk) == ["I#0", "I#1", "I#2"]
+    assert by_sk[(replay_pk, "I#0")]["ref"] == {"S": "e1"}
     minimal = [item for item in written if item["pk"]["S"] != replay_pk]
     assert len(minimal) == 4
     assert all(set(item) == {"pk", "sk", "kind"} for item in minimal)
