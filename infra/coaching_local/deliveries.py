@@ -150,7 +150,8 @@ class AsyncDelivery:
             status, error = "succeeded", None
             break
         function = target.pool.spec.logical_id
-        self.log.record(target.kind, target.name, function, event_id, detail_type, status, attempts, error)
+        self.log.record(target.kind, target.name, function, event_id, detail_type, status, attempts, error,
+                        detail_event_id=_detail_event_id(event))  # fmt: skip
         if status == "succeeded":
             return
         self.log.dead_letter(
@@ -173,3 +174,10 @@ class AsyncDelivery:
             attempts,
             error,
         )
+
+
+def _detail_event_id(event: Any) -> str | None:
+    """The domain event's own id (`detail.event_id`): a relayed batch retried publishes it in a new envelope."""
+    detail = event.get("detail") if isinstance(event, dict) else None
+    found = detail.get("event_id") if isinstance(detail, dict) else None
+    return found if isinstance(found, str) else None
