@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, date, datetime, timedelta
 
+from coaching.auth import Principal, Role
 from coaching.domain.events import (
     CohortEnrolled,
     EngagementStarted,
@@ -22,6 +23,7 @@ from coaching.services.rollups import (
     on_person_event,
     on_programme_event,
     rebuild,
+    run_month_now,
     run_monthly_reports,
 )
 from hypothesis import HealthCheck, given, settings
@@ -243,6 +245,22 @@ def test_the_monthly_run_rebuilds_the_closed_month_and_publishes_one_report_due_
     meta = store.meta(ORG, "2026-05")
     assert meta is not None
     assert meta.rebuilt
+
+
+def test_an_operators_run_of_a_month_renders_it_again_while_the_schedules_retries_render_once() -> None:
+    source, _ = world(5, 12)
+    store = FakeRollupStore()
+    clock = {"now": NOW + timedelta(days=5)}
+    june = RollupContext(source=source, store=store, clock=lambda: clock["now"])
+    operator = Principal(person_id="op", org_id=None, roles=frozenset({Role.OPERATOR}))
+    run_monthly_reports(june)
+    run_month_now(operator, ORG, "2026-05", june)  # late data came in: the operator runs the month again
+    clock["now"] += timedelta(minutes=1)
+    run_month_now(operator, ORG, "2026-05", june)
+    ids = [e.event_id for e in store.published]  # type: ignore[attr-defined]
+    assert len(ids) == len(set(ids)) == 3  # the schedule's, then one per operator run: none skipped as seen
+    run_monthly_reports(june)  # the schedule's retry
+    assert len(store.published) == 3  # type: ignore[attr-defined]
 
 
 def test_group_sessions_and_workshops_count_as_sessions_and_set_the_programme_and_the_grow_cohort() -> None:

@@ -345,9 +345,12 @@ def run_daily_rebuild(ctx: RollupContext) -> ScheduleRun:
     return ScheduleRun(schedule="RollupsDaily", orgs=len({r.org_id for r in results}), rebuilt=results)
 
 
-def report_due(org_id: str, period: str, now: datetime) -> ReportDue:
-    return ReportDue(event_id=stable_event_id(ReportDue.detail_type, org_id, period), occurred_at=now,
-                     org_id=org_id, period=period)  # fmt: skip
+def report_due(org_id: str, period: str, now: datetime, *, run: str = "monthly") -> ReportDue:
+    """The schedule's ReportDue has one id per org month, so its retries render once; an operator's run names
+    itself (`run`), so a month re-run after late data is rendered again rather than skipped as already seen."""
+    parts = [org_id, period] if run == "monthly" else [org_id, period, run]
+    return ReportDue(event_id=stable_event_id(ReportDue.detail_type, *parts), occurred_at=now, org_id=org_id,
+                     period=period)  # fmt: skip
 
 
 def run_monthly_reports(ctx: RollupContext) -> ScheduleRun:
@@ -374,5 +377,6 @@ def run_month_now(caller: Principal, org_id: str, period: str, ctx: RollupContex
     if period > period_of(ctx.clock()):
         raise InvalidInput("the month has not started yet", field="period")
     result = rebuild(org_id, period, ctx)
-    ctx.store.publish([report_due(org_id, period, ctx.clock())])
+    now = ctx.clock()
+    ctx.store.publish([report_due(org_id, period, now, run=f"operator {caller.person_id} {now.isoformat()}")])
     return MonthRun(rebuilt=result, report_due=True)
