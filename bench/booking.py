@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import urllib3
 
-from bench.floor import bare_ms, progress, quiet, recorded, table
+from bench.floor import bare_ms, progress, quiet, recorded, table, timed_handler
 from bench.local_dynamodb import local_dynamodb
 from bench.stats import percentile
 
@@ -95,18 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                            run_streams=False, env={"ROSTER_CACHE_TTL_SECONDS": "0"})  # fmt: skip
     gateway.start()
     # The handler in-process: the time the function itself takes for the proxy event, inside the gateway.
-    pool = gateway.pools["BookingFunction"]
-    invoke = pool.invoke
-    handler_ms: list[float] = []
-
-    def timed_invoke(event: object) -> object:
-        began = time.perf_counter()
-        try:
-            return invoke(event)
-        finally:
-            handler_ms.append((time.perf_counter() - began) * 1000)
-
-    pool.invoke = timed_invoke  # type: ignore[method-assign]
+    handler_ms = timed_handler(gateway.pools["BookingFunction"])
     # A lean client (urllib3's connection pool, kept alive) so that the client library's own work is not
     # counted as the platform's.
     http = urllib3.HTTPConnectionPool(gateway.host, gateway.port, maxsize=1)

@@ -171,6 +171,23 @@ def bare_ms(client: Any, calls: list[tuple[str, dict[str, Any]]], table: str, *,
     return (time.perf_counter() - began) * 1000
 
 
+def timed_handler(pool: Any) -> list[float]:
+    """Milliseconds of every invocation of a local function pool from now on (the handler in-process, inside
+    the gateway): the list fills as the pool is invoked."""
+    invoke = pool.invoke
+    handler_ms: list[float] = []
+
+    def timed_invoke(event: object) -> object:
+        began = time.perf_counter()
+        try:
+            return invoke(event)
+        finally:
+            handler_ms.append((time.perf_counter() - began) * 1000)
+
+    pool.invoke = timed_invoke
+    return handler_ms
+
+
 @contextmanager
 def quiet() -> Iterator[None]:
     """Stdout (function logs, EMF metric lines) goes nowhere while measuring; progress goes to stderr."""

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import urllib3
 
-from bench.floor import bare_ms, progress, quiet, recorded, table
+from bench.floor import bare_ms, progress, quiet, recorded, table, timed_handler
 from bench.local_dynamodb import local_dynamodb
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 (the Standard Webhooks libraries' test secret)
@@ -74,18 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         env={"HR_WEBHOOK_SECRETS": json.dumps({org.org_id: [SECRET]})},
     )
     gateway.start()
-    pool = gateway.pools["HrWebhooksFunction"]
-    invoke = pool.invoke
-    handler_s: list[float] = []
-
-    def timed_invoke(event: object) -> object:
-        began = time.perf_counter()
-        try:
-            return invoke(event)
-        finally:
-            handler_s.append(time.perf_counter() - began)
-
-    pool.invoke = timed_invoke  # type: ignore[method-assign]
+    handler_ms = timed_handler(gateway.pools["HrWebhooksFunction"])
     http = urllib3.HTTPConnectionPool(gateway.host, gateway.port, maxsize=1)
     client = boto3.client("dynamodb", endpoint_url=endpoint)
     through_api: list[float] = []
@@ -117,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"HR webhooks: {len(through_api)} signed batches of {BATCH} hires; floor = each batch's own "
           f"{statistics.mean(round_trips):.0f} round trips, bare, same run")  # fmt: skip
     table(f"POST /webhooks/hr/{{org}} (a batch of {BATCH})", [
-        ("handler in-process", floor, statistics.median(handler_s) * 1000),
+        ("handler in-process", floor, statistics.median(handler_ms)),
         ("through the local API (HTTP)", floor, statistics.median(through_api) * 1000),
     ])  # fmt: skip
     print(f"  {BATCH / statistics.median(through_api):.0f} events/s through the local API")

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 import urllib3
 
-from bench.floor import bare_ms, progress, quiet, recorded, table
+from bench.floor import bare_ms, progress, quiet, recorded, table, timed_handler
 from bench.local_dynamodb import ROOT, local_dynamodb
 from bench.stats import percentile
 
@@ -113,18 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     gateway = LocalGateway(port=0, prefix="bench", dynamodb_endpoint=endpoint, signing_key=key, run_scheduler=False,
                            run_streams=False, env={"ROSTER_CACHE_TTL_SECONDS": "30"})  # fmt: skip
     gateway.start()
-    pool = gateway.pools["MatchingFunction"]
-    invoke = pool.invoke
-    handler_ms: list[float] = []
-
-    def timed_invoke(event: object) -> object:
-        began = time.perf_counter()
-        try:
-            return invoke(event)
-        finally:
-            handler_ms.append((time.perf_counter() - began) * 1000)
-
-    pool.invoke = timed_invoke  # type: ignore[method-assign]
+    handler_ms = timed_handler(gateway.pools["MatchingFunction"])
     http = urllib3.HTTPConnectionPool(gateway.host, gateway.port, maxsize=1)
 
     trips: list[list[str]] = []  # each request's DynamoDB round trips, as the floor replays them
