@@ -20,7 +20,64 @@ from coaching_local import tokens
 TRACEBACK_MARKER = "Traceback (most recent call last)"
 
 
-class StackProcess:
+class _ChildProcess:
+    """A `python -m coaching_local ...` subprocess whose output is kept, ready once it prints its ready line."""
+
+    def __init__(self) -> None:
+        self.output: list[str] = []
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    def _launch(self, command: list[str], env: dict[str, str], *, name: str, timeout: float, poll: float,
+                failure: str, tail: int) -> None:  # fmt: skip
+        """Start `command`, read its output on a thread, and wait for the ready line (or fail with the tail)."""
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, stdin=subprocess.DEVNULL
+        )
+        self._reader = threading.Thread(target=self._read, name=name, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(poll):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(failure + "\n" + "".join(self.output[-tail:]))
+
+    def _read(self) -> None:
+        stream = self._process.stdout if self._process is not None else None
+        if stream is None:
+            return
+        for line in stream:
+            self.output.append(line)
+            if self._is_ready(line):
+                self._ready.set()
+
+    def _is_ready(self, line: str) -> bool:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        process = self._process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.terminate()  # SIGTERM: the CLI stops the gateway cleanly
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=timeout)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return process.returncode
+
+    def tracebacks(self) -> list[str]:
+        """Every traceback the subprocess printed, each with the lines that follow it."""
+        text = "".join(self.output)
+        chunks = text.split(TRACEBACK_MARKER)[1:]
+        return [TRACEBACK_MARKER + chunk[:20000] for chunk in chunks]
+
+
+class StackProcess(_ChildProcess):
     """The gateway in its own process, as the end-to-end tests and developers see it."""
 
     def __init__(
@@ -44,10 +101,7 @@ class StackProcess:
         self.scheduler = scheduler
         self.streams_paused = streams_paused
         self.url = ""
-        self.output: list[str] = []
-        self._process: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-        self._ready = threading.Event()
+        super().__init__()
 
     def start(self, timeout: float = 90.0) -> StackProcess:
         command = [
@@ -74,42 +128,15 @@ class StackProcess:
             **self.extra_env,
             tokens.SIGNING_KEY_ENV: self.signing_key.decode("utf-8", "surrogateescape"),
         }
-        self._process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, stdin=subprocess.DEVNULL
-        )
-        self._reader = threading.Thread(target=self._read, name="stack-output", daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.1):
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the local stack did not become ready:\n" + "".join(self.output[-200:]))
+        self._launch(command, env, name="stack-output", timeout=timeout, poll=0.1,
+                     failure="the local stack did not become ready:", tail=200)  # fmt: skip
         return self
 
-    def _read(self) -> None:
-        stream = self._process.stdout if self._process is not None else None
-        if stream is None:
-            return
-        for line in stream:
-            self.output.append(line)
-            if line.startswith("READY "):
-                self.url = line.split(" ", 1)[1].strip()
-                self._ready.set()
-
-    def stop(self, timeout: float = 20.0) -> int | None:
-        process = self._process
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.terminate()  # SIGTERM: the CLI stops the gateway cleanly
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=timeout)
-        if self._reader is not None:
-            self._reader.join(timeout=5)
-        return process.returncode
+    def _is_ready(self, line: str) -> bool:
+        if not line.startswith("READY "):
+            return False
+        self.url = line.split(" ", 1)[1].strip()
+        return True
 
     def kill(self) -> int | None:
         """SIGKILL: the process dies on the spot, as a crashed Lambda host would (no clean stop)."""
@@ -122,12 +149,6 @@ class StackProcess:
         if self._reader is not None:
             self._reader.join(timeout=5)
         return process.returncode
-
-    def tracebacks(self) -> list[str]:
-        """Every traceback the subprocess printed, each with the lines that follow it."""
-        text = "".join(self.output)
-        chunks = text.split(TRACEBACK_MARKER)[1:]
-        return [TRACEBACK_MARKER + chunk[:20000] for chunk in chunks]
 
     # ------------------------------------------------------------------ conveniences
 
@@ -185,7 +206,7 @@ class StackProcess:
         return self._call("POST", f"/_local/streams{where}/drain?timeout={timeout}", timeout=timeout + 30)[1]
 
 
-class UpProcess:
+class UpProcess(_ChildProcess):
     """`python -m coaching_local up` as a subprocess, as a developer runs it (`make up`): the seeded demo.
 
     It starts DynamoDB Local on `dynamodb_port` (or reuses one already answering there) and seeds its own
@@ -212,11 +233,8 @@ class UpProcess:
         self.scale = scale
         self.signing_key = signing_key if signing_key is not None else tokens.signing_key()
         self.url = f"http://127.0.0.1:{port}"
-        self.output: list[str] = []
         self.summary: dict[str, Any] = {}
-        self._process: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-        self._ready = threading.Event()
+        super().__init__()
 
     def start(self, timeout: float = 900.0) -> UpProcess:
         command = [
@@ -229,47 +247,17 @@ class UpProcess:
             "PYTHONUNBUFFERED": "1",
             tokens.SIGNING_KEY_ENV: self.signing_key.decode("utf-8", "surrogateescape"),
         }
-        self._process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, stdin=subprocess.DEVNULL
-        )
-        self._reader = threading.Thread(target=self._read, name="up-output", daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.2):
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("`coaching_local up` did not come up:\n" + "".join(self.output[-300:]))
+        self._launch(command, env, name="up-output", timeout=timeout, poll=0.2,
+                     failure="`coaching_local up` did not come up:", tail=300)  # fmt: skip
         self.summary = json.loads((self.data_dir / "seeded.json").read_text(encoding="utf-8"))
         return self
 
-    def _read(self) -> None:
-        stream = self._process.stdout if self._process is not None else None
-        if stream is None:
-            return
-        for line in stream:
-            self.output.append(line)
-            if line.strip() == self.READY_LINE:
-                self._ready.set()
+    def _is_ready(self, line: str) -> bool:
+        return line.strip() == self.READY_LINE
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        process = self._process
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=timeout)
-        if self._reader is not None:
-            self._reader.join(timeout=5)
-        return process.returncode
+        return super().stop(timeout)  # seeding may be mid-write: a longer grace than the stack's
 
     def lines(self, prefix: str) -> list[str]:
         """The lines of output that start with `prefix` (after leading spaces)."""
         return [line.strip() for line in self.output if line.strip().startswith(prefix)]
-
-    def tracebacks(self) -> list[str]:
-        text = "".join(self.output)
-        return [TRACEBACK_MARKER + chunk[:20000] for chunk in text.split(TRACEBACK_MARKER)[1:]]
