@@ -9,6 +9,9 @@ DynamoDB and a bare client must do for this request, and the ratio is what the p
 prints its figure as a ratio to that floor, and may print the minimal floor too (empty items of the same
 count, no conditions).
 
+`settle()` is the pause before every timed request and every replay: DynamoDB Local goes on working for
+a few milliseconds after it answers a write, so whatever is timed right after a write inherits that work.
+
 `quiet()` silences what the functions print on stdout (Powertools logs and EMF metric lines) while a
 benchmark measures: they are still produced, so their cost is measured, but not shown.
 """
@@ -51,6 +54,18 @@ def recorded() -> Iterator[list[tuple[str, dict[str, Any]]]]:
         yield calls
     finally:
         BaseClient._make_api_call = original
+
+
+# DynamoDB Local answers a write before it has finished with it. Measured in the booking bench (2026-11-30, 250
+# bookings): the handler's transaction, sent a few milliseconds after the previous floor's replays, took 17.6 ms
+# at p50 against 13.5 ms for the same transaction replayed; after a 50 ms pause it took 11.7 ms against 11.6 ms.
+# So each side starts from the same quiet server; a much longer pause slows both (idle cores wake slowly).
+SETTLE_SECONDS = 0.03
+
+
+def settle() -> None:
+    """Let DynamoDB Local finish the previous writes before the next timed call."""
+    time.sleep(SETTLE_SECONDS)
 
 
 _ON_FRESH_KEY = "attribute_not_exists(pk)"
@@ -156,7 +171,8 @@ def bare_ms(client: Any, calls: list[tuple[str, dict[str, Any]]], table: str, *,
     """
     prepared = []
     for operation, params in calls:
-        # ReturnConsumedCapacity (the capacity meter's, when one runs) is kept: the request paid for it too.
+        # Replayed as recorded: a timed request runs without the capacity meter, which would add
+        # ReturnConsumedCapacity to the request's calls only (benchmarks count units on requests of their own).
         if operation in READS:
             prepared.append((operation, params))
         elif minimal:
@@ -165,6 +181,7 @@ def bare_ms(client: Any, calls: list[tuple[str, dict[str, Any]]], table: str, *,
             operation, params, seeds = _bare_write(operation, params, table)
             _seed(client, seeds)
             prepared.append((operation, params))
+    settle()  # after the seeding writes, as before the request itself
     began = time.perf_counter()
     for operation, params in prepared:
         _UNPATCHED(client, operation, params)

@@ -25,12 +25,13 @@ from datetime import UTC, datetime
 
 import urllib3
 
-from bench.floor import bare_ms, progress, quiet, recorded, table, timed_handler
+from bench.floor import bare_ms, progress, quiet, recorded, settle, table, timed_handler
 from bench.local_dynamodb import ROOT, local_dynamodb
 from bench.stats import percentile
 
 FULL_TARGET = 1.5  # full request p50 over the floor of its own round trips
 SPEEDUP_TARGET = 4.0  # scoring pass, reference scorer over the precomputed one
+UNIT_REQUESTS = 20  # more requests, untimed, that count capacity units
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         token = tokens.dev_token("employee", org.org_id, caller.person_id, key)
         body = json.dumps(request.model_dump(mode="json", exclude={"preferences"}))
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        settle()
         with recorded() as calls:
             began = time.perf_counter()
             response = http.request("POST", "/matches", body=body, headers=headers)
@@ -174,17 +176,21 @@ def main(argv: list[str] | None = None) -> int:
         before_ms: list[float] = []
         after_ms: list[float] = []
         refused = 0
+        for index in range(args.requests):
+            full, handler, floor, before, after, was_refused = one(index)
+            full_ms.append(full)
+            inproc_ms.append(handler)
+            floor_ms.append(floor)
+            before_ms.append(before)
+            after_ms.append(after)
+            refused += was_refused
+            progress("requests", index + 1, args.requests)
+        # Capacity units on requests of their own (other people): the meter asks every call for
+        # ReturnConsumedCapacity, which the platform never does, so no timed request carries it.
         with metered() as meter:
-            for index in range(args.requests):
-                full, handler, floor, before, after, was_refused = one(index)
-                full_ms.append(full)
-                inproc_ms.append(handler)
-                floor_ms.append(floor)
-                before_ms.append(before)
-                after_ms.append(after)
-                refused += was_refused
-                progress("requests", index + 1, args.requests)
-            reads, writes = meter.read_units, meter.write_units
+            for index in range(UNIT_REQUESTS):
+                one(len(rows) - 2 - args.warmup - index)
+        reads, writes = meter.read_units, meter.write_units
 
     print(f"round trips of the last request (the floor replays these): {', '.join(trips[-1])}")
     print(f"first request in a new container: {first_ms:.1f} ms; warm-up of {args.warmup} requests: {warmup_s:.1f} s")
@@ -200,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  after (precomputed roster)  p50 {a50:6.2f} ms   p99 {percentile(after_ms, 0.99):6.2f} ms")
     print(f"  speed-up p50 {b50 / a50:5.1f}x (target >= {SPEEDUP_TARGET:.0f}x)")
     print(
-        f"  capacity per match: {reads / args.requests:.2f} read units, {writes / args.requests:.2f} write units "
+        f"  capacity per match: {reads / UNIT_REQUESTS:.2f} read units, {writes / UNIT_REQUESTS:.2f} write units "
         f"(the match request and the situation are written in one transaction; the scoring pass reads nothing)"
     )
     ok = handler50 <= FULL_TARGET * floor and b50 >= SPEEDUP_TARGET * a50
