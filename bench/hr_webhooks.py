@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import urllib3
 
-from bench.floor import bare_ms, progress, quiet, recorded, table, timed_handler
+from bench.floor import bare_ms, progress, quiet, recorded, settle, table, timed_handler
 from bench.local_dynamodb import local_dynamodb
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 (the Standard Webhooks libraries' test secret)
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 now = int(time.time())
                 signature = Webhook(SECRET).sign(webhook_id, datetime.fromtimestamp(now, tz=UTC), body)
                 headers = {"webhook-id": webhook_id, "webhook-timestamp": str(now), "webhook-signature": signature}
+                settle()
                 with recorded() as calls:
                     began = time.perf_counter()
                     response = http.request("POST", f"/webhooks/hr/{org.org_id}", body=body.encode(), headers=headers)
