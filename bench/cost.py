@@ -7,9 +7,11 @@ are moved into last month, standing in for the clock) and coaches complete them 
 month is invoiced (invoice: one org's month, its share spread over that month's sessions). Per step it
 measures DynamoDB read and write request units (from ReturnConsumedCapacity, consumers included), Lambda
 invocations and their duration at each function's template MemorySize (GB-seconds), API Gateway requests,
-EventBridge events and stream reads, and scales each step to 1,000 delivered sessions. Reminders and
-reports have no capability in the platform yet (no function sends reminders; ReportGenerationFunction
-serves only its health route), so their lines are zero and say so. One more person goes the whole way
+EventBridge events and stream reads, and scales each step to 1,000 delivered sessions. The report step is
+the org month's share of measurement: the month's run (its final rebuild and the rendered HTML report and
+CSVs, S3 PUTs counted), one leader reading the month's report, and the daily rebuilds that recompute the
+month while it is the current or the previous one (about 60 a month; one is measured in-process and
+multiplied). No function sends session reminders, so that line is zero and says so. One more person goes the whole way
 first, unmeasured, so containers are warm as on a running platform (a new container's roster load is
 not a session's cost). Lambda durations are this machine's
 in-process times: on Lambda at the template's memory they are of the same order, not the same; the
@@ -45,7 +47,11 @@ PRICES = {
     "api_request": 3.50 / 1e6,  # REST API, first 333 million a month
     "eventbridge_event": 1.00 / 1e6,  # custom events (64 KB chunks)
     "stream_read": 0.0,  # GetRecords by a Lambda event source mapping is free
+    "s3_put": 0.005 / 1000,  # S3 Standard PUT, COPY, POST, LIST requests
 }
+# RollupsDaily rebuilds the current and the previous month of every org each day: a month is rebuilt about
+# 30 times while it is current and 30 more while it is the previous one.
+DAILY_REBUILDS_PER_MONTH = 60
 
 
 @dataclass
@@ -55,8 +61,21 @@ class Usage:
     api_requests: int = 0
     events: int = 0
     stream_reads: int = 0
+    s3_puts: int = 0
     invocations: Counter[str] = field(default_factory=Counter)
     gb_seconds: float = 0.0
+
+    def add(self, other: Usage, *, times: int) -> None:
+        """Another usage `times` over (a recurring job's runs in a month)."""
+        self.read_units += other.read_units * times
+        self.write_units += other.write_units * times
+        self.api_requests += other.api_requests * times
+        self.events += other.events * times
+        self.stream_reads += other.stream_reads * times
+        self.s3_puts += other.s3_puts * times
+        self.gb_seconds += other.gb_seconds * times
+        for name, count in other.invocations.items():
+            self.invocations[name] += count * times
 
     def cost(self) -> dict[str, float]:
         return {
@@ -67,6 +86,7 @@ class Usage:
             "api": self.api_requests * PRICES["api_request"],
             "events": self.events * PRICES["eventbridge_event"],
             "streams": self.stream_reads * PRICES["stream_read"],
+            "s3": self.s3_puts * PRICES["s3_put"],
         }
 
 
@@ -125,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     for pool in gateway.pools.values():
         _time_invocations(pool, current)
     _count_events(gateway, current)
-    _count_stream_reads(current)
+    _count_stream_reads_and_s3_puts(current)
     session = requests.Session()
 
     def call(method: str, path: str, token: str, body: Any = None) -> requests.Response:
@@ -190,9 +210,22 @@ def main(argv: list[str] | None = None) -> int:
                     call("POST", f"/coach/sessions/{booking_id}/complete", coach_token, {"actual_minutes": 45})
                     delivered += 1
             last_month = (first_of_month - timedelta(days=1)).strftime("%Y-%m")
+            operator = tokens.dev_token("operator", None, "bench-operator", key)
             with step("invoice"):
-                operator = tokens.dev_token("operator", None, "bench-operator", key)
                 call("POST", f"/orgs/{org.org_id}/invoices/{last_month}/run", operator)
+            # The report step runs the current month: its people are engaged in it (the sessions moved to last
+            # month, where the engagements had not started, so last month's report would have no one in it).
+            this_month = first_of_month.strftime("%Y-%m")
+            with step("report"):
+                run = call("POST", f"/orgs/{org.org_id}/reports/{this_month}/run", operator).json()
+                _settle(gateway)  # report_generation renders on the run's ReportDue
+                leader = tokens.dev_token("leader", org.org_id, "bench-leader", key)
+                call("GET", f"/orgs/{org.org_id}/reports/{this_month}", leader)
+                rollups_mb = gateway.pools["RollupsFunction"].spec.memory_size
+                daily = _daily_rebuild(org.org_id, this_month, memory_mb=rollups_mb)
+                usage["report"].add(daily, times=DAILY_REBUILDS_PER_MONTH)
+            if not run.get("report_due", True) or usage["report"].s3_puts == 0:
+                raise SystemExit(f"the month's report was not rendered: {run}")
     finally:
         gateway.stop()
 
@@ -203,17 +236,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"prices: AWS public list prices, us-east-1, on-demand, as of {PRICES_DATE}: DynamoDB $0.625 per million "
           "write units and $0.125 per million read units; Lambda arm64 $0.0000133334 per GB-s and $0.20 per "
           "million requests; API Gateway REST $3.50 per million; EventBridge $1.00 per million events; stream "
-          "reads by Lambda free")  # fmt: skip
-    header = f"  {'step':<9} {'reads':>8} {'writes':>8} {'API':>6} {'events':>7} {'stream':>7} {'GB-s':>8} {'USD':>9}"
+          "reads by Lambda free; S3 $0.005 per 1,000 PUT requests")  # fmt: skip
+    header = (f"  {'step':<9} {'reads':>8} {'writes':>8} {'API':>6} {'events':>7} {'stream':>7} {'S3 PUT':>7} "
+              f"{'GB-s':>8} {'USD':>9}")  # fmt: skip
     print(header)
     total = 0.0
     for name, spent in usage.items():
         cost = sum(spent.cost().values()) * scale
         total += cost
-        note = {"remind": "  (no reminder capability yet)", "report": "  (no report capability yet)"}.get(name, "")
+        notes = {"remind": "  (no function sends session reminders)",
+                 "report": f"  (with {DAILY_REBUILDS_PER_MONTH} daily rebuilds of the month)"}  # fmt: skip
+        note = notes.get(name, "")
         print(f"  {name:<9} {spent.read_units * scale:8.0f} {spent.write_units * scale:8.0f} "
               f"{spent.api_requests * scale:6.0f} {spent.events * scale:7.0f} {spent.stream_reads * scale:7.0f} "
-              f"{spent.gb_seconds * scale:8.2f} "
+              f"{spent.s3_puts * scale:7.0f} {spent.gb_seconds * scale:8.2f} "
               f"{cost:9.4f}{note}")  # fmt: skip
     by_service: Counter[str] = Counter()
     for spent in usage.values():
@@ -292,7 +328,35 @@ def _count_events(gateway: Any, current: list[Usage]) -> None:
     gateway.bus.put_events = counted
 
 
-def _count_stream_reads(current: list[Usage]) -> None:
+def _daily_rebuild(org_id: str, period: str, *, memory_mb: int) -> Usage:
+    """One daily rebuild of the org's month, as RollupsDaily runs it for each org, measured in-process."""
+    from coaching.adapters.rollup_store import RollupSourceStore, RollupStore
+    from coaching.domain.common import utc_now
+    from coaching.services import rollups
+
+    ctx = rollups.RollupContext(source=RollupSourceStore(), store=RollupStore(), clock=utc_now)
+    with metered() as meter:
+        began = time.perf_counter()
+        rollups.rebuild(org_id, period, ctx)
+        billed_ms = max(1, round((time.perf_counter() - began) * 1000))
+    # The daily invocation serves every org; its request is counted whole here (a small overstatement).
+    usage = Usage(
+        read_units=meter.read_units, write_units=meter.write_units, gb_seconds=billed_ms / 1000 * memory_mb / 1024
+    )
+    usage.invocations["RollupsFunction"] += 1
+    return usage
+
+
+def _count_stream_reads_and_s3_puts(current: list[Usage]) -> None:
+    from coaching.adapters.artefact_store import LocalArtefacts
+
+    store = LocalArtefacts.store
+
+    def stored(self: LocalArtefacts, org_id: str, period: str, files: Any) -> None:
+        current[0].s3_puts += len(files)  # the local stand-in for the bucket: on S3, one PutObject per file
+        store(self, org_id, period, files)
+
+    LocalArtefacts.store = stored  # type: ignore[method-assign]
     original = BaseClient._make_api_call
 
     def call(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:

@@ -207,9 +207,22 @@ def timed_handler(pool: Any) -> list[float]:
 
 @contextmanager
 def quiet() -> Iterator[None]:
-    """Stdout (function logs, EMF metric lines) goes nowhere while measuring; progress goes to stderr."""
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-        yield
+    """Stdout (function logs, EMF metric lines) goes nowhere while measuring; progress goes to stderr.
+
+    The descriptor itself is redirected, not only `sys.stdout`: Powertools' loggers keep the stream they
+    were created with, and the stream pollers' consumers log from their own threads."""
+    sys.stdout.flush()
+    sys.__stdout__.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            with contextlib.redirect_stdout(sink):
+                yield
+        finally:
+            sys.__stdout__.flush()  # what a logger buffered while quiet goes to /dev/null too
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def progress(label: str, done: int, total: int) -> None:
