@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -214,7 +215,9 @@ def quiet() -> Iterator[None]:
     sys.stdout.flush()
     sys.__stdout__.flush()
     saved = os.dup(1)
-    with open(os.devnull, "w") as sink:
+    with open(os.devnull, "w") as sink, warnings.catch_warnings():
+        # Powertools warns on stderr when a request added no metric (a read route): expected, not news.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         os.dup2(sink.fileno(), 1)
         try:
             with contextlib.redirect_stdout(sink):

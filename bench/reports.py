@@ -9,7 +9,10 @@ rebuild writes) stored through `RollupStore.rewrite_cells`. Then, for each org:
 - latency: the month's report (Query + suppression of the whole linked system + figures) and the 12-month
   trends, each as a ratio to ONE bare boto3 Query of the same rollup partition, timed in the same run. Trends
   twice: computed (every month suppressed: the kept points are deleted before each run) and kept (each closed
-  month's point served again because its inputs' digest is unchanged; the months still Queried and digested).
+  month's point served again because its inputs' digest is unchanged; the months still Queried and digested);
+- the leader's request, GET /orgs/{org}/reports/{period}: the handler in-process (the report function invoked
+  with the proxy event, inside the local gateway) and the whole request through the local API, each as a ratio
+  to the floor of its own DynamoDB round trips replayed bare right after it (`bench.floor`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import sys
 import time
 from typing import Any
 
+import urllib3
+
+from bench.floor import bare_ms, quiet, recorded, settle, table, timed_handler
 from bench.local_dynamodb import local_dynamodb
 from bench.stats import percentile
 
@@ -188,7 +194,46 @@ def main(argv: list[str] | None = None) -> int:
     print(f"10x the sessions ({s1:,} -> {s10:,}): items read {i1} -> {i10}; report read units {u1:.1f} -> "
           f"{u10:.1f} ({u10 / u1:.3f}x), trends {t1:.1f} -> {t10:.1f} ({t10 / t1:.3f}x). Read units follow the "
           "cells' bytes (wider counters), never the number of sessions.")  # fmt: skip
+    _through_the_api(endpoint, orgs, last, args.runs)
     return 0
+
+
+def _through_the_api(endpoint: str, orgs: dict[int, str], period: str, runs: int) -> None:
+    """The leader's GET of the month's report: handler and local API, each against its own round trips bare."""
+    import boto3
+    from coaching_local import tokens
+    from coaching_local.gateway import LocalGateway
+
+    key = b"bench-signing-key-0123456789abcdef"
+    gateway = LocalGateway(port=0, prefix="bench", dynamodb_endpoint=endpoint, signing_key=key, run_scheduler=False,
+                           run_streams=False)  # fmt: skip
+    gateway.start()
+    handler_ms = timed_handler(gateway.pools["ReportGenerationFunction"])
+    http = urllib3.HTTPConnectionPool(gateway.host, gateway.port, maxsize=1, timeout=60)
+    client = boto3.client("dynamodb", endpoint_url=endpoint)
+    try:
+        for factor, org_id in orgs.items():
+            headers = {"Authorization": f"Bearer {tokens.dev_token('leader', org_id, 'bench-leader', key)}"}
+            api, handler, floor = [], [], []
+            for attempt in range(runs + 1):  # the first warms the container
+                settle()
+                with quiet(), recorded() as calls:
+                    began = time.perf_counter()
+                    response = http.request("GET", f"/orgs/{org_id}/reports/{period}", headers=headers)
+                    elapsed = (time.perf_counter() - began) * 1000
+                if response.status != 200:
+                    raise SystemExit(f"report failed: {response.status} {response.data[:300]!r}")
+                if attempt:
+                    api.append(elapsed)
+                    handler.append(handler_ms[-1])
+                    floor.append(bare_ms(client, calls, "bench-MainTable"))
+            trips = ", ".join(operation for operation, _ in calls)
+            table(f"GET /orgs/{{org}}/reports/{{period}}, {factor}x sessions ({trips}; median of {runs})", [
+                ("handler in-process", percentile(floor, 0.5), percentile(handler, 0.5)),
+                ("through the local API (HTTP)", percentile(floor, 0.5), percentile(api, 0.5)),
+            ])  # fmt: skip
+    finally:
+        gateway.stop()
 
 
 if __name__ == "__main__":
