@@ -217,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
             # month, where the engagements had not started, so last month's report would have no one in it).
             this_month = first_of_month.strftime("%Y-%m")
             with step("report"):
+                rendered = _count(gateway, "ReportDue")
                 run = call("POST", f"/orgs/{org.org_id}/reports/{this_month}/run", operator).json()
-                _settle(gateway)  # report_generation renders on the run's ReportDue
+                _until_delivered(gateway, "ReportDue", rendered)  # report_generation renders on the run's ReportDue
                 leader = tokens.dev_token("leader", org.org_id, "bench-leader", key)
                 call("GET", f"/orgs/{org.org_id}/reports/{this_month}", leader)
                 rollups_mb = gateway.pools["RollupsFunction"].spec.memory_size
@@ -300,6 +301,23 @@ def _settle(gateway: Any) -> None:
             break
     for name in names:
         gateway.pause_stream(name)
+
+
+def _count(gateway: Any, detail_type: str) -> int:
+    return sum(1 for d in gateway.deliveries() if d["detail_type"] == detail_type)
+
+
+def _until_delivered(gateway: Any, detail_type: str, before: int, timeout: float = 120.0) -> None:
+    """Run the streams until one more `detail_type` has been delivered (and its consumer has returned)."""
+    names = [stream["name"] for stream in gateway.stream_list()]
+    for name in names:
+        gateway.resume_stream(name)
+    deadline = time.monotonic() + timeout
+    while _count(gateway, detail_type) <= before:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no {detail_type} was delivered within {timeout:.0f} s")
+        time.sleep(0.1)
+    _settle(gateway)
 
 
 def _time_invocations(pool: Any, current: list[Usage]) -> None:
