@@ -14,6 +14,7 @@ from coaching.domain.events import CoachVettingChanged, EngagementEnded, MatchPr
 from coaching.services import rematches
 
 from .fakes.matching import MatchingWorld, make_coach
+from .test_hr_termination import _terminated
 from .test_lifecycle_service import engage, suspend
 
 
@@ -43,19 +44,12 @@ def _conflicts_first(mworld: MatchingWorld, write: str, times: int) -> dict[str,
     return calls
 
 
-def _terminated(mworld: MatchingWorld) -> tuple[str, PersonTerminated]:
+def _terminated_leaver(mworld: MatchingWorld) -> tuple[str, PersonTerminated]:
     (ada,) = mworld.coaches(make_coach("ada"))
     leaver = mworld.person()
     engagement = engage(mworld, leaver, ada.coach_id)
     assert leaver.org_id is not None
-    event = PersonTerminated(
-        event_id="term-1",
-        org_id=leaver.org_id,
-        person_id=leaver.person_id,
-        terminated_on="2026-05-01",
-        regrettable=True,
-    )
-    return engagement.engagement_id, event
+    return engagement.engagement_id, _terminated(leaver.org_id, leaver.person_id)
 
 
 def _suspended(mworld: MatchingWorld, *, rematch: bool) -> tuple[Engagement, CoachVettingChanged]:
@@ -71,7 +65,7 @@ def _suspended(mworld: MatchingWorld, *, rematch: bool) -> tuple[Engagement, Coa
 
 
 def test_a_termination_reads_a_changed_engagement_again_and_ends_it(mworld: MatchingWorld) -> None:
-    engagement_id, event = _terminated(mworld)
+    engagement_id, event = _terminated_leaver(mworld)
     calls = _conflicts_first(mworld, "end_engagement", times=2)
     outcome = rematches.on_person_terminated(event, mworld.ctx)
     assert outcome.ended == [engagement_id]
@@ -80,7 +74,7 @@ def test_a_termination_reads_a_changed_engagement_again_and_ends_it(mworld: Matc
 
 
 def test_a_termination_gives_up_after_three_conflicts_naming_the_cause(mworld: MatchingWorld) -> None:
-    engagement_id, event = _terminated(mworld)
+    engagement_id, event = _terminated_leaver(mworld)
     calls = _conflicts_first(mworld, "end_engagement", times=3)
     with pytest.raises(Conflict) as raised:
         rematches.on_person_terminated(event, mworld.ctx)
