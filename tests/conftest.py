@@ -17,6 +17,9 @@ import pytest
 if TYPE_CHECKING:
     from coaching_local.testing import StackProcess
 
+# Shared test helpers that assert (not test modules): pytest rewrites their asserts too, so a failure shows its values.
+pytest.register_assert_rewrite("tests.report_charts")
+
 TABLE_PREFIX = "test"
 _MARKERS = {
     "integration": "needs DynamoDB Local (started by the test session)",

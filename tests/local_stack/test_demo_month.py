@@ -21,16 +21,16 @@ from pathlib import Path
 
 import pytest
 import requests
-from coaching_local import browser, tokens
+from coaching_local import tokens
 from coaching_local.demo_month import SUPPRESSED_DEPARTMENT
 from coaching_local.paths import local_dir
 from coaching_local.testing import UpProcess
-from PIL import Image
+
+from tests.report_charts import assert_report_charts_drawn
 
 pytestmark = pytest.mark.e2e
 
 PREFIX = "demo"
-BAR_BLUE = (47, 111, 179)  # the report's bar and line colour (#2f6fb3)
 
 
 def _free_port() -> int:
@@ -135,19 +135,7 @@ def test_the_months_html_report_downloads_by_its_short_lived_link_and_draws_its_
     assert "<script" not in page.text
     assert requests.get(url.replace("signature=", "signature=0"), timeout=30).status_code == 403
 
-    dom = browser.dump_dom(url)
-    assert len(re.findall(r"<svg[ >]", dom)) >= 5, "the five charts are inline SVG"
-    assert len(re.findall(r"<path ", dom)) > 20, "the charts have drawn shapes"
-    shot = browser.screenshot(url, tmp_path / "report.png", width=1280, height=1800)
-    with Image.open(shot) as image:
-        rgb = image.convert("RGB")
-        width, height = rgb.size
-        charts = rgb.crop((0, int(height * 0.18), width, height))  # below the title and the headline cards
-        colours = charts.resize((320, 400)).getcolors(maxcolors=320 * 400) or []
-    assert max(colours)[0] < 320 * 400 * 0.97, "the chart area is almost all background"
-    assert any(all(abs(a - b) <= 30 for a, b in zip(c, BAR_BLUE, strict=True)) for _, c in colours), (
-        "no bar or line drawn in the charts' colour"
-    )
+    assert_report_charts_drawn(url, tmp_path)
     Path(tmp_path / "report.html").write_text(page.text)
 
 

@@ -6,6 +6,7 @@ a re-match). Each consumer is idempotent per event: ids derive from the event an
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from coaching.domain.coaches import VettingStatus
 from coaching.domain.common import DeferredModel
@@ -103,7 +104,6 @@ def on_person_promoted(event: PersonPromoted, ctx: MatchingContext) -> Promotion
 
 # Why the platform ended an engagement whose person left the organisation (Engagement.end_reason).
 PERSON_TERMINATED = "person terminated"
-_TERMINATION_ATTEMPTS = 3
 
 
 class TerminationOutcome(DeferredModel):
@@ -119,30 +119,17 @@ def on_person_terminated(event: PersonTerminated, ctx: MatchingContext) -> Termi
     id derives from the engagement, so a redelivery writes nothing twice. Nothing is proposed instead.
     """
     outcome = TerminationOutcome(person_id=event.person_id)
+
+    def end_alone(ended: Engagement, version: int, announced: EngagementEnded) -> None:
+        ctx.store.end_engagement(ended, version, [announced])
+        outcome.ended.append(ended.engagement_id)
+
     for listed in ctx.store.history(event.org_id, event.person_id).active_engagements():
-        for _ in range(_TERMINATION_ATTEMPTS):
-            found = ctx.store.engagement(listed.org_id, listed.person_id, listed.engagement_id)
-            if found is None or not found[0].is_active:
-                break  # already ended: a re-run, or the person ended it meanwhile
-            engagement, version = found
-            ended = engagement.end(PERSON_TERMINATED, "platform", ctx.clock())
-            announced = ended_event(ended, event_id=stable_event_id(EngagementEnded.detail_type, ended.engagement_id))
-            try:
-                ctx.store.end_engagement(ended, version, [announced])
-            except Conflict:
-                continue  # it changed since it was read: read it again
-            outcome.ended.append(ended.engagement_id)
-            break
-        else:
-            raise Conflict(f"engagement {listed.engagement_id} kept changing while its person's termination ended it")
+        _end_by_platform(listed, PERSON_TERMINATED, ctx, end_alone, cause="its person's termination")
     return outcome
 
 
 # ---------------------------------------------------------------------------- coach suspension
-
-# A suspended coach's engagement that changes under us (the person changes coach at that
-# moment) is read again this many times before the event is left to the bus to retry.
-_SUSPENSION_ATTEMPTS = 3
 
 
 class SuspensionOutcome(DeferredModel):
@@ -181,32 +168,19 @@ def on_coach_vetting_changed(event: CoachVettingChanged, ctx: MatchingContext) -
 def _end_for_suspension(
     event: CoachVettingChanged, listed: Engagement, ctx: MatchingContext, outcome: SuspensionOutcome
 ) -> None:
-    for _ in range(_SUSPENSION_ATTEMPTS):
-        # The coach's index may lag: the engagement itself, read consistently, decides.
-        found = ctx.store.engagement(listed.org_id, listed.person_id, listed.engagement_id)
-        if found is None or not found[0].is_active:
-            return  # already ended: a re-run, or the person changed coach meanwhile
-        engagement, version = found
-        ended = engagement.end(COACH_SUSPENDED, "platform", ctx.clock())
-        events: list[Event] = [
-            ended_event(ended, event_id=stable_event_id(EngagementEnded.detail_type, ended.engagement_id))
-        ]
+    def end_with_rematch(ended: Engagement, version: int, announced: EngagementEnded) -> None:
+        events: list[Event] = [announced]
         match = _suspension_rematch(event, ended, ctx)
-        try:
-            if match is None:
-                ctx.store.end_engagement(ended, version, events)
-            else:
-                events.append(proposed_event(match, event_id=stable_event_id("MatchProposed", match.match_id)))
-                ctx.store.end_and_propose(ended, version, match, None, events)
-        except Conflict:
-            continue  # it changed since it was read: read it again
-        outcome.ended.append(ended.engagement_id)
         if match is None:
+            ctx.store.end_engagement(ended, version, events)
             outcome.unmatched.append(ended.engagement_id)
         else:
+            events.append(proposed_event(match, event_id=stable_event_id("MatchProposed", match.match_id)))
+            ctx.store.end_and_propose(ended, version, match, None, events)
             outcome.rematch_ids.append(match.match_id)
-        return
-    raise Conflict(f"engagement {listed.engagement_id} kept changing while its coach's suspension ended it")
+        outcome.ended.append(ended.engagement_id)
+
+    _end_by_platform(listed, COACH_SUSPENDED, ctx, end_with_rematch, cause="its coach's suspension")
 
 
 def _suspension_rematch(event: CoachVettingChanged, ended: Engagement, ctx: MatchingContext) -> MatchRecord | None:
@@ -226,3 +200,40 @@ def _suspension_rematch(event: CoachVettingChanged, ended: Engagement, ctx: Matc
     return new_match(
         org, person, ended.program, focus, chosen, ctx.clock(), match_id=match_id, trigger="coach_suspended"
     )
+
+
+# ---------------------------------------------------------------------------- ending by the platform
+
+# An engagement the platform ends that changes under us (the person ends it, or changes coach, at that
+# moment) is read again this many times before the event is left to the bus to retry.
+_END_ATTEMPTS = 3
+
+
+def _end_by_platform(
+    listed: Engagement,
+    reason: str,
+    ctx: MatchingContext,
+    write: Callable[[Engagement, int, EngagementEnded], None],
+    *,
+    cause: str,
+) -> None:
+    """End `listed` by the platform for `reason`: `write(ended, version, announced)` stores the ended
+    engagement with its EngagementEnded (whose id derives from the engagement) and whatever else goes with it.
+
+    The engagement itself, read consistently, decides (an index that listed it may lag): one no longer active
+    (a re-run, or the person ended it or changed coach meanwhile) is left alone. A write that finds it changed
+    since it was read (Conflict) reads it again, up to _END_ATTEMPTS times; then Conflict names the `cause`.
+    """
+    for _ in range(_END_ATTEMPTS):
+        found = ctx.store.engagement(listed.org_id, listed.person_id, listed.engagement_id)
+        if found is None or not found[0].is_active:
+            return  # already ended: a re-run, or the person ended it or changed coach meanwhile
+        engagement, version = found
+        ended = engagement.end(reason, "platform", ctx.clock())
+        announced = ended_event(ended, event_id=stable_event_id(EngagementEnded.detail_type, ended.engagement_id))
+        try:
+            write(ended, version, announced)
+        except Conflict:
+            continue  # it changed since it was read: read it again
+        return
+    raise Conflict(f"engagement {listed.engagement_id} kept changing while {cause} ended it")
