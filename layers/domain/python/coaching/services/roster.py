@@ -73,7 +73,7 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
 
 
-def _covering[PointerT: PublishedPointer](pointer: PointerT | None, request: int) -> RebuildResult | None:
+def _covering(pointer: PublishedPointer | None, request: int) -> RebuildResult | None:
     """The published snapshot as a result if its coach read began after `request` was taken, else None."""
     if pointer is None or (pointer.covers or 0) < request:
         return None
