@@ -178,10 +178,16 @@ def gaps(caller: Caller, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Gap
 @tracer.capture_method
 def refresh_roster(trigger: str) -> dict[str, Any]:
     result = rebuild_roster(coaches, roster_store)
-    metrics.add_metric(name="RosterRebuilt", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="RosterCoaches", unit=MetricUnit.Count, value=result.coach_count)
-    logger.info("roster rebuilt", extra={"trigger": trigger, "version": result.version, "coaches": result.coach_count})
-    return {"roster_version": result.version, "coach_count": result.coach_count}
+    details = {"trigger": trigger, "version": result.version, "coaches": result.coach_count}
+    if result.coalesced:
+        # Normal under a burst: another rebuild published a snapshot read after this change.
+        metrics.add_metric(name="RosterRebuildCoalesced", unit=MetricUnit.Count, value=1)
+        logger.info("roster already covered by another rebuild", extra=details)
+    else:
+        metrics.add_metric(name="RosterRebuilt", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="RosterCoaches", unit=MetricUnit.Count, value=result.coach_count)
+        logger.info("roster rebuilt", extra=details)
+    return {"roster_version": result.version, "coach_count": result.coach_count, "coalesced": result.coalesced}
 
 
 def on_person_promoted(event: PersonPromoted) -> dict[str, Any]:

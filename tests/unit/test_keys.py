@@ -75,6 +75,7 @@ FORMATS = [
     ("load_sk", keys.load_sk(COACH), "LOAD#c-1"),
     ("ROSTER_PK", keys.ROSTER_PK, "NETWORK#ROSTER"),
     ("ROSTER_POINTER_SK", keys.ROSTER_POINTER_SK, "CURRENT"),
+    ("ROSTER_REQUESTS_SK", keys.ROSTER_REQUESTS_SK, "REQUESTS"),
     ("roster_part_sk", keys.roster_part_sk(7, "abc123", 2), "V#000000000007#abc123#PART#0002"),
     # network gaps
     ("gaps_pk", keys.gaps_pk(ORG), f"ORG#{ORG}#GAPS"),

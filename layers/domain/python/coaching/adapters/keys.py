@@ -204,6 +204,7 @@ COACH_PREFIX = "COACH#"
 LOAD_PREFIX = "LOAD#"
 ROSTER_PK = "NETWORK#ROSTER"
 ROSTER_POINTER_SK = "CURRENT"
+ROSTER_REQUESTS_SK = "REQUESTS"  # the counter of rebuild requests (coalescing, services/roster.py)
 
 
 def coach_sk(coach_id: str) -> str:

@@ -2,6 +2,9 @@
 
 Parts are written first, then the pointer moves with a conditional write, so a reader
 never sees a half-written version. Superseded parts expire through the table's TTL.
+Rebuild requests are numbered by an atomic counter beside the pointer; the pointer records
+the number its build took before reading the coaches (`covers`), so a rebuild can tell
+that a snapshot published by another run already holds the change it was started for.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import uuid
 from datetime import UTC, datetime
 
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.expressions.condition import And, Condition
 from pynamodb.models import Model
 
 from coaching.adapters import keys
@@ -38,6 +42,20 @@ class RosterPointer(Model):
     parts = NumberAttribute()
     coach_count = NumberAttribute()
     built_at = UnicodeAttribute()
+    # The rebuild request this build took before reading the coaches (absent on pointers built before requests).
+    covers = NumberAttribute(null=True)
+
+
+class RosterRequests(Model):
+    """The number of rebuild requests taken so far: one atomic ADD per request."""
+
+    class Meta(MainTableMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute(default="roster_requests")
+    taken = NumberAttribute(null=True)
 
 
 class RosterPart(Model):
@@ -52,20 +70,39 @@ class RosterPart(Model):
 
 
 class RosterStore:
+    def request_rebuild(self) -> int:
+        """Take the next rebuild request number (UpdateItem ADD: numbers follow the order requests were taken)."""
+        counter = RosterRequests(keys.ROSTER_PK, keys.ROSTER_REQUESTS_SK)
+        counter.update(actions=[RosterRequests.taken.add(1), RosterRequests.kind.set("roster_requests")])
+        return int(counter.taken or 0)
+
     def current_pointer(self) -> RosterPointer | None:
         try:
             return RosterPointer.get(keys.ROSTER_PK, keys.ROSTER_POINTER_SK, consistent_read=True)
         except RosterPointer.DoesNotExist:
             return None
 
-    def publish(self, coaches: list[RosterCoach]) -> int:
-        """Publish a new version unless the content is unchanged; return the current version."""
-        pointer = self.current_pointer()
+    def publish(self, coaches: list[RosterCoach], covers: int, over: RosterPointer | None) -> int:
+        """Publish a new version on top of `over`; return the current version.
+
+        `covers` is the rebuild request taken before `coaches` were read. Unchanged content keeps
+        the version (a burst of coach events coalesces into one version, caches reload nothing)
+        and only stamps the pointer with `covers`. Either write is conditional on the pointer
+        still being `over` (version and covers): a run that read an older pointer can never
+        overwrite a newer snapshot. Raises RosterVersionConflict when another run moved it first.
+        """
+        pointer = over
         previous = int(pointer.roster_version) if pointer else 0
         content = "[" + ",".join(coach.model_dump_json() for coach in coaches) + "]"
         content_hash = hashlib.sha256(content.encode()).hexdigest()
         if pointer is not None and pointer.content_hash == content_hash:
-            return previous  # a burst of coach events coalesces into one version
+            try:
+                pointer.update(actions=[RosterPointer.covers.set(covers)], condition=_still(pointer))
+            except UpdateError as exc:
+                if exc.cause_response_code == "ConditionalCheckFailedException":
+                    raise RosterVersionConflict(f"roster version {previous} was replaced by another run") from exc
+                raise
+            return previous
         roster = Roster(version=previous + 1, built_at=datetime.now(UTC), coaches=coaches)
         blob = gzip.compress(roster.model_dump_json().encode(), compresslevel=6)
         chunks = [blob[i : i + PART_BYTES] for i in range(0, len(blob), PART_BYTES)] or [b""]
@@ -81,8 +118,9 @@ class RosterStore:
             parts=len(chunks),
             coach_count=len(coaches),
             built_at=roster.built_at.isoformat(),
+            covers=covers,
         )
-        condition = RosterPointer.roster_version == previous if pointer else RosterPointer.pk.does_not_exist()
+        condition = _still(pointer) if pointer else RosterPointer.pk.does_not_exist()
         try:
             new_pointer.save(condition=condition)
         except PutError as exc:
@@ -106,3 +144,11 @@ class RosterStore:
         for index in range(parts):
             part = RosterPart(keys.ROSTER_PK, keys.roster_part_sk(version, build_id, index))
             part.update(actions=[RosterPart.expires_at.set(expires_at)])
+
+
+def _still(pointer: RosterPointer) -> Condition:
+    """The stored pointer is still the one read: same version and same covered request."""
+    same_version = RosterPointer.roster_version == pointer.roster_version
+    if pointer.covers is None:
+        return And(same_version, RosterPointer.covers.does_not_exist())
+    return And(same_version, RosterPointer.covers == pointer.covers)

@@ -20,8 +20,31 @@ class ApprovedCoaches(Protocol):
     def all_approved(self) -> Sequence[Coach]: ...
 
 
-class RosterPublisher(Protocol):
-    def publish(self, coaches: list[RosterCoach]) -> int: ...
+class PublishedPointer(Protocol):
+    """What the stored pointer says about the snapshot it names."""
+
+    @property
+    def roster_version(self) -> float: ...
+
+    @property
+    def coach_count(self) -> float: ...
+
+    @property
+    def covers(self) -> float | None:
+        """The last rebuild request taken before this snapshot's coach read began (None: built before requests)."""
+        ...
+
+
+class RosterPublisher[PointerT: PublishedPointer](Protocol):
+    def request_rebuild(self) -> int:
+        """Number one more rebuild request; numbers grow in the order the requests were taken."""
+        ...
+
+    def current_pointer(self) -> PointerT | None: ...
+
+    def publish(self, coaches: list[RosterCoach], covers: int, over: PointerT | None) -> int:
+        """Publish on top of `over` (raise RosterVersionConflict if it is no longer current); return the version."""
+        ...
 
 
 class RosterPointerLike(Protocol):
@@ -41,6 +64,8 @@ class RosterSource[PointerT: RosterPointerLike](Protocol):
 class RebuildResult:
     version: int
     coach_count: int
+    # True when another rebuild had already published a snapshot read after this one's request: nothing to publish.
+    coalesced: bool = False
 
 
 def _backoff(attempt: int) -> None:
@@ -48,22 +73,46 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
 
 
-def rebuild_roster(coaches: ApprovedCoaches, store: RosterPublisher) -> RebuildResult:
-    """Rebuild from the approved-coach index.
+def _covering(pointer: PublishedPointer | None, request: int) -> RebuildResult | None:
+    """The published snapshot as a result if its coach read began after `request` was taken, else None."""
+    if pointer is None or (pointer.covers or 0) < request:
+        return None
+    return RebuildResult(version=int(pointer.roster_version), coach_count=int(pointer.coach_count), coalesced=True)
 
-    A rebuild that loses the race to publish reads the coaches again and retries, so the
-    last published version always reflects a read that began after the latest change.
+
+def rebuild_roster[PointerT: PublishedPointer](
+    coaches: ApprovedCoaches, store: RosterPublisher[PointerT]
+) -> RebuildResult:
+    """Rebuild from the approved-coach index, unless another rebuild already covers this one.
+
+    A rebuild first takes a request number (the coach change that triggered it has committed
+    by then), reads the coaches, and publishes stamped `covers` = that number. Any snapshot
+    whose `covers` is at least this rebuild's first number was read after the change, so it
+    already holds it: the rebuild stops there, before publishing or after losing the race.
+    Only a loss to an older read (a smaller `covers`) reads again, under a new number, and
+    retries; the pointer's `covers` only grows, so the published roster always reflects a
+    read that began after the latest change.
     """
+    needed = store.request_rebuild()
+    request = needed
     attempt = 0
     while True:
         entries = roster_entries(list(coaches.all_approved()))
+        current = store.current_pointer()
+        covered = _covering(current, needed)
+        if covered is not None:
+            return covered
         try:
-            version = store.publish(entries)
+            version = store.publish(entries, covers=request, over=current)
         except RosterVersionConflict:
+            covered = _covering(store.current_pointer(), needed)
+            if covered is not None:
+                return covered
             attempt += 1
             if attempt >= _PUBLISH_ATTEMPTS:
                 raise
             _backoff(attempt)
+            request = store.request_rebuild()
             continue
         return RebuildResult(version=version, coach_count=len(entries))
 
