@@ -18,10 +18,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import urllib3
-
-from bench.floor import bare_ms, progress, quiet, recorded, settle, table, timed_handler
+from bench.floor import bare_ms, progress, quiet, recorded, settle, table
 from bench.local_dynamodb import local_dynamodb
+from bench.stack import KEY, start_stack
 from bench.stats import percentile
 
 HANDLER_TARGET = 1.25
@@ -49,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     from coaching.services import admin
     from coaching.services.roster import rebuild_roster
     from coaching_local import synthetic, tokens
-    from coaching_local.gateway import LocalGateway
     from coaching_local.seed import OPERATOR, coach_profiles, give_price_book
 
     from bench.capacity import metered
@@ -93,16 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     slots = open_slots(coach_policy, [], 30, now + timedelta(days=1), now + timedelta(days=60), now, "UTC")
     starts = [slot.start_utc for slot in slots[::3]][: len(engagements)]  # 45 min apart: no overlaps
 
-    key = b"bench-signing-key-0123456789abcdef"
-    # No stream sources: the outbox relay's own DynamoDB calls are not the booking's round trips.
-    gateway = LocalGateway(port=0, prefix="bench", dynamodb_endpoint=endpoint, signing_key=key, run_scheduler=False,
-                           run_streams=False, env={"ROSTER_CACHE_TTL_SECONDS": "0"})  # fmt: skip
-    gateway.start()
     # The handler in-process: the time the function itself takes for the proxy event, inside the gateway.
-    handler_ms = timed_handler(gateway.pools["BookingFunction"])
-    # A lean client (urllib3's connection pool, kept alive) so that the client library's own work is not
-    # counted as the platform's.
-    http = urllib3.HTTPConnectionPool(gateway.host, gateway.port, maxsize=1)
+    stack = start_stack(endpoint, "BookingFunction", env={"ROSTER_CACHE_TTL_SECONDS": "0"})
+    gateway, http, handler_ms, key = stack.gateway, stack.http, stack.handler_ms, KEY
     client = boto3.client("dynamodb", endpoint_url=endpoint)
     latencies: list[float] = []
     floors: list[float] = []

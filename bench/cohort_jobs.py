@@ -19,6 +19,7 @@ import requests
 
 from bench.floor import quiet
 from bench.local_dynamodb import local_dynamodb
+from bench.stack import KEY, start_stack
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     from coaching.services import admin
     from coaching.services.roster import rebuild_roster
     from coaching_local import synthetic, tokens
-    from coaching_local.gateway import LocalGateway
     from coaching_local.seed import OPERATOR
 
     started = time.perf_counter()
@@ -60,10 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ids = [person_id_for(org.org_id, row["external_hr_id"]) for row in rows]
     print(f"setup: {args.coaches} coaches, {len(ids)} participants in {time.perf_counter() - started:.1f} s")
 
-    key = b"bench-signing-key-0123456789abcdef"
-    gateway = LocalGateway(port=0, prefix="bench", dynamodb_endpoint=endpoint, signing_key=key, run_scheduler=False,
-                           run_streams=False, env={"ROSTER_CACHE_TTL_SECONDS": "0"})  # fmt: skip
-    gateway.start()
+    gateway, key = start_stack(endpoint, env={"ROSTER_CACHE_TTL_SECONDS": "0"}).gateway, KEY
     token = tokens.dev_token("org_admin", org.org_id, "bench", key)
     headers = {"Authorization": f"Bearer {token}"}
     body = {"program": "GROW", "participant_ids": ids, "commit": args.commit}

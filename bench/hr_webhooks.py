@@ -16,10 +16,9 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import urllib3
-
-from bench.floor import bare_ms, progress, quiet, recorded, settle, table, timed_handler
+from bench.floor import bare_ms, progress, quiet, recorded, settle, table
 from bench.local_dynamodb import local_dynamodb
+from bench.stack import start_stack
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 (the Standard Webhooks libraries' test secret)
 BATCH = 100
@@ -55,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     from coaching.adapters.dynamo import admin_ports
     from coaching.domain.orgs import OrgCreate
     from coaching.services import admin
-    from coaching_local.gateway import LocalGateway
     from coaching_local.seed import OPERATOR
     from standardwebhooks.webhooks import Webhook
 
@@ -63,19 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     org = admin.create_org(
         OPERATOR, OrgCreate(name="HR bench", time_zone="UTC", currency="EUR", industry="technology"), ctx
     )
-    key = b"bench-signing-key-0123456789abcdef"
-    gateway = LocalGateway(
-        port=0,
-        prefix="bench",
-        dynamodb_endpoint=endpoint,
-        signing_key=key,
-        run_scheduler=False,
-        run_streams=False,
-        env={"HR_WEBHOOK_SECRETS": json.dumps({org.org_id: [SECRET]})},
-    )
-    gateway.start()
-    handler_ms = timed_handler(gateway.pools["HrWebhooksFunction"])
-    http = urllib3.HTTPConnectionPool(gateway.host, gateway.port, maxsize=1)
+    stack = start_stack(endpoint, "HrWebhooksFunction", env={"HR_WEBHOOK_SECRETS": json.dumps({org.org_id: [SECRET]})})
+    gateway, http, handler_ms = stack.gateway, stack.http, stack.handler_ms
     client = boto3.client("dynamodb", endpoint_url=endpoint)
     through_api: list[float] = []
     floors: list[float] = []

@@ -23,10 +23,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-import urllib3
-
-from bench.floor import bare_ms, progress, quiet, recorded, settle, table, timed_handler
+from bench.floor import bare_ms, progress, quiet, recorded, settle, table
 from bench.local_dynamodb import ROOT, local_dynamodb
+from bench.stack import KEY, start_stack
 from bench.stats import percentile
 
 FULL_TARGET = 1.5  # full request p50 over the floor of its own round trips
@@ -61,7 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     from coaching.services import admin, cohorts, matching, proposals
     from coaching.services.roster import RosterCache, rebuild_roster
     from coaching_local import synthetic, tokens
-    from coaching_local.gateway import LocalGateway
     from coaching_local.seed import OPERATOR
 
     from bench.capacity import metered
@@ -108,14 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(11)
     client = boto3.client("dynamodb", endpoint_url=endpoint)
     weights = MatchingSettings().weights
-    key = b"bench-signing-key-0123456789abcdef"
+    key = KEY
     # The same requests through the local API (werkzeug, proxy events, the real handler); the handler's own
     # time is taken around the function's invocation inside the gateway.
-    gateway = LocalGateway(port=0, prefix="bench", dynamodb_endpoint=endpoint, signing_key=key, run_scheduler=False,
-                           run_streams=False, env={"ROSTER_CACHE_TTL_SECONDS": "30"})  # fmt: skip
-    gateway.start()
-    handler_ms = timed_handler(gateway.pools["MatchingFunction"])
-    http = urllib3.HTTPConnectionPool(gateway.host, gateway.port, maxsize=1)
+    stack = start_stack(endpoint, "MatchingFunction", env={"ROSTER_CACHE_TTL_SECONDS": "30"})
+    gateway, http, handler_ms = stack.gateway, stack.http, stack.handler_ms
 
     trips: list[list[str]] = []  # each request's DynamoDB round trips, as the floor replays them
 

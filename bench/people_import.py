@@ -15,10 +15,9 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import urllib3
-
-from bench.floor import quiet, settle, timed_handler
+from bench.floor import quiet, settle
 from bench.local_dynamodb import local_dynamodb
+from bench.stack import KEY, start_stack
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,17 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     from coaching.ids import person_id_for
     from coaching.services import admin
     from coaching_local import tokens
-    from coaching_local.gateway import LocalGateway
     from coaching_local.seed import OPERATOR, people_rows
 
     client = boto3.client("dynamodb", endpoint_url=endpoint)
     ctx = admin.AdminContext(**admin_ports())
-    key = b"bench-signing-key-0123456789abcdef"
-    gateway = LocalGateway(port=0, prefix="bench", dynamodb_endpoint=endpoint, signing_key=key, run_scheduler=False,
-                           run_streams=False)  # fmt: skip
-    gateway.start()
-    handler_ms = timed_handler(gateway.pools["AdminFunction"])
-    http = urllib3.HTTPConnectionPool(gateway.host, gateway.port, maxsize=1, timeout=120)
+    stack = start_stack(endpoint, "AdminFunction", timeout=120)
+    gateway, http, handler_ms, key = stack.gateway, stack.http, stack.handler_ms, KEY
 
     def post(org_id: str, rows: list[dict[str, object]]) -> tuple[float, float, dict[str, object]]:
         """(API seconds, handler seconds, the import report) of one POST /people/import."""

@@ -23,10 +23,9 @@ import sys
 import time
 from typing import Any
 
-import urllib3
-
-from bench.floor import bare_ms, quiet, recorded, settle, table, timed_handler
+from bench.floor import bare_ms, quiet, recorded, settle, table
 from bench.local_dynamodb import local_dynamodb
+from bench.stack import KEY, start_stack
 from bench.stats import percentile
 
 DEPARTMENTS = tuple(f"dept-{i:02d}" for i in range(10))
@@ -202,14 +201,9 @@ def _through_the_api(endpoint: str, orgs: dict[int, str], period: str, runs: int
     """The leader's GET of the month's report: handler and local API, each against its own round trips bare."""
     import boto3
     from coaching_local import tokens
-    from coaching_local.gateway import LocalGateway
 
-    key = b"bench-signing-key-0123456789abcdef"
-    gateway = LocalGateway(port=0, prefix="bench", dynamodb_endpoint=endpoint, signing_key=key, run_scheduler=False,
-                           run_streams=False)  # fmt: skip
-    gateway.start()
-    handler_ms = timed_handler(gateway.pools["ReportGenerationFunction"])
-    http = urllib3.HTTPConnectionPool(gateway.host, gateway.port, maxsize=1, timeout=60)
+    stack = start_stack(endpoint, "ReportGenerationFunction")
+    gateway, http, handler_ms, key = stack.gateway, stack.http, stack.handler_ms, KEY
     client = boto3.client("dynamodb", endpoint_url=endpoint)
     try:
         for factor, org_id in orgs.items():
